@@ -1,0 +1,2 @@
+//! The `netraven` binary.
+fn main() {}

@@ -1,0 +1,150 @@
+//! [`Queue`]: at-least-once delivery of work to workers, with leases and attempt fencing.
+//!
+//! The queue only delivers; the store is the source of truth. A task that a dead worker held is
+//! handed out again once its lease expires ([`Queue::reap_expired`]); every claim bumps the task's
+//! attempt number, and every later call made with an older attempt is refused with
+//! [`crate::ErrorKind::Stale`], so a worker that lost its lease cannot complete or extend it.
+//! Every backend must pass [`crate::testkit::queue`] (feature `testkit`).
+
+use crate::error::Result;
+use crate::model::{DeviceId, RunId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// The work a task stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Resolve a run's devices and fan them out.
+    StartRun {
+        /// The run.
+        run_id: RunId,
+    },
+    /// Work on one device of a run.
+    Device {
+        /// The run.
+        run_id: RunId,
+        /// The device.
+        device_id: DeviceId,
+    },
+}
+
+impl TaskKind {
+    /// The natural dedupe key of the task: one live task per run start or (run, device).
+    pub fn dedupe_key(&self) -> String {
+        match self {
+            TaskKind::StartRun { run_id } => format!("run:{run_id}"),
+            TaskKind::Device { run_id, device_id } => format!("dev:{run_id}:{device_id}"),
+        }
+    }
+}
+
+/// A task to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// The work.
+    pub kind: TaskKind,
+    /// While a task with this key is queued or leased, enqueuing another is a no-op.
+    pub dedupe_key: Option<String>,
+    /// Not deliverable before this time (`None`: now).
+    pub run_at: Option<DateTime<Utc>>,
+    /// After this many attempts, [`Queue::retry`] moves the task to the dead set.
+    pub max_attempts: u32,
+}
+
+impl TaskSpec {
+    /// A task for `kind`, deduplicated by its natural key, deliverable now, 3 attempts.
+    pub fn new(kind: TaskKind) -> Self {
+        TaskSpec {
+            dedupe_key: Some(kind.dedupe_key()),
+            kind,
+            run_at: None,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// A task as stored in a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Queue-assigned id, unique within the queue.
+    pub id: String,
+    /// The work.
+    pub kind: TaskKind,
+    /// Dedupe key.
+    pub dedupe_key: Option<String>,
+    /// Claims so far (1 on first delivery). Used as the fencing token.
+    pub attempt: u32,
+    /// Attempt limit for [`Queue::retry`].
+    pub max_attempts: u32,
+}
+
+/// A claimed task: the holder may work on it until `expires_at` unless it extends the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The task, with the attempt number of this claim.
+    pub task: Task,
+    /// The claiming worker.
+    pub worker_id: String,
+    /// Lease expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Outcome of [`Queue::enqueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new task was queued.
+    New(String),
+    /// A live task with the same dedupe key exists; nothing was queued.
+    Duplicate(String),
+}
+
+/// Outcome of [`Queue::retry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The task will be delivered again at the requested time.
+    Scheduled,
+    /// The task had used all its attempts and was moved to the dead set.
+    Dead,
+}
+
+/// Task counts by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Deliverable now.
+    pub ready: u64,
+    /// Waiting for their time (retries, scheduled).
+    pub delayed: u64,
+    /// Claimed by a worker.
+    pub leased: u64,
+    /// Gave up.
+    pub dead: u64,
+}
+
+/// A work queue with leases.
+#[async_trait]
+pub trait Queue: Send + Sync + Debug + 'static {
+    /// Queues a task (see [`TaskSpec::dedupe_key`]).
+    async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued>;
+    /// Claims the next deliverable task for `worker_id` with a lease of `lease_for`, waiting up to
+    /// `wait` for one to arrive. `None` when nothing was deliverable in time.
+    async fn claim(&self, worker_id: &str, lease_for: Duration, wait: Duration)
+    -> Result<Option<Lease>>;
+    /// Extends a lease; Stale if the lease was lost (expired and reclaimed, or completed).
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>>;
+    /// Removes a finished task; Stale if the lease was lost.
+    async fn complete(&self, lease: &Lease) -> Result<()>;
+    /// Schedules a failed task again at `at`, or moves it to the dead set if it used all its
+    /// attempts; Stale if the lease was lost.
+    async fn retry(&self, lease: &Lease, at: DateTime<Utc>, reason: &str) -> Result<RetryOutcome>;
+    /// Hands a task back untouched (shutdown); it is deliverable again at once.
+    async fn release(&self, lease: &Lease) -> Result<()>;
+    /// Returns tasks whose leases expired to the ready set; returns how many. Also promotes
+    /// delayed tasks whose time came.
+    async fn reap_expired(&self) -> Result<u64>;
+    /// Counts by state.
+    async fn stats(&self) -> Result<QueueStats>;
+}

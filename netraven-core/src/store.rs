@@ -1,0 +1,262 @@
+//! The store traits: the source of truth for everything NetRaven knows.
+//!
+//! The store is split into focused traits; [`Store`] is all of them together and is what the
+//! engine, scheduler and API hold (`Arc<dyn Store>`). A backend implements each focused trait and
+//! gets [`Store`] through the blanket impl. Every backend must pass
+//! [`crate::testkit::store`] (feature `testkit`).
+
+use crate::error::Result;
+use crate::model::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// Devices.
+#[async_trait]
+pub trait DeviceStore: Send + Sync + Debug + 'static {
+    /// Creates a device (its `id` is ignored); unknown tags are created. Conflict on a duplicate
+    /// hostname.
+    async fn create_device(&self, device: &Device) -> Result<Device>;
+    /// One device; NotFound if missing.
+    async fn get_device(&self, id: DeviceId) -> Result<Device>;
+    /// Replaces a device's fields (by `id`); Conflict on a duplicate hostname.
+    async fn update_device(&self, device: &Device) -> Result<Device>;
+    /// Deletes a device; NotFound if missing. Its results, logs and snapshots stay.
+    async fn delete_device(&self, id: DeviceId) -> Result<()>;
+    /// A filtered page of devices, ordered by hostname.
+    async fn list_devices(&self, filter: &DeviceFilter, page: Page) -> Result<Paged<Device>>;
+    /// The devices with these ids (missing ids are left out), in id order.
+    async fn devices_by_ids(&self, ids: &[DeviceId]) -> Result<Vec<Device>>;
+    /// Ids of every device carrying at least one of these tags, in id order.
+    async fn device_ids_with_tags(&self, tags: &[String]) -> Result<Vec<DeviceId>>;
+}
+
+/// Tags.
+#[async_trait]
+pub trait TagStore: Send + Sync + Debug + 'static {
+    /// Creates a tag; Conflict on a duplicate name.
+    async fn create_tag(&self, tag: &Tag) -> Result<Tag>;
+    /// One tag; NotFound if missing.
+    async fn get_tag(&self, id: TagId) -> Result<Tag>;
+    /// Renames or re-describes a tag; devices and credentials follow a rename.
+    async fn update_tag(&self, tag: &Tag) -> Result<Tag>;
+    /// Deletes a tag and removes it from devices and credentials.
+    async fn delete_tag(&self, id: TagId) -> Result<()>;
+    /// A page of tags ordered by name.
+    async fn list_tags(&self, page: Page) -> Result<Paged<Tag>>;
+}
+
+/// Credentials. Backends that persist store the secrets encrypted with a
+/// [`crate::cipher::SecretCipher`]; this trait always speaks plain [`crate::secret::Secret`]s.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + Debug + 'static {
+    /// Creates a credential; Conflict on a duplicate name.
+    async fn create_credential(&self, cred: &Credential) -> Result<Credential>;
+    /// One credential; NotFound if missing.
+    async fn get_credential(&self, id: CredentialId) -> Result<Credential>;
+    /// Replaces a credential's fields (not its statistics).
+    async fn update_credential(&self, cred: &Credential) -> Result<Credential>;
+    /// Deletes a credential.
+    async fn delete_credential(&self, id: CredentialId) -> Result<()>;
+    /// A page of credentials ordered by priority, then name.
+    async fn list_credentials(&self, page: Page) -> Result<Paged<Credential>>;
+    /// Every credential (the engine ranks them per device in memory; fleets have few).
+    async fn all_credentials(&self) -> Result<Vec<Credential>>;
+    /// Counts one login attempt with this credential.
+    async fn record_credential_use(
+        &self,
+        id: CredentialId,
+        success: bool,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+/// Jobs.
+#[async_trait]
+pub trait JobStore: Send + Sync + Debug + 'static {
+    /// Creates a job; Conflict on a duplicate name.
+    async fn create_job(&self, job: &Job) -> Result<Job>;
+    /// One job; NotFound if missing.
+    async fn get_job(&self, id: JobId) -> Result<Job>;
+    /// Replaces a job's fields.
+    async fn update_job(&self, job: &Job) -> Result<Job>;
+    /// Deletes a job. Its runs stay.
+    async fn delete_job(&self, id: JobId) -> Result<()>;
+    /// A filtered page of jobs ordered by name.
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>>;
+    /// Every enabled job whose schedule is not manual.
+    async fn scheduled_jobs(&self) -> Result<Vec<Job>>;
+}
+
+/// Result of [`RunStore::create_run`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedRun {
+    /// The run (new or the one that already existed).
+    pub run: Run,
+    /// False when a run with the same (job, fire time) or idempotency key existed already.
+    pub created: bool,
+}
+
+/// Runs and their device sets.
+#[async_trait]
+pub trait RunStore: Send + Sync + Debug + 'static {
+    /// Creates a run unless one with the same (job, fire time) or (job, idempotency key)
+    /// exists, in which case that one is returned with `created: false`.
+    async fn create_run(&self, run: &NewRun) -> Result<CreatedRun>;
+    /// One run; NotFound if missing.
+    async fn get_run(&self, id: RunId) -> Result<Run>;
+    /// A filtered page of runs, newest first.
+    async fn list_runs(&self, filter: &RunFilter, page: Page) -> Result<Paged<Run>>;
+    /// Moves a `QUEUED` run to `RUNNING`, fixing its device set and total. Returns the run as it
+    /// is afterwards; a run that was not `QUEUED` is returned unchanged (its device set stays).
+    async fn start_run(&self, id: RunId, devices: &[DeviceId], at: DateTime<Utc>) -> Result<Run>;
+    /// The run's fixed device set (empty until started).
+    async fn run_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>>;
+    /// Devices of the run's set that have no result yet.
+    async fn pending_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>>;
+    /// Sets a final status unless the run already has one. Returns whether it changed.
+    async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        at: DateTime<Utc>,
+        message: Option<&str>,
+    ) -> Result<bool>;
+    /// Every `QUEUED` or `RUNNING` run.
+    async fn active_runs(&self) -> Result<Vec<Run>>;
+    /// Whether the job has a `QUEUED` or `RUNNING` run.
+    async fn job_has_active_run(&self, job_id: JobId) -> Result<bool>;
+    /// The latest fire time recorded for the job (any status, including skips).
+    async fn last_fire_time(&self, job_id: JobId) -> Result<Option<DateTime<Utc>>>;
+}
+
+/// Device results.
+#[async_trait]
+pub trait ResultStore: Send + Sync + Debug + 'static {
+    /// Records the result of a (run, device) pair and adds it to the run's tallies, atomically.
+    /// A second result for the same pair is ignored (`inserted: false`): the unique key, not the
+    /// caller, guarantees one result per pair.
+    async fn record_result(&self, result: &DeviceResult) -> Result<RecordOutcome>;
+    /// The result for a pair, if recorded.
+    async fn get_result(&self, run: RunId, device: DeviceId) -> Result<Option<DeviceResult>>;
+    /// A filtered page of results, newest first.
+    async fn list_results(&self, filter: &ResultFilter, page: Page) -> Result<Paged<DeviceResult>>;
+}
+
+/// Logs.
+#[async_trait]
+pub trait LogStore: Send + Sync + Debug + 'static {
+    /// Appends entries (their ids are assigned in order).
+    async fn append_logs(&self, entries: &[LogEntry]) -> Result<()>;
+    /// A filtered, ordered page of entries.
+    async fn list_logs(&self, filter: &LogFilter, page: Page) -> Result<Paged<LogEntry>>;
+    /// Deletes entries older than `before`, at most `batch` rows per statement, until none are
+    /// left. Returns the number deleted.
+    async fn prune_logs(&self, before: DateTime<Utc>, batch: u32) -> Result<u64>;
+}
+
+/// The snapshot index (and pending content) behind the snapshot sinks.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync + Debug + 'static {
+    /// Inserts a snapshot with its content; the id is assigned.
+    async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta>;
+    /// The device's latest snapshot index entry.
+    async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>>;
+    /// A snapshot with its content; NotFound if missing.
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot>;
+    /// A device's snapshots, newest first.
+    async fn list_snapshots(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>>;
+    /// Latest snapshot entry of each of these devices.
+    async fn latest_snapshots(&self, devices: &[DeviceId]) -> Result<Vec<SnapshotMeta>>;
+    /// Snapshots not yet committed to git, oldest first.
+    async fn uncommitted_snapshots(&self, limit: u32) -> Result<Vec<Snapshot>>;
+    /// Records the commit that holds these snapshots (after the git ref moved).
+    async fn mark_committed(&self, ids: &[SnapshotId], commit_id: &str) -> Result<()>;
+    /// Latest snapshots (one per device) whose content contains `needle` (literal,
+    /// case-insensitive).
+    async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>>;
+}
+
+/// Pinned SSH host keys (trust on first use).
+#[async_trait]
+pub trait HostKeyStore: Send + Sync + Debug + 'static {
+    /// The pinned key for a host and port.
+    async fn get_host_key(&self, host: &str, port: u16) -> Result<Option<HostKey>>;
+    /// Pins a key unless one is already pinned; returns the key that is pinned afterwards.
+    async fn pin_host_key(&self, key: &HostKey) -> Result<HostKey>;
+    /// Forgets a pinned key (an operator accepted a new one).
+    async fn delete_host_key(&self, host: &str, port: u16) -> Result<()>;
+}
+
+/// Named leases (scheduler leadership, the git writer).
+#[async_trait]
+pub trait LeaseStore: Send + Sync + Debug + 'static {
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`. True if `holder` holds it
+    /// afterwards; false if another holder's lease has not expired.
+    async fn try_acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives the lease up if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+}
+
+/// API users and tokens.
+#[async_trait]
+pub trait UserStore: Send + Sync + Debug + 'static {
+    /// Creates a user; Conflict on a duplicate name.
+    async fn create_user(&self, user: &User) -> Result<User>;
+    /// One user by id.
+    async fn get_user(&self, id: UserId) -> Result<User>;
+    /// One user by name.
+    async fn get_user_by_name(&self, username: &str) -> Result<Option<User>>;
+    /// Replaces a user's fields (including the password hash).
+    async fn update_user(&self, user: &User) -> Result<User>;
+    /// Deletes a user and its tokens.
+    async fn delete_user(&self, id: UserId) -> Result<()>;
+    /// A page of users by name.
+    async fn list_users(&self, page: Page) -> Result<Paged<User>>;
+    /// Stores a token (by hash).
+    async fn create_token(&self, token: &ApiToken) -> Result<ApiToken>;
+    /// The token with this hash.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    /// A user's tokens.
+    async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>>;
+    /// Deletes a token.
+    async fn delete_token(&self, id: i64) -> Result<()>;
+}
+
+/// Everything the engine, scheduler and API need from a store.
+pub trait Store:
+    DeviceStore
+    + TagStore
+    + CredentialStore
+    + JobStore
+    + RunStore
+    + ResultStore
+    + LogStore
+    + SnapshotStore
+    + HostKeyStore
+    + LeaseStore
+    + UserStore
+{
+}
+
+impl<T> Store for T where
+    T: DeviceStore
+        + TagStore
+        + CredentialStore
+        + JobStore
+        + RunStore
+        + ResultStore
+        + LogStore
+        + SnapshotStore
+        + HostKeyStore
+        + LeaseStore
+        + UserStore
+{
+}

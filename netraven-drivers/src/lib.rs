@@ -1,0 +1,1 @@
+//! NetRaven drivers (SSH transport, platforms, simulator).

@@ -1,0 +1,1 @@
+//! NetRaven persistence and delivery backends.
