@@ -1,0 +1,291 @@
+//! [`MemoryQueue`]: the embedded, in-process queue.
+
+use crate::clock::{self, Clock};
+use crate::error::{Error, Result};
+use crate::queue::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Ready,
+    Delayed(DateTime<Utc>),
+    Leased(DateTime<Utc>),
+    Dead,
+}
+
+#[derive(Debug)]
+struct Entry {
+    task: Task,
+    state: State,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next: u64,
+    tasks: HashMap<String, Entry>,
+    ready: VecDeque<String>,
+    delayed: BTreeSet<(DateTime<Utc>, String)>,
+    leased: BTreeSet<(DateTime<Utc>, String)>,
+    dedupe: HashMap<String, String>,
+}
+
+impl Inner {
+    fn promote_due(&mut self, now: DateTime<Utc>) -> u64 {
+        let mut n = 0;
+        while let Some((at, id)) = self.delayed.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(e) = self.tasks.get_mut(&id) {
+                e.state = State::Ready;
+                self.ready.push_back(id);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn live(&self, lease: &Lease) -> Result<&Entry> {
+        match self.tasks.get(&lease.task.id) {
+            Some(e) if e.task.attempt == lease.task.attempt && matches!(e.state, State::Leased(_)) => {
+                Ok(e)
+            }
+            _ => Err(Error::stale(format!(
+                "task {} attempt {} no longer holds its lease",
+                lease.task.id, lease.task.attempt
+            ))),
+        }
+    }
+
+    fn unlease(&mut self, id: &str) {
+        if let Some(Entry {
+            state: State::Leased(exp),
+            ..
+        }) = self.tasks.get(id)
+        {
+            self.leased.remove(&(*exp, id.to_string()));
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.unlease(id);
+        if let Some(e) = self.tasks.remove(id)
+            && let Some(k) = e.task.dedupe_key
+            && self.dedupe.get(&k).is_some_and(|v| v == id)
+        {
+            self.dedupe.remove(&k);
+        }
+    }
+}
+
+/// An in-process queue with the full [`Queue`] semantics (leases, fencing, delays, dedupe, dead
+/// set). Used by the embedded deployment and by tests; after a restart it is empty and the
+/// engine's recovery refills it from the store.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryQueue {
+    /// A queue using `clock` for lease expiry and delays.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        MemoryQueue {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn try_claim(&self, worker_id: &str, lease_for: Duration) -> Option<Lease> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        g.promote_due(now);
+        while let Some(id) = g.ready.pop_front() {
+            let expires = clock::add(now, lease_for);
+            let Some(e) = g.tasks.get_mut(&id) else {
+                continue;
+            };
+            if e.state != State::Ready {
+                continue;
+            }
+            e.task.attempt += 1;
+            e.state = State::Leased(expires);
+            let task = e.task.clone();
+            g.leased.insert((expires, id));
+            return Some(Lease {
+                task,
+                worker_id: worker_id.to_string(),
+                expires_at: expires,
+            });
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        if let Some(k) = &spec.dedupe_key
+            && let Some(existing) = g.dedupe.get(k)
+        {
+            return Ok(Enqueued::Duplicate(existing.clone()));
+        }
+        g.next += 1;
+        let id = format!("t{}", g.next);
+        let task = Task {
+            id: id.clone(),
+            kind: spec.kind,
+            dedupe_key: spec.dedupe_key.clone(),
+            attempt: 0,
+            max_attempts: spec.max_attempts.max(1),
+        };
+        let state = match spec.run_at {
+            Some(at) if at > now => {
+                g.delayed.insert((at, id.clone()));
+                State::Delayed(at)
+            }
+            _ => {
+                g.ready.push_back(id.clone());
+                State::Ready
+            }
+        };
+        if let Some(k) = spec.dedupe_key {
+            g.dedupe.insert(k, id.clone());
+        }
+        g.tasks.insert(id.clone(), Entry { task, state });
+        drop(g);
+        self.notify.notify_one();
+        Ok(Enqueued::New(id))
+    }
+
+    async fn claim(
+        &self,
+        worker_id: &str,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lease>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.notify.notified();
+            if let Some(l) = self.try_claim(worker_id, lease_for) {
+                return Ok(Some(l));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Wake on a new task, or poll again soon so delayed tasks coming due are seen.
+            let nap = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        g.live(lease)?;
+        g.unlease(&lease.task.id);
+        let expires = clock::add(now, lease_for);
+        if let Some(e) = g.tasks.get_mut(&lease.task.id) {
+            e.state = State::Leased(expires);
+        }
+        g.leased.insert((expires, lease.task.id.clone()));
+        Ok(expires)
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<()> {
+        let mut g = self.lock();
+        g.live(lease)?;
+        g.remove(&lease.task.id);
+        Ok(())
+    }
+
+    async fn retry(&self, lease: &Lease, at: DateTime<Utc>, reason: &str) -> Result<RetryOutcome> {
+        let mut g = self.lock();
+        let e = g.live(lease)?;
+        let dead = e.task.attempt >= e.task.max_attempts;
+        g.unlease(&lease.task.id);
+        if dead {
+            tracing::warn!(task = %lease.task.id, reason, "task used all its attempts; moved to dead set");
+            let dedupe = g.tasks.get(&lease.task.id).and_then(|e| e.task.dedupe_key.clone());
+            if let Some(k) = dedupe {
+                g.dedupe.remove(&k);
+            }
+            if let Some(e) = g.tasks.get_mut(&lease.task.id) {
+                e.state = State::Dead;
+            }
+            return Ok(RetryOutcome::Dead);
+        }
+        if let Some(e) = g.tasks.get_mut(&lease.task.id) {
+            e.state = State::Delayed(at);
+        }
+        g.delayed.insert((at, lease.task.id.clone()));
+        drop(g);
+        self.notify.notify_one();
+        Ok(RetryOutcome::Scheduled)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        let mut g = self.lock();
+        g.live(lease)?;
+        g.unlease(&lease.task.id);
+        if let Some(e) = g.tasks.get_mut(&lease.task.id) {
+            e.state = State::Ready;
+        }
+        g.ready.push_front(lease.task.id.clone());
+        drop(g);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    async fn reap_expired(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        let mut n = 0;
+        while let Some((exp, id)) = g.leased.first().cloned() {
+            if exp > now {
+                break;
+            }
+            g.leased.pop_first();
+            if let Some(e) = g.tasks.get_mut(&id) {
+                e.state = State::Ready;
+                g.ready.push_back(id);
+                n += 1;
+            }
+        }
+        let promoted = g.promote_due(now);
+        drop(g);
+        for _ in 0..(n + promoted).min(64) {
+            self.notify.notify_one();
+        }
+        Ok(n)
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        let g = self.lock();
+        let mut s = QueueStats::default();
+        for e in g.tasks.values() {
+            match e.state {
+                State::Ready => s.ready += 1,
+                State::Delayed(_) => s.delayed += 1,
+                State::Leased(_) => s.leased += 1,
+                State::Dead => s.dead += 1,
+            }
+        }
+        Ok(s)
+    }
+}
