@@ -188,7 +188,11 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in [ErrorKind::NoCredentials, ErrorKind::HostKey, ErrorKind::Timeout] {
+        for k in [
+            ErrorKind::NoCredentials,
+            ErrorKind::HostKey,
+            ErrorKind::Timeout,
+        ] {
             assert_eq!(ErrorKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(ErrorKind::parse("nope"), None);

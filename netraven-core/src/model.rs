@@ -181,9 +181,14 @@ impl Device {
 /// control characters, no path separators.
 pub fn validate_name(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() || value.len() > 128 {
-        return Err(Error::invalid(format!("{field} must be 1 to 128 characters")));
+        return Err(Error::invalid(format!(
+            "{field} must be 1 to 128 characters"
+        )));
     }
-    if value.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if value
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(Error::invalid(format!(
             "{field} must not contain control characters or path separators"
         )));

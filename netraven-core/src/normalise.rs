@@ -188,8 +188,12 @@ mod tests {
     #[test]
     fn same_config_with_other_volatile_lines_normalises_equal() {
         let r = ios_like();
-        let a = r.normalise("! Last configuration change at 1\nhostname r1\n").unwrap();
-        let b = r.normalise("! Last configuration change at 2\nhostname r1\n").unwrap();
+        let a = r
+            .normalise("! Last configuration change at 1\nhostname r1\n")
+            .unwrap();
+        let b = r
+            .normalise("! Last configuration change at 2\nhostname r1\n")
+            .unwrap();
         assert_eq!(a, b);
     }
 

@@ -131,8 +131,12 @@ pub trait Queue: Send + Sync + Debug + 'static {
     async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued>;
     /// Claims the next deliverable task for `worker_id` with a lease of `lease_for`, waiting up to
     /// `wait` for one to arrive. `None` when nothing was deliverable in time.
-    async fn claim(&self, worker_id: &str, lease_for: Duration, wait: Duration)
-    -> Result<Option<Lease>>;
+    async fn claim(
+        &self,
+        worker_id: &str,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lease>>;
     /// Extends a lease; Stale if the lease was lost (expired and reclaimed, or completed).
     async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>>;
     /// Removes a finished task; Stale if the lease was lost.

@@ -78,7 +78,8 @@ fn next_cron(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>>
         // already happened one hour earlier: skip it.
         let earlier = cand.with_timezone(&Utc) - chrono::Duration::hours(1);
         let earlier_local = earlier.with_timezone(&tz);
-        if earlier_local.naive_local() == cand.naive_local() && earlier >= after - chrono::Duration::hours(1)
+        if earlier_local.naive_local() == cand.naive_local()
+            && earlier >= after - chrono::Duration::hours(1)
             && cron.is_time_matching(&earlier_local).unwrap_or(false)
         {
             cursor = cand;
@@ -105,9 +106,9 @@ fn gap_fire(
         t += chrono::Duration::hours(1);
         if matches!(tz.from_local_datetime(&t), chrono::LocalResult::None) {
             // Check each minute of the missing hour.
-            let hour_start = t
-                .date()
-                .and_hms_opt(t.time().format("%H").to_string().parse().ok()?, 0, 0)?;
+            let hour_start =
+                t.date()
+                    .and_hms_opt(t.time().format("%H").to_string().parse().ok()?, 0, 0)?;
             for m in 0..60 {
                 let nm = hour_start + chrono::Duration::minutes(m);
                 if nm <= from || nm >= to {
@@ -269,7 +270,12 @@ impl Scheduler {
         let mut report = TickReport::default();
         if !self
             .store
-            .try_acquire_lease(SCHEDULER_LEASE, &self.config.holder, self.config.lease_ttl, now)
+            .try_acquire_lease(
+                SCHEDULER_LEASE,
+                &self.config.holder,
+                self.config.lease_ttl,
+                now,
+            )
             .await?
         {
             return Ok(report);
@@ -342,17 +348,25 @@ impl Scheduler {
             } else {
                 String::new()
             };
-            self.log(job, Some(created.run.id), LogLevel::Info, format!(
-                "job '{}' fired for {fire}{extra}",
-                job.name
-            ))
+            self.log(
+                job,
+                Some(created.run.id),
+                LogLevel::Info,
+                format!("job '{}' fired for {fire}{extra}", job.name),
+            )
             .await;
         }
         Ok(())
     }
 
     async fn log(&self, job: &Job, run: Option<RunId>, level: LogLevel, msg: String) {
-        let mut e = LogEntry::new(self.clock.now(), level, LogKind::Scheduler, "scheduler", msg);
+        let mut e = LogEntry::new(
+            self.clock.now(),
+            level,
+            LogKind::Scheduler,
+            "scheduler",
+            msg,
+        );
         e.job_id = Some(job.id);
         e.run_id = run;
         if let Err(err) = self.store.append_logs(&[e]).await {

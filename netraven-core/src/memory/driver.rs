@@ -104,12 +104,18 @@ impl Driver for FakeDriver {
         if !b.delay.is_zero() {
             if b.delay > timeout {
                 tokio::time::sleep(timeout).await;
-                return Err(Error::timeout(format!("{} did not answer", device.hostname)));
+                return Err(Error::timeout(format!(
+                    "{} did not answer",
+                    device.hostname
+                )));
             }
             tokio::time::sleep(b.delay).await;
         }
         if let Some(kind) = b.connect_error {
-            return Err(Error::new(kind, format!("{}: scripted failure", device.hostname)));
+            return Err(Error::new(
+                kind,
+                format!("{}: scripted failure", device.hostname),
+            ));
         }
         self.attempts
             .lock()
@@ -123,7 +129,10 @@ impl Driver for FakeDriver {
         {
             return Err(Error::new(
                 ErrorKind::Auth,
-                format!("{} rejected user '{}'", device.hostname, credential.username),
+                format!(
+                    "{} rejected user '{}'",
+                    device.hostname, credential.username
+                ),
             ));
         }
         Ok(Box::new(FakeSession { config: b.config }))

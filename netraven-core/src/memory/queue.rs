@@ -53,7 +53,9 @@ impl Inner {
 
     fn live(&self, lease: &Lease) -> Result<&Entry> {
         match self.tasks.get(&lease.task.id) {
-            Some(e) if e.task.attempt == lease.task.attempt && matches!(e.state, State::Leased(_)) => {
+            Some(e)
+                if e.task.attempt == lease.task.attempt && matches!(e.state, State::Leased(_)) =>
+            {
                 Ok(e)
             }
             _ => Err(Error::stale(format!(
@@ -221,7 +223,10 @@ impl Queue for MemoryQueue {
         g.unlease(&lease.task.id);
         if dead {
             tracing::warn!(task = %lease.task.id, reason, "task used all its attempts; moved to dead set");
-            let dedupe = g.tasks.get(&lease.task.id).and_then(|e| e.task.dedupe_key.clone());
+            let dedupe = g
+                .tasks
+                .get(&lease.task.id)
+                .and_then(|e| e.task.dedupe_key.clone());
             if let Some(k) = dedupe {
                 g.dedupe.remove(&k);
             }

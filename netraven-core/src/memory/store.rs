@@ -117,8 +117,7 @@ impl DeviceStore for MemoryStore {
         if !g.devices.contains_key(&device.id) {
             return Err(Error::not_found(format!("device {}", device.id)));
         }
-        if g
-            .devices
+        if g.devices
             .values()
             .any(|d| d.hostname == device.hostname && d.id != device.id)
         {
@@ -145,8 +144,16 @@ impl DeviceStore for MemoryStore {
         let mut v: Vec<Device> = g
             .devices
             .values()
-            .filter(|d| f.hostname.as_ref().is_none_or(|h| contains_ci(&d.hostname, h)))
-            .filter(|d| f.address.as_ref().is_none_or(|a| contains_ci(&d.address, a)))
+            .filter(|d| {
+                f.hostname
+                    .as_ref()
+                    .is_none_or(|h| contains_ci(&d.hostname, h))
+            })
+            .filter(|d| {
+                f.address
+                    .as_ref()
+                    .is_none_or(|a| contains_ci(&d.address, a))
+            })
             .filter(|d| f.platform.as_ref().is_none_or(|p| &d.platform == p))
             .filter(|d| f.tag.as_ref().is_none_or(|t| d.tags.contains(t)))
             .cloned()
@@ -158,7 +165,10 @@ impl DeviceStore for MemoryStore {
     async fn devices_by_ids(&self, ids: &[DeviceId]) -> Result<Vec<Device>> {
         let g = self.lock();
         let set: BTreeSet<_> = ids.iter().collect();
-        Ok(set.into_iter().filter_map(|i| g.devices.get(i).cloned()).collect())
+        Ok(set
+            .into_iter()
+            .filter_map(|i| g.devices.get(i).cloned())
+            .collect())
     }
 
     async fn device_ids_with_tags(&self, tags: &[String]) -> Result<Vec<DeviceId>> {
@@ -177,7 +187,10 @@ impl TagStore for MemoryStore {
         validate_name("tag", &tag.name)?;
         let mut g = self.lock();
         if g.tags.values().any(|t| t.name == tag.name) {
-            return Err(Error::conflict(format!("a tag named '{}' exists", tag.name)));
+            return Err(Error::conflict(format!(
+                "a tag named '{}' exists",
+                tag.name
+            )));
         }
         let mut t = tag.clone();
         t.id = g.id();
@@ -201,8 +214,14 @@ impl TagStore for MemoryStore {
             .get(&tag.id)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("tag {}", tag.id)))?;
-        if g.tags.values().any(|t| t.name == tag.name && t.id != tag.id) {
-            return Err(Error::conflict(format!("a tag named '{}' exists", tag.name)));
+        if g.tags
+            .values()
+            .any(|t| t.name == tag.name && t.id != tag.id)
+        {
+            return Err(Error::conflict(format!(
+                "a tag named '{}' exists",
+                tag.name
+            )));
         }
         let rename = |tags: &mut Vec<String>| {
             for t in tags.iter_mut() {
@@ -274,8 +293,7 @@ impl CredentialStore for MemoryStore {
             .get(&cred.id)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("credential {}", cred.id)))?;
-        if g
-            .credentials
+        if g.credentials
             .values()
             .any(|c| c.name == cred.name && c.id != cred.id)
         {
@@ -345,7 +363,10 @@ impl JobStore for MemoryStore {
         job.validate()?;
         let mut g = self.lock();
         if g.jobs.values().any(|j| j.name == job.name) {
-            return Err(Error::conflict(format!("a job named '{}' exists", job.name)));
+            return Err(Error::conflict(format!(
+                "a job named '{}' exists",
+                job.name
+            )));
         }
         let mut j = job.clone();
         j.id = g.id();
@@ -367,8 +388,14 @@ impl JobStore for MemoryStore {
         if !g.jobs.contains_key(&job.id) {
             return Err(Error::not_found(format!("job {}", job.id)));
         }
-        if g.jobs.values().any(|j| j.name == job.name && j.id != job.id) {
-            return Err(Error::conflict(format!("a job named '{}' exists", job.name)));
+        if g.jobs
+            .values()
+            .any(|j| j.name == job.name && j.id != job.id)
+        {
+            return Err(Error::conflict(format!(
+                "a job named '{}' exists",
+                job.name
+            )));
         }
         g.jobs.insert(job.id, job.clone());
         Ok(job.clone())
@@ -413,8 +440,7 @@ impl RunStore for MemoryStore {
         let existing = g.runs.values().find(|r| {
             r.job_id == new.job_id
                 && ((new.fire_time.is_some() && r.fire_time == new.fire_time)
-                    || (new.idempotency_key.is_some()
-                        && r.idempotency_key == new.idempotency_key))
+                    || (new.idempotency_key.is_some() && r.idempotency_key == new.idempotency_key))
         });
         if let Some(r) = existing {
             return Ok(CreatedRun {
@@ -489,7 +515,12 @@ impl RunStore for MemoryStore {
     }
 
     async fn run_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>> {
-        Ok(self.lock().run_devices.get(&id).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .run_devices
+            .get(&id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn pending_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>> {
@@ -755,7 +786,11 @@ impl SnapshotStore for MemoryStore {
 #[async_trait]
 impl HostKeyStore for MemoryStore {
     async fn get_host_key(&self, host: &str, port: u16) -> Result<Option<HostKey>> {
-        Ok(self.lock().host_keys.get(&(host.to_string(), port)).cloned())
+        Ok(self
+            .lock()
+            .host_keys
+            .get(&(host.to_string(), port))
+            .cloned())
     }
 
     async fn pin_host_key(&self, key: &HostKey) -> Result<HostKey> {
@@ -842,8 +877,7 @@ impl UserStore for MemoryStore {
         if !g.users.contains_key(&user.id) {
             return Err(Error::not_found(format!("user {}", user.id)));
         }
-        if g
-            .users
+        if g.users
             .values()
             .any(|u| u.username == user.username && u.id != user.id)
         {

@@ -1,0 +1,154 @@
+//! The worker loop: claim tasks with bounded concurrency, keep their leases alive, finish them,
+//! and shut down gracefully.
+
+use super::Engine;
+use super::runner::TaskOutcome;
+use crate::error::{ErrorKind, Result};
+use crate::queue::Lease;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+impl Engine {
+    /// Works on tasks until `shutdown` is cancelled. Then it stops claiming, lets in-flight tasks
+    /// finish for up to `shutdown_grace`, and hands the rest back to the queue (released, so
+    /// another worker takes them at once).
+    pub async fn run_worker(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let abort = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut last_reap = tokio::time::Instant::now();
+        tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, "worker started");
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.cancelled() => break,
+            };
+            if last_reap.elapsed() >= Duration::from_secs(5) {
+                last_reap = tokio::time::Instant::now();
+                if let Err(e) = self.queue.reap_expired().await {
+                    tracing::warn!(error = %e, "reaping expired leases failed");
+                }
+            }
+            let claimed = tokio::select! {
+                c = self.queue.claim(&self.config.worker_id, self.config.lease, self.config.claim_wait) => c,
+                _ = shutdown.cancelled() => break,
+            };
+            match claimed {
+                Ok(Some(lease)) => {
+                    self.metrics.tasks_claimed.fetch_add(1, Ordering::Relaxed);
+                    let engine = self.clone();
+                    let abort = abort.child_token();
+                    tasks.spawn(async move {
+                        engine.handle(lease, abort).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a task failed; backing off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        let in_flight = tasks.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "worker stopping: waiting for in-flight tasks");
+        }
+        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // Out of patience: each task hands its lease back (see `handle`).
+            abort.cancel();
+            while tasks.join_next().await.is_some() {}
+        }
+        tracing::info!(worker = %self.config.worker_id, "worker stopped");
+        Ok(())
+    }
+
+    /// Runs one task under a lease kept alive by a heartbeat, then completes, retries or
+    /// releases it.
+    async fn handle(&self, lease: Lease, abort: CancellationToken) {
+        let lost = CancellationToken::new();
+        let heartbeat = {
+            let queue = self.queue.clone();
+            let lease = lease.clone();
+            let every = (self.config.lease / 3).max(Duration::from_millis(50));
+            let lease_for = self.config.lease;
+            let lost = lost.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match queue.extend(&lease, lease_for).await {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::Stale => {
+                            tracing::warn!(task = %lease.task.id, "lease lost; abandoning the task");
+                            lost.cancel();
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "extending a lease failed"),
+                    }
+                }
+            }
+        };
+        let work = async {
+            tokio::select! {
+                r = self.process(&lease) => Some(r),
+                _ = abort.cancelled() => None,
+                _ = lost.cancelled() => None,
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            _ = heartbeat => None,
+        };
+        let now = self.clock.now();
+        let done = match result {
+            Some(Ok(TaskOutcome::Done)) => self.queue.complete(&lease).await,
+            Some(Ok(TaskOutcome::Retry(at, reason))) => {
+                self.queue.retry(&lease, at, &reason).await.map(|_| ())
+            }
+            Some(Err(e)) => {
+                tracing::warn!(task = %lease.task.id, error = %e, "task failed; it will be retried");
+                let at =
+                    crate::clock::add(now, self.config.retry_backoff.min(Duration::from_secs(5)));
+                self.queue
+                    .retry(&lease, at, &e.to_string())
+                    .await
+                    .map(|_| ())
+            }
+            None if lost.is_cancelled() => Ok(()),
+            None => self.queue.release(&lease).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(task = %lease.task.id, error = %e, "could not settle a task with the queue");
+        }
+    }
+
+    /// Works until the queue has no deliverable task (tests, one-shot commands). Not for servers:
+    /// use [`Engine::run_worker`].
+    pub async fn drain(self: &Arc<Self>) -> Result<()> {
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(self.clone().run_worker(shutdown.clone()));
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let s = self.queue.stats().await?;
+            if s.ready == 0 && s.leased == 0 && s.delayed == 0 {
+                break;
+            }
+        }
+        shutdown.cancel();
+        worker
+            .await
+            .map_err(|e| crate::Error::internal(format!("worker task panicked: {e}")))?
+    }
+}

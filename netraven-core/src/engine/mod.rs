@@ -1,0 +1,268 @@
+//! The job lifecycle engine: submission, the start of a run (device resolution and fan-out), the
+//! per-device runner, the worker loop, run finalisation and recovery.
+//!
+//! - [`submit_run`] — creates a run (deduplicated) and queues its start task.
+//! - [`dispatch`] — the worker loop: claims tasks, extends their leases while they run, completes,
+//!   retries or releases them, and shuts down gracefully.
+//! - [`runner`] — what a task does: a `StartRun` task resolves targets, fixes the run's device set
+//!   and fans out one `Device` task per device; a `Device` task connects (trying credentials in
+//!   order on auth failure only), fetches, normalises, redacts, stores the snapshot and records
+//!   exactly one result; the result that completes the run sets its final status.
+//! - [`Engine::recover`] — re-queues every unfinished run and device from the store, so a queue
+//!   that lost its data (Redis flush, embedded queue after a crash) loses no work.
+
+pub mod dispatch;
+pub mod metrics;
+pub mod runner;
+
+use crate::clock::Clock;
+use crate::driver::DriverRegistry;
+use crate::error::Result;
+use crate::model::*;
+use crate::queue::{Queue, TaskKind, TaskSpec};
+use crate::snapshot::SnapshotSink;
+use crate::store::{CreatedRun, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use metrics::EngineMetrics;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This worker's identity (queue leases, log source).
+    pub worker_id: String,
+    /// Devices worked on at once by this worker.
+    pub concurrency: usize,
+    /// Deadline for one device, all steps included; a device that hangs fails with `timeout`.
+    pub device_timeout: Duration,
+    /// Deadline for connecting and logging in with one credential.
+    pub connect_timeout: Duration,
+    /// Deadline for one command.
+    pub command_timeout: Duration,
+    /// Queue lease length; the lease is extended every third of it while a task runs.
+    pub lease: Duration,
+    /// How long one claim call waits for work.
+    pub claim_wait: Duration,
+    /// Attempts for a device whose failure is retryable (connection, timeout).
+    pub device_attempts: u32,
+    /// Deliveries after which a task is given up even if no attempt finished (poison task).
+    pub max_deliveries: u32,
+    /// Delay before retrying a device.
+    pub retry_backoff: Duration,
+    /// On shutdown, how long in-flight tasks may finish before their leases are released.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_id: format!("worker-{}", uuid::Uuid::new_v4()),
+            concurrency: 100,
+            device_timeout: Duration::from_secs(180),
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(60),
+            claim_wait: Duration::from_secs(1),
+            device_attempts: 2,
+            max_deliveries: 5,
+            retry_backoff: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The parts an engine works with.
+#[derive(Debug, Clone)]
+pub struct EngineParts {
+    /// Source of truth.
+    pub store: Arc<dyn Store>,
+    /// Delivery.
+    pub queue: Arc<dyn Queue>,
+    /// Platform drivers.
+    pub drivers: Arc<DriverRegistry>,
+    /// Where snapshots go.
+    pub sink: Arc<dyn SnapshotSink>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The job lifecycle engine. Cheap to share (`Arc<Engine>`); any number of engines on any number
+/// of machines can work on the same store and queue.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) drivers: Arc<DriverRegistry>,
+    pub(crate) sink: Arc<dyn SnapshotSink>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: EngineConfig,
+    pub(crate) metrics: Arc<EngineMetrics>,
+}
+
+impl Engine {
+    /// An engine over the given parts.
+    pub fn new(parts: EngineParts, config: EngineConfig) -> Self {
+        Engine {
+            store: parts.store,
+            queue: parts.queue,
+            drivers: parts.drivers,
+            sink: parts.sink,
+            clock: parts.clock,
+            config,
+            metrics: Arc::new(EngineMetrics::default()),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> Arc<EngineMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<dyn Queue> {
+        &self.queue
+    }
+
+    /// Starts a manual run of a job now. The same `idempotency_key` returns the same run.
+    pub async fn run_now(
+        &self,
+        job_id: JobId,
+        idempotency_key: Option<String>,
+    ) -> Result<CreatedRun> {
+        self.store.get_job(job_id).await?;
+        submit_run(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            &NewRun {
+                job_id,
+                trigger: Trigger::Manual,
+                fire_time: None,
+                idempotency_key,
+                status: RunStatus::Queued,
+                message: None,
+                queued_at: self.clock.now(),
+            },
+        )
+        .await
+    }
+
+    /// Re-queues every unfinished piece of work the store knows of: a start task for every
+    /// `QUEUED` run, and a device task for every device of a `RUNNING` run that has no result.
+    /// Dedupe keys make this harmless when the tasks are still queued. Returns tasks newly queued.
+    pub async fn recover(&self) -> Result<u64> {
+        let mut queued = 0;
+        for run in self.store.active_runs().await? {
+            match run.status {
+                RunStatus::Queued => {
+                    if matches!(
+                        self.queue
+                            .enqueue(TaskSpec::new(TaskKind::StartRun { run_id: run.id }))
+                            .await?,
+                        crate::queue::Enqueued::New(_)
+                    ) {
+                        queued += 1;
+                    }
+                }
+                RunStatus::Running => {
+                    let pending = self.store.pending_device_ids(run.id).await?;
+                    if pending.is_empty() {
+                        // Every device has a result but the run was not closed (crash between
+                        // the last result and finish_run): close it now.
+                        let run = self.store.get_run(run.id).await?;
+                        if run.counts.is_complete() {
+                            self.finish(run.id, run.job_id, run.counts).await?;
+                        }
+                        continue;
+                    }
+                    for device_id in pending {
+                        if matches!(
+                            self.queue
+                                .enqueue(self.device_task_spec(run.id, device_id))
+                                .await?,
+                            crate::queue::Enqueued::New(_)
+                        ) {
+                            queued += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if queued > 0 {
+            tracing::info!(queued, "recovery re-queued unfinished work from the store");
+        }
+        Ok(queued)
+    }
+
+    pub(crate) fn device_task_spec(&self, run_id: RunId, device_id: DeviceId) -> TaskSpec {
+        let mut spec = TaskSpec::new(TaskKind::Device { run_id, device_id });
+        spec.max_attempts = self.config.device_attempts.max(1);
+        spec
+    }
+
+    /// Sets the run's final status from its tallies and logs the summary (once).
+    pub(crate) async fn finish(
+        &self,
+        run_id: RunId,
+        job_id: JobId,
+        counts: RunCounts,
+    ) -> Result<()> {
+        let status = counts.final_status();
+        let now = self.clock.now();
+        if self.store.finish_run(run_id, status, now, None).await? {
+            self.metrics.run_finished(status);
+            let mut e = LogEntry::new(
+                now,
+                if status == RunStatus::CompletedSuccess {
+                    LogLevel::Info
+                } else {
+                    LogLevel::Warning
+                },
+                LogKind::Job,
+                self.source(),
+                format!(
+                    "run finished {}: {} devices, {} ok ({} changed, {} unchanged), {} failed",
+                    status.as_str(),
+                    counts.total,
+                    counts.succeeded,
+                    counts.changed,
+                    counts.unchanged,
+                    counts.failed
+                ),
+            );
+            e.run_id = Some(run_id);
+            e.job_id = Some(job_id);
+            e.fields = serde_json::json!({ "status": status.as_str(), "counts": counts });
+            self.store.append_logs(&[e]).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn source(&self) -> String {
+        format!("worker:{}", self.config.worker_id)
+    }
+}
+
+/// Creates a run (deduplicated by (job, fire time) or idempotency key) and queues its start.
+pub async fn submit_run(store: &dyn Store, queue: &dyn Queue, new: &NewRun) -> Result<CreatedRun> {
+    let created = store.create_run(new).await?;
+    if created.run.status == RunStatus::Queued {
+        queue
+            .enqueue(TaskSpec::new(TaskKind::StartRun {
+                run_id: created.run.id,
+            }))
+            .await?;
+    }
+    Ok(created)
+}

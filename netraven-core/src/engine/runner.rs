@@ -1,0 +1,586 @@
+//! What one task does: start a run (resolve and fan out), or work on one device.
+
+use super::Engine;
+use crate::credentials;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::*;
+use crate::queue::{Lease, TaskKind};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// What the worker should do with a task after running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutcome {
+    /// Done: complete it.
+    Done,
+    /// A retryable failure: deliver it again at this time.
+    Retry(DateTime<Utc>, String),
+}
+
+/// Collects a device's log entries and writes them in one batch at the end.
+struct DeviceLog<'a> {
+    engine: &'a Engine,
+    run: RunId,
+    job: JobId,
+    device: DeviceId,
+    entries: Vec<LogEntry>,
+}
+
+impl DeviceLog<'_> {
+    fn push(&mut self, level: LogLevel, kind: LogKind, msg: String, fields: serde_json::Value) {
+        let mut e = LogEntry::new(
+            self.engine.clock.now(),
+            level,
+            kind,
+            self.engine.source(),
+            msg,
+        );
+        e.run_id = Some(self.run);
+        e.job_id = Some(self.job);
+        e.device_id = Some(self.device);
+        e.fields = fields;
+        self.entries.push(e);
+    }
+
+    async fn flush(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.entries);
+        if let Err(e) = self.engine.store.append_logs(&entries).await {
+            tracing::warn!(error = %e, run = self.run, device = self.device, "could not write device logs");
+        }
+    }
+}
+
+/// A device's successful outcome.
+struct DeviceOk {
+    credential_id: Option<CredentialId>,
+    snapshot_id: Option<SnapshotId>,
+    changed: Option<bool>,
+    output: Option<String>,
+    message: String,
+}
+
+impl Engine {
+    /// Runs one claimed task to its outcome. Errors are infrastructure failures (store down);
+    /// device failures are recorded as results and return `Done`.
+    pub async fn process(&self, lease: &Lease) -> Result<TaskOutcome> {
+        match lease.task.kind {
+            TaskKind::StartRun { run_id } => self.start_run(run_id).await,
+            TaskKind::Device { run_id, device_id } => {
+                self.run_device(run_id, device_id, lease.task.attempt).await
+            }
+        }
+    }
+
+    async fn run_log(&self, run: &Run, level: LogLevel, msg: String, fields: serde_json::Value) {
+        let mut e = LogEntry::new(self.clock.now(), level, LogKind::Job, self.source(), msg);
+        e.run_id = Some(run.id);
+        e.job_id = Some(run.job_id);
+        e.fields = fields;
+        if let Err(err) = self.store.append_logs(&[e]).await {
+            tracing::warn!(error = %err, run = run.id, "could not write a run log entry");
+        }
+    }
+
+    /// Resolves targets as ids ∪ tag members (enabled devices only, deduplicated).
+    async fn resolve_targets(&self, job: &Job) -> Result<Vec<DeviceId>> {
+        let mut ids: BTreeSet<DeviceId> = job.targets.device_ids.iter().copied().collect();
+        if !job.targets.tags.is_empty() {
+            ids.extend(self.store.device_ids_with_tags(&job.targets.tags).await?);
+        }
+        let ids: Vec<DeviceId> = ids.into_iter().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            out.extend(
+                self.store
+                    .devices_by_ids(chunk)
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.enabled)
+                    .map(|d| d.id),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn start_run(&self, run_id: RunId) -> Result<TaskOutcome> {
+        let run = match self.store.get_run(run_id).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
+            Err(e) => return Err(e),
+        };
+        if run.status.is_final() {
+            return Ok(TaskOutcome::Done);
+        }
+        let job = match self.store.get_job(run.job_id).await {
+            Ok(j) => j,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let now = self.clock.now();
+                self.store
+                    .finish_run(
+                        run.id,
+                        RunStatus::FailedError,
+                        now,
+                        Some("the job was deleted"),
+                    )
+                    .await?;
+                self.run_log(
+                    &run,
+                    LogLevel::Error,
+                    "run failed: its job was deleted".into(),
+                    serde_json::Value::Null,
+                )
+                .await;
+                return Ok(TaskOutcome::Done);
+            }
+            Err(e) => return Err(e),
+        };
+        let run = if run.status == RunStatus::Queued {
+            let ids = self.resolve_targets(&job).await?;
+            let started = self.store.start_run(run.id, &ids, self.clock.now()).await?;
+            self.run_log(
+                &started,
+                LogLevel::Info,
+                format!(
+                    "run started: job '{}' ({}), {} devices resolved from {} ids and tags {:?}",
+                    job.name,
+                    job.kind.name(),
+                    started.counts.total,
+                    job.targets.device_ids.len(),
+                    job.targets.tags
+                ),
+                serde_json::json!({ "devices": started.counts.total }),
+            )
+            .await;
+            started
+        } else {
+            run
+        };
+        let ids = self.store.run_device_ids(run.id).await?;
+        if ids.is_empty() {
+            let now = self.clock.now();
+            if self
+                .store
+                .finish_run(
+                    run.id,
+                    RunStatus::CompletedNoDevices,
+                    now,
+                    Some("no devices matched the job's targets"),
+                )
+                .await?
+            {
+                self.metrics.run_finished(RunStatus::CompletedNoDevices);
+                self.run_log(
+                    &run,
+                    LogLevel::Warning,
+                    "run finished COMPLETED_NO_DEVICES: no devices matched".into(),
+                    serde_json::Value::Null,
+                )
+                .await;
+            }
+            return Ok(TaskOutcome::Done);
+        }
+        let pending = self.store.pending_device_ids(run.id).await?;
+        if job.kind != JobKind::Reachability && !pending.is_empty() {
+            let creds = self.store.all_credentials().await?;
+            let mut any = false;
+            for chunk in ids.chunks(1000) {
+                let devices = self.store.devices_by_ids(chunk).await?;
+                if devices
+                    .iter()
+                    .any(|d| !credentials::candidates(d, &creds).is_empty())
+                {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
+                return self.fail_all_no_credentials(&run, &pending).await;
+            }
+        }
+        for device_id in pending {
+            self.queue
+                .enqueue(self.device_task_spec(run.id, device_id))
+                .await?;
+        }
+        Ok(TaskOutcome::Done)
+    }
+
+    async fn fail_all_no_credentials(
+        &self,
+        run: &Run,
+        pending: &[DeviceId],
+    ) -> Result<TaskOutcome> {
+        let now = self.clock.now();
+        // Final status first, so the result that completes the tallies does not overwrite it.
+        if self
+            .store
+            .finish_run(
+                run.id,
+                RunStatus::CompletedNoCredentials,
+                now,
+                Some("no device of the run has any credential"),
+            )
+            .await?
+        {
+            self.metrics.run_finished(RunStatus::CompletedNoCredentials);
+        }
+        for &device_id in pending {
+            let r = DeviceResult {
+                id: 0,
+                run_id: run.id,
+                job_id: run.job_id,
+                device_id,
+                status: DeviceStatus::Failed,
+                error_kind: Some(ErrorKind::NoCredentials),
+                message: Some(
+                    "no credential shares a tag with the device and none is pinned".into(),
+                ),
+                duration_ms: 0,
+                credential_id: None,
+                snapshot_id: None,
+                changed: None,
+                output: None,
+                attempt: 0,
+                started_at: now,
+                finished_at: now,
+            };
+            self.store.record_result(&r).await?;
+        }
+        self.run_log(
+            run,
+            LogLevel::Error,
+            format!(
+                "run finished COMPLETED_NO_CREDENTIALS: none of its {} devices has a credential",
+                pending.len()
+            ),
+            serde_json::Value::Null,
+        )
+        .await;
+        Ok(TaskOutcome::Done)
+    }
+
+    async fn run_device(
+        &self,
+        run_id: RunId,
+        device_id: DeviceId,
+        attempt: u32,
+    ) -> Result<TaskOutcome> {
+        if self.store.get_result(run_id, device_id).await?.is_some() {
+            // A second delivery of a finished device: the one result stands.
+            return Ok(TaskOutcome::Done);
+        }
+        let run = match self.store.get_run(run_id).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
+            Err(e) => return Err(e),
+        };
+        let mut log = DeviceLog {
+            engine: self,
+            run: run_id,
+            job: run.job_id,
+            device: device_id,
+            entries: Vec::new(),
+        };
+        let started_at = self.clock.now();
+        let started = Instant::now();
+        let outcome = if attempt > self.config.max_deliveries {
+            Err(Error::internal(format!(
+                "gave up after {} deliveries without a finished attempt",
+                attempt - 1
+            )))
+        } else {
+            self.metrics
+                .active_devices
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let r = tokio::time::timeout(
+                self.config.device_timeout,
+                self.work_device(&run, device_id, &mut log),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::timeout(format!(
+                    "device did not finish within {} s",
+                    self.config.device_timeout.as_secs()
+                )))
+            });
+            self.metrics
+                .active_devices
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            r
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let finished_at = self.clock.now();
+        let result = match outcome {
+            Ok(ok) => DeviceResult {
+                id: 0,
+                run_id,
+                job_id: run.job_id,
+                device_id,
+                status: DeviceStatus::Success,
+                error_kind: None,
+                message: Some(ok.message),
+                duration_ms: ms,
+                credential_id: ok.credential_id,
+                snapshot_id: ok.snapshot_id,
+                changed: ok.changed,
+                output: ok.output,
+                attempt,
+                started_at,
+                finished_at,
+            },
+            Err(e) if e.is_retryable() && attempt < self.config.device_attempts => {
+                let at = crate::clock::add(finished_at, self.config.retry_backoff);
+                log.push(
+                    LogLevel::Warning,
+                    LogKind::Connection,
+                    format!(
+                        "attempt {attempt} failed ({}): {}; retrying at {at}",
+                        e.kind(),
+                        e.message()
+                    ),
+                    serde_json::json!({ "error_kind": e.kind(), "attempt": attempt }),
+                );
+                log.flush().await;
+                return Ok(TaskOutcome::Retry(at, e.to_string()));
+            }
+            Err(e) => DeviceResult {
+                id: 0,
+                run_id,
+                job_id: run.job_id,
+                device_id,
+                status: DeviceStatus::Failed,
+                error_kind: Some(e.kind()),
+                message: Some(e.message().to_string()),
+                duration_ms: ms,
+                credential_id: None,
+                snapshot_id: None,
+                changed: None,
+                output: None,
+                attempt,
+                started_at,
+                finished_at,
+            },
+        };
+        log.push(
+            if result.status == DeviceStatus::Success {
+                LogLevel::Info
+            } else {
+                LogLevel::Error
+            },
+            LogKind::Job,
+            match result.status {
+                DeviceStatus::Success => format!("device succeeded in {ms} ms"),
+                DeviceStatus::Failed => format!(
+                    "device failed ({}): {}",
+                    result.error_kind.map(|k| k.as_str()).unwrap_or("unknown"),
+                    result.message.as_deref().unwrap_or("")
+                ),
+            },
+            serde_json::json!({
+                "status": result.status.as_str(),
+                "error_kind": result.error_kind,
+                "duration_ms": ms,
+                "attempt": attempt,
+            }),
+        );
+        log.flush().await;
+        let outcome = self.store.record_result(&result).await?;
+        if outcome.inserted {
+            self.metrics
+                .device_done(result.status == DeviceStatus::Success, ms);
+            if outcome.counts.is_complete() {
+                self.finish(run_id, run.job_id, outcome.counts).await?;
+            }
+        }
+        Ok(TaskOutcome::Done)
+    }
+
+    async fn work_device(
+        &self,
+        run: &Run,
+        device_id: DeviceId,
+        log: &mut DeviceLog<'_>,
+    ) -> Result<DeviceOk> {
+        let job = self.store.get_job(run.job_id).await?;
+        let device = self.store.get_device(device_id).await?;
+        let driver = self.drivers.get(&device.platform)?;
+        if job.kind == JobKind::Reachability {
+            let took = driver.probe(&device, self.config.connect_timeout).await?;
+            let msg = format!(
+                "{} answered on {}:{} in {} ms",
+                device.hostname,
+                device.address,
+                device.port,
+                took.as_millis()
+            );
+            log.push(
+                LogLevel::Info,
+                LogKind::Connection,
+                msg.clone(),
+                serde_json::Value::Null,
+            );
+            return Ok(DeviceOk {
+                credential_id: None,
+                snapshot_id: None,
+                changed: None,
+                output: None,
+                message: msg,
+            });
+        }
+        let all = self.store.all_credentials().await?;
+        let candidates = credentials::candidates(&device, &all);
+        if candidates.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NoCredentials,
+                "no credential shares a tag with the device and none is pinned",
+            ));
+        }
+        let mut session = None;
+        let mut rejected = 0;
+        for cred in &candidates {
+            log.push(
+                LogLevel::Info,
+                LogKind::Connection,
+                format!(
+                    "connecting to {} ({}:{}, {}) as '{}' with credential '{}'",
+                    device.hostname,
+                    device.address,
+                    device.port,
+                    device.platform,
+                    cred.username,
+                    cred.name
+                ),
+                serde_json::json!({ "credential_id": cred.id }),
+            );
+            match driver
+                .connect(&device, cred, self.config.connect_timeout)
+                .await
+            {
+                Ok(s) => {
+                    self.store
+                        .record_credential_use(cred.id, true, self.clock.now())
+                        .await?;
+                    log.push(
+                        LogLevel::Info,
+                        LogKind::Connection,
+                        format!("logged in with credential '{}'", cred.name),
+                        serde_json::json!({ "credential_id": cred.id }),
+                    );
+                    session = Some((s, cred.id));
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::Auth => {
+                    rejected += 1;
+                    self.store
+                        .record_credential_use(cred.id, false, self.clock.now())
+                        .await?;
+                    log.push(
+                        LogLevel::Warning,
+                        LogKind::Connection,
+                        format!("credential '{}' rejected; trying the next", cred.name),
+                        serde_json::json!({ "credential_id": cred.id }),
+                    );
+                }
+                Err(e) => {
+                    log.push(
+                        LogLevel::Error,
+                        LogKind::Connection,
+                        format!("connection failed ({}): {}", e.kind(), e.message()),
+                        serde_json::json!({ "error_kind": e.kind() }),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        let Some((mut session, credential_id)) = session else {
+            return Err(Error::new(
+                ErrorKind::NoCredentials,
+                format!("all {rejected} candidate credentials were rejected"),
+            ));
+        };
+        let result = self
+            .work_session(&job, &device, run, session.as_mut(), driver.as_ref(), log)
+            .await;
+        if let Err(e) = session.close().await {
+            tracing::debug!(error = %e, device = device.id, "closing the session failed");
+        }
+        let mut ok = result?;
+        ok.credential_id = Some(credential_id);
+        Ok(ok)
+    }
+
+    async fn work_session(
+        &self,
+        job: &Job,
+        device: &Device,
+        run: &Run,
+        session: &mut dyn crate::driver::Session,
+        driver: &dyn crate::driver::Driver,
+        log: &mut DeviceLog<'_>,
+    ) -> Result<DeviceOk> {
+        match &job.kind {
+            JobKind::Backup => {
+                log.push(
+                    LogLevel::Info,
+                    LogKind::Session,
+                    "fetching the configuration".into(),
+                    serde_json::Value::Null,
+                );
+                let raw = session.fetch_config(self.config.command_timeout).await?;
+                let content = driver.rules().normalise(&raw)?;
+                let put = self
+                    .sink
+                    .put(NewSnapshot {
+                        device_id: device.id,
+                        hostname: device.hostname.clone(),
+                        run_id: Some(run.id),
+                        content,
+                        taken_at: self.clock.now(),
+                    })
+                    .await?;
+                let msg = if put.changed {
+                    format!(
+                        "configuration changed; snapshot {} stored ({} bytes raw)",
+                        put.snapshot_id,
+                        raw.len()
+                    )
+                } else {
+                    format!("configuration unchanged (snapshot {})", put.snapshot_id)
+                };
+                log.push(LogLevel::Info, LogKind::Snapshot, msg.clone(), serde_json::json!({ "snapshot_id": put.snapshot_id, "changed": put.changed, "hash": put.hash }));
+                Ok(DeviceOk {
+                    credential_id: None,
+                    snapshot_id: Some(put.snapshot_id),
+                    changed: Some(put.changed),
+                    output: None,
+                    message: msg,
+                })
+            }
+            JobKind::Command { commands } => {
+                let mut out = String::new();
+                for c in commands {
+                    log.push(
+                        LogLevel::Info,
+                        LogKind::Session,
+                        format!("running '{c}'"),
+                        serde_json::Value::Null,
+                    );
+                    let o = session.run_command(c, self.config.command_timeout).await?;
+                    out.push_str(&format!("### {c}\n{}\n", driver.rules().redact(&o)));
+                }
+                Ok(DeviceOk {
+                    credential_id: None,
+                    snapshot_id: None,
+                    changed: None,
+                    output: Some(out),
+                    message: format!("{} commands run", commands.len()),
+                })
+            }
+            JobKind::Reachability => Err(Error::internal("reachability needs no session")),
+        }
+    }
+}

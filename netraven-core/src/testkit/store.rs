@@ -1,0 +1,1052 @@
+//! The store conformance suite.
+
+use super::{t0, unique};
+use crate::error::ErrorKind;
+use crate::model::*;
+use crate::secret::Secret;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs every check against one store. Names are made unique, so the store may hold other data.
+pub async fn run_all(store: Arc<dyn Store>) {
+    devices(store.as_ref()).await;
+    tags(store.as_ref()).await;
+    credentials(store.as_ref()).await;
+    jobs(store.as_ref()).await;
+    runs_and_results(store.as_ref()).await;
+    concurrent_results_are_recorded_once(store.clone()).await;
+    logs(store.as_ref()).await;
+    snapshots(store.as_ref()).await;
+    host_keys(store.as_ref()).await;
+    leases(store.as_ref()).await;
+    users(store.as_ref()).await;
+}
+
+async fn new_device(s: &dyn Store, name: &str, platform: &str, tags: &[&str]) -> Device {
+    let mut d = Device::new(name, "10.0.0.1", platform).with_tags(tags.iter().copied());
+    d.created_at = t0();
+    d.updated_at = t0();
+    s.create_device(&d).await.expect("create device")
+}
+
+async fn new_job(s: &dyn Store, targets: Targets) -> Job {
+    let mut j = Job::backup(unique("job"), targets);
+    j.created_at = t0();
+    j.updated_at = t0();
+    s.create_job(&j).await.expect("create job")
+}
+
+/// Device CRUD, unique hostnames, filters (partial, case-insensitive, literal), pagination.
+pub async fn devices(s: &dyn Store) {
+    let p = unique("dev");
+    let tag = unique("tag");
+    let a = new_device(s, &format!("{p}-Core-1"), "cisco_ios", &[&tag]).await;
+    let b = new_device(s, &format!("{p}-core-2"), "arista_eos", &[&tag]).await;
+    let c = new_device(s, &format!("{p}-edge_1"), "cisco_ios", &[]).await;
+    assert!(a.id > 0 && a.id != b.id);
+    assert_eq!(a.tags, vec![tag.clone()]);
+    let dup = s
+        .create_device(&Device::new(&a.hostname, "10.0.0.9", "linux"))
+        .await;
+    assert_eq!(
+        dup.expect_err("duplicate hostname").kind(),
+        ErrorKind::Conflict
+    );
+    let got = s.get_device(a.id).await.expect("get");
+    assert_eq!(got.hostname, a.hostname);
+    assert_eq!(got.port, 22);
+    assert_eq!(got.host_key_policy, HostKeyPolicy::Tofu);
+
+    let f = |h: &str| DeviceFilter {
+        hostname: Some(h.to_string()),
+        ..Default::default()
+    };
+    let page = s
+        .list_devices(&f(&format!("{p}-core")), Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(
+        page.total, 2,
+        "hostname filter must be partial and case-insensitive"
+    );
+    assert_eq!(page.items[0].hostname, a.hostname, "ordered by hostname");
+    let page = s
+        .list_devices(&f(&format!("{p}-edge_")), Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 1);
+    let page = s
+        .list_devices(&f(&format!("{p}-edge%")), Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 0, "'%' must match literally");
+    let page = s
+        .list_devices(&f(&format!("{p}-%")), Page::first(10))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 0, "'%' must match literally");
+    let page = s
+        .list_devices(
+            &DeviceFilter {
+                tag: Some(tag.clone()),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.total, 2);
+    let page = s
+        .list_devices(
+            &DeviceFilter {
+                tag: Some(tag.clone()),
+                platform: Some("arista_eos".into()),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, b.id);
+    let page = s.list_devices(&f(&p), Page::new(2, 2)).await.expect("list");
+    assert_eq!((page.total, page.items.len(), page.pages), (3, 1, 2));
+
+    let evil = format!("{p}'; DROP TABLE devices;--");
+    let e = new_device(s, &evil, "linux", &[]).await;
+    let page = s
+        .list_devices(&f(&evil), Page::first(10))
+        .await
+        .expect("injection filter");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].hostname, evil, "stored and matched literally");
+    let page = s
+        .list_devices(&f("' OR '1'='1"), Page::first(10))
+        .await
+        .expect("injection filter");
+    assert_eq!(page.total, 0);
+
+    let mut upd = c.clone();
+    upd.tags = vec![tag.clone()];
+    upd.description = Some("edge router".into());
+    let upd = s.update_device(&upd).await.expect("update");
+    assert_eq!(
+        s.get_device(c.id)
+            .await
+            .expect("get")
+            .description
+            .as_deref(),
+        Some("edge router")
+    );
+    let ids = s
+        .device_ids_with_tags(std::slice::from_ref(&tag))
+        .await
+        .expect("by tag");
+    assert_eq!(ids.len(), 3);
+    let mut clash = upd.clone();
+    clash.hostname = a.hostname.clone();
+    assert_eq!(
+        s.update_device(&clash)
+            .await
+            .expect_err("rename clash")
+            .kind(),
+        ErrorKind::Conflict
+    );
+    let by_ids = s
+        .devices_by_ids(&[b.id, a.id, 987_654_321])
+        .await
+        .expect("by ids");
+    assert_eq!(
+        by_ids.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    s.delete_device(e.id).await.expect("delete");
+    assert_eq!(
+        s.get_device(e.id).await.expect_err("deleted").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.delete_device(e.id)
+            .await
+            .expect_err("deleted twice")
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Tags: unique names; a rename follows on devices; delete removes from devices.
+pub async fn tags(s: &dyn Store) {
+    let name = unique("tag");
+    let t = s
+        .create_tag(&Tag {
+            id: 0,
+            name: name.clone(),
+            description: None,
+        })
+        .await
+        .expect("create tag");
+    assert_eq!(
+        s.create_tag(&Tag {
+            id: 0,
+            name: name.clone(),
+            description: None
+        })
+        .await
+        .expect_err("dup")
+        .kind(),
+        ErrorKind::Conflict
+    );
+    let d = new_device(s, &unique("tagged"), "linux", &[&name]).await;
+    let renamed = unique("renamed");
+    s.update_tag(&Tag {
+        id: t.id,
+        name: renamed.clone(),
+        description: Some("x".into()),
+    })
+    .await
+    .expect("rename");
+    assert_eq!(
+        s.get_device(d.id).await.expect("get").tags,
+        vec![renamed.clone()]
+    );
+    assert_eq!(s.get_tag(t.id).await.expect("get").name, renamed);
+    let all = s.list_tags(Page::first(10_000)).await.expect("list");
+    assert!(all.items.iter().any(|x| x.name == renamed));
+    s.delete_tag(t.id).await.expect("delete");
+    assert!(s.get_device(d.id).await.expect("get").tags.is_empty());
+    assert_eq!(
+        s.get_tag(t.id).await.expect_err("deleted").kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Credentials keep their secrets; statistics are kept by the store, not overwritten by updates.
+pub async fn credentials(s: &dyn Store) {
+    let tag = unique("ctag");
+    let mut c = Credential::new(unique("cred"), "admin", Secret::new("pa'ss\"word%"));
+    c.enable_secret = Some(Secret::new("en-able"));
+    c.priority = 5;
+    c.tags = vec![tag.clone()];
+    let c = s.create_credential(&c).await.expect("create");
+    let got = s.get_credential(c.id).await.expect("get");
+    assert_eq!(got.password.expose(), "pa'ss\"word%");
+    assert_eq!(
+        got.enable_secret.as_ref().map(|x| x.expose()),
+        Some("en-able")
+    );
+    assert_eq!(got.tags, vec![tag.clone()]);
+    assert_eq!(
+        s.create_credential(&Credential::new(c.name.clone(), "x", Secret::new("y")))
+            .await
+            .expect_err("dup")
+            .kind(),
+        ErrorKind::Conflict
+    );
+    s.record_credential_use(c.id, true, t0())
+        .await
+        .expect("use");
+    s.record_credential_use(c.id, true, t0())
+        .await
+        .expect("use");
+    s.record_credential_use(c.id, false, t0())
+        .await
+        .expect("use");
+    let mut upd = s.get_credential(c.id).await.expect("get");
+    assert_eq!((upd.success_count, upd.failure_count), (2, 1));
+    assert_eq!(upd.last_used, Some(t0()));
+    upd.password = Secret::new("new-pass");
+    upd.enable_secret = None;
+    upd.success_count = 0;
+    let upd = s.update_credential(&upd).await.expect("update");
+    assert_eq!(upd.success_count, 2, "update must not reset statistics");
+    let got = s.get_credential(c.id).await.expect("get");
+    assert_eq!(got.password.expose(), "new-pass");
+    assert!(got.enable_secret.is_none());
+    assert!(
+        s.all_credentials()
+            .await
+            .expect("all")
+            .iter()
+            .any(|x| x.id == c.id)
+    );
+    let page = s.list_credentials(Page::first(10_000)).await.expect("list");
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0].priority <= w[1].priority),
+        "ordered by priority"
+    );
+    s.delete_credential(c.id).await.expect("delete");
+    assert_eq!(
+        s.get_credential(c.id).await.expect_err("deleted").kind(),
+        ErrorKind::NotFound
+    );
+}
+
+/// Jobs: validation, unique names, JSON fields round-trip, scheduled list.
+pub async fn jobs(s: &dyn Store) {
+    let mut j = Job::backup(
+        unique("job"),
+        Targets {
+            device_ids: vec![1, 2],
+            tags: vec!["core".into()],
+        },
+    );
+    j.schedule = Schedule::Cron {
+        expression: "0 3 * * *".into(),
+        timezone: "Europe/Berlin".into(),
+    };
+    j.created_at = t0();
+    j.updated_at = t0();
+    let j = s.create_job(&j).await.expect("create");
+    let got = s.get_job(j.id).await.expect("get");
+    assert_eq!(got, j, "job must round-trip unchanged");
+    let mut bad = j.clone();
+    bad.name = unique("bad");
+    bad.schedule = Schedule::Interval { seconds: 5 };
+    assert_eq!(
+        s.create_job(&bad).await.expect_err("interval < 60").kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        s.create_job(&j).await.expect_err("dup").kind(),
+        ErrorKind::Conflict
+    );
+    let mut manual = Job::backup(unique("manual"), Targets::default());
+    manual.kind = JobKind::Command {
+        commands: vec!["show clock".into()],
+    };
+    let manual = s.create_job(&manual).await.expect("create");
+    let sched = s.scheduled_jobs().await.expect("scheduled");
+    assert!(sched.iter().any(|x| x.id == j.id));
+    assert!(
+        !sched.iter().any(|x| x.id == manual.id),
+        "manual jobs are not scheduled"
+    );
+    let mut off = got.clone();
+    off.enabled = false;
+    s.update_job(&off).await.expect("update");
+    assert!(
+        !s.scheduled_jobs()
+            .await
+            .expect("scheduled")
+            .iter()
+            .any(|x| x.id == j.id),
+        "disabled job scheduled"
+    );
+    let page = s
+        .list_jobs(
+            &JobFilter {
+                name: Some(manual.name.clone()),
+                enabled: None,
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.total, 1);
+    assert_eq!(
+        page.items[0].kind,
+        JobKind::Command {
+            commands: vec!["show clock".into()]
+        }
+    );
+    s.delete_job(j.id).await.expect("delete");
+    assert_eq!(
+        s.get_job(j.id).await.expect_err("deleted").kind(),
+        ErrorKind::NotFound
+    );
+}
+
+fn result(run: &Run, device: DeviceId, ok: bool, changed: Option<bool>) -> DeviceResult {
+    DeviceResult {
+        id: 0,
+        run_id: run.id,
+        job_id: run.job_id,
+        device_id: device,
+        status: if ok {
+            DeviceStatus::Success
+        } else {
+            DeviceStatus::Failed
+        },
+        error_kind: (!ok).then_some(ErrorKind::Timeout),
+        message: Some("m".into()),
+        duration_ms: 12,
+        credential_id: None,
+        snapshot_id: None,
+        changed,
+        output: None,
+        attempt: 1,
+        started_at: t0(),
+        finished_at: t0(),
+    }
+}
+
+fn new_run(job: JobId, fire: Option<chrono::DateTime<chrono::Utc>>, key: Option<&str>) -> NewRun {
+    NewRun {
+        job_id: job,
+        trigger: if fire.is_some() {
+            Trigger::Schedule
+        } else {
+            Trigger::Manual
+        },
+        fire_time: fire,
+        idempotency_key: key.map(str::to_string),
+        status: RunStatus::Queued,
+        message: None,
+        queued_at: t0(),
+    }
+}
+
+/// Runs: dedupe by fire time and idempotency key, start fixes the device set, results are unique
+/// per (run, device) and tallied, finish happens once.
+pub async fn runs_and_results(s: &dyn Store) {
+    let job = new_job(s, Targets::default()).await;
+    let fire = t0() + chrono::Duration::minutes(5);
+    let r1 = s
+        .create_run(&new_run(job.id, Some(fire), None))
+        .await
+        .expect("create");
+    assert!(r1.created);
+    assert_eq!(r1.run.status, RunStatus::Queued);
+    let r1b = s
+        .create_run(&new_run(job.id, Some(fire), None))
+        .await
+        .expect("create again");
+    assert!(!r1b.created, "a second run for the same fire");
+    assert_eq!(r1b.run.id, r1.run.id);
+    let m1 = s
+        .create_run(&new_run(job.id, None, Some("key-1")))
+        .await
+        .expect("manual");
+    let m2 = s
+        .create_run(&new_run(job.id, None, Some("key-1")))
+        .await
+        .expect("manual again");
+    assert!(m1.created && !m2.created);
+    assert_eq!(m1.run.id, m2.run.id);
+    let m3 = s
+        .create_run(&new_run(job.id, None, None))
+        .await
+        .expect("manual without key");
+    let m4 = s
+        .create_run(&new_run(job.id, None, None))
+        .await
+        .expect("manual without key");
+    assert!(m3.created && m4.created && m3.run.id != m4.run.id);
+    assert_eq!(
+        s.last_fire_time(job.id).await.expect("last fire"),
+        Some(fire)
+    );
+    assert!(s.job_has_active_run(job.id).await.expect("active"));
+
+    let run = s
+        .start_run(r1.run.id, &[11, 12, 13, 12], t0())
+        .await
+        .expect("start");
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.counts.total, 3, "device set is deduplicated");
+    assert_eq!(run.started_at, Some(t0()));
+    let again = s
+        .start_run(r1.run.id, &[99], t0())
+        .await
+        .expect("start again");
+    assert_eq!(again.counts.total, 3, "a started run keeps its device set");
+    assert_eq!(
+        s.run_device_ids(run.id).await.expect("ids"),
+        vec![11, 12, 13]
+    );
+
+    let o = s
+        .record_result(&result(&run, 11, true, Some(true)))
+        .await
+        .expect("record");
+    assert!(o.inserted);
+    assert_eq!((o.counts.succeeded, o.counts.changed), (1, 1));
+    let dup = s
+        .record_result(&result(&run, 11, false, None))
+        .await
+        .expect("record dup");
+    assert!(!dup.inserted, "second result for one (run, device)");
+    assert_eq!(dup.counts.failed, 0);
+    assert_eq!(
+        s.get_result(run.id, 11)
+            .await
+            .expect("get")
+            .expect("some")
+            .status,
+        DeviceStatus::Success
+    );
+    assert_eq!(
+        s.pending_device_ids(run.id).await.expect("pending"),
+        vec![12, 13]
+    );
+    s.record_result(&result(&run, 12, true, Some(false)))
+        .await
+        .expect("record");
+    let last = s
+        .record_result(&result(&run, 13, false, None))
+        .await
+        .expect("record");
+    assert!(last.counts.is_complete());
+    assert_eq!(
+        last.counts,
+        RunCounts {
+            total: 3,
+            succeeded: 2,
+            failed: 1,
+            changed: 1,
+            unchanged: 1
+        }
+    );
+    assert!(
+        s.finish_run(run.id, last.counts.final_status(), t0(), None)
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !s.finish_run(run.id, RunStatus::FailedError, t0(), Some("x"))
+            .await
+            .expect("finish twice")
+    );
+    let done = s.get_run(run.id).await.expect("get");
+    assert_eq!(done.status, RunStatus::CompletedPartialFailure);
+    assert_eq!(done.finished_at, Some(t0()));
+    assert_eq!(done.counts, last.counts);
+
+    let page = s
+        .list_results(
+            &ResultFilter {
+                run_id: Some(run.id),
+                status: Some(DeviceStatus::Failed),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list results");
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].device_id, 13);
+    assert_eq!(page.items[0].error_kind, Some(ErrorKind::Timeout));
+    let page = s
+        .list_results(
+            &ResultFilter {
+                device_id: Some(12),
+                job_id: Some(job.id),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list results");
+    assert_eq!(page.total, 1);
+    let runs = s
+        .list_runs(
+            &RunFilter {
+                job_id: Some(job.id),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list runs");
+    assert_eq!(runs.total, 4);
+    assert!(
+        runs.items.windows(2).all(|w| w[0].id > w[1].id),
+        "runs newest first"
+    );
+    let active = s
+        .list_runs(
+            &RunFilter {
+                job_id: Some(job.id),
+                statuses: vec![RunStatus::Queued],
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list runs");
+    assert_eq!(active.total, 3);
+    assert!(
+        s.active_runs()
+            .await
+            .expect("active")
+            .iter()
+            .all(|r| !r.status.is_final())
+    );
+    let skipped = s
+        .create_run(&NewRun {
+            status: RunStatus::Skipped,
+            message: Some("overlap".into()),
+            ..new_run(job.id, Some(fire + chrono::Duration::minutes(5)), None)
+        })
+        .await
+        .expect("skip record");
+    assert_eq!(skipped.run.status, RunStatus::Skipped);
+    assert!(skipped.run.finished_at.is_some(), "a skip is final at once");
+}
+
+/// 20 writers racing on one (run, device) record one result; 20 devices written concurrently
+/// are all tallied.
+pub async fn concurrent_results_are_recorded_once(s: Arc<dyn Store>) {
+    let job = new_job(s.as_ref(), Targets::default()).await;
+    let run = s
+        .create_run(&new_run(job.id, None, None))
+        .await
+        .expect("create")
+        .run;
+    let devices: Vec<DeviceId> = (1..=20).collect();
+    let run = s.start_run(run.id, &devices, t0()).await.expect("start");
+    let mut hs = Vec::new();
+    for _ in 0..20 {
+        let s = s.clone();
+        let r = result(&run, 1, true, Some(true));
+        hs.push(tokio::spawn(async move {
+            s.record_result(&r).await.expect("record").inserted
+        }));
+    }
+    let mut inserted = 0;
+    for h in hs {
+        if h.await.expect("join") {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1, "exactly one writer may insert the result");
+    let mut hs = Vec::new();
+    for d in 2..=20 {
+        let s = s.clone();
+        let r = result(&run, d, d % 2 == 0, None);
+        hs.push(tokio::spawn(async move {
+            s.record_result(&r).await.expect("record")
+        }));
+    }
+    let mut completes = 0;
+    for h in hs {
+        if h.await.expect("join").counts.is_complete() {
+            completes += 1;
+        }
+    }
+    assert!(completes >= 1);
+    let run = s.get_run(run.id).await.expect("get");
+    assert_eq!(run.counts.done(), 20);
+    assert_eq!(run.counts.succeeded, 11);
+    assert_eq!(run.counts.failed, 9);
+}
+
+/// Logs: filters, literal search, order, after_id, pagination and pruning.
+pub async fn logs(s: &dyn Store) {
+    let job = new_job(s, Targets::default()).await;
+    let run = s
+        .create_run(&new_run(job.id, None, None))
+        .await
+        .expect("run")
+        .run;
+    let mk = |i: i64, level: LogLevel, kind: LogKind, msg: &str| {
+        let mut e = LogEntry::new(
+            t0() + chrono::Duration::seconds(i),
+            level,
+            kind,
+            "worker:test",
+            msg,
+        );
+        e.run_id = Some(run.id);
+        e.job_id = Some(job.id);
+        e.device_id = Some(i % 2);
+        e.fields = serde_json::json!({ "i": i });
+        e
+    };
+    s.append_logs(&[
+        mk(1, LogLevel::Info, LogKind::Job, "run started"),
+        mk(
+            2,
+            LogLevel::Warning,
+            LogKind::Connection,
+            "credential rejected",
+        ),
+        mk(3, LogLevel::Error, LogKind::Connection, "100% CPU; timeout"),
+        mk(
+            4,
+            LogLevel::Info,
+            LogKind::Snapshot,
+            "configuration unchanged",
+        ),
+        mk(5, LogLevel::Debug, LogKind::Session, "it's a 'quote'"),
+    ])
+    .await
+    .expect("append");
+    let base = LogFilter {
+        run_id: Some(run.id),
+        ..Default::default()
+    };
+    let all = s
+        .list_logs(
+            &LogFilter {
+                order: Order::Asc,
+                ..base.clone()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(all.total, 5);
+    assert_eq!(all.items[0].message, "run started");
+    assert_eq!(all.items[0].fields, serde_json::json!({ "i": 1 }));
+    assert!(
+        all.items.windows(2).all(|w| w[0].id < w[1].id),
+        "ids increase in append order"
+    );
+    let desc = s.list_logs(&base, Page::first(2)).await.expect("list");
+    assert_eq!(
+        desc.items[0].message, "it's a 'quote'",
+        "default order is newest first"
+    );
+    assert_eq!((desc.total, desc.pages), (5, 3));
+    let warn = s
+        .list_logs(
+            &LogFilter {
+                min_level: Some(LogLevel::Warning),
+                ..base.clone()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(warn.total, 2);
+    let conn = s
+        .list_logs(
+            &LogFilter {
+                kind: Some(LogKind::Connection),
+                device_id: Some(1),
+                ..base.clone()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(conn.total, 1);
+    let search = |q: &str| LogFilter {
+        search: Some(q.into()),
+        ..base.clone()
+    };
+    assert_eq!(
+        s.list_logs(&search("100%"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        1
+    );
+    assert_eq!(
+        s.list_logs(&search("%"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        1,
+        "'%' is literal"
+    );
+    assert_eq!(
+        s.list_logs(&search("_"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        0,
+        "'_' is literal"
+    );
+    assert_eq!(
+        s.list_logs(&search("'quote'"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        1
+    );
+    assert_eq!(
+        s.list_logs(&search("CREDENTIAL"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        1,
+        "case-insensitive"
+    );
+    assert_eq!(
+        s.list_logs(&search("' OR 1=1 --"), Page::first(10))
+            .await
+            .expect("search")
+            .total,
+        0
+    );
+    let after = s
+        .list_logs(
+            &LogFilter {
+                after_id: Some(all.items[2].id),
+                order: Order::Asc,
+                ..base.clone()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(after.items.len(), 2);
+    let window = s
+        .list_logs(
+            &LogFilter {
+                since: Some(t0() + chrono::Duration::seconds(2)),
+                until: Some(t0() + chrono::Duration::seconds(4)),
+                ..base.clone()
+            },
+            Page::first(10),
+        )
+        .await
+        .expect("list");
+    assert_eq!(window.total, 2);
+    let pruned = s
+        .prune_logs(t0() + chrono::Duration::seconds(3), 1)
+        .await
+        .expect("prune");
+    assert!(pruned >= 2, "prune removed {pruned}");
+    assert_eq!(
+        s.list_logs(&base, Page::first(10))
+            .await
+            .expect("list")
+            .total,
+        3
+    );
+}
+
+/// Snapshot index: insert, latest, history, batch latest, commit marking, search.
+pub async fn snapshots(s: &dyn Store) {
+    let d1 = new_device(s, &unique("snap"), "linux", &[]).await;
+    let d2 = new_device(s, &unique("snap"), "linux", &[]).await;
+    let mk = |d: &Device, content: &str, sec: i64| Snapshot {
+        meta: SnapshotMeta {
+            id: 0,
+            device_id: d.id,
+            hostname: d.hostname.clone(),
+            run_id: None,
+            hash: content_hash(content),
+            size: content.len() as u64,
+            created_at: t0() + chrono::Duration::seconds(sec),
+            commit_id: None,
+        },
+        content: content.to_string(),
+    };
+    let needle = unique("needle");
+    let a = s
+        .insert_snapshot(&mk(&d1, "hostname a\n", 1))
+        .await
+        .expect("insert");
+    let b = s
+        .insert_snapshot(&mk(&d1, &format!("hostname b\n{needle}\n"), 2))
+        .await
+        .expect("insert");
+    let c = s
+        .insert_snapshot(&mk(&d2, &format!("hostname c\n{needle}\n"), 3))
+        .await
+        .expect("insert");
+    assert_eq!(
+        s.latest_snapshot(d1.id)
+            .await
+            .expect("latest")
+            .map(|m| m.id),
+        Some(b.id)
+    );
+    assert!(
+        s.latest_snapshot(d1.id + 1_000_000)
+            .await
+            .expect("latest")
+            .is_none()
+    );
+    let got = s.get_snapshot(b.id).await.expect("get");
+    assert_eq!(got.content, format!("hostname b\n{needle}\n"));
+    assert_eq!(got.meta.hash, content_hash(&got.content));
+    let h = s
+        .list_snapshots(d1.id, Page::first(10))
+        .await
+        .expect("history");
+    assert_eq!(
+        h.items.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![b.id, a.id]
+    );
+    let latest = s
+        .latest_snapshots(&[d1.id, d2.id])
+        .await
+        .expect("latest many");
+    let mut ids: Vec<_> = latest.iter().map(|m| m.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![b.id, c.id]);
+    let pending = s.uncommitted_snapshots(100_000).await.expect("pending");
+    assert!(pending.iter().any(|p| p.meta.id == a.id));
+    s.mark_committed(&[a.id, b.id], "abc123")
+        .await
+        .expect("mark");
+    assert_eq!(
+        s.get_snapshot(a.id)
+            .await
+            .expect("get")
+            .meta
+            .commit_id
+            .as_deref(),
+        Some("abc123")
+    );
+    let pending = s.uncommitted_snapshots(100_000).await.expect("pending");
+    assert!(
+        !pending
+            .iter()
+            .any(|p| p.meta.id == a.id || p.meta.id == b.id)
+    );
+    assert!(pending.iter().any(|p| p.meta.id == c.id));
+    let found = s
+        .search_latest(&needle.to_uppercase(), Page::first(10))
+        .await
+        .expect("search");
+    assert_eq!(found.total, 2);
+    let found = s
+        .search_latest("hostname a", Page::first(10))
+        .await
+        .expect("search");
+    assert!(
+        !found.items.iter().any(|m| m.device_id == d1.id),
+        "search covers latest snapshots only"
+    );
+}
+
+/// Host keys: first pin wins.
+pub async fn host_keys(s: &dyn Store) {
+    let host = unique("host");
+    assert!(s.get_host_key(&host, 22).await.expect("get").is_none());
+    let k = HostKey {
+        host: host.clone(),
+        port: 22,
+        key_type: "ssh-ed25519".into(),
+        fingerprint: "SHA256:aaa".into(),
+        first_seen: t0(),
+    };
+    assert_eq!(s.pin_host_key(&k).await.expect("pin"), k);
+    let other = HostKey {
+        fingerprint: "SHA256:bbb".into(),
+        ..k.clone()
+    };
+    assert_eq!(
+        s.pin_host_key(&other).await.expect("pin again").fingerprint,
+        "SHA256:aaa",
+        "a pinned key is never replaced silently"
+    );
+    assert!(
+        s.get_host_key(&host, 2222).await.expect("get").is_none(),
+        "keys are per port"
+    );
+    s.delete_host_key(&host, 22).await.expect("delete");
+    assert!(s.get_host_key(&host, 22).await.expect("get").is_none());
+}
+
+/// Leases: one holder at a time until expiry.
+pub async fn leases(s: &dyn Store) {
+    let name = unique("lease");
+    let ttl = Duration::from_secs(30);
+    assert!(
+        s.try_acquire_lease(&name, "a", ttl, t0())
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        !s.try_acquire_lease(&name, "b", ttl, t0())
+            .await
+            .expect("acquire"),
+        "two holders"
+    );
+    assert!(
+        s.try_acquire_lease(&name, "a", ttl, t0() + chrono::Duration::seconds(10))
+            .await
+            .expect("renew")
+    );
+    assert!(
+        !s.try_acquire_lease(&name, "b", ttl, t0() + chrono::Duration::seconds(35))
+            .await
+            .expect("acquire"),
+        "renewal ignored"
+    );
+    assert!(
+        s.try_acquire_lease(&name, "b", ttl, t0() + chrono::Duration::seconds(41))
+            .await
+            .expect("acquire after expiry")
+    );
+    s.release_lease(&name, "a")
+        .await
+        .expect("release by non-holder is a no-op");
+    assert!(
+        !s.try_acquire_lease(&name, "a", ttl, t0() + chrono::Duration::seconds(42))
+            .await
+            .expect("acquire")
+    );
+    s.release_lease(&name, "b").await.expect("release");
+    assert!(
+        s.try_acquire_lease(&name, "a", ttl, t0() + chrono::Duration::seconds(43))
+            .await
+            .expect("acquire after release")
+    );
+}
+
+/// Users and tokens.
+pub async fn users(s: &dyn Store) {
+    let name = unique("user");
+    let u = s
+        .create_user(&User {
+            id: 0,
+            username: name.clone(),
+            password_hash: "$argon2id$x".into(),
+            role: Role::Operator,
+            active: true,
+            created_at: t0(),
+        })
+        .await
+        .expect("create");
+    assert_eq!(
+        s.get_user_by_name(&name)
+            .await
+            .expect("by name")
+            .map(|x| x.id),
+        Some(u.id)
+    );
+    assert_eq!(
+        s.get_user(u.id).await.expect("get").password_hash,
+        "$argon2id$x"
+    );
+    assert_eq!(
+        s.create_user(&u).await.expect_err("dup").kind(),
+        ErrorKind::Conflict
+    );
+    let mut upd = u.clone();
+    upd.role = Role::Admin;
+    s.update_user(&upd).await.expect("update");
+    assert_eq!(s.get_user(u.id).await.expect("get").role, Role::Admin);
+    let hash = unique("hash");
+    let t = s
+        .create_token(&ApiToken {
+            id: 0,
+            user_id: u.id,
+            name: "ci".into(),
+            token_hash: hash.clone(),
+            created_at: t0(),
+            last_used: None,
+            expires_at: None,
+        })
+        .await
+        .expect("token");
+    assert_eq!(
+        s.find_token(&hash).await.expect("find").map(|x| x.id),
+        Some(t.id)
+    );
+    assert_eq!(s.list_tokens(u.id).await.expect("list").len(), 1);
+    assert!(
+        s.list_users(Page::first(10_000))
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .any(|x| x.id == u.id)
+    );
+    s.delete_user(u.id).await.expect("delete");
+    assert!(
+        s.find_token(&hash).await.expect("find").is_none(),
+        "tokens go with their user"
+    );
+}
