@@ -1,0 +1,749 @@
+//! The SSH transport on `ssh2` (libssh2): a [`Driver`] per platform, and its [`Session`].
+//!
+//! libssh2 is blocking, so every session lives on the blocking thread pool
+//! (`tokio::task::spawn_blocking`): the async methods move the session to a blocking thread for
+//! the duration of one call and get it back afterwards. Every blocking call runs under a
+//! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
+//! deadline of the operation.
+
+use crate::expect::{ShellReader, Step, clean_output, comment_lines, prompt_base};
+use crate::platform::Platform;
+use async_trait::async_trait;
+use netraven_core::driver::{Driver, Session};
+use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy};
+use netraven_core::normalise::Rules;
+use netraven_core::store::HostKeyStore;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Key exchange, host key and cipher lists offered to every device.
+const MODERN_KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+const MODERN_HOSTKEY: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
+const MODERN_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
+/// Added only for devices with `legacy_ssh`.
+const LEGACY_KEX: &str =
+    "diffie-hellman-group14-sha1,diffie-hellman-group-exchange-sha1,diffie-hellman-group1-sha1";
+const LEGACY_HOSTKEY: &str = "ssh-rsa,ssh-dss";
+const LEGACY_CIPHERS: &str = "aes128-cbc,aes192-cbc,aes256-cbc,3des-cbc";
+
+/// Tunables of the SSH transport.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Terminal width requested for the PTY (wide, so devices do not wrap lines).
+    pub pty_width: u32,
+    /// Terminal height requested for the PTY.
+    pub pty_height: u32,
+    /// Read buffer size per session.
+    pub read_buffer: usize,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            pty_width: 511,
+            pty_height: 24,
+            read_buffer: 32 * 1024,
+        }
+    }
+}
+
+/// A data-driven SSH driver: one [`Platform`] over `ssh2`.
+#[derive(Debug, Clone)]
+pub struct SshDriver {
+    platform: Arc<Platform>,
+    host_keys: Arc<dyn HostKeyStore>,
+    options: SshOptions,
+}
+
+impl SshDriver {
+    /// A driver for `platform` that pins host keys in `host_keys`.
+    pub fn new(platform: Platform, host_keys: Arc<dyn HostKeyStore>) -> Self {
+        SshDriver {
+            platform: Arc::new(platform),
+            host_keys,
+            options: SshOptions::default(),
+        }
+    }
+
+    /// Replaces the transport options.
+    pub fn with_options(mut self, options: SshOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The platform this driver speaks.
+    pub fn platform_data(&self) -> &Platform {
+        &self.platform
+    }
+}
+
+fn conn_err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Connection, msg)
+}
+
+/// Maps an ssh2 error to an error kind. Never includes a credential.
+fn map_ssh(e: ssh2::Error, what: &str) -> Error {
+    use libssh2_codes::*;
+    let kind = match e.code() {
+        ssh2::ErrorCode::Session(c) => match c {
+            TIMEOUT | SOCKET_TIMEOUT | EAGAIN => ErrorKind::Timeout,
+            AUTHENTICATION_FAILED
+            | PUBLICKEY_UNVERIFIED
+            | PASSWORD_EXPIRED
+            | KEYFILE_AUTH_FAILED => ErrorKind::Auth,
+            SOCKET_SEND | SOCKET_RECV | SOCKET_DISCONNECT | BANNER_RECV | BANNER_SEND
+            | BAD_SOCKET | CHANNEL_CLOSED | CHANNEL_EOF_SENT => ErrorKind::Connection,
+            _ => ErrorKind::Protocol,
+        },
+        ssh2::ErrorCode::SFTP(_) => ErrorKind::Protocol,
+    };
+    let mut msg = format!("{what}: {}", e.message());
+    if matches!(e.code(), ssh2::ErrorCode::Session(KEX_FAILURE))
+        || e.message().contains("kex")
+        || e.message().to_ascii_lowercase().contains("key exchange")
+    {
+        msg.push_str(" (no common algorithms; old devices may need legacy_ssh)");
+    }
+    Error::new(kind, msg).with_source(e)
+}
+
+/// The libssh2 error codes we branch on.
+mod libssh2_codes {
+    pub const BANNER_RECV: i32 = -2;
+    pub const BANNER_SEND: i32 = -3;
+    pub const KEX_FAILURE: i32 = -5;
+    pub const SOCKET_SEND: i32 = -7;
+    pub const TIMEOUT: i32 = -9;
+    pub const SOCKET_DISCONNECT: i32 = -13;
+    pub const PASSWORD_EXPIRED: i32 = -15;
+    pub const AUTHENTICATION_FAILED: i32 = -18;
+    pub const PUBLICKEY_UNVERIFIED: i32 = -19;
+    pub const CHANNEL_CLOSED: i32 = -26;
+    pub const CHANNEL_EOF_SENT: i32 = -27;
+    pub const SOCKET_TIMEOUT: i32 = -30;
+    pub const EAGAIN: i32 = -37;
+    pub const SOCKET_RECV: i32 = -43;
+    pub const BAD_SOCKET: i32 = -45;
+    pub const KEYFILE_AUTH_FAILED: i32 = -48;
+}
+
+fn map_io(e: std::io::Error, what: &str) -> Error {
+    use std::io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
+        _ => ErrorKind::Connection,
+    };
+    Error::new(kind, format!("{what}: {e}")).with_source(e)
+}
+
+fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(Error::timeout(format!("deadline passed while {what}")));
+    }
+    Ok(deadline - now)
+}
+
+fn ms(d: Duration) -> u32 {
+    d.as_millis().clamp(1, u32::MAX as u128) as u32
+}
+
+/// Opens a TCP connection to the device within the deadline (first address that answers).
+fn tcp_connect(device: &Device, deadline: Instant) -> Result<TcpStream> {
+    let addrs: Vec<_> = (device.address.as_str(), device.port)
+        .to_socket_addrs()
+        .map_err(|e| map_io(e, &format!("resolving {}", device.address)))?
+        .collect();
+    let mut last = conn_err(format!("{} resolved to no address", device.address));
+    for addr in addrs {
+        let left = remaining(deadline, "connecting")?;
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = map_io(e, &format!("connecting to {addr}")),
+        }
+    }
+    Err(last)
+}
+
+/// Base64 (standard alphabet, no padding), as OpenSSH prints `SHA256:` fingerprints.
+fn b64_nopad(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        let chars = c.len() + 1;
+        for i in 0..chars {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn key_type_name(t: ssh2::HostKeyType) -> &'static str {
+    match t {
+        ssh2::HostKeyType::Rsa => "ssh-rsa",
+        ssh2::HostKeyType::Dss => "ssh-dss",
+        ssh2::HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        ssh2::HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        ssh2::HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        ssh2::HostKeyType::Ed25519 => "ssh-ed25519",
+        ssh2::HostKeyType::Unknown => "unknown",
+    }
+}
+
+/// Checks the server's host key against the policy. Runs after the key exchange and before
+/// any credential is sent.
+fn check_host_key(
+    sess: &ssh2::Session,
+    device: &Device,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+) -> Result<()> {
+    if device.host_key_policy == HostKeyPolicy::Off {
+        return Ok(());
+    }
+    let key_type = sess
+        .host_key()
+        .map(|(_, t)| key_type_name(t))
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "server sent no host key"))?;
+    let hash = sess
+        .host_key_hash(ssh2::HashType::Sha256)
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
+    let fingerprint = format!("SHA256:{}", b64_nopad(hash));
+    let pinned = rt.block_on(store.get_host_key(&device.address, device.port))?;
+    let pinned = match (pinned, device.host_key_policy) {
+        (Some(k), _) => k,
+        (None, HostKeyPolicy::Strict) => {
+            return Err(Error::new(
+                ErrorKind::HostKey,
+                format!(
+                    "no host key pinned for {}:{} (policy strict); offered {key_type} {fingerprint}",
+                    device.address, device.port
+                ),
+            ));
+        }
+        (None, _) => {
+            let key = HostKey {
+                host: device.address.clone(),
+                port: device.port,
+                key_type: key_type.to_string(),
+                fingerprint: fingerprint.clone(),
+                first_seen: netraven_core::clock::Clock::now(&netraven_core::clock::SystemClock),
+            };
+            let k = rt.block_on(store.pin_host_key(&key))?;
+            if k.fingerprint == fingerprint {
+                tracing::info!(host = %device.address, port = device.port, %fingerprint, "pinned host key on first use");
+            }
+            k
+        }
+    };
+    if pinned.fingerprint != fingerprint {
+        tracing::warn!(host = %device.address, port = device.port, pinned = %pinned.fingerprint, offered = %fingerprint, "host key mismatch");
+        return Err(Error::new(
+            ErrorKind::HostKey,
+            format!(
+                "host key of {}:{} changed: pinned {} {}, offered {key_type} {fingerprint}; refusing to log in",
+                device.address, device.port, pinned.key_type, pinned.fingerprint
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Answers keyboard-interactive prompts: hidden prompts get the password, echoed ones the user.
+struct KbdAnswer<'a> {
+    user: &'a str,
+    password: &'a str,
+}
+
+impl ssh2::KeyboardInteractivePrompt for KbdAnswer<'_> {
+    fn prompt<'b>(
+        &mut self,
+        _username: &str,
+        _instructions: &str,
+        prompts: &[ssh2::Prompt<'b>],
+    ) -> Vec<String> {
+        prompts
+            .iter()
+            .map(|p| {
+                if p.echo {
+                    self.user.to_string()
+                } else {
+                    self.password.to_string()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Password, keyboard-interactive or private-key authentication. A password that holds a PEM or
+/// OpenSSH private key (`-----BEGIN`) is used as a key.
+fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
+    let user = cred.username.as_str();
+    let secret = cred.password.expose();
+    let methods = match sess.auth_methods(user) {
+        Ok(m) => m.to_string(),
+        Err(e) => {
+            if sess.authenticated() {
+                return Ok(());
+            }
+            return Err(map_ssh(e, "listing authentication methods"));
+        }
+    };
+    let has = |m: &str| methods.split(',').any(|x| x == m);
+    if secret.trim_start().starts_with("-----BEGIN") {
+        if !has("publickey") {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!("device does not accept public keys (offers {methods})"),
+            ));
+        }
+        return sess
+            .userauth_pubkey_memory(user, None, secret, None)
+            .map_err(|e| map_ssh(e, "public key authentication"));
+    }
+    let mut last: Option<Error> = None;
+    if has("password") {
+        match sess.userauth_password(user, secret) {
+            Ok(()) if sess.authenticated() => return Ok(()),
+            Ok(()) => {}
+            Err(e) => {
+                let err = map_ssh(e, "password authentication");
+                if err.kind() != ErrorKind::Auth {
+                    return Err(err);
+                }
+                last = Some(err);
+            }
+        }
+    }
+    if has("keyboard-interactive") {
+        let mut answer = KbdAnswer {
+            user,
+            password: secret,
+        };
+        match sess.userauth_keyboard_interactive(user, &mut answer) {
+            Ok(()) if sess.authenticated() => return Ok(()),
+            Ok(()) => {}
+            Err(e) => last = Some(map_ssh(e, "keyboard-interactive authentication")),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::new(
+            ErrorKind::Auth,
+            format!("no usable authentication method (device offers {methods})"),
+        )
+    }))
+}
+
+/// One interactive shell, owned by whichever blocking thread runs the current call.
+struct Shell {
+    sess: ssh2::Session,
+    chan: ssh2::Channel,
+    reader: ShellReader,
+    platform: Arc<Platform>,
+    buf: Vec<u8>,
+    hostname: String,
+}
+
+impl Shell {
+    fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
+        self.sess.set_timeout(ms(remaining(deadline, "sending")?));
+        self.chan
+            .write_all(text.as_bytes())
+            .and_then(|_| self.chan.flush())
+            .map_err(|e| map_io(e, "sending to the device"))
+    }
+
+    /// Reads until the prompt (or an extra pattern) shows at the end of the output, answering
+    /// pagers on the way.
+    fn read_until(&mut self, deadline: Instant, what: &str) -> Result<Step> {
+        loop {
+            let left = remaining(deadline, what)?;
+            self.sess.set_timeout(ms(left));
+            let n = match self.chan.read(&mut self.buf) {
+                Ok(0) => {
+                    return Err(conn_err(format!(
+                        "connection closed by the device while {what}"
+                    )));
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    let err = map_io(e, what);
+                    if err.kind() == ErrorKind::Timeout {
+                        return Err(Error::timeout(format!(
+                            "no prompt within the deadline while {what} (last line: {:?})",
+                            self.reader.last_line().chars().take(80).collect::<String>()
+                        )));
+                    }
+                    return Err(err);
+                }
+            };
+            match self.reader.feed(&self.buf[..n]) {
+                Step::More => {}
+                Step::Pager => {
+                    let reply = self.platform.spec.pager_reply.clone();
+                    self.send(&reply, deadline)?;
+                }
+                s => return Ok(s),
+            }
+        }
+    }
+
+    /// Runs a command and returns its cleaned output.
+    fn command(&mut self, command: &str, deadline: Instant) -> Result<String> {
+        self.reader.clear();
+        self.reader.set_extra(Vec::new());
+        self.send(&format!("{command}\n"), deadline)?;
+        self.read_until(deadline, &format!("running '{command}'"))?;
+        let out = clean_output(&self.reader.take(), command);
+        if let Some(line) = self.platform.is_command_error(&out) {
+            return Err(Error::new(
+                ErrorKind::Command,
+                format!("{}: '{command}' rejected: {line}", self.hostname),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Finds the prompt after login: waits for something prompt-like, then sends a newline and
+    /// takes the last line of the answer, so a banner or MOTD that looks like a prompt is not
+    /// mistaken for one.
+    fn find_prompt(&mut self, deadline: Instant) -> Result<String> {
+        let mut prev = match self.read_until(deadline, "waiting for the first prompt")? {
+            Step::Prompt(p) => p,
+            _ => String::new(),
+        };
+        for _ in 0..3 {
+            self.reader.clear();
+            self.send("\n", deadline)?;
+            let p = match self.read_until(deadline, "finding the prompt")? {
+                Step::Prompt(p) => p,
+                _ => String::new(),
+            };
+            if p == prev {
+                break;
+            }
+            prev = p;
+        }
+        self.reader.clear();
+        Ok(prev)
+    }
+
+    fn enable(&mut self, prompt: &str, cred: &Credential, deadline: Instant) -> Result<String> {
+        let (Some(spec), Some(unpriv), Some(pw_re)) = (
+            self.platform.spec.enable.clone(),
+            self.platform.unprivileged_prompt.clone(),
+            self.platform.enable_password_prompt.clone(),
+        ) else {
+            return Ok(prompt.to_string());
+        };
+        if !unpriv.is_match(prompt) {
+            return Ok(prompt.to_string());
+        }
+        self.reader.clear();
+        self.reader.set_extra(vec![pw_re]);
+        self.send(&format!("{}\n", spec.command), deadline)?;
+        let mut step = self.read_until(deadline, "entering enable mode")?;
+        if step == Step::Extra(0) {
+            let secret = cred.enable_secret.as_ref().unwrap_or(&cred.password);
+            self.reader.clear();
+            // The secret is sent, never logged.
+            self.send(&format!("{}\n", secret.expose()), deadline)?;
+            step = self.read_until(deadline, "entering enable mode")?;
+        }
+        self.reader.set_extra(Vec::new());
+        self.reader.clear();
+        match step {
+            Step::Prompt(p) if !unpriv.is_match(&p) => Ok(p),
+            _ => Err(Error::new(
+                ErrorKind::Auth,
+                format!("{}: enable mode refused", self.hostname),
+            )),
+        }
+    }
+
+    fn fetch_config(&mut self, deadline: Instant) -> Result<String> {
+        let platform = self.platform.clone();
+        let mut out = String::new();
+        for cmd in &platform.spec.backup {
+            let text = self.command(&cmd.command, deadline)?;
+            match &cmd.comment {
+                Some(prefix) => out.push_str(&comment_lines(&text, prefix)),
+                None => out.push_str(&text),
+            }
+        }
+        Ok(out)
+    }
+
+    fn close(mut self) {
+        // Best effort and quick: say goodbye, never wait for the peer's EOF.
+        self.sess.set_timeout(200);
+        let exit = format!("{}\n", self.platform.spec.exit_command);
+        let _ = self.chan.write_all(exit.as_bytes());
+        let _ = self.chan.close();
+        let _ = self.sess.disconnect(None, "bye", None);
+    }
+}
+
+/// Logs in and prepares the shell. Runs on a blocking thread.
+fn open_shell(
+    platform: Arc<Platform>,
+    options: &SshOptions,
+    device: &Device,
+    cred: &Credential,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+    deadline: Instant,
+) -> Result<Shell> {
+    let tcp = tcp_connect(device, deadline)?;
+    let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
+    sess.set_timeout(ms(remaining(deadline, "handshaking")?));
+    let (kex, hostkey, ciphers) = if device.legacy_ssh {
+        (
+            format!("{MODERN_KEX},{LEGACY_KEX}"),
+            format!("{MODERN_HOSTKEY},{LEGACY_HOSTKEY}"),
+            format!("{MODERN_CIPHERS},{LEGACY_CIPHERS}"),
+        )
+    } else {
+        (
+            MODERN_KEX.to_string(),
+            MODERN_HOSTKEY.to_string(),
+            MODERN_CIPHERS.to_string(),
+        )
+    };
+    for (t, list) in [
+        (ssh2::MethodType::Kex, &kex),
+        (ssh2::MethodType::HostKey, &hostkey),
+        (ssh2::MethodType::CryptCs, &ciphers),
+        (ssh2::MethodType::CryptSc, &ciphers),
+    ] {
+        sess.method_pref(t, list)
+            .map_err(|e| map_ssh(e, "setting algorithm preferences"))?;
+    }
+    sess.set_tcp_stream(tcp);
+    sess.handshake().map_err(|e| map_ssh(e, "SSH handshake"))?;
+    check_host_key(&sess, device, store, rt)?;
+    sess.set_timeout(ms(remaining(deadline, "authenticating")?));
+    authenticate(&sess, cred)?;
+    tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
+    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
+    let mut chan = sess
+        .channel_session()
+        .map_err(|e| map_ssh(e, "opening a channel"))?;
+    chan.request_pty(
+        "vt100",
+        None,
+        Some((options.pty_width, options.pty_height, 0, 0)),
+    )
+    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
+    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    let reader = ShellReader::new(platform.prompt.clone(), platform.pager.clone());
+    let mut shell = Shell {
+        sess,
+        chan,
+        reader,
+        platform,
+        buf: vec![0u8; options.read_buffer.max(1024)],
+        hostname: device.hostname.clone(),
+    };
+    let prompt = shell.find_prompt(deadline)?;
+    shell.reader.set_base(Some(prompt_base(&prompt)));
+    let prompt = shell.enable(&prompt, cred, deadline)?;
+    tracing::debug!(device = %device.hostname, prompt = %prompt, "logged in");
+    let paging = shell.platform.spec.paging_off.clone();
+    for cmd in &paging {
+        if let Err(e) = shell.command(cmd, deadline) {
+            if e.kind() != ErrorKind::Command {
+                return Err(e);
+            }
+            tracing::debug!(device = %device.hostname, command = %cmd, "paging-off command rejected");
+        }
+    }
+    Ok(shell)
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::internal(format!("SSH worker thread failed: {e}"))
+}
+
+#[async_trait]
+impl Driver for SshDriver {
+    fn platform(&self) -> &str {
+        self.platform.name()
+    }
+
+    fn rules(&self) -> &Rules {
+        &self.platform.rules
+    }
+
+    async fn connect(
+        &self,
+        device: &Device,
+        credential: &Credential,
+        timeout: Duration,
+    ) -> Result<Box<dyn Session>> {
+        let deadline = Instant::now() + timeout;
+        let platform = self.platform.clone();
+        let options = self.options.clone();
+        let device = device.clone();
+        let cred = credential.clone();
+        let store = self.host_keys.clone();
+        let rt = tokio::runtime::Handle::current();
+        let hostname = device.hostname.clone();
+        let shell = tokio::task::spawn_blocking(move || {
+            open_shell(platform, &options, &device, &cred, &store, &rt, deadline)
+                .map_err(|e| e.context(&device.hostname))
+        })
+        .await
+        .map_err(join_err)??;
+        Ok(Box::new(SshSession {
+            shell: Some(Box::new(shell)),
+            hostname,
+        }))
+    }
+
+    async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration> {
+        probe_ssh(device, timeout).await
+    }
+}
+
+/// Checks that `device` answers on its SSH port: TCP connect and an `SSH-` banner within
+/// `timeout`. Returns the time it took.
+pub async fn probe_ssh(device: &Device, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let addr = format!("{}:{}", device.address, device.port);
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| map_io(e, &format!("connecting to {addr}")))?;
+        let mut buf = [0u8; 256];
+        let mut got = Vec::new();
+        use tokio::io::AsyncReadExt;
+        loop {
+            let n = s
+                .read(&mut buf)
+                .await
+                .map_err(|e| map_io(e, "reading the SSH banner"))?;
+            if n == 0 {
+                return Err(conn_err(format!("{addr} closed without an SSH banner")));
+            }
+            got.extend_from_slice(&buf[..n]);
+            if let Some(i) = got.iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&got[..i]);
+                if line.contains("SSH-") {
+                    return Ok(());
+                }
+                got.drain(..=i);
+            }
+            if got.len() > 8192 {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("{addr} did not send an SSH banner"),
+                ));
+            }
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| Error::timeout(format!("no SSH banner from {addr} within {timeout:?}")))??;
+    Ok(start.elapsed())
+}
+
+/// A logged-in SSH session (see the module docs for the threading model).
+pub struct SshSession {
+    shell: Option<Box<Shell>>,
+    hostname: String,
+}
+
+impl std::fmt::Debug for SshSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSession")
+            .field("hostname", &self.hostname)
+            .field("open", &self.shell.is_some())
+            .finish()
+    }
+}
+
+impl SshSession {
+    async fn with_shell<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Shell) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut shell = self.shell.take().ok_or_else(|| {
+            conn_err(format!(
+                "{}: session is closed (an earlier call failed or was cancelled)",
+                self.hostname
+            ))
+        })?;
+        let (shell, res) = tokio::task::spawn_blocking(move || {
+            let r = f(&mut shell);
+            (shell, r)
+        })
+        .await
+        .map_err(join_err)?;
+        // A session whose call failed is in an unknown state: drop it.
+        if res.is_ok() {
+            self.shell = Some(shell);
+        } else {
+            tokio::task::spawn_blocking(move || shell.close());
+        }
+        res.map_err(|e| e.context(&self.hostname))
+    }
+}
+
+#[async_trait]
+impl Session for SshSession {
+    async fn run_command(&mut self, command: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let command = command.to_string();
+        self.with_shell(move |s| s.command(&command, deadline))
+            .await
+    }
+
+    async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        self.with_shell(move |s| s.fetch_config(deadline)).await
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        if let Some(shell) = self.shell.take() {
+            tokio::task::spawn_blocking(move || shell.close())
+                .await
+                .map_err(join_err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SshSession {
+    fn drop(&mut self) {
+        if let Some(shell) = self.shell.take() {
+            // Closing may block for a moment: never on the async runtime.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(move || shell.close());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_openssh_style() {
+        assert_eq!(b64_nopad(b""), "");
+        assert_eq!(b64_nopad(b"f"), "Zg");
+        assert_eq!(b64_nopad(b"fo"), "Zm8");
+        assert_eq!(b64_nopad(b"foo"), "Zm9v");
+        assert_eq!(b64_nopad(b"foobar"), "Zm9vYmFy");
+    }
+}
