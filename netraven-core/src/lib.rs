@@ -33,3 +33,19 @@ pub mod testkit;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;
+
+/// The traits and types most code needs: `use netraven_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::cipher::SecretCipher;
+    pub use crate::clock::Clock;
+    pub use crate::driver::{Driver, DriverRegistry, Session};
+    pub use crate::error::{Error, ErrorKind, Result};
+    pub use crate::model::*;
+    pub use crate::queue::Queue;
+    pub use crate::secret::Secret;
+    pub use crate::snapshot::SnapshotSink;
+    pub use crate::store::{
+        CredentialStore, DeviceStore, HostKeyStore, JobStore, LeaseStore, LogStore, ResultStore,
+        RunStore, SnapshotStore, Store, TagStore, UserStore,
+    };
+}
