@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::queue::Queue;
 use crate::store::Store;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use std::str::FromStr;
@@ -117,9 +117,7 @@ fn gap_fire(
                 if !matches!(tz.from_local_datetime(&nm), chrono::LocalResult::None) {
                     continue;
                 }
-                let as_utc_guess = Utc.from_utc_datetime(&nm);
-                let probe = as_utc_guess.with_timezone(&Tz::UTC);
-                if naive_matches(cron, nm, probe) {
+                if naive_matches(cron, nm) {
                     // The first existing local instant after the gap.
                     let mut after = nm;
                     loop {
@@ -136,7 +134,7 @@ fn gap_fire(
     None
 }
 
-fn naive_matches(cron: &Cron, naive: chrono::NaiveDateTime, _probe: DateTime<Tz>) -> bool {
+fn naive_matches(cron: &Cron, naive: chrono::NaiveDateTime) -> bool {
     // Evaluate the pattern on the wall-clock fields alone, in UTC where every minute exists.
     let utc = Utc.from_utc_datetime(&naive);
     cron.is_time_matching(&utc).unwrap_or(false)
