@@ -1,0 +1,37 @@
+-- Claims the next ready task for a worker.
+-- ARGV: prefix, worker, now_ms, lease_ms, promote_limit
+-- Returns nil, or {id, kind, dedupe, attempt, max_attempts, expires_ms}.
+local p = ARGV[1]
+local worker = ARGV[2]
+local now = tonumber(ARGV[3])
+local lease_ms = tonumber(ARGV[4])
+local ready = p .. 'ready'
+local delayed = p .. 'delayed'
+-- Promote delayed tasks that came due (oldest first, to the back of the ready list).
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, id in ipairs(due) do
+  redis.call('ZREM', delayed, id)
+  if redis.call('HGET', p .. 'task:' .. id, 'state') == 'delayed' then
+    redis.call('HSET', p .. 'task:' .. id, 'state', 'ready')
+    redis.call('LPUSH', ready, id)
+  end
+end
+local inflight = p .. 'inflight:' .. worker
+while true do
+  local id = redis.call('LMOVE', ready, inflight, 'RIGHT', 'LEFT')
+  if not id then
+    return nil
+  end
+  local key = p .. 'task:' .. id
+  local f = redis.call('HMGET', key, 'kind', 'dedupe', 'max', 'state')
+  if f[1] and f[4] == 'ready' then
+    local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+    local expires = now + lease_ms
+    redis.call('HSET', key, 'state', 'leased', 'worker', worker)
+    redis.call('ZADD', p .. 'leases', expires, id)
+    redis.call('SADD', p .. 'workers', worker)
+    return {id, f[1], f[2], attempt, f[3], expires}
+  end
+  -- A task whose body is gone (lost data) or that is not ready: drop the stray id.
+  redis.call('LREM', inflight, 1, id)
+end

@@ -1,0 +1,37 @@
+-- Returns tasks whose leases expired to the back of the ready list and promotes delayed tasks
+-- that came due.
+-- ARGV: prefix, now_ms, limit
+-- Returns {expired, promoted}.
+local p = ARGV[1]
+local now = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local leases = p .. 'leases'
+local ready = p .. 'ready'
+local expired = 0
+local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  redis.call('ZREM', leases, id)
+  local key = p .. 'task:' .. id
+  local worker = redis.call('HGET', key, 'worker')
+  if worker then
+    redis.call('LREM', p .. 'inflight:' .. worker, 1, id)
+  end
+  if redis.call('HGET', key, 'state') == 'leased' then
+    redis.call('HSET', key, 'state', 'ready')
+    redis.call('HDEL', key, 'worker')
+    redis.call('LPUSH', ready, id)
+    expired = expired + 1
+  end
+end
+local promoted = 0
+local due = redis.call('ZRANGEBYSCORE', p .. 'delayed', '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(due) do
+  redis.call('ZREM', p .. 'delayed', id)
+  local key = p .. 'task:' .. id
+  if redis.call('HGET', key, 'state') == 'delayed' then
+    redis.call('HSET', key, 'state', 'ready')
+    redis.call('LPUSH', ready, id)
+    promoted = promoted + 1
+  end
+end
+return {expired, promoted}

@@ -1,0 +1,510 @@
+//! [`RedisQueue`]: the distributed [`Queue`] on Redis.
+//!
+//! # Layout
+//!
+//! Every key starts with the deployment's prefix `P` (e.g. `netraven:`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P task:<id>` | hash | `kind` (JSON), `dedupe`, `attempt`, `max`, `state`, `worker`, `error` |
+//! | `P ready` | list | ids deliverable now (pushed left, claimed from the right: FIFO) |
+//! | `P inflight:<worker>` | list | ids a worker holds (moved there atomically by `LMOVE`) |
+//! | `P leases` | sorted set | leased ids, score = lease expiry (ms since the epoch) |
+//! | `P delayed` | sorted set | ids waiting for their time (retry backoff, `run_at`), score = due ms |
+//! | `P dead` | sorted set | ids that used all their attempts, score = when |
+//! | `P dedupe:<key>` | string | the id of the live task holding a dedupe key |
+//! | `P workers` | set | worker ids seen (to find in-flight lists) |
+//!
+//! Every state change is one Lua script (`*.lua` beside this file), so it is atomic. Times come
+//! from the [`Clock`] given to the constructor and are passed to the scripts, so tests can drive
+//! lease expiry with a manual clock. Task ids are random UUIDs, never a counter: after Redis lost
+//! its data a new task can never take the id (and so the fencing token) of an old lease.
+//!
+//! # Fencing
+//!
+//! The attempt number in the task hash is bumped at every claim; `extend`, `complete`, `retry` and
+//! `release` succeed only if the task is leased and its attempt equals the lease's, otherwise they
+//! fail with [`ErrorKind::Stale`]. A task whose hash is gone (completed, or Redis lost its data)
+//! is stale too.
+//!
+//! # Blocking claims
+//!
+//! `claim` with a `wait` first runs the claim script; when nothing is ready it blocks with
+//! `BLMOVE ready ready RIGHT RIGHT` (an order-preserving no-op that returns as soon as the ready
+//! list is non-empty) on a dedicated connection whose response timeout is longer than the block,
+//! then runs the claim script again. Blocks are sliced to at most one second so delayed tasks that
+//! come due are seen, and the whole claim is bounded by `wait`. Dedicated connections are kept in
+//! a small idle list and reused.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_redis::redis as r;
+use deadpool_redis::{Pool, Runtime};
+use netraven_core::clock::Clock;
+use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::queue::*;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ENQUEUE_LUA: &str = include_str!("enqueue.lua");
+const CLAIM_LUA: &str = include_str!("claim.lua");
+const SETTLE_LUA: &str = include_str!("settle.lua");
+const REAP_LUA: &str = include_str!("reap.lua");
+
+/// Longest single blocking pop; a claim with a longer `wait` blocks in slices of this.
+const BLOCK_SLICE: Duration = Duration::from_secs(1);
+/// Extra response time granted to a blocking connection beyond its block.
+const BLOCK_GRACE: Duration = Duration::from_secs(5);
+
+/// Tuning for [`RedisQueue`].
+#[derive(Debug, Clone)]
+pub struct RedisQueueOptions {
+    /// Maximum pooled (non-blocking) connections.
+    pub pool_size: usize,
+    /// Response timeout for pooled commands.
+    pub response_timeout: Duration,
+    /// Idle dedicated connections kept for blocking claims.
+    pub max_idle_blocking: usize,
+    /// Most delayed tasks promoted, or expired leases reaped, by one script call.
+    pub batch_limit: u32,
+}
+
+impl Default for RedisQueueOptions {
+    fn default() -> Self {
+        RedisQueueOptions {
+            pool_size: 16,
+            response_timeout: Duration::from_secs(5),
+            max_idle_blocking: 32,
+            batch_limit: 1000,
+        }
+    }
+}
+
+struct Scripts {
+    enqueue: r::Script,
+    claim: r::Script,
+    settle: r::Script,
+    reap: r::Script,
+}
+
+/// A [`Queue`] on Redis with leases, attempt fencing, delays, dedupe keys and a dead set, under a
+/// key prefix per deployment. See the module docs for the key layout.
+pub struct RedisQueue {
+    pool: Pool,
+    client: r::Client,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    options: RedisQueueOptions,
+    scripts: Scripts,
+    blocking: Mutex<Vec<r::aio::MultiplexedConnection>>,
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("prefix", &self.prefix)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps a Redis error to a NetRaven error: connection trouble is [`ErrorKind::Unavailable`]
+/// (retryable); protocol or script mistakes are [`ErrorKind::Internal`].
+fn redis_err(e: r::RedisError) -> Error {
+    use r::{ErrorKind as K, ServerErrorKind as S};
+    let kind = match e.kind() {
+        K::Parse | K::UnexpectedReturnType | K::Client | K::Extension => ErrorKind::Internal,
+        K::Server(S::ResponseError | S::ExecAbort | S::NoScript | S::CrossSlot | S::NoPerm) => {
+            ErrorKind::Internal
+        }
+        K::InvalidClientConfig => ErrorKind::InvalidInput,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, format!("redis: {e}")).with_source(e)
+}
+
+fn pool_err(e: deadpool_redis::PoolError) -> Error {
+    match e {
+        deadpool_redis::PoolError::Backend(e) => redis_err(e),
+        other => Error::unavailable(format!("redis pool: {other}")),
+    }
+}
+
+fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// The claim script's reply: id, kind JSON, dedupe key, attempt, max attempts, expiry ms.
+type ClaimReply = Option<(String, String, String, u32, u32, i64)>;
+
+impl RedisQueue {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); every key starts with `prefix`
+    /// (a `:` is appended unless it ends with one). Checks the connection with a `PING`.
+    pub async fn connect(url: &str, prefix: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::connect_with(url, prefix, clock, RedisQueueOptions::default()).await
+    }
+
+    /// Like [`RedisQueue::connect`], with tuning.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        clock: Arc<dyn Clock>,
+        options: RedisQueueOptions,
+    ) -> Result<Self> {
+        if prefix.is_empty() {
+            return Err(Error::invalid("redis queue key prefix must not be empty"));
+        }
+        let client = r::Client::open(url)
+            .map_err(|e| Error::invalid(format!("redis url: {e}")).with_source(e))?;
+        let conn_cfg = r::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(options.response_timeout))
+            .set_response_timeout(Some(options.response_timeout));
+        let manager = deadpool_redis::Manager::new_with_config(url, conn_cfg)
+            .map_err(|e| Error::invalid(format!("redis url: {e}")).with_source(e))?;
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::invalid(format!("redis pool: {e}")))?;
+        let prefix = if prefix.ends_with(':') {
+            prefix.to_string()
+        } else {
+            format!("{prefix}:")
+        };
+        let q = RedisQueue {
+            pool,
+            client,
+            prefix,
+            clock,
+            options,
+            scripts: Scripts {
+                enqueue: r::Script::new(ENQUEUE_LUA),
+                claim: r::Script::new(CLAIM_LUA),
+                settle: r::Script::new(SETTLE_LUA),
+                reap: r::Script::new(REAP_LUA),
+            },
+            blocking: Mutex::new(Vec::new()),
+        };
+        let mut conn = q.conn().await?;
+        let _: String = r::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        tracing::debug!(prefix = %q.prefix, "redis queue connected");
+        Ok(q)
+    }
+
+    /// The key prefix (ends with `:`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    async fn blocking_conn(&self) -> Result<r::aio::MultiplexedConnection> {
+        let idle = self
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        if let Some(c) = idle {
+            return Ok(c);
+        }
+        let cfg = r::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.options.response_timeout))
+            .set_response_timeout(Some(BLOCK_SLICE + BLOCK_GRACE));
+        self.client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(redis_err)
+    }
+
+    fn return_blocking(&self, c: r::aio::MultiplexedConnection) {
+        let mut g = self.blocking.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() < self.options.max_idle_blocking {
+            g.push(c);
+        }
+    }
+
+    async fn try_claim(&self, worker_id: &str, lease_for: Duration) -> Result<Option<Lease>> {
+        let now = to_ms(self.clock.now());
+        let mut conn = self.conn().await?;
+        let reply: ClaimReply = self
+            .scripts
+            .claim
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(worker_id)
+            .arg(now)
+            .arg(dur_ms(lease_for))
+            .arg(self.options.batch_limit)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        let Some((id, kind, dedupe, attempt, max_attempts, expires)) = reply else {
+            return Ok(None);
+        };
+        let kind: TaskKind = serde_json::from_str(&kind).map_err(|e| {
+            Error::internal(format!(
+                "redis queue: task {id} has an unreadable body: {e}"
+            ))
+        })?;
+        Ok(Some(Lease {
+            task: Task {
+                id,
+                kind,
+                dedupe_key: (!dedupe.is_empty()).then_some(dedupe),
+                attempt,
+                max_attempts,
+            },
+            worker_id: worker_id.to_string(),
+            expires_at: from_ms(expires),
+        }))
+    }
+
+    /// Blocks until the ready list is non-empty or `block` passed (without taking anything).
+    async fn wait_ready(&self, block: Duration) -> Result<()> {
+        let mut conn = self.blocking_conn().await?;
+        let ready = self.key("ready");
+        let secs = block.as_secs_f64().max(0.01);
+        let res: r::RedisResult<Option<String>> = r::cmd("BLMOVE")
+            .arg(&ready)
+            .arg(&ready)
+            .arg("RIGHT")
+            .arg("RIGHT")
+            .arg(secs)
+            .query_async(&mut conn)
+            .await;
+        match res {
+            Ok(_) => {
+                self.return_blocking(conn);
+                Ok(())
+            }
+            // The connection may be in an unknown state: drop it.
+            Err(e) => Err(redis_err(e)),
+        }
+    }
+
+    async fn settle(&self, lease: &Lease, op: &str, arg: i64, reason: &str) -> Result<Vec<i64>> {
+        let now = to_ms(self.clock.now());
+        let mut conn = self.conn().await?;
+        let reply: Vec<i64> = self
+            .scripts
+            .settle
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(&lease.task.id)
+            .arg(lease.task.attempt)
+            .arg(op)
+            .arg(now)
+            .arg(arg)
+            .arg(reason)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        match reply.first() {
+            Some(-1) => Err(Error::stale(format!(
+                "task {} attempt {} no longer holds its lease",
+                lease.task.id, lease.task.attempt
+            ))),
+            Some(_) => Ok(reply),
+            None => Err(Error::internal("redis queue: empty script reply")),
+        }
+    }
+
+    /// Deletes every key under this queue's prefix (SCAN + UNLINK, never FLUSHDB). For tests and
+    /// for an operator resetting a deployment's queue. Returns the number of keys deleted.
+    pub async fn purge(&self) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let mut cursor: u64 = 0;
+        let mut deleted = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = r::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            if !keys.is_empty() {
+                let n: u64 = r::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_err)?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Escapes the glob metacharacters of a Redis `MATCH` pattern.
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued> {
+        let now = self.clock.now();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let kind = serde_json::to_string(&spec.kind)
+            .map_err(|e| Error::internal(format!("task body: {e}")))?;
+        let run_at = spec.run_at.map(to_ms).unwrap_or(i64::MIN);
+        let mut conn = self.conn().await?;
+        let (queued, id): (i64, String) = self
+            .scripts
+            .enqueue
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(&id)
+            .arg(&kind)
+            .arg(spec.dedupe_key.as_deref().unwrap_or(""))
+            .arg(spec.max_attempts.max(1))
+            .arg(run_at)
+            .arg(to_ms(now))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(if queued == 1 {
+            Enqueued::New(id)
+        } else {
+            Enqueued::Duplicate(id)
+        })
+    }
+
+    async fn claim(
+        &self,
+        worker_id: &str,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lease>> {
+        if worker_id.is_empty() {
+            return Err(Error::invalid("worker id must not be empty"));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(lease) = self.try_claim(worker_id, lease_for).await? {
+                return Ok(Some(lease));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let block = (deadline - now).min(BLOCK_SLICE);
+            if block < Duration::from_millis(10) {
+                tokio::time::sleep(block).await;
+            } else {
+                self.wait_ready(block).await?;
+            }
+        }
+    }
+
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>> {
+        let reply = self.settle(lease, "extend", dur_ms(lease_for), "").await?;
+        match reply.get(1) {
+            Some(ms) => Ok(from_ms(*ms)),
+            None => Err(Error::internal("redis queue: extend reply without expiry")),
+        }
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<()> {
+        self.settle(lease, "complete", 0, "").await.map(|_| ())
+    }
+
+    async fn retry(&self, lease: &Lease, at: DateTime<Utc>, reason: &str) -> Result<RetryOutcome> {
+        let reply = self.settle(lease, "retry", to_ms(at), reason).await?;
+        if reply.first() == Some(&2) {
+            tracing::warn!(task = %lease.task.id, reason, "task used all its attempts; moved to dead set");
+            Ok(RetryOutcome::Dead)
+        } else {
+            Ok(RetryOutcome::Scheduled)
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        self.settle(lease, "release", 0, "").await.map(|_| ())
+    }
+
+    async fn reap_expired(&self) -> Result<u64> {
+        let now = to_ms(self.clock.now());
+        let mut total = 0u64;
+        loop {
+            let mut conn = self.conn().await?;
+            let (expired, promoted): (u64, u64) = self
+                .scripts
+                .reap
+                .prepare_invoke()
+                .arg(&self.prefix)
+                .arg(now)
+                .arg(self.options.batch_limit)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            total += expired;
+            if expired < u64::from(self.options.batch_limit)
+                && promoted < u64::from(self.options.batch_limit)
+            {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(prefix = %self.prefix, expired = total, "returned expired leases to the queue");
+        }
+        Ok(total)
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        let mut conn = self.conn().await?;
+        let (ready, delayed, leased, dead): (u64, u64, u64, u64) = r::pipe()
+            .cmd("LLEN")
+            .arg(self.key("ready"))
+            .cmd("ZCARD")
+            .arg(self.key("delayed"))
+            .cmd("ZCARD")
+            .arg(self.key("leases"))
+            .cmd("ZCARD")
+            .arg(self.key("dead"))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(QueueStats {
+            ready,
+            delayed,
+            leased,
+            dead,
+        })
+    }
+}
