@@ -1,0 +1,378 @@
+//! Authentication and authorisation: argon2 password hashes, HS256 JWTs, hashed API tokens,
+//! the failed-login limiter and the per-route role check.
+
+use super::ApiState;
+use super::error::ApiError;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use netraven_core::prelude::*;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Prefix of API tokens, so they can be told from JWTs (and found by secret scanners).
+pub const API_TOKEN_PREFIX: &str = "nrt_";
+
+/// Minimum length of a user password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Authentication settings.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// HS256 signing key for access tokens.
+    pub jwt_secret: Vec<u8>,
+    /// Lifetime of an access token (30 minutes by default).
+    pub token_ttl: Duration,
+    /// Failed logins per user name allowed within `login_window` before logins answer 429.
+    pub max_failed_logins: u32,
+    /// Window for counting failed logins.
+    pub login_window: Duration,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &"[REDACTED]")
+            .field("token_ttl", &self.token_ttl)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("login_window", &self.login_window)
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    /// Settings with the given signing key and the defaults: 30 minute tokens, 5 failed logins
+    /// per user name per 5 minutes.
+    pub fn new(jwt_secret: Vec<u8>) -> Self {
+        AuthSettings {
+            jwt_secret,
+            token_ttl: Duration::from_secs(30 * 60),
+            max_failed_logins: 5,
+            login_window: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// 32 random bytes, for a JWT signing key that is generated rather than configured.
+pub fn random_jwt_secret() -> Vec<u8> {
+    let mut b = vec![0u8; 32];
+    rand::thread_rng().fill(&mut b[..]);
+    b
+}
+
+/// A random password of `len` alphanumeric characters.
+pub fn random_password(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Hashes a password with argon2id (PHC string).
+pub fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill(&mut salt[..]);
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| Error::internal(format!("salt encoding failed: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
+}
+
+/// Checks a password against a PHC hash. A malformed hash never verifies.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Checks the password rules for new passwords.
+pub fn validate_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
+        return Err(Error::invalid(format!(
+            "password must be {MIN_PASSWORD_LEN} to 1024 characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates user `admin` when no user exists yet. With `password` it gets that password
+/// (e.g. from `NETRAVEN_ADMIN_PASSWORD`) and `None` is returned; without one a random password
+/// is generated and returned so the caller can print it once. Returns `None` when users exist.
+pub async fn ensure_admin(
+    store: std::sync::Arc<dyn Store>,
+    password: Option<String>,
+) -> Result<Option<String>> {
+    if store.list_users(Page::first(1)).await?.total > 0 {
+        return Ok(None);
+    }
+    let (pw, generated) = match password {
+        Some(p) => {
+            validate_password(&p)?;
+            (p, false)
+        }
+        None => (random_password(24), true),
+    };
+    let hash = {
+        let pw = pw.clone();
+        tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
+    };
+    store
+        .create_user(&User {
+            id: 0,
+            username: "admin".into(),
+            password_hash: hash,
+            role: Role::Admin,
+            active: true,
+            created_at: Utc::now(),
+        })
+        .await?;
+    tracing::info!("created the initial admin user");
+    Ok(generated.then_some(pw))
+}
+
+/// SHA-256 of an API token, hex: what the store keeps.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random API token (`nrt_` + 64 hex characters).
+pub fn new_api_token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill(&mut b[..]);
+    format!("{API_TOKEN_PREFIX}{}", hex::encode(b))
+}
+
+/// JWT claims of an access token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// User name.
+    pub sub: String,
+    /// User id.
+    pub uid: UserId,
+    /// Role at issue time (the role is re-read from the store on every request).
+    pub role: Role,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Expiry (unix seconds).
+    pub exp: i64,
+}
+
+/// Issues an access token for a user.
+pub fn issue_jwt(settings: &AuthSettings, user: &User) -> Result<String> {
+    let now = Utc::now().timestamp();
+    let claims = Claims {
+        sub: user.username.clone(),
+        uid: user.id,
+        role: user.role,
+        iat: now,
+        exp: now + settings.token_ttl.as_secs() as i64,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&settings.jwt_secret),
+    )
+    .map_err(|e| Error::internal(format!("token signing failed: {e}")))
+}
+
+fn decode_jwt(settings: &AuthSettings, token: &str) -> Option<Claims> {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.leeway = 5;
+    jsonwebtoken::decode::<Claims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(&settings.jwt_secret),
+        &v,
+    )
+    .ok()
+    .map(|d| d.claims)
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A JWT from `POST /api/auth/token`.
+    Jwt,
+    /// An API token.
+    ApiToken,
+}
+
+/// The authenticated caller, put into the request extensions by the role check.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The user (as currently stored).
+    pub user: User,
+    /// How it authenticated.
+    pub method: AuthMethod,
+}
+
+/// Resolves the bearer token of a request to an active user.
+pub async fn authenticate(state: &ApiState, bearer: &str) -> Result<Principal, ApiError> {
+    let bad = || ApiError::unauthorized("invalid or expired token");
+    let (uid, method) = if bearer.starts_with(API_TOKEN_PREFIX) {
+        let tok = state
+            .store
+            .find_token(&token_hash(bearer))
+            .await?
+            .ok_or_else(bad)?;
+        if tok.expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(bad());
+        }
+        (tok.user_id, AuthMethod::ApiToken)
+    } else {
+        let c = decode_jwt(&state.auth, bearer).ok_or_else(bad)?;
+        (c.uid, AuthMethod::Jwt)
+    };
+    let user = match state.store.get_user(uid).await {
+        Ok(u) => u,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(bad()),
+        Err(e) => return Err(e.into()),
+    };
+    if !user.active {
+        return Err(ApiError::unauthorized("user is inactive"));
+    }
+    Ok(Principal { user, method })
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no token needed.
+    Public,
+    /// An authenticated user with at least this role (viewer < operator < admin).
+    Role(Role),
+}
+
+/// Middleware: authenticates the bearer token and checks the route's minimum role; puts the
+/// [`Principal`] into the request extensions.
+pub async fn require_role(
+    State((state, role)): State<(ApiState, Role)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = header.and_then(|h| {
+        h.strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+    }) else {
+        return ApiError::unauthorized("missing bearer token").into_response();
+    };
+    let principal = match authenticate(&state, token.trim()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if principal.user.role < role {
+        return ApiError::forbidden(format!(
+            "this requires the {} role; you are {}",
+            role.as_str(),
+            principal.user.role.as_str()
+        ))
+        .into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// Counts failed logins per user name in memory; too many within the window blocks logins for
+/// that name until the window moves on.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// Whether `username` may try to log in now.
+    pub fn allowed(&self, username: &str, max: u32, window: Duration) -> bool {
+        let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match g.get_mut(username) {
+            Some(v) => {
+                v.retain(|t| now.duration_since(*t) < window);
+                (v.len() as u32) < max
+            }
+            None => true,
+        }
+    }
+
+    /// Records a failed login.
+    pub fn failed(&self, username: &str) {
+        let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound memory under a flood of random user names.
+        if g.len() > 100_000 {
+            g.clear();
+        }
+        g.entry(username.to_string())
+            .or_default()
+            .push(Instant::now());
+    }
+
+    /// Clears the failures of a user name after a successful login.
+    pub fn succeeded(&self, username: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(username);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn jwt_round_trip() {
+        let s = AuthSettings::new(b"k".to_vec());
+        let u = User {
+            id: 7,
+            username: "a".into(),
+            password_hash: String::new(),
+            role: Role::Viewer,
+            active: true,
+            created_at: Utc::now(),
+        };
+        let t = issue_jwt(&s, &u).unwrap();
+        assert_eq!(decode_jwt(&s, &t).unwrap().uid, 7);
+        assert!(decode_jwt(&AuthSettings::new(b"other".to_vec()), &t).is_none());
+    }
+
+    #[test]
+    fn limiter_blocks_after_max() {
+        let l = LoginLimiter::default();
+        let w = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(l.allowed("u", 3, w));
+            l.failed("u");
+        }
+        assert!(!l.allowed("u", 3, w));
+        assert!(l.allowed("v", 3, w));
+        l.succeeded("u");
+        assert!(l.allowed("u", 3, w));
+    }
+}

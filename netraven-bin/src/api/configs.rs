@@ -1,0 +1,117 @@
+//! Handlers for configuration history, snapshots, diffs and search.
+
+use super::ApiState;
+use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
+use super::resources::page_of;
+use axum::Json;
+use axum::extract::State;
+use netraven_core::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/configs/{device_id}/history`.
+pub async fn history(
+    State(st): State<ApiState>,
+    ApiPath(device_id): ApiPath<DeviceId>,
+    ApiQuery(q): ApiQuery<super::resources::PageQuery>,
+) -> ApiResult<Json<Paged<SnapshotMeta>>> {
+    let page = page_of(q.page, q.size)?;
+    Ok(Json(st.sink.history(device_id, page).await?))
+}
+
+/// `GET /api/configs/snapshots/{id}`: the snapshot with its content.
+pub async fn snapshot(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<SnapshotId>,
+) -> ApiResult<Json<Snapshot>> {
+    Ok(Json(st.sink.get(id).await?))
+}
+
+/// Query of `GET /api/configs/diff`.
+#[derive(Debug, Deserialize)]
+pub struct DiffQuery {
+    /// Older snapshot id.
+    pub from: SnapshotId,
+    /// Newer snapshot id.
+    pub to: SnapshotId,
+    /// Context lines (default 3, at most 100).
+    pub context: Option<usize>,
+}
+
+/// Response of `GET /api/configs/diff`.
+#[derive(Debug, Serialize)]
+pub struct DiffResponse {
+    /// The older snapshot.
+    pub from: SnapshotMeta,
+    /// The newer snapshot.
+    pub to: SnapshotMeta,
+    /// Whether the contents differ.
+    pub changed: bool,
+    /// Unified diff (empty when unchanged).
+    pub diff: String,
+}
+
+/// The unified diff of two texts with `context` lines of context.
+pub fn unified_diff(
+    old: &str,
+    new: &str,
+    old_name: &str,
+    new_name: &str,
+    context: usize,
+) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(context)
+        .header(old_name, new_name)
+        .to_string()
+}
+
+/// `GET /api/configs/diff?from=&to=`.
+pub async fn diff(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> ApiResult<Json<DiffResponse>> {
+    let context = q.context.unwrap_or(3).min(100);
+    let a = st.sink.get(q.from).await?;
+    let b = st.sink.get(q.to).await?;
+    let changed = a.meta.hash != b.meta.hash || a.content != b.content;
+    let diff = if changed {
+        unified_diff(
+            &a.content,
+            &b.content,
+            &format!("{}@{}", a.meta.hostname, a.meta.id),
+            &format!("{}@{}", b.meta.hostname, b.meta.id),
+            context,
+        )
+    } else {
+        String::new()
+    };
+    Ok(Json(DiffResponse {
+        from: a.meta,
+        to: b.meta,
+        changed,
+        diff,
+    }))
+}
+
+/// Query of `GET /api/configs/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    /// Text to find (literal, case-insensitive).
+    pub q: String,
+    /// Page.
+    pub page: Option<u32>,
+    /// Size.
+    pub size: Option<u32>,
+}
+
+/// `GET /api/configs/search?q=`: latest snapshots (one per device) containing `q`.
+pub async fn search(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> ApiResult<Json<Paged<SnapshotMeta>>> {
+    let page = page_of(q.page, q.size)?;
+    if q.q.trim().is_empty() || q.q.len() > 1000 {
+        return Err(ApiError::invalid("q must be 1 to 1000 characters"));
+    }
+    Ok(Json(st.store.search_latest(&q.q, page).await?))
+}
