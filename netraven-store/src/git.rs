@@ -1,1 +1,595 @@
-//! (being written)
+//! The git snapshot writer: one writer per repository, committing what workers left pending in
+//! the store, in batches, from in-memory trees into a bare repository.
+//!
+//! # How a batch is committed
+//!
+//! Workers (on any machine) put snapshot content into the store through
+//! [`netraven_core::snapshot::StoreSnapshotSink`]; the store lists what is not yet in git
+//! ([`SnapshotStore::uncommitted_snapshots`]). [`GitWriter::commit_pending`] takes one batch and:
+//!
+//! 1. writes each snapshot's content as a blob into the object database;
+//! 2. builds the new tree from the parent commit's tree with a `TreeBuilder` (one file per device,
+//!    `<hostname>.cfg`, optionally in a directory per group; see [`Layout`]) — no index file and no
+//!    working tree, so there is no `index.lock` to fight over and no half-written checkout;
+//! 3. if the tree equals the parent's, makes no commit (the content is already there) and records
+//!    the parent as the commit holding the batch;
+//! 4. otherwise writes the commit (author `NetRaven <netraven@localhost>`, a message naming the
+//!    run(s) and the devices changed) and moves `refs/heads/<branch>` — a compare-and-swap against
+//!    the parent, done by libgit2 with a lock file and an atomic rename;
+//! 5. only after the ref moved, records the commit id in the store
+//!    ([`SnapshotStore::mark_committed`]).
+//!
+//! A crash before step 4 leaves unreferenced objects (valid; `git fsck` reports at most dangling
+//! objects) and the snapshots still pending: the next start commits them. A crash between 4 and
+//! 5 leaves them pending too; the next batch finds the tree unchanged and records the commit that
+//! already holds them. A batch never holds two snapshots of the same device, so a snapshot's
+//! commit id and path always give back exactly its content ([`GitWriter::read_blob`]).
+//!
+//! Pushing to a remote after each commit is not implemented yet (see the crate's report); the
+//! repository is a normal bare repository that a cron `git push --mirror` can publish.
+//!
+//! # History and diff
+//!
+//! History comes from the store's index ([`SnapshotStore::list_snapshots`]), content from the
+//! store or from one git blob, and [`unified_diff`] compares two snapshots. Nothing walks the
+//! commit history.
+
+use chrono::Utc;
+use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature};
+use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::model::{RunId, Snapshot, SnapshotId, SnapshotMeta};
+use netraven_core::store::SnapshotStore;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Chooses the group directory of a snapshot's file (see [`Layout::Grouped`]).
+pub type GroupFn = Arc<dyn Fn(&SnapshotMeta) -> Option<String> + Send + Sync>;
+
+/// Where a device's file goes in the tree.
+#[derive(Clone, Default)]
+pub enum Layout {
+    /// `<hostname>.cfg` at the top of the tree.
+    #[default]
+    Flat,
+    /// `<group>/<hostname>.cfg`, the group chosen per snapshot (e.g. the device's first tag);
+    /// `None` puts the file at the top. The function must be stable for a device: a device whose
+    /// group changes gets a new file and its old one stays in the tree.
+    Grouped(GroupFn),
+}
+
+impl fmt::Debug for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layout::Flat => f.write_str("Flat"),
+            Layout::Grouped(_) => f.write_str("Grouped(..)"),
+        }
+    }
+}
+
+impl Layout {
+    /// The path of a snapshot's file in the tree: `[<group>/]<hostname>.cfg`, with characters
+    /// that cannot appear in a file name replaced by `_`.
+    pub fn path_for(&self, meta: &SnapshotMeta) -> String {
+        let file = format!("{}.cfg", sanitize(&meta.hostname));
+        match self {
+            Layout::Flat => file,
+            Layout::Grouped(f) => match f(meta) {
+                Some(g) if !g.trim().is_empty() => format!("{}/{file}", sanitize(&g)),
+                _ => file,
+            },
+        }
+    }
+}
+
+/// Makes one path component: no separators, no control characters, no leading dot, not empty.
+fn sanitize(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// Settings of a [`GitWriter`].
+#[derive(Debug, Clone)]
+pub struct GitWriterConfig {
+    /// The bare repository (created if missing).
+    pub path: PathBuf,
+    /// Branch the writer commits to.
+    pub branch: String,
+    /// Most snapshots per commit.
+    pub batch_limit: u32,
+    /// After a wake-up, how long [`GitWriter::run`] waits for more snapshots before committing.
+    pub debounce: Duration,
+    /// How often [`GitWriter::run`] looks for pending snapshots without being woken.
+    pub interval: Duration,
+    /// File layout.
+    pub layout: Layout,
+    /// Commit author and committer name.
+    pub author_name: String,
+    /// Commit author and committer e-mail.
+    pub author_email: String,
+}
+
+impl GitWriterConfig {
+    /// Defaults for a repository at `path`: branch `main`, batches of up to 10,000 snapshots,
+    /// 200 ms debounce, 2 s interval, flat layout, author `NetRaven <netraven@localhost>`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        GitWriterConfig {
+            path: path.into(),
+            branch: "main".to_string(),
+            batch_limit: 10_000,
+            debounce: Duration::from_millis(200),
+            interval: Duration::from_secs(2),
+            layout: Layout::Flat,
+            author_name: "NetRaven".to_string(),
+            author_email: "netraven@localhost".to_string(),
+        }
+    }
+}
+
+/// One commit made by [`GitWriter::commit_pending`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The commit id (hex).
+    pub commit_id: String,
+    /// The snapshots it holds (now marked committed in the store).
+    pub snapshot_ids: Vec<SnapshotId>,
+    /// Hostnames of the devices whose files changed.
+    pub devices: Vec<String>,
+    /// The runs the snapshots came from.
+    pub runs: Vec<RunId>,
+}
+
+/// What one batch did.
+#[derive(Debug)]
+enum Outcome {
+    /// Nothing was pending.
+    Empty,
+    /// Pending snapshots matched the tree already; they were recorded against `head`.
+    Unchanged,
+    /// A commit was made.
+    Committed(CommitInfo),
+}
+
+/// The single git writer of a repository. Cheap to clone; clones share one lock, so batches from
+/// one process never interleave. Run one per repository across the deployment (the reference
+/// server runs it beside the scheduler leader).
+#[derive(Clone)]
+pub struct GitWriter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GitWriterConfig,
+    store: Arc<dyn SnapshotStore>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for GitWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitWriter")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn git_err(ctx: &str, e: git2::Error) -> Error {
+    let kind = match e.code() {
+        ErrorCode::NotFound => ErrorKind::NotFound,
+        ErrorCode::Locked | ErrorCode::Modified | ErrorCode::NotFastForward => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, format!("git: {ctx}: {}", e.message())).with_source(e)
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::internal(format!("git writer task failed: {e}"))
+}
+
+/// Opens the bare repository at `path`, creating it (with `branch` as its initial head) if it
+/// does not exist.
+fn open_or_init(path: &Path, branch: &str) -> Result<Repository> {
+    match Repository::open_bare(path) {
+        Ok(r) => Ok(r),
+        Err(e) if e.code() == ErrorCode::NotFound => {
+            let mut opts = RepositoryInitOptions::new();
+            opts.bare(true)
+                .mkpath(true)
+                .initial_head(&format!("refs/heads/{branch}"));
+            let r = Repository::init_opts(path, &opts)
+                .map_err(|e| git_err("creating the repository", e))?;
+            tracing::info!(path = %path.display(), "created bare git repository");
+            Ok(r)
+        }
+        Err(e) => Err(git_err("opening the repository", e)),
+    }
+}
+
+/// The input of one blocking commit.
+struct Batch {
+    files: Vec<BatchFile>,
+}
+
+struct BatchFile {
+    path: String,
+    content: String,
+    hostname: String,
+    run_id: Option<RunId>,
+}
+
+enum WriteResult {
+    Unchanged(Option<Oid>),
+    Committed {
+        oid: Oid,
+        devices: Vec<String>,
+        runs: Vec<RunId>,
+    },
+}
+
+fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> {
+    let repo = open_or_init(&config.path, &config.branch)?;
+    let refname = format!("refs/heads/{}", config.branch);
+    let parent = match repo.refname_to_id(&refname) {
+        Ok(oid) => Some(
+            repo.find_commit(oid)
+                .map_err(|e| git_err("reading the branch tip", e))?,
+        ),
+        Err(e) if e.code() == ErrorCode::NotFound => None,
+        Err(e) => return Err(git_err("resolving the branch", e)),
+    };
+    let base = match &parent {
+        Some(c) => Some(c.tree().map_err(|e| git_err("reading the tip's tree", e))?),
+        None => None,
+    };
+    // Group the files by directory (one level: `[group/]file`).
+    let mut dirs: BTreeMap<Option<&str>, Vec<(&str, Oid)>> = BTreeMap::new();
+    let mut changed: Vec<&BatchFile> = Vec::new();
+    for f in &batch.files {
+        let path = &f.path;
+        let oid = repo
+            .blob(f.content.as_bytes())
+            .map_err(|e| git_err("writing a blob", e))?;
+        let before = base
+            .as_ref()
+            .and_then(|t| t.get_path(Path::new(path)).ok())
+            .map(|e| e.id());
+        if before == Some(oid) {
+            continue;
+        }
+        changed.push(f);
+        let (dir, name) = match path.split_once('/') {
+            Some((d, n)) => (Some(d), n),
+            None => (None, path.as_str()),
+        };
+        dirs.entry(dir).or_default().push((name, oid));
+    }
+    let mut root = repo
+        .treebuilder(base.as_ref())
+        .map_err(|e| git_err("starting the tree", e))?;
+    let blob_mode: i32 = FileMode::Blob.into();
+    let tree_mode: i32 = FileMode::Tree.into();
+    for (dir, files) in dirs {
+        match dir {
+            None => {
+                for (name, oid) in files {
+                    root.insert(name, oid, blob_mode)
+                        .map_err(|e| git_err("adding a file", e))?;
+                }
+            }
+            Some(dir) => {
+                let existing = match base.as_ref().and_then(|t| t.get_name(dir)) {
+                    Some(entry) if entry.kind() == Some(ObjectType::Tree) => Some(
+                        repo.find_tree(entry.id())
+                            .map_err(|e| git_err("reading a directory", e))?,
+                    ),
+                    _ => None,
+                };
+                let mut sub = repo
+                    .treebuilder(existing.as_ref())
+                    .map_err(|e| git_err("starting a directory", e))?;
+                for (name, oid) in files {
+                    sub.insert(name, oid, blob_mode)
+                        .map_err(|e| git_err("adding a file", e))?;
+                }
+                let sub_oid = sub.write().map_err(|e| git_err("writing a directory", e))?;
+                root.insert(dir, sub_oid, tree_mode)
+                    .map_err(|e| git_err("adding a directory", e))?;
+            }
+        }
+    }
+    let tree_oid = root.write().map_err(|e| git_err("writing the tree", e))?;
+    if changed.is_empty() || base.as_ref().is_some_and(|b| b.id() == tree_oid) {
+        return Ok(WriteResult::Unchanged(parent.map(|p| p.id())));
+    }
+    let tree = repo
+        .find_tree(tree_oid)
+        .map_err(|e| git_err("reading the new tree", e))?;
+    let sig = Signature::now(&config.author_name, &config.author_email)
+        .map_err(|e| git_err("author", e))?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let (message, runs, devices) = commit_message(&changed);
+    // Writes the commit object, then moves the ref (lock file + rename; fails if the tip is no
+    // longer `parent`).
+    let oid = repo
+        .commit(Some(&refname), &sig, &sig, &message, &tree, &parents)
+        .map_err(|e| git_err("committing", e))?;
+    Ok(WriteResult::Committed { oid, devices, runs })
+}
+
+fn commit_message(files: &[&BatchFile]) -> (String, Vec<RunId>, Vec<String>) {
+    let runs: BTreeSet<RunId> = files.iter().filter_map(|f| f.run_id).collect();
+    let runs: Vec<RunId> = runs.into_iter().collect();
+    let devices: Vec<String> = files.iter().map(|f| f.hostname.clone()).collect();
+    let subject_runs = match runs.as_slice() {
+        [] => "Snapshots".to_string(),
+        [r] => format!("Backup run {r}"),
+        many => format!(
+            "Backup runs {}",
+            many.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let n = devices.len();
+    let mut msg = format!(
+        "{subject_runs}: {n} device{} changed\n\n",
+        if n == 1 { "" } else { "s" }
+    );
+    const LISTED: usize = 200;
+    for d in devices.iter().take(LISTED) {
+        msg.push_str(d);
+        msg.push('\n');
+    }
+    if n > LISTED {
+        msg.push_str(&format!("… and {} more\n", n - LISTED));
+    }
+    (msg, runs, devices)
+}
+
+impl GitWriter {
+    /// A writer over the bare repository in `config.path` (created if missing) for the pending
+    /// snapshots of `store`. Blocking (file system); call at startup.
+    pub fn open(config: GitWriterConfig, store: Arc<dyn SnapshotStore>) -> Result<Self> {
+        open_or_init(&config.path, &config.branch)?;
+        Ok(GitWriter {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The writer's settings.
+    pub fn config(&self) -> &GitWriterConfig {
+        &self.inner.config
+    }
+
+    /// The path of a snapshot's file in the tree.
+    pub fn path_for(&self, meta: &SnapshotMeta) -> String {
+        self.inner.config.layout.path_for(meta)
+    }
+
+    /// Commits one batch of pending snapshots (up to `batch_limit`, stopping before a second
+    /// snapshot of the same device). `None` when nothing was pending or the content was already
+    /// in the tree (then the snapshots are recorded against the current tip, and no commit is
+    /// made).
+    pub async fn commit_pending(&self) -> Result<Option<CommitInfo>> {
+        match self.commit_batch().await? {
+            Outcome::Committed(info) => Ok(Some(info)),
+            Outcome::Empty | Outcome::Unchanged => Ok(None),
+        }
+    }
+
+    /// Commits batches until nothing is pending; returns the commits made.
+    pub async fn commit_all_pending(&self) -> Result<Vec<CommitInfo>> {
+        let mut out = Vec::new();
+        loop {
+            match self.commit_batch().await? {
+                Outcome::Empty => return Ok(out),
+                Outcome::Unchanged => {}
+                Outcome::Committed(info) => out.push(info),
+            }
+        }
+    }
+
+    async fn commit_batch(&self) -> Result<Outcome> {
+        let inner = &self.inner;
+        let _guard = inner.lock.lock().await;
+        let pending = inner
+            .store
+            .uncommitted_snapshots(inner.config.batch_limit.max(1))
+            .await?;
+        if pending.is_empty() {
+            return Ok(Outcome::Empty);
+        }
+        // One snapshot per path per commit, so (commit, path) names exactly one snapshot.
+        let mut seen = HashSet::new();
+        let mut ids: Vec<SnapshotId> = Vec::new();
+        let mut files = Vec::new();
+        for s in pending {
+            let path = inner.config.layout.path_for(&s.meta);
+            if !seen.insert(path.clone()) {
+                break;
+            }
+            ids.push(s.meta.id);
+            files.push(BatchFile {
+                path,
+                content: s.content,
+                hostname: s.meta.hostname,
+                run_id: s.meta.run_id,
+            });
+        }
+        let config = inner.config.clone();
+        let started = std::time::Instant::now();
+        let written = tokio::task::spawn_blocking(move || write_commit(&config, &Batch { files }))
+            .await
+            .map_err(join_err)??;
+        match written {
+            WriteResult::Committed { oid, devices, runs } => {
+                let commit_id = oid.to_string();
+                // Only now that the ref moved does the store learn where the snapshots live.
+                inner.store.mark_committed(&ids, &commit_id).await?;
+                tracing::info!(
+                    commit = %commit_id,
+                    snapshots = ids.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "committed snapshots to git"
+                );
+                Ok(Outcome::Committed(CommitInfo {
+                    commit_id,
+                    snapshot_ids: ids,
+                    devices,
+                    runs,
+                }))
+            }
+            WriteResult::Unchanged(Some(head)) => {
+                inner.store.mark_committed(&ids, &head.to_string()).await?;
+                tracing::debug!(commit = %head, snapshots = ids.len(), "pending snapshots already in the tree");
+                Ok(Outcome::Unchanged)
+            }
+            WriteResult::Unchanged(None) => Err(Error::internal(
+                "git writer: an empty repository matched a non-empty batch",
+            )),
+        }
+    }
+
+    /// Runs the writer until `shutdown`: commits whatever is pending when woken through `notify`
+    /// (after `debounce`, so snapshots arriving together share a commit) or every `interval`,
+    /// and once more on shutdown. Errors are logged and retried on the next round.
+    pub async fn run(self, shutdown: CancellationToken, notify: Arc<Notify>) {
+        let cfg = self.inner.config.clone();
+        tracing::info!(path = %cfg.path.display(), branch = %cfg.branch, "git writer started");
+        loop {
+            if let Err(e) = self.commit_all_pending().await {
+                tracing::warn!(error = %e, "git writer: commit failed; will retry");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = notify.notified() => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(cfg.debounce) => {}
+                    }
+                }
+                _ = tokio::time::sleep(cfg.interval) => {}
+            }
+        }
+        if let Err(e) = self.commit_all_pending().await {
+            tracing::warn!(error = %e, "git writer: final commit failed; snapshots stay pending");
+        }
+        tracing::info!("git writer stopped");
+    }
+
+    /// The content of the file at `path` in commit `commit_id`; NotFound if either is missing.
+    pub async fn read_blob(&self, commit_id: &str, path: &str) -> Result<String> {
+        let repo_path = self.inner.config.path.clone();
+        let commit_id = commit_id.to_string();
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || read_blob_sync(&repo_path, &commit_id, &path))
+            .await
+            .map_err(join_err)?
+    }
+
+    /// A snapshot with its content: from the store, or — when the store kept only the index
+    /// entry (empty content for a non-empty snapshot) — from its git blob.
+    pub async fn snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let mut s = self.inner.store.get_snapshot(id).await?;
+        if s.content.is_empty()
+            && s.meta.size > 0
+            && let Some(commit) = s.meta.commit_id.clone()
+        {
+            s.content = self.read_blob(&commit, &self.path_for(&s.meta)).await?;
+        }
+        Ok(s)
+    }
+
+    /// The unified diff between two snapshots (by id), from the index and git objects.
+    pub async fn diff(&self, from: SnapshotId, to: SnapshotId) -> Result<String> {
+        let a = self.snapshot(from).await?;
+        let b = self.snapshot(to).await?;
+        Ok(unified_diff(&a, &b))
+    }
+}
+
+fn read_blob_sync(repo_path: &Path, commit_id: &str, path: &str) -> Result<String> {
+    let repo =
+        Repository::open_bare(repo_path).map_err(|e| git_err("opening the repository", e))?;
+    let oid = Oid::from_str(commit_id)
+        .map_err(|e| Error::invalid(format!("bad commit id {commit_id:?}: {}", e.message())))?;
+    let commit = repo
+        .find_commit(oid)
+        .map_err(|e| git_err(&format!("commit {commit_id}"), e))?;
+    let tree = commit
+        .tree()
+        .map_err(|e| git_err("reading the commit's tree", e))?;
+    let entry = tree
+        .get_path(Path::new(path))
+        .map_err(|e| git_err(&format!("{path} in {commit_id}"), e))?;
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| git_err(&format!("{path} in {commit_id}"), e))?;
+    String::from_utf8(blob.content().to_vec())
+        .map_err(|_| Error::internal(format!("{path} in {commit_id} is not UTF-8")))
+}
+
+/// A unified diff (3 lines of context) from one snapshot's content to another's, with headers
+/// naming the hostnames, snapshot ids and times. Empty when the contents are equal.
+pub fn unified_diff(from: &Snapshot, to: &Snapshot) -> String {
+    if from.content == to.content {
+        return String::new();
+    }
+    let header = |s: &Snapshot| {
+        format!(
+            "{}.cfg\t#{} {}",
+            s.meta.hostname,
+            s.meta.id,
+            s.meta.created_at.with_timezone(&Utc).to_rfc3339()
+        )
+    };
+    similar::TextDiff::from_lines(&from.content, &to.content)
+        .unified_diff()
+        .context_radius(3)
+        .header(&header(from), &header(to))
+        .to_string()
+}
+
+impl GitWriter {
+    /// The commit the writer's branch points at; `None` in a repository without commits.
+    pub async fn head_commit(&self) -> Result<Option<String>> {
+        let repo_path = self.inner.config.path.clone();
+        let branch = format!("refs/heads/{}", self.inner.config.branch);
+        tokio::task::spawn_blocking(move || {
+            let repo = Repository::open_bare(&repo_path)
+                .map_err(|e| git_err("opening the repository", e))?;
+            match repo.refname_to_id(&branch) {
+                Ok(oid) => Ok(Some(oid.to_string())),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+                Err(e) => Err(git_err(&format!("resolving {branch}"), e)),
+            }
+        })
+        .await
+        .map_err(join_err)?
+    }
+}
