@@ -1,1 +1,363 @@
-//! Configuration (being written).
+//! Configuration: a TOML file plus `NETRAVEN_*` environment overrides. Every setting has a
+//! default; with no file at all the server runs embedded (SQLite, the in-process queue, a git
+//! repository and a key file under `./netraven-data`, the API on 127.0.0.1:8000).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors reading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration in {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("invalid value for {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the embedded database, git repository, key files. Default `./netraven-data`.
+    pub data_dir: PathBuf,
+    /// REST API.
+    pub api: ApiConfig,
+    /// Store.
+    pub database: DatabaseConfig,
+    /// Queue.
+    pub queue: QueueConfig,
+    /// Git snapshot repository.
+    pub git: GitConfig,
+    /// Workers.
+    pub worker: WorkerConfig,
+    /// Scheduler.
+    pub scheduler: SchedulerSettings,
+    /// Secrets at rest.
+    pub security: SecurityConfig,
+    /// Extra platform files (`*.toml`), overriding built-ins by name.
+    pub platforms_dir: Option<PathBuf>,
+    /// Log retention.
+    pub logs: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./netraven-data"),
+            api: ApiConfig::default(),
+            database: DatabaseConfig::default(),
+            queue: QueueConfig::default(),
+            git: GitConfig::default(),
+            worker: WorkerConfig::default(),
+            scheduler: SchedulerSettings::default(),
+            security: SecurityConfig::default(),
+            platforms_dir: None,
+            logs: LogConfig::default(),
+        }
+    }
+}
+
+/// REST API settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address. Default `127.0.0.1:8000`.
+    pub listen: String,
+    /// JWT signing secret; default: generated once into `<data_dir>/jwt.secret` (mode 0600).
+    pub jwt_secret: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8000".into(),
+            jwt_secret: None,
+        }
+    }
+}
+
+/// Store settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL; unset for SQLite at `<data_dir>/netraven.db`.
+    pub url: Option<String>,
+    /// PostgreSQL schema NetRaven's tables live in. Default `netraven`.
+    pub schema: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            schema: "netraven".into(),
+        }
+    }
+}
+
+/// Queue settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `redis://…` for the Redis queue; unset for the in-process queue (single process only).
+    pub redis_url: Option<String>,
+    /// Key prefix of this deployment in Redis. Default `netraven`.
+    pub prefix: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            redis_url: None,
+            prefix: "netraven".into(),
+        }
+    }
+}
+
+/// Git settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitConfig {
+    /// Bare repository path; default `<data_dir>/configs.git`.
+    pub repo: Option<PathBuf>,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Devices worked on at once per worker process. Default 100.
+    pub concurrency: usize,
+    /// Deadline for one device in seconds. Default 180.
+    pub device_timeout_secs: u64,
+    /// Deadline for a login in seconds. Default 30.
+    pub connect_timeout_secs: u64,
+    /// Deadline for one command in seconds. Default 60.
+    pub command_timeout_secs: u64,
+    /// Attempts for a device failing with a retryable error. Default 2.
+    pub attempts: u32,
+    /// Seconds before a retry. Default 30.
+    pub retry_backoff_secs: u64,
+    /// Seconds in-flight devices may finish on shutdown. Default 30.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 100,
+            device_timeout_secs: 180,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 60,
+            attempts: 2,
+            retry_backoff_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Seconds between ticks. Default 5.
+    pub tick_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings { tick_secs: 5 }
+    }
+}
+
+/// Secrets-at-rest settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Base64 AES-256 key for credential secrets; default: `<data_dir>/secret.key` (generated
+    /// once, mode 0600).
+    pub encryption_key: Option<String>,
+    /// Key file path instead of the default.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Log retention settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Logs older than this many days are pruned by the scheduler leader. Default 30.
+    pub retention_days: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { retention_days: 30 }
+    }
+}
+
+impl Config {
+    /// Reads `path` (if given) and applies `NETRAVEN_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        for (k, v) in env {
+            cfg.apply_env(&k, v)?;
+        }
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, key: &str, v: String) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError> {
+            v.parse().map_err(|_| ConfigError::Env {
+                var: var.into(),
+                message: format!("'{v}' is not a number"),
+            })
+        }
+        match key {
+            "NETRAVEN_DATA_DIR" => self.data_dir = PathBuf::from(v),
+            "NETRAVEN_API_LISTEN" => self.api.listen = v,
+            "NETRAVEN_JWT_SECRET" => self.api.jwt_secret = Some(v),
+            "NETRAVEN_DATABASE_URL" => self.database.url = Some(v),
+            "NETRAVEN_DATABASE_SCHEMA" => self.database.schema = v,
+            "NETRAVEN_REDIS_URL" => self.queue.redis_url = Some(v),
+            "NETRAVEN_QUEUE_PREFIX" => self.queue.prefix = v,
+            "NETRAVEN_GIT_REPO" => self.git.repo = Some(PathBuf::from(v)),
+            "NETRAVEN_WORKER_CONCURRENCY" => self.worker.concurrency = num(key, &v)?,
+            "NETRAVEN_DEVICE_TIMEOUT_SECS" => self.worker.device_timeout_secs = num(key, &v)?,
+            "NETRAVEN_SCHEDULER_TICK_SECS" => self.scheduler.tick_secs = num(key, &v)?,
+            "NETRAVEN_ENCRYPTION_KEY" => self.security.encryption_key = Some(v),
+            "NETRAVEN_KEY_FILE" => self.security.key_file = Some(PathBuf::from(v)),
+            "NETRAVEN_PLATFORMS_DIR" => self.platforms_dir = Some(PathBuf::from(v)),
+            "NETRAVEN_LOG_RETENTION_DAYS" => self.logs.retention_days = num(key, &v)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The git repository path.
+    pub fn git_repo(&self) -> PathBuf {
+        self.git
+            .repo
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("configs.git"))
+    }
+
+    /// The key file path.
+    pub fn key_file(&self) -> PathBuf {
+        self.security
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// The effective configuration as TOML with every secret masked (`netraven config check`).
+    pub fn masked_toml(&self) -> String {
+        let mut c = self.clone();
+        let mask = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("********".into());
+            }
+        };
+        mask(&mut c.api.jwt_secret);
+        mask(&mut c.security.encryption_key);
+        c.database.url = c.database.url.as_deref().map(mask_url_password);
+        c.queue.redis_url = c.queue.redis_url.as_deref().map(mask_url_password);
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL with `********`.
+pub fn mask_url_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:********@{host}");
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_embedded_defaults() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.api.listen, "127.0.0.1:8000");
+        assert!(c.database.url.is_none() && c.queue.redis_url.is_none());
+        assert_eq!(c.git_repo(), PathBuf::from("./netraven-data/configs.git"));
+    }
+
+    #[test]
+    fn env_overrides_and_masking() {
+        let env = vec![
+            (
+                "NETRAVEN_DATABASE_URL".to_string(),
+                "postgres://u:hunter2@db/x".to_string(),
+            ),
+            ("NETRAVEN_WORKER_CONCURRENCY".to_string(), "7".to_string()),
+            (
+                "NETRAVEN_ENCRYPTION_KEY".to_string(),
+                "c2VjcmV0".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.worker.concurrency, 7);
+        let shown = c.masked_toml();
+        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"));
+        assert!(shown.contains("postgres://u:********@db/x"));
+        let bad = Config::load(
+            None,
+            vec![("NETRAVEN_WORKER_CONCURRENCY".into(), "x".into())],
+        );
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("nrcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "[api]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&p), Vec::new()),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,2 +1,5 @@
-//! The `netraven` binary.
-fn main() {}
+//! The `netraven` binary: parses arguments and hands over to [`netraven_server::cli`].
+
+fn main() -> std::process::ExitCode {
+    netraven_server::cli::main()
+}

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::queue::Queue;
 use crate::store::Store;
-use chrono::{DateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use std::str::FromStr;

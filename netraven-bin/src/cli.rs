@@ -1,0 +1,370 @@
+//! The command line: argument parsing and one function per subcommand. Each command builds its
+//! parts through [`crate::wiring`] and calls the library; nothing here holds logic of its own.
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use netraven_core::prelude::*;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// NetRaven: back up and track the configuration of network devices.
+#[derive(Debug, Parser)]
+#[command(name = "netraven", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, NetRaven runs embedded: SQLite, the in-process
+    /// queue and a git repository under ./netraven-data. NETRAVEN_* variables override it.
+    #[arg(long, short, global = true, env = "NETRAVEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, the scheduler and a worker in one process (the embedded default).
+    Serve,
+    /// Run only the REST API (distributed mode: needs PostgreSQL and Redis).
+    Api,
+    /// Run only the scheduler and maintenance (recovery, git writer, log pruning); several may
+    /// run, one acts.
+    Scheduler,
+    /// Run only a worker; start as many as you like, on any machines.
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Start a simulated fleet and the embedded server over it, run a backup, keep serving.
+    Demo {
+        /// Number of simulated devices.
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// First simulator port (default: any free ports).
+        #[arg(long)]
+        port_base: Option<u16>,
+    },
+    /// Serve simulated SSH devices on 127.0.0.1 until killed.
+    Sim {
+        /// Number of devices.
+        #[arg(long, default_value_t = 10)]
+        devices: usize,
+        /// Platform(s) (netmiko device_type), comma-separated to mix.
+        #[arg(long, default_value = "cisco_ios")]
+        platform: String,
+        /// First port; devices listen on consecutive ports.
+        #[arg(long)]
+        port_base: Option<u16>,
+        /// Write a matching CSV inventory here once every device listens.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Configuration size per device in bytes.
+        #[arg(long)]
+        config_size: Option<usize>,
+        /// Offer only diffie-hellman-group14-sha1 key exchange (like many real IOS devices).
+        #[arg(long)]
+        legacy_kex: bool,
+        /// Make every device's config change on every fetch.
+        #[arg(long)]
+        changing: bool,
+    },
+    /// Back up every device of a CSV inventory into a git repository, once.
+    Backup {
+        /// CSV: hostname,address,port,platform,username,password,enable_secret,tags.
+        #[arg(long)]
+        inventory: PathBuf,
+        /// Bare git repository (created if missing).
+        #[arg(long)]
+        repo: PathBuf,
+        /// Devices at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Seconds allowed per device.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Manage API users.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage the credential encryption key.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Inspect the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `netraven user …`
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; the password is read from NETRAVEN_NEW_PASSWORD or generated and printed.
+    Create {
+        /// Login name.
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// Set a new password (from NETRAVEN_NEW_PASSWORD, or generated and printed).
+    Passwd {
+        /// Login name.
+        username: String,
+    },
+    /// List users.
+    List,
+}
+
+/// `netraven keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Generate a new key and re-encrypt every credential with it.
+    Rotate,
+}
+
+/// `netraven config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the effective configuration with secrets masked.
+    Check,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETRAVEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Config::load(path, std::env::vars()).map_err(|e| Error::invalid(e.to_string()))
+}
+
+fn new_password() -> String {
+    std::env::var("NETRAVEN_NEW_PASSWORD").unwrap_or_else(|_| {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect()
+    })
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let cfg = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => crate::server::serve(&cfg, crate::wiring::shutdown_on_signals()).await?,
+        Command::Api => crate::server::api(&cfg, crate::wiring::shutdown_on_signals()).await?,
+        Command::Scheduler => {
+            crate::server::scheduler(&cfg, crate::wiring::shutdown_on_signals()).await?
+        }
+        Command::Worker => {
+            crate::server::worker(&cfg, crate::wiring::shutdown_on_signals()).await?
+        }
+        Command::Migrate => {
+            crate::wiring::open_store(&cfg, crate::wiring::cipher(&cfg)?).await?;
+            println!("migrations applied");
+        }
+        Command::Demo { devices, port_base } => {
+            let opts = crate::demo::DemoOptions { devices, port_base };
+            crate::demo::run(&cfg, &opts, crate::wiring::shutdown_on_signals()).await?;
+        }
+        Command::Sim {
+            devices,
+            platform,
+            port_base,
+            inventory,
+            config_size,
+            legacy_kex,
+            changing,
+        } => {
+            use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
+            let platforms: Vec<String> = platform
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let fleet = SimFleet::start(SimConfig {
+                devices,
+                platform: platforms
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "cisco_ios".into()),
+                platforms,
+                port_base,
+                config_size,
+                legacy_kex_only: legacy_kex,
+                faults: Faults {
+                    change_every: changing.then_some(1),
+                    ..Faults::default()
+                },
+                ..SimConfig::default()
+            })
+            .await?;
+            if let Some(path) = inventory {
+                fleet.write_inventory(&path)?;
+                eprintln!("inventory written to {}", path.display());
+            }
+            eprintln!(
+                "{} simulated devices on 127.0.0.1:{}.. (Ctrl-C to stop)",
+                fleet.devices().len(),
+                fleet.port_base()
+            );
+            crate::wiring::shutdown_on_signals().cancelled().await;
+        }
+        Command::Backup {
+            inventory,
+            repo,
+            concurrency,
+            timeout,
+        } => {
+            let opts = crate::backup::BackupOptions {
+                inventory,
+                repo,
+                concurrency,
+                device_timeout: Duration::from_secs(timeout.max(1)),
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                platforms_dir: cfg.platforms_dir.clone(),
+            };
+            let summary = crate::backup::run(&opts).await?;
+            print!("{}", summary.render());
+            if summary.failed_total() > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::User { action } => user(&cfg, action).await?,
+        Command::Keys {
+            action: KeyAction::Rotate,
+        } => rotate_keys(&cfg).await?,
+        Command::Config {
+            action: ConfigAction::Check,
+        } => print!("{}", cfg.masked_toml()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user(cfg: &Config, action: UserAction) -> Result<()> {
+    let store = crate::wiring::open_store(cfg, crate::wiring::cipher(cfg)?).await?;
+    match action {
+        UserAction::Create { username, role } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| Error::invalid("role must be admin, operator or viewer"))?;
+            let password = new_password();
+            let u = User {
+                id: 0,
+                username,
+                password_hash: crate::api::hash_password(&password)?,
+                role,
+                active: true,
+                created_at: chrono::Utc::now(),
+            };
+            let u = store.create_user(&u).await?;
+            println!(
+                "created user '{}' ({}) with password: {password}",
+                u.username,
+                u.role.as_str()
+            );
+        }
+        UserAction::Passwd { username } => {
+            let mut u = store
+                .get_user_by_name(&username)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("user '{username}'")))?;
+            let password = new_password();
+            u.password_hash = crate::api::hash_password(&password)?;
+            store.update_user(&u).await?;
+            println!("new password for '{username}': {password}");
+        }
+        UserAction::List => {
+            let users = store.list_users(Page::new(1, 10_000)).await?;
+            for u in users.items {
+                println!(
+                    "{}\t{}\t{}",
+                    u.username,
+                    u.role.as_str(),
+                    if u.active { "active" } else { "inactive" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_keys(cfg: &Config) -> Result<()> {
+    use netraven_store::cipher::{AesGcmCipher, KeyMaterial, write_new_key_file};
+    if cfg.security.encryption_key.is_some() {
+        return Err(Error::invalid(
+            "the key comes from configuration: rotate by re-encrypting with a key file (unset encryption_key) or replace the configured key yourself",
+        ));
+    }
+    let current = crate::wiring::cipher(cfg)?;
+    let old_key = netraven_store::cipher::load_key_file(&cfg.key_file())?;
+    let new_key = KeyMaterial::generate();
+    let next_path = cfg.key_file().with_extension("key.next");
+    // The new key is on disk before any row uses it, so an interruption loses nothing: startup
+    // accepts the current, next and previous key files for decryption.
+    write_new_key_file(&next_path, &new_key)?;
+    let new_cipher = AesGcmCipher::from_key(&new_key).with_old_key(&old_key)?;
+    let n = match &cfg.database.url {
+        Some(url) => {
+            let s = netraven_store::sql::PostgresStore::connect(
+                url,
+                Some(&cfg.database.schema),
+                current,
+            )
+            .await?;
+            s.reencrypt_credentials(&new_cipher).await?
+        }
+        None => {
+            let s =
+                netraven_store::sql::SqliteStore::open(cfg.data_dir.join("netraven.db"), current)
+                    .await?;
+            s.reencrypt_credentials(&new_cipher).await?
+        }
+    };
+    let prev = cfg.key_file().with_extension("key.prev");
+    let io =
+        |e: std::io::Error| Error::new(ErrorKind::Unavailable, format!("key file rotation: {e}"));
+    std::fs::rename(cfg.key_file(), &prev).map_err(io)?;
+    std::fs::rename(&next_path, cfg.key_file()).map_err(io)?;
+    println!(
+        "re-encrypted {n} credentials with key {}; the previous key is kept in {}",
+        new_key.derived_id(),
+        prev.display()
+    );
+    Ok(())
+}
