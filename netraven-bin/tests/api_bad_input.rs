@@ -15,22 +15,48 @@ async fn malformed_and_mistyped_bodies_change_nothing() {
     let r = rig().await;
     let t = r.operator.clone();
     // Malformed JSON: 400.
-    r.raw("POST", "/api/devices", &t, "application/json", br#"{"hostname": "#)
-        .await
-        .assert_error(400);
+    r.raw(
+        "POST",
+        "/api/devices",
+        &t,
+        "application/json",
+        br#"{"hostname": "#,
+    )
+    .await
+    .assert_error(400);
     // Wrong types, unknown fields, missing fields: 422.
-    r.json("POST", "/api/devices", &t, json!({"hostname": 1, "address": "a", "platform": "p"}))
-        .await
-        .assert_error(422);
-    r.json("POST", "/api/devices", &t, json!({"hostname": "a", "address": "a", "platform": "p", "port": "ssh"}))
-        .await
-        .assert_error(422);
-    r.json("POST", "/api/devices", &t, json!({"hostname": "a", "address": "a", "platform": "p", "port": 70000}))
-        .await
-        .assert_error(422);
-    r.json("POST", "/api/devices", &t, json!({"hostname": "a", "address": "a", "platform": "p", "is_admin": true}))
-        .await
-        .assert_error(422);
+    r.json(
+        "POST",
+        "/api/devices",
+        &t,
+        json!({"hostname": 1, "address": "a", "platform": "p"}),
+    )
+    .await
+    .assert_error(422);
+    r.json(
+        "POST",
+        "/api/devices",
+        &t,
+        json!({"hostname": "a", "address": "a", "platform": "p", "port": "ssh"}),
+    )
+    .await
+    .assert_error(422);
+    r.json(
+        "POST",
+        "/api/devices",
+        &t,
+        json!({"hostname": "a", "address": "a", "platform": "p", "port": 70000}),
+    )
+    .await
+    .assert_error(422);
+    r.json(
+        "POST",
+        "/api/devices",
+        &t,
+        json!({"hostname": "a", "address": "a", "platform": "p", "is_admin": true}),
+    )
+    .await
+    .assert_error(422);
     r.json("POST", "/api/devices", &t, json!({"hostname": "a"}))
         .await
         .assert_error(422);
@@ -38,19 +64,47 @@ async fn malformed_and_mistyped_bodies_change_nothing() {
         .await
         .assert_error(422);
     // Wrong content type: 415.
-    r.raw("POST", "/api/devices", &t, "text/plain", device("a").to_string().as_bytes())
-        .await
-        .assert_error(415);
+    r.raw(
+        "POST",
+        "/api/devices",
+        &t,
+        "text/plain",
+        device("a").to_string().as_bytes(),
+    )
+    .await
+    .assert_error(415);
     // Over 1 MiB: 413.
-    let huge = format!(r#"{{"hostname":"{}","address":"a","platform":"p"}}"#, "x".repeat(2 * 1024 * 1024));
-    r.raw("POST", "/api/devices", &t, "application/json", huge.as_bytes())
-        .await
-        .assert_error(413);
-    r.raw("POST", "/api/devices/import", &t, "text/csv", huge.as_bytes())
-        .await
-        .assert_error(413);
+    let huge = format!(
+        r#"{{"hostname":"{}","address":"a","platform":"p"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    r.raw(
+        "POST",
+        "/api/devices",
+        &t,
+        "application/json",
+        huge.as_bytes(),
+    )
+    .await
+    .assert_error(413);
+    r.raw(
+        "POST",
+        "/api/devices/import",
+        &t,
+        "text/csv",
+        huge.as_bytes(),
+    )
+    .await
+    .assert_error(413);
     // Names with path separators or control characters: 422.
-    for bad in ["$(rm -rf /)", "../../etc/passwd", "a\nb", "tab\there", "", "   "] {
+    for bad in [
+        "$(rm -rf /)",
+        "../../etc/passwd",
+        "a\nb",
+        "tab\there",
+        "",
+        "   ",
+    ] {
         r.json("POST", "/api/devices", &t, device(bad))
             .await
             .assert_error(422);
@@ -62,9 +116,14 @@ async fn malformed_and_mistyped_bodies_change_nothing() {
     r.json("POST", "/api/jobs", &t, json!({"name": "j", "kind": {"type": "backup"}, "schedule": {"type": "interval", "seconds": 5}}))
         .await
         .assert_error(422);
-    r.json("POST", "/api/jobs", &t, json!({"name": "j", "kind": {"type": "format_disk"}, "schedule": {"type": "manual"}}))
-        .await
-        .assert_error(422);
+    r.json(
+        "POST",
+        "/api/jobs",
+        &t,
+        json!({"name": "j", "kind": {"type": "format_disk"}, "schedule": {"type": "manual"}}),
+    )
+    .await
+    .assert_error(422);
     r.json("POST", "/api/jobs", &t, json!({"name": "j", "kind": {"type": "backup"}, "schedule": {"type": "cron", "expression": "not cron"}}))
         .await
         .assert_error(422);
@@ -78,16 +137,24 @@ async fn malformed_and_mistyped_bodies_change_nothing() {
     r.get("/api/devices?page=-1", &t).await.assert_error(422);
     r.get("/api/runs?status=BOGUS", &t).await.assert_error(422);
     r.get("/api/logs?level=loud", &t).await.assert_error(422);
-    r.get("/api/logs?since=yesterday", &t).await.assert_error(422);
-    r.get("/api/configs/diff?from=1", &t).await.assert_error(422);
+    r.get("/api/logs?since=yesterday", &t)
+        .await
+        .assert_error(422);
+    r.get("/api/configs/diff?from=1", &t)
+        .await
+        .assert_error(422);
     r.get("/api/configs/search?q=", &t).await.assert_error(422);
     // Unknown routes and methods: JSON 404 / 405.
     r.get("/api/nope", &t).await.assert_error(404);
     r.get("/nope", &t).await.assert_error(404);
-    r.send("DELETE", "/api/health", None, None, &[]).await.assert_error(405);
+    r.send("DELETE", "/api/health", None, None, &[])
+        .await
+        .assert_error(405);
     // Missing objects: 404.
     r.get("/api/devices/424242", &t).await.assert_error(404);
-    r.send("POST", "/api/jobs/424242/run", Some(&t), None, &[]).await.assert_error(404);
+    r.send("POST", "/api/jobs/424242/run", Some(&t), None, &[])
+        .await
+        .assert_error(404);
     assert_eq!(r.device_count().await, 0);
     let tags = r.get("/api/tags", &t).await.json();
     assert_eq!(tags["total"], 0);
@@ -99,19 +166,30 @@ async fn malformed_and_mistyped_bodies_change_nothing() {
 async fn sql_and_shell_metacharacters_are_plain_text() {
     let r = rig().await;
     let t = r.operator.clone();
-    let names = ["r1'; DROP TABLE devices;--", "r2\" OR 1=1", "r3 && reboot", "r4 `id` | tee", "50%_off"];
+    let names = [
+        "r1'; DROP TABLE devices;--",
+        "r2\" OR 1=1",
+        "r3 && reboot",
+        "r4 `id` | tee",
+        "50%_off",
+    ];
     for n in names {
         let resp = r.json("POST", "/api/devices", &t, device(n)).await;
         assert_eq!(resp.status, 201, "{n}: {}", resp.text());
         assert_eq!(resp.json()["hostname"], n);
     }
     // Duplicates: 409, nothing changes.
-    r.json("POST", "/api/devices", &t, device(names[0])).await.assert_error(409);
+    r.json("POST", "/api/devices", &t, device(names[0]))
+        .await
+        .assert_error(409);
     assert_eq!(r.device_count().await, names.len() as u64);
     // Filters match literally: `%` and `_` are not wildcards, quotes do not break out.
     let v = r.get("/api/devices?hostname=50%25_", &t).await.json();
     assert_eq!(v["total"], 1);
-    let v = r.get("/api/devices?hostname=%27%20OR%20%271%27%3D%271", &t).await.json();
+    let v = r
+        .get("/api/devices?hostname=%27%20OR%20%271%27%3D%271", &t)
+        .await
+        .json();
     assert_eq!(v["total"], 0);
     let v = r.get("/api/logs?search=%27%20OR%201%3D1--", &t).await;
     assert_eq!(v.status, 200);
@@ -130,13 +208,26 @@ async fn device_import_reports_rows() {
                bad/name,10.0.0.5,22,cisco_ios,\n\
                sw3,10.0.0.6,notaport,cisco_ios,\n\
                sw4,10.0.0.7\n";
-    let resp = r.raw("POST", "/api/devices/import", &t, "text/csv", csv.as_bytes()).await;
+    let resp = r
+        .raw(
+            "POST",
+            "/api/devices/import",
+            &t,
+            "text/csv",
+            csv.as_bytes(),
+        )
+        .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let v = resp.json();
     assert_eq!(v["created"], 2, "{v}");
     assert_eq!(v["duplicates"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(v["errors"].as_array().unwrap().len(), 3, "{v}");
-    let rows: Vec<i64> = v["errors"].as_array().unwrap().iter().map(|e| e["row"].as_i64().unwrap()).collect();
+    let rows: Vec<i64> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["row"].as_i64().unwrap())
+        .collect();
     assert_eq!(rows, vec![5, 6, 7]);
     let sw1 = r.get("/api/devices?hostname=sw1", &t).await.json();
     assert_eq!(sw1["items"][0]["tags"], json!(["core", "dc1"]));
@@ -150,13 +241,25 @@ async fn device_import_reports_rows() {
     assert_eq!(v["errors"][0]["row"], 2);
     assert_eq!(v["duplicates"][0]["row"], 3);
     // A header with an unknown column is refused as a whole.
-    r.raw("POST", "/api/devices/import", &t, "text/csv", b"hostname,address,platform,password\na,b,c,d\n")
-        .await
-        .assert_error(422);
+    r.raw(
+        "POST",
+        "/api/devices/import",
+        &t,
+        "text/csv",
+        b"hostname,address,platform,password\na,b,c,d\n",
+    )
+    .await
+    .assert_error(422);
     // Viewers cannot import.
-    r.raw("POST", "/api/devices/import", &r.viewer, "text/csv", csv.as_bytes())
-        .await
-        .assert_error(403);
+    r.raw(
+        "POST",
+        "/api/devices/import",
+        &r.viewer,
+        "text/csv",
+        csv.as_bytes(),
+    )
+    .await
+    .assert_error(403);
     assert_eq!(r.device_count().await, 4);
 }
 
@@ -172,19 +275,39 @@ async fn credential_secrets_are_never_returned() {
     let id = c.json()["id"].as_i64().unwrap();
     assert_eq!(c.json()["has_enable_secret"], true);
     // Operators cannot create credentials.
-    r.json("POST", "/api/credentials", &r.operator, json!({"name": "x", "username": "u", "password": "p"}))
-        .await
-        .assert_error(403);
+    r.json(
+        "POST",
+        "/api/credentials",
+        &r.operator,
+        json!({"name": "x", "username": "u", "password": "p"}),
+    )
+    .await
+    .assert_error(403);
     let u = r
-        .json("PUT", &format!("/api/credentials/{id}"), &r.admin, json!({"priority": 5, "password": "N3w-Secret-Pw"}))
+        .json(
+            "PUT",
+            &format!("/api/credentials/{id}"),
+            &r.admin,
+            json!({"priority": 5, "password": "N3w-Secret-Pw"}),
+        )
         .await;
     assert_eq!(u.status, 200, "{}", u.text());
-    r.json("POST", "/api/credentials", &r.admin, json!({"name": "lab", "username": "u", "password": "p"}))
-        .await
-        .assert_error(409);
-    r.json("POST", "/api/credentials", &r.admin, json!({"name": "c2", "username": "u", "password": ""}))
-        .await
-        .assert_error(422);
+    r.json(
+        "POST",
+        "/api/credentials",
+        &r.admin,
+        json!({"name": "lab", "username": "u", "password": "p"}),
+    )
+    .await
+    .assert_error(409);
+    r.json(
+        "POST",
+        "/api/credentials",
+        &r.admin,
+        json!({"name": "c2", "username": "u", "password": ""}),
+    )
+    .await
+    .assert_error(422);
     for (tok, path) in [
         (&r.admin, "/api/credentials".to_string()),
         (&r.viewer, "/api/credentials".to_string()),
@@ -201,7 +324,9 @@ async fn credential_secrets_are_never_returned() {
         assert!(!text.contains("\"password\""), "{path}: {text}");
     }
     // The secret was stored (the engine needs it).
-    let stored = netraven_core::store::CredentialStore::get_credential(r.store.as_ref(), id).await.unwrap();
+    let stored = netraven_core::store::CredentialStore::get_credential(r.store.as_ref(), id)
+        .await
+        .unwrap();
     assert_eq!(stored.password.expose(), "N3w-Secret-Pw");
     assert_eq!(stored.priority, 5);
 }
@@ -209,29 +334,62 @@ async fn credential_secrets_are_never_returned() {
 #[tokio::test]
 async fn failed_logins_are_limited() {
     let r = rig().await;
-    let form = |pw: &str| ("application/x-www-form-urlencoded", format!("username=viewer&password={pw}").into_bytes());
+    let form = |pw: &str| {
+        (
+            "application/x-www-form-urlencoded",
+            format!("username=viewer&password={pw}").into_bytes(),
+        )
+    };
     for _ in 0..5 {
-        r.send("POST", "/api/auth/token", None, Some(form("wrong-password")), &[])
-            .await
-            .assert_error(401);
+        r.send(
+            "POST",
+            "/api/auth/token",
+            None,
+            Some(form("wrong-password")),
+            &[],
+        )
+        .await
+        .assert_error(401);
     }
     // Even the right password is refused now.
     let resp = r
-        .send("POST", "/api/auth/token", None, Some(form(&api_support::password("viewer"))), &[])
+        .send(
+            "POST",
+            "/api/auth/token",
+            None,
+            Some(form(&api_support::password("viewer"))),
+            &[],
+        )
         .await;
     resp.assert_error(429);
     // Other users are unaffected; JSON logins work too.
     let resp = r
-        .json("POST", "/api/auth/token", "unused", json!({"username": "operator", "password": api_support::password("operator")}))
+        .json(
+            "POST",
+            "/api/auth/token",
+            "unused",
+            json!({"username": "operator", "password": api_support::password("operator")}),
+        )
         .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     // Unknown users get the same 401 as wrong passwords.
-    r.json("POST", "/api/auth/token", "unused", json!({"username": "ghost", "password": "whatever1"}))
-        .await
-        .assert_error(401);
-    r.raw("POST", "/api/auth/token", "unused", "application/json", b"{bad")
-        .await
-        .assert_error(400);
+    r.json(
+        "POST",
+        "/api/auth/token",
+        "unused",
+        json!({"username": "ghost", "password": "whatever1"}),
+    )
+    .await
+    .assert_error(401);
+    r.raw(
+        "POST",
+        "/api/auth/token",
+        "unused",
+        "application/json",
+        b"{bad",
+    )
+    .await
+    .assert_error(400);
 }
 
 #[tokio::test]
@@ -239,11 +397,24 @@ async fn system_jobs_cannot_be_deleted() {
     let r = rig().await;
     let mut job = netraven_core::model::Job::backup("system-backup", Default::default());
     job.system = true;
-    let job = netraven_core::store::JobStore::create_job(r.store.as_ref(), &job).await.unwrap();
+    let job = netraven_core::store::JobStore::create_job(r.store.as_ref(), &job)
+        .await
+        .unwrap();
     let v = r
-        .send("DELETE", &format!("/api/jobs/{}", job.id), Some(&r.admin), None, &[])
+        .send(
+            "DELETE",
+            &format!("/api/jobs/{}", job.id),
+            Some(&r.admin),
+            None,
+            &[],
+        )
         .await
         .assert_error(409);
     assert!(v["detail"].as_str().unwrap().contains("system job"));
-    assert_eq!(r.get(&format!("/api/jobs/{}", job.id), &r.viewer).await.status, 200);
+    assert_eq!(
+        r.get(&format!("/api/jobs/{}", job.id), &r.viewer)
+            .await
+            .status,
+        200
+    );
 }

@@ -9,7 +9,9 @@ use serde_json::json;
 
 fn concrete(path: &str) -> String {
     // Ids that exist nowhere: allowed callers get 404/422, never a change.
-    let p = path.replace("{id}", "999999").replace("{device_id}", "999999");
+    let p = path
+        .replace("{id}", "999999")
+        .replace("{device_id}", "999999");
     match p.as_str() {
         "/api/logs/stream" => "/api/logs/stream?run_id=999999".into(),
         "/api/configs/diff" => "/api/configs/diff?from=999998&to=999999".into(),
@@ -82,7 +84,13 @@ async fn bad_tokens_are_rejected() {
     let forged = format!("{}x", r.viewer);
     r.get("/api/devices", &forged).await.assert_error(401);
     let resp = r
-        .send("GET", "/api/devices", None, None, &[("authorization", "Basic YWRtaW46YWRtaW4=")])
+        .send(
+            "GET",
+            "/api/devices",
+            None,
+            None,
+            &[("authorization", "Basic YWRtaW46YWRtaW4=")],
+        )
         .await;
     resp.assert_error(401);
 }
@@ -96,7 +104,12 @@ async fn api_tokens_act_as_their_user_and_can_be_revoked() {
         .await
         .assert_error(403);
     let t = r
-        .json("POST", "/api/tokens", &r.admin, json!({"name": "ci", "user_id": viewer_id}))
+        .json(
+            "POST",
+            "/api/tokens",
+            &r.admin,
+            json!({"name": "ci", "user_id": viewer_id}),
+        )
         .await;
     assert_eq!(t.status, 201, "{}", t.text());
     let t = t.json();
@@ -121,9 +134,15 @@ async fn api_tokens_act_as_their_user_and_can_be_revoked() {
     // Revoked tokens stop working.
     let id = t["id"].as_i64().unwrap();
     assert_eq!(
-        r.send("DELETE", &format!("/api/tokens/{id}"), Some(&r.admin), None, &[])
-            .await
-            .status,
+        r.send(
+            "DELETE",
+            &format!("/api/tokens/{id}"),
+            Some(&r.admin),
+            None,
+            &[]
+        )
+        .await
+        .status,
         204
     );
     r.get("/api/devices", &token).await.assert_error(401);
@@ -135,17 +154,33 @@ async fn deactivated_users_lose_access_and_last_admin_is_protected() {
     let viewer_id = r.get("/api/auth/me", &r.viewer).await.json()["user"]["id"].clone();
     let admin_id = r.get("/api/auth/me", &r.admin).await.json()["user"]["id"].clone();
     let u = r
-        .json("PUT", &format!("/api/users/{viewer_id}"), &r.admin, json!({"active": false}))
+        .json(
+            "PUT",
+            &format!("/api/users/{viewer_id}"),
+            &r.admin,
+            json!({"active": false}),
+        )
         .await;
     assert_eq!(u.status, 200, "{}", u.text());
     assert!(!u.text().contains("password"));
     r.get("/api/devices", &r.viewer).await.assert_error(401);
-    r.json("PUT", &format!("/api/users/{admin_id}"), &r.admin, json!({"role": "viewer"}))
-        .await
-        .assert_error(409);
-    r.send("DELETE", &format!("/api/users/{admin_id}"), Some(&r.admin), None, &[])
-        .await
-        .assert_error(409);
+    r.json(
+        "PUT",
+        &format!("/api/users/{admin_id}"),
+        &r.admin,
+        json!({"role": "viewer"}),
+    )
+    .await
+    .assert_error(409);
+    r.send(
+        "DELETE",
+        &format!("/api/users/{admin_id}"),
+        Some(&r.admin),
+        None,
+        &[],
+    )
+    .await
+    .assert_error(409);
 }
 
 #[tokio::test]

@@ -157,7 +157,10 @@ impl Rig {
                 "POST",
                 "/api/auth/token",
                 None,
-                Some(("application/x-www-form-urlencoded", format!("username={user}&password={}", password(user)).into_bytes())),
+                Some((
+                    "application/x-www-form-urlencoded",
+                    format!("username={user}&password={}", password(user)).into_bytes(),
+                )),
                 &[],
             )
             .await;
@@ -202,7 +205,11 @@ impl Rig {
             .await
             .unwrap()
             .to_vec();
-        assert!(status < 500, "{method} {path} -> {status}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            status < 500,
+            "{method} {path} -> {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         Resp {
             status,
             content_type,
