@@ -118,7 +118,7 @@ pub struct SecretSpec {
 
 /// How the simulator emulates a platform. Templates may use `{hostname}`, `{user}`, `{i}` (block
 /// number), `{i_hi}`/`{i_lo}` (block number split in two bytes), `{stamp}` (marks a volatile
-/// line: a value that changes on every call), `{secret}` (marks a secret: a per-device value the
+/// line: a value that changes on every call), `{v}` (marks a volatile line, prints nothing), `{secret}` (marks a secret: a per-device value the
 /// platform's secret rules must replace), `{rev}` (a revision that changes every K fetches when
 /// that fault is set).
 #[derive(Debug, Clone, Deserialize)]

@@ -19,8 +19,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Key exchange, host key and cipher lists offered to every device.
-const MODERN_KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256";
+/// Host key and cipher lists offered to every device. Key exchange keeps libssh2's default list
+/// (modern only in the libssh2 this crate builds: curve25519, ECDH, group14/16/18-sha256/512,
+/// group-exchange-sha256): overriding it also drops the `ext-info-c` / strict-kex markers, and
+/// handshakes then fail against current servers.
 const MODERN_HOSTKEY: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
 const MODERN_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
 /// Added only for devices with `legacy_ssh`.
@@ -407,7 +409,7 @@ impl Shell {
         if let Some(line) = self.platform.is_command_error(&out) {
             return Err(Error::new(
                 ErrorKind::Command,
-                format!("{}: '{command}' rejected: {line}", self.hostname),
+                format!("'{command}' rejected: {line}"),
             ));
         }
         Ok(out)
@@ -484,11 +486,13 @@ impl Shell {
     }
 
     fn close(mut self) {
-        // Best effort and quick: say goodbye, never wait for the peer's EOF.
+        // Best effort and quick: say goodbye and leave. libssh2's channel close (also run when a
+        // channel is freed) waits for the peer's close in blocking mode, so switch to
+        // non-blocking first: nothing here may wait on the device.
         self.sess.set_timeout(200);
         let exit = format!("{}\n", self.platform.spec.exit_command);
         let _ = self.chan.write_all(exit.as_bytes());
-        let _ = self.chan.close();
+        self.sess.set_blocking(false);
         let _ = self.sess.disconnect(None, "bye", None);
     }
 }
@@ -506,28 +510,7 @@ fn open_shell(
     let tcp = tcp_connect(device, deadline)?;
     let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
     sess.set_timeout(ms(remaining(deadline, "handshaking")?));
-    let (kex, hostkey, ciphers) = if device.legacy_ssh {
-        (
-            format!("{MODERN_KEX},{LEGACY_KEX}"),
-            format!("{MODERN_HOSTKEY},{LEGACY_HOSTKEY}"),
-            format!("{MODERN_CIPHERS},{LEGACY_CIPHERS}"),
-        )
-    } else {
-        (
-            MODERN_KEX.to_string(),
-            MODERN_HOSTKEY.to_string(),
-            MODERN_CIPHERS.to_string(),
-        )
-    };
-    for (t, list) in [
-        (ssh2::MethodType::Kex, &kex),
-        (ssh2::MethodType::HostKey, &hostkey),
-        (ssh2::MethodType::CryptCs, &ciphers),
-        (ssh2::MethodType::CryptSc, &ciphers),
-    ] {
-        sess.method_pref(t, list)
-            .map_err(|e| map_ssh(e, "setting algorithm preferences"))?;
-    }
+    set_algorithms(&sess, device.legacy_ssh)?;
     sess.set_tcp_stream(tcp);
     sess.handshake().map_err(|e| map_ssh(e, "SSH handshake"))?;
     check_host_key(&sess, device, store, rt)?;
@@ -568,6 +551,60 @@ fn open_shell(
         }
     }
     Ok(shell)
+}
+
+/// The legacy key exchange methods this libssh2 build supports (it may have none: recent
+/// libssh2 releases can be built without SHA-1 key exchange).
+pub fn legacy_kex_supported() -> Vec<&'static str> {
+    let Ok(sess) = ssh2::Session::new() else {
+        return Vec::new();
+    };
+    let supported = sess
+        .supported_algs(ssh2::MethodType::Kex)
+        .unwrap_or_default();
+    LEGACY_KEX
+        .split(',')
+        .filter(|k| supported.contains(k))
+        .collect()
+}
+
+/// Sets the algorithm preferences: modern only, plus the legacy ones when the device opts in.
+fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
+    let (hostkey, ciphers) = if legacy {
+        (
+            format!("{MODERN_HOSTKEY},{LEGACY_HOSTKEY}"),
+            format!("{MODERN_CIPHERS},{LEGACY_CIPHERS}"),
+        )
+    } else {
+        (MODERN_HOSTKEY.to_string(), MODERN_CIPHERS.to_string())
+    };
+    if legacy {
+        let extra = legacy_kex_supported();
+        if extra.is_empty() {
+            tracing::debug!("legacy_ssh: this libssh2 build offers no SHA-1 key exchange");
+        } else {
+            let supported = sess
+                .supported_algs(ssh2::MethodType::Kex)
+                .unwrap_or_default();
+            let mut list: Vec<&str> = supported
+                .iter()
+                .copied()
+                .filter(|k| !LEGACY_KEX.contains(k))
+                .collect();
+            list.extend(extra);
+            sess.method_pref(ssh2::MethodType::Kex, &list.join(","))
+                .map_err(|e| map_ssh(e, "setting key exchange preferences"))?;
+        }
+    }
+    for (t, list) in [
+        (ssh2::MethodType::HostKey, &hostkey),
+        (ssh2::MethodType::CryptCs, &ciphers),
+        (ssh2::MethodType::CryptSc, &ciphers),
+    ] {
+        sess.method_pref(t, list)
+            .map_err(|e| map_ssh(e, "setting algorithm preferences"))?;
+    }
+    Ok(())
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {

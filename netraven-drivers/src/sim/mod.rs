@@ -1,1 +1,654 @@
-//! Device simulator.
+//! The device simulator (feature `sim`): an SSH server (russh) emulating the built-in platforms
+//! from the same platform data the driver uses.
+//!
+//! [`SimFleet::start`] serves N devices on consecutive `127.0.0.1` ports (one listener per
+//! device), each with its hostname, credentials, enable secret and ed25519 host key, a
+//! configuration of configurable size with volatile lines that change on every call and
+//! secrets that the platform's rules must redact, `--More--` paging until the paging-off
+//! command, and faults on request ([`Faults`]). It only ever binds the loopback address.
+
+mod render;
+mod shell;
+
+pub use render::expected_backup;
+
+use crate::platform::{Platform, builtin_platform};
+use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::model::{Credential, Device};
+use netraven_core::secret::Secret;
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::server::{Auth, Msg, Response, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Faults a simulated device can inject. Several can be combined.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// The inventory password is refused (the device accepts another one).
+    pub wrong_password: bool,
+    /// The first listed credential is refused; only the second one logs in.
+    pub second_credential_only: bool,
+    /// Only keyboard-interactive authentication is offered.
+    pub keyboard_interactive_only: bool,
+    /// Stop sending (but keep the connection open) after this many bytes of session output.
+    pub hang_after: Option<usize>,
+    /// Drop the connection after this many bytes of session output.
+    pub drop_after: Option<usize>,
+    /// Send output in chunks of this many bytes with this delay between them.
+    pub trickle: Option<(usize, Duration)>,
+    /// Delay before every reply.
+    pub latency: Option<Duration>,
+    /// The configuration changes (a revision line) every K fetches.
+    pub change_every: Option<u64>,
+    /// The paging-off command is accepted but paging stays on (answer `--More--`).
+    pub ignore_paging_off: bool,
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Number of devices.
+    pub devices: usize,
+    /// Platform (or alias) of every device, unless `platforms` is set.
+    pub platform: String,
+    /// Per-device platforms, cycled over the devices (overrides `platform`).
+    pub platforms: Vec<String>,
+    /// First port; `None` picks a free range of consecutive ports.
+    pub port_base: Option<u16>,
+    /// Configuration size in bytes (default: the platform's, about 30 KB for cisco_ios).
+    pub config_size: Option<usize>,
+    /// Hostnames are `{prefix}{index:04}`; default `sim-`.
+    pub hostname_prefix: String,
+    /// Login user name of every device.
+    pub username: String,
+    /// Faults of every device.
+    pub faults: Faults,
+    /// Faults of single devices (by index), replacing `faults` for them.
+    pub device_faults: HashMap<usize, Faults>,
+    /// Offer only `diffie-hellman-group14-sha1` key exchange (what many real IOS devices
+    /// offer); clients need `legacy_ssh`.
+    pub legacy_kex_only: bool,
+    /// Seed of the host keys (device index and rotation are mixed in).
+    pub key_seed: u64,
+    /// Delay before a rejected login is answered.
+    pub auth_rejection_time: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            devices: 1,
+            platform: "cisco_ios".into(),
+            platforms: Vec::new(),
+            port_base: None,
+            config_size: None,
+            hostname_prefix: "sim-".into(),
+            username: "netraven".into(),
+            faults: Faults::default(),
+            device_faults: HashMap::new(),
+            legacy_kex_only: false,
+            key_seed: 0x5eed,
+            auth_rejection_time: Duration::from_millis(5),
+        }
+    }
+}
+
+/// One login credential of a simulated device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimCredential {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+    /// Enable secret.
+    pub enable_secret: Secret,
+}
+
+impl SimCredential {
+    /// As a core credential named `name`.
+    pub fn to_credential(&self, name: &str) -> Credential {
+        let mut c = Credential::new(name, self.username.clone(), self.password.clone());
+        c.enable_secret = Some(self.enable_secret.clone());
+        c
+    }
+}
+
+/// One simulated device. Counters are safe to read while the fleet runs.
+#[derive(Debug)]
+pub struct SimDevice {
+    index: usize,
+    hostname: String,
+    port: u16,
+    platform: Arc<Platform>,
+    credentials: Vec<SimCredential>,
+    accepted: SimCredential,
+    faults: Mutex<Faults>,
+    blocks: usize,
+    legacy_kex_only: bool,
+    key_seed: u64,
+    auth_rejection_time: Duration,
+    key_generation: AtomicU64,
+    ssh_config: RwLock<Arc<russh::server::Config>>,
+    passwords_received: AtomicUsize,
+    logins: AtomicUsize,
+    fetches: AtomicU64,
+    calls: AtomicU64,
+    last_rev: AtomicU64,
+}
+
+impl SimDevice {
+    /// Index in the fleet.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// Hostname (shown in the prompt and the configuration).
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+    /// TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// The platform it emulates.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+    /// The credentials a client should try, in order (the first is the inventory's).
+    pub fn credentials(&self) -> &[SimCredential] {
+        &self.credentials
+    }
+    /// The first credential as a core credential.
+    pub fn credential(&self) -> Credential {
+        self.credentials[0].to_credential(&format!("{}-cred", self.hostname))
+    }
+    /// The credential the device accepts.
+    pub fn accepted_credential(&self) -> &SimCredential {
+        &self.accepted
+    }
+    /// The device as a core [`Device`] (127.0.0.1, its port, its platform; `legacy_ssh` when
+    /// the fleet offers only legacy key exchange).
+    pub fn core_device(&self) -> Device {
+        let mut d =
+            Device::new(&self.hostname, "127.0.0.1", self.platform.name()).with_port(self.port);
+        d.tags = vec!["sim".into()];
+        d.legacy_ssh = self.legacy_kex_only;
+        d
+    }
+    /// Passwords received so far (password and keyboard-interactive attempts).
+    pub fn passwords_received(&self) -> usize {
+        self.passwords_received.load(Ordering::SeqCst)
+    }
+    /// Successful logins so far.
+    pub fn logins(&self) -> usize {
+        self.logins.load(Ordering::SeqCst)
+    }
+    /// Configuration fetches served so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+    /// Replaces the faults (new connections see them).
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.faults.lock() {
+            *f = faults;
+        }
+        self.rebuild_config();
+    }
+    /// Presents a new host key from now on.
+    pub fn rotate_host_key(&self) {
+        self.key_generation.fetch_add(1, Ordering::SeqCst);
+        self.rebuild_config();
+    }
+    /// The configuration revision of the last fetch (changes with `change_every`).
+    pub fn revision(&self) -> u64 {
+        self.last_rev.load(Ordering::SeqCst)
+    }
+    /// What a correct backup of this device normalises to: the backup commands' output with
+    /// volatile lines removed and secrets replaced by the redaction marker, in the form
+    /// [`netraven_core::normalise::Rules::normalise`] produces.
+    pub fn expected_backup(&self) -> String {
+        expected_backup(self)
+    }
+    /// Every secret value planted in this device's output.
+    pub fn secrets(&self) -> Vec<String> {
+        render::secrets_of(self)
+    }
+
+    fn config(&self) -> Arc<russh::server::Config> {
+        match self.ssh_config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn rebuild_config(&self) {
+        let c = Arc::new(build_ssh_config(
+            self.key_seed,
+            self.index,
+            self.key_generation.load(Ordering::SeqCst),
+            self.legacy_kex_only,
+            &self.faults(),
+            self.auth_rejection_time,
+        ));
+        match self.ssh_config.write() {
+            Ok(mut g) => *g = c,
+            Err(p) => *p.into_inner() = c,
+        }
+    }
+}
+
+fn host_key(seed: u64, index: usize, generation: u64) -> PrivateKey {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    s[8..16].copy_from_slice(&(index as u64).to_le_bytes());
+    s[16..24].copy_from_slice(&generation.to_le_bytes());
+    s[24..].copy_from_slice(b"netraven");
+    PrivateKey::from(Ed25519Keypair::from_seed(&s))
+}
+
+fn build_ssh_config(
+    seed: u64,
+    index: usize,
+    generation: u64,
+    legacy: bool,
+    faults: &Faults,
+    rejection: Duration,
+) -> russh::server::Config {
+    let methods: &[MethodKind] = if faults.keyboard_interactive_only {
+        &[MethodKind::KeyboardInteractive]
+    } else {
+        &[MethodKind::Password, MethodKind::KeyboardInteractive]
+    };
+    let mut c = russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-Cisco-1.25 netraven-sim".into()),
+        methods: MethodSet::from(methods),
+        auth_rejection_time: rejection,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key(seed, index, generation)],
+        inactivity_timeout: Some(Duration::from_secs(120)),
+        nodelay: true,
+        ..Default::default()
+    };
+    if legacy {
+        c.preferred.kex = std::borrow::Cow::Owned(vec![
+            russh::kex::DH_G14_SHA1,
+            russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+            russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]);
+    }
+    c
+}
+
+/// A running fleet of simulated devices. Dropping it stops every listener.
+#[derive(Debug)]
+pub struct SimFleet {
+    devices: Vec<Arc<SimDevice>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimFleet {
+    /// Binds one listener per device on consecutive 127.0.0.1 ports and starts serving. Must
+    /// be called within a tokio runtime.
+    pub async fn start(cfg: SimConfig) -> Result<SimFleet> {
+        if cfg.devices == 0 {
+            return Err(Error::invalid("a fleet needs at least one device"));
+        }
+        let names = if cfg.platforms.is_empty() {
+            vec![cfg.platform.clone()]
+        } else {
+            cfg.platforms.clone()
+        };
+        let mut platforms = Vec::new();
+        for n in &names {
+            let p = builtin_platform(n)?;
+            if p.spec.sim.is_none() {
+                return Err(Error::invalid(format!(
+                    "platform '{n}' has no simulator section"
+                )));
+            }
+            platforms.push(Arc::new(p));
+        }
+        let listeners = bind_range(cfg.port_base, cfg.devices)?;
+        let mut devices = Vec::with_capacity(cfg.devices);
+        let mut tasks = Vec::with_capacity(cfg.devices);
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let platform = platforms[i % platforms.len()].clone();
+            let port = listener
+                .local_addr()
+                .map_err(|e| Error::internal("listener address").with_source(e))?
+                .port();
+            let faults = cfg
+                .device_faults
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| cfg.faults.clone());
+            let good = SimCredential {
+                username: cfg.username.clone(),
+                password: Secret::new(format!("pw-{i}-{:x}", cfg.key_seed)),
+                enable_secret: Secret::new(format!("en-{i}-{:x}", cfg.key_seed)),
+            };
+            let bad = SimCredential {
+                password: Secret::new(format!("wrong-{i}")),
+                ..good.clone()
+            };
+            let credentials = if faults.second_credential_only {
+                vec![bad, good.clone()]
+            } else if faults.wrong_password {
+                vec![bad]
+            } else {
+                vec![good.clone()]
+            };
+            let size = cfg.config_size.unwrap_or_else(|| {
+                platform
+                    .spec
+                    .sim
+                    .as_ref()
+                    .map_or(30_000, |s| s.config.default_size)
+            });
+            let hostname = format!("{}{i:04}", cfg.hostname_prefix);
+            let blocks = render::blocks_for_size(&platform, &hostname, size);
+            let dev = Arc::new(SimDevice {
+                index: i,
+                hostname,
+                port,
+                platform,
+                credentials,
+                accepted: good,
+                ssh_config: RwLock::new(Arc::new(build_ssh_config(
+                    cfg.key_seed,
+                    i,
+                    0,
+                    cfg.legacy_kex_only,
+                    &faults,
+                    cfg.auth_rejection_time,
+                ))),
+                faults: Mutex::new(faults),
+                blocks,
+                legacy_kex_only: cfg.legacy_kex_only,
+                key_seed: cfg.key_seed,
+                auth_rejection_time: cfg.auth_rejection_time,
+                key_generation: AtomicU64::new(0),
+                passwords_received: AtomicUsize::new(0),
+                logins: AtomicUsize::new(0),
+                fetches: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
+                last_rev: AtomicU64::new(0),
+            });
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| Error::internal("registering a listener").with_source(e))?;
+            tasks.push(tokio::spawn(serve(listener, dev.clone())));
+            devices.push(dev);
+        }
+        tracing::info!(
+            devices = devices.len(),
+            first_port = devices[0].port,
+            "simulator listening"
+        );
+        Ok(SimFleet { devices, tasks })
+    }
+
+    /// The devices, by index.
+    pub fn devices(&self) -> &[Arc<SimDevice>] {
+        &self.devices
+    }
+
+    /// One device; panics on an index out of range (test helper).
+    pub fn device(&self, i: usize) -> &Arc<SimDevice> {
+        &self.devices[i]
+    }
+
+    /// The first port.
+    pub fn port_base(&self) -> u16 {
+        self.devices[0].port
+    }
+
+    /// The inventory as CSV (`hostname,address,port,platform,username,password,enable_secret,
+    /// tags`; tags separated by `;`), with each device's first credential.
+    pub fn inventory_csv(&self) -> String {
+        let mut out =
+            String::from("hostname,address,port,platform,username,password,enable_secret,tags\n");
+        for d in &self.devices {
+            let c = &d.credentials[0];
+            let fields = [
+                d.hostname.clone(),
+                "127.0.0.1".to_string(),
+                d.port.to_string(),
+                d.platform.name().to_string(),
+                c.username.clone(),
+                c.password.expose().to_string(),
+                c.enable_secret.expose().to_string(),
+                format!("sim;{}", d.platform.name()),
+            ];
+            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Writes [`SimFleet::inventory_csv`] to `path`.
+    pub fn write_inventory(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.inventory_csv()).map_err(|e| {
+            Error::new(ErrorKind::Internal, format!("writing {}", path.display())).with_source(e)
+        })
+    }
+
+    /// Stops every listener (open sessions end when their clients leave).
+    pub fn shutdown(self) {}
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Binds `n` consecutive loopback ports starting at `base`, or at a free range when `None`.
+fn bind_range(base: Option<u16>, n: usize) -> Result<Vec<std::net::TcpListener>> {
+    let try_base = |b: u16| -> std::io::Result<Vec<std::net::TcpListener>> {
+        let mut v = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = u16::try_from(b as usize + i).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "port range exceeds 65535")
+            })?;
+            let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
+            l.set_nonblocking(true)?;
+            v.push(l);
+        }
+        Ok(v)
+    };
+    match base {
+        Some(b) => try_base(b).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot bind 127.0.0.1 ports {b}..{}: {e}", b as usize + n),
+            )
+        }),
+        None => {
+            let span = 65_000usize.saturating_sub(20_000).saturating_sub(n).max(1);
+            let mut start = 20_000 + (std::process::id() as usize * 7919 + n * 31) % span;
+            for _ in 0..50 {
+                if let Ok(v) = try_base(start as u16) {
+                    return Ok(v);
+                }
+                start = 20_000 + (start + n + 1013 - 20_000) % span;
+            }
+            Err(Error::internal(format!(
+                "no free range of {n} loopback ports"
+            )))
+        }
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "simulator accept failed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let dev = dev.clone();
+        tokio::spawn(async move {
+            let handler = Conn {
+                faults: dev.faults(),
+                dev: dev.clone(),
+                input: None,
+            };
+            match russh::server::run_stream(dev.config(), stream, handler).await {
+                Ok(running) => {
+                    let _ = running.await;
+                }
+                Err(e) => tracing::debug!(error = %e, "simulator session ended during setup"),
+            }
+        });
+    }
+}
+
+/// One SSH connection to a simulated device.
+struct Conn {
+    dev: Arc<SimDevice>,
+    faults: Faults,
+    input: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+impl Conn {
+    fn check(&self, user: &str, password: &str) -> Auth {
+        self.dev.passwords_received.fetch_add(1, Ordering::SeqCst);
+        let a = &self.dev.accepted;
+        if user == a.username && password == a.password.expose() {
+            self.dev.logins.fetch_add(1, Ordering::SeqCst);
+            Auth::Accept
+        } else {
+            Auth::reject()
+        }
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if self.faults.keyboard_interactive_only {
+            return Ok(Auth::reject());
+        }
+        Ok(self.check(user, password))
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        match response {
+            None => Ok(Auth::Partial {
+                name: "".into(),
+                instructions: "".into(),
+                prompts: vec![("Password: ".into(), false)].into(),
+            }),
+            Some(mut r) => {
+                let pw = r.next().map(|b| String::from_utf8_lossy(&b).into_owned());
+                Ok(self.check(user, pw.as_deref().unwrap_or("")))
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.input = Some(tx);
+        let term = shell::Terminal::new(
+            self.dev.clone(),
+            self.faults.clone(),
+            session.handle(),
+            channel,
+        );
+        tokio::spawn(term.run(rx));
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        _channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(tx) = &self.input {
+            let _ = tx.send(data.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.input = None;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.input = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! The simulated device's interactive shell: prompt, enable, paging, commands, faults.
+
+use super::render::{Ctx, Mode, command_index, render_command};
+use super::{Faults, SimDevice};
+use russh::server::Handle;
+use russh::{ChannelId, CryptoVec};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::sync::mpsc;
+
+/// Ends the shell (connection dropped, hung or logged out).
+struct Stop;
+
+pub(crate) struct Terminal {
+    dev: Arc<SimDevice>,
+    faults: Faults,
+    handle: Handle,
+    channel: ChannelId,
+    privileged: bool,
+    paging: bool,
+    awaiting_enable: bool,
+    line: Vec<u8>,
+    last_cr: bool,
+    pending: VecDeque<String>,
+    sent: usize,
+    rx: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
+}
+
+impl Terminal {
+    pub(crate) fn new(
+        dev: Arc<SimDevice>,
+        faults: Faults,
+        handle: Handle,
+        channel: ChannelId,
+    ) -> Self {
+        let privileged = dev
+            .platform
+            .spec
+            .sim
+            .as_ref()
+            .is_none_or(|s| s.unprivileged.is_none());
+        Terminal {
+            dev,
+            faults,
+            handle,
+            channel,
+            privileged,
+            paging: true,
+            awaiting_enable: false,
+            line: Vec::with_capacity(128),
+            last_cr: false,
+            pending: VecDeque::new(),
+            sent: 0,
+            rx: None,
+        }
+    }
+
+    fn prompt(&self) -> String {
+        let Some(sim) = self.dev.platform.spec.sim.as_ref() else {
+            return "> ".into();
+        };
+        let mode = if self.privileged {
+            sim.privileged.as_str()
+        } else {
+            sim.unprivileged.as_deref().unwrap_or(&sim.privileged)
+        };
+        sim.prompt
+            .replace("{hostname}", &self.dev.hostname)
+            .replace("{user}", &self.dev.accepted.username)
+            .replace("{mode}", mode)
+    }
+
+    pub(crate) async fn run(mut self, rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+        self.rx = Some(rx);
+        let banner = self
+            .dev
+            .platform
+            .spec
+            .sim
+            .as_ref()
+            .map(|s| {
+                s.banner
+                    .replace("{hostname}", &self.dev.hostname)
+                    .replace("{user}", &self.dev.accepted.username)
+            })
+            .unwrap_or_default();
+        let first = format!("{banner}\n{}", self.prompt());
+        if self.emit(&first).await.is_err() {
+            return;
+        }
+        loop {
+            let Some(rx) = self.rx.as_mut() else { return };
+            let Some(data) = rx.recv().await else { return };
+            for &b in &data {
+                if !self.pending.is_empty() {
+                    if self.next_page().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                match b {
+                    b'\n' if self.last_cr => self.last_cr = false,
+                    b'\r' | b'\n' => {
+                        self.last_cr = b == b'\r';
+                        let line = std::mem::take(&mut self.line);
+                        if self.execute(&line).await.is_err() {
+                            return;
+                        }
+                    }
+                    0x08 | 0x7f => {
+                        self.last_cr = false;
+                        self.line.pop();
+                    }
+                    _ => {
+                        self.last_cr = false;
+                        self.line.push(b);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn execute(&mut self, raw: &[u8]) -> Result<(), Stop> {
+        let cmd = String::from_utf8_lossy(raw).trim().to_string();
+        let dev = self.dev.clone();
+        let platform = &dev.platform;
+        let Some(sim) = platform.spec.sim.as_ref() else {
+            return Err(Stop);
+        };
+        if self.awaiting_enable {
+            self.awaiting_enable = false;
+            // The secret is not echoed.
+            if cmd == dev.accepted.enable_secret.expose() {
+                self.privileged = true;
+                let p = self.prompt();
+                return self.emit(&format!("\n{p}")).await;
+            }
+            let p = self.prompt();
+            return self.emit(&format!("\n% Access denied\n\n{p}")).await;
+        }
+        let echo = format!("{cmd}\n");
+        if cmd.is_empty() {
+            let p = self.prompt();
+            return self.emit(&format!("\n{p}")).await;
+        }
+        if platform
+            .spec
+            .enable
+            .as_ref()
+            .is_some_and(|en| cmd == en.command)
+        {
+            {
+                if self.privileged {
+                    let p = self.prompt();
+                    return self.emit(&format!("{echo}{p}")).await;
+                }
+                self.awaiting_enable = true;
+                return self.emit(&format!("{echo}{}", sim.password_prompt)).await;
+            }
+        }
+        if platform.spec.paging_off.iter().any(|c| c == &cmd) {
+            if !self.faults.ignore_paging_off {
+                self.paging = false;
+            }
+            let p = self.prompt();
+            return self.emit(&format!("{echo}{p}")).await;
+        }
+        if cmd == platform.spec.exit_command || cmd == "logout" || cmd == "quit" {
+            let _ = self.emit(&echo).await;
+            let _ = self.handle.eof(self.channel).await;
+            let _ = self.handle.close(self.channel).await;
+            return Err(Stop);
+        }
+        let Some(tpl) = sim.commands.get(&cmd) else {
+            let p = self.prompt();
+            return self.emit(&format!("{echo}{}{p}", sim.invalid)).await;
+        };
+        let is_config = tpl.contains("{config}");
+        if is_config && sim.unprivileged.is_some() && !self.privileged {
+            let p = self.prompt();
+            return self.emit(&format!("{echo}{}{p}", sim.invalid)).await;
+        }
+        let n = dev.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let stamp = format!(
+            "{:02}:{:02}:{:02}.{:03} UTC {n}",
+            (n / 3600) % 24,
+            (n / 60) % 60,
+            n % 60,
+            n % 1000
+        );
+        if is_config {
+            let f = dev.fetches.fetch_add(1, Ordering::SeqCst);
+            let rev = self.faults.change_every.map_or(0, |k| f / k.max(1));
+            dev.last_rev.store(rev, Ordering::SeqCst);
+        }
+        let ctx = Ctx {
+            hostname: &dev.hostname,
+            user: &dev.accepted.username,
+            device: dev.index,
+            rev: dev.last_rev.load(Ordering::SeqCst),
+            blocks: dev.blocks,
+        };
+        let out = render_command(
+            platform,
+            tpl,
+            command_index(platform, &cmd),
+            &ctx,
+            &Mode::Raw { stamp: &stamp },
+            None,
+        );
+        if !self.paging {
+            let p = self.prompt();
+            return self.emit(&format!("{echo}{out}{p}")).await;
+        }
+        let mut lines: VecDeque<String> = out.lines().map(|l| format!("{l}\n")).collect();
+        let first: String = lines.drain(..sim.page_lines.min(lines.len())).collect();
+        self.pending = lines;
+        let tail = if self.pending.is_empty() {
+            self.prompt()
+        } else {
+            sim.more.clone()
+        };
+        self.emit(&format!("{echo}{first}{tail}")).await
+    }
+
+    async fn next_page(&mut self) -> Result<(), Stop> {
+        let Some(sim) = self.dev.platform.spec.sim.as_ref() else {
+            return Err(Stop);
+        };
+        let n = sim.page_lines.min(self.pending.len());
+        let page: String = self.pending.drain(..n).collect();
+        let tail = if self.pending.is_empty() {
+            self.prompt()
+        } else {
+            sim.more.clone()
+        };
+        let erase = sim.more_erase.clone();
+        self.emit(&format!("{erase}{page}{tail}")).await
+    }
+
+    /// Sends text (`\n` becomes `\r\n`) with the configured faults applied.
+    async fn emit(&mut self, text: &str) -> Result<(), Stop> {
+        let data = text.replace('\n', "\r\n").into_bytes();
+        if let Some(l) = self.faults.latency {
+            tokio::time::sleep(l).await;
+        }
+        if let Some(k) = self
+            .faults
+            .hang_after
+            .filter(|k| self.sent + data.len() > *k)
+        {
+            {
+                let keep = k.saturating_sub(self.sent);
+                self.send(&data[..keep]).await?;
+                // Hang: keep the connection open, answer nothing, until the client leaves.
+                if let Some(rx) = self.rx.as_mut() {
+                    while rx.recv().await.is_some() {}
+                }
+                return Err(Stop);
+            }
+        }
+        if let Some(k) = self
+            .faults
+            .drop_after
+            .filter(|k| self.sent + data.len() > *k)
+        {
+            {
+                let keep = k.saturating_sub(self.sent);
+                self.send(&data[..keep]).await?;
+                let _ = self
+                    .handle
+                    .disconnect(
+                        russh::Disconnect::ConnectionLost,
+                        "simulated connection drop".into(),
+                        String::new(),
+                    )
+                    .await;
+                return Err(Stop);
+            }
+        }
+        self.send(&data).await
+    }
+
+    async fn send(&mut self, data: &[u8]) -> Result<(), Stop> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.faults.trickle {
+            Some((chunk, delay)) => {
+                for c in data.chunks(chunk.max(1)) {
+                    self.handle
+                        .data(self.channel, CryptoVec::from_slice(c))
+                        .await
+                        .map_err(|_| Stop)?;
+                    self.sent += c.len();
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            None => {
+                self.handle
+                    .data(self.channel, CryptoVec::from_slice(data))
+                    .await
+                    .map_err(|_| Stop)?;
+                self.sent += data.len();
+            }
+        }
+        Ok(())
+    }
+}

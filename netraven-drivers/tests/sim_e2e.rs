@@ -1,0 +1,533 @@
+//! End-to-end tests of the SSH driver against the device simulator on 127.0.0.1.
+#![cfg(feature = "sim")]
+
+use async_trait::async_trait;
+use netraven_core::driver::Driver;
+use netraven_core::error::{ErrorKind, Result};
+use netraven_core::model::{HostKey, HostKeyPolicy};
+use netraven_core::store::HostKeyStore;
+use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
+use netraven_drivers::{SshDriver, build_registry, builtin_platform};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A tiny in-memory host key store.
+#[derive(Debug, Default)]
+struct MemKeys(Mutex<HashMap<(String, u16), HostKey>>);
+
+#[async_trait]
+impl HostKeyStore for MemKeys {
+    async fn get_host_key(&self, host: &str, port: u16) -> Result<Option<HostKey>> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .get(&(host.to_string(), port))
+            .cloned())
+    }
+    async fn pin_host_key(&self, key: &HostKey) -> Result<HostKey> {
+        let mut m = self.0.lock().unwrap();
+        Ok(m.entry((key.host.clone(), key.port))
+            .or_insert_with(|| key.clone())
+            .clone())
+    }
+    async fn delete_host_key(&self, host: &str, port: u16) -> Result<()> {
+        self.0.lock().unwrap().remove(&(host.to_string(), port));
+        Ok(())
+    }
+}
+
+const T: Duration = Duration::from_secs(10);
+
+async fn fleet(platform: &str, n: usize, faults: Faults) -> SimFleet {
+    SimFleet::start(SimConfig {
+        devices: n,
+        platform: platform.into(),
+        faults,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn driver(platform: &str) -> (SshDriver, Arc<MemKeys>) {
+    let keys = Arc::new(MemKeys::default());
+    (
+        SshDriver::new(builtin_platform(platform).unwrap(), keys.clone()),
+        keys,
+    )
+}
+
+async fn backup_matches(platform: &str) {
+    let f = fleet(platform, 2, Faults::default()).await;
+    let (drv, _) = driver(platform);
+    for dev in f.devices() {
+        let mut s = drv
+            .connect(&dev.core_device(), &dev.credential(), T)
+            .await
+            .unwrap();
+        let raw = s.fetch_config(T).await.unwrap();
+        let norm = drv.rules().normalise(&raw).unwrap();
+        assert_eq!(norm, dev.expected_backup(), "{platform} raw output:\n{raw}");
+        for secret in dev.secrets() {
+            assert!(
+                !norm.contains(&secret),
+                "{platform}: secret {secret} leaked"
+            );
+        }
+        // Volatile lines change on every call; the normalised form does not.
+        let raw2 = s.fetch_config(T).await.unwrap();
+        assert_ne!(raw, raw2);
+        assert_eq!(drv.rules().normalise(&raw2).unwrap(), norm);
+        let cmd = builtin_platform(platform).unwrap().spec.backup[0]
+            .command
+            .clone();
+        let out = s.run_command(&cmd, T).await.unwrap();
+        assert!(!out.trim().is_empty());
+        assert!(!out.starts_with(&cmd), "echo not removed: {out}");
+        assert!(out.ends_with('\n'), "prompt not removed: {out:?}");
+        s.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cisco_ios_backup_equals_simulator_config() {
+    backup_matches("cisco_ios").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arista_eos_backup_equals_simulator_config() {
+    backup_matches("arista_eos").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn juniper_junos_backup_equals_simulator_config() {
+    backup_matches("juniper_junos").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linux_backup_equals_simulator_config() {
+    backup_matches("linux").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cisco_xe_alias_and_registry() {
+    let keys: Arc<dyn HostKeyStore> = Arc::new(MemKeys::default());
+    let reg = build_registry(keys.clone(), None).unwrap();
+    for p in [
+        "cisco_ios",
+        "cisco_xe",
+        "arista_eos",
+        "juniper_junos",
+        "linux",
+    ] {
+        assert!(reg.get(p).is_ok(), "{p}");
+    }
+    // A user platform file overrides a built-in by name.
+    let dir = std::env::temp_dir().join(format!("netraven-plat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = netraven_drivers::platform::BUILTIN_PLATFORM_FILES[3]
+        .1
+        .replace(
+            "description = \"Linux host (bash)\"",
+            "description = \"custom\"",
+        );
+    std::fs::write(dir.join("linux.toml"), text).unwrap();
+    let reg = build_registry(keys, Some(&dir)).unwrap();
+    assert_eq!(reg.get("linux").unwrap().platform(), "linux");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_auth() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            wrong_password: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let e = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    let pw = dev.credentials()[0].password.expose().to_string();
+    assert!(!e.to_string().contains(&pw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_credential_logs_in() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            second_credential_only: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let creds = dev.credentials();
+    assert_eq!(creds.len(), 2);
+    let e = drv
+        .connect(&dev.core_device(), &creds[0].to_credential("a"), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    let mut s = drv
+        .connect(&dev.core_device(), &creds[1].to_credential("b"), T)
+        .await
+        .unwrap();
+    assert!(s.fetch_config(T).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_interactive_only() {
+    let f = fleet(
+        "arista_eos",
+        1,
+        Faults {
+            keyboard_interactive_only: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("arista_eos");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let raw = s.fetch_config(T).await.unwrap();
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_enable_secret_is_auth() {
+    let f = fleet("cisco_ios", 1, Faults::default()).await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut c = dev.credential();
+    c.enable_secret = Some("nope".into());
+    let e = drv.connect(&dev.core_device(), &c, T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_is_timeout() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            hang_after: Some(4000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let e = s
+        .fetch_config(Duration::from_millis(600))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_during_login_is_timeout() {
+    let f = fleet(
+        "linux",
+        1,
+        Faults {
+            hang_after: Some(10),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("linux");
+    let dev = f.device(0);
+    let e = drv
+        .connect(
+            &dev.core_device(),
+            &dev.credential(),
+            Duration::from_millis(700),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_mid_output_is_connection() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            drop_after: Some(5000),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let e = s.fetch_config(T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_port_is_connection_and_probe_works() {
+    let f = fleet("cisco_ios", 1, Faults::default()).await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    assert!(drv.probe(&dev.core_device(), T).await.is_ok());
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let d = dev.core_device().with_port(port);
+    let e = drv.connect(&d, &dev.credential(), T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    let e = drv.probe(&d, T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_host_key_is_refused_before_any_password() {
+    let f = fleet("cisco_ios", 1, Faults::default()).await;
+    let (drv, keys) = driver("cisco_ios");
+    let dev = f.device(0);
+    let s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+    assert!(
+        keys.get_host_key("127.0.0.1", dev.port())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let seen = dev.passwords_received();
+    dev.rotate_host_key();
+    let e = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HostKey, "{e}");
+    assert_eq!(dev.passwords_received(), seen, "a password was sent");
+    // Policy off ignores the change.
+    let mut d = dev.core_device();
+    d.host_key_policy = HostKeyPolicy::Off;
+    assert!(drv.connect(&d, &dev.credential(), T).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_policy_needs_a_pinned_key() {
+    let f = fleet("juniper_junos", 1, Faults::default()).await;
+    let (drv, _) = driver("juniper_junos");
+    let dev = f.device(0);
+    let mut d = dev.core_device();
+    d.host_key_policy = HostKeyPolicy::Strict;
+    let e = drv.connect(&d, &dev.credential(), T).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::HostKey, "{e}");
+    assert_eq!(dev.passwords_received(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pager_is_answered_when_paging_stays_on() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            ignore_paging_off: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let raw = s.fetch_config(T).await.unwrap();
+    assert!(!raw.contains("More"));
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junos_pager_is_answered() {
+    let f = fleet(
+        "juniper_junos",
+        1,
+        Faults {
+            ignore_paging_off: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("juniper_junos");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let raw = s.fetch_config(T).await.unwrap();
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_trickle_and_latency_still_work() {
+    let f = fleet(
+        "arista_eos",
+        1,
+        Faults {
+            trickle: Some((4096, Duration::from_millis(2))),
+            latency: Some(Duration::from_millis(5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("arista_eos");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let raw = s.fetch_config(T).await.unwrap();
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+    // A deadline shorter than the trickle is a timeout.
+    let f2 = fleet(
+        "arista_eos",
+        1,
+        Faults {
+            trickle: Some((64, Duration::from_millis(5))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dev = f2.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let e = s
+        .fetch_config(Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_every_k_fetches() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            change_every: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let raw = s.fetch_config(T).await.unwrap();
+        let n = drv.rules().normalise(&raw).unwrap();
+        assert_eq!(n, dev.expected_backup());
+        seen.push(n);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_ne!(seen[1], seen[2]);
+    assert_eq!(seen[2], seen[3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_kex_needs_opt_in() {
+    let f = SimFleet::start(SimConfig {
+        devices: 1,
+        legacy_kex_only: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut d = dev.core_device();
+    assert!(d.legacy_ssh);
+    d.legacy_ssh = false;
+    let e = drv.connect(&d, &dev.credential(), T).await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Protocol | ErrorKind::Connection),
+        "{e}"
+    );
+    // With the opt-in it works, when this libssh2 build has SHA-1 key exchange at all.
+    let r = drv.connect(&dev.core_device(), &dev.credential(), T).await;
+    if netraven_drivers::legacy_kex_supported().contains(&"diffie-hellman-group14-sha1") {
+        assert!(r.unwrap().fetch_config(T).await.is_ok());
+    } else {
+        assert!(r.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_csv_lists_every_device() {
+    let f = fleet("linux", 3, Faults::default()).await;
+    let csv = f.inventory_csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "hostname,address,port,platform,username,password,enable_secret,tags"
+    );
+    assert_eq!(lines.len(), 4);
+    assert!(lines[2].starts_with(&format!("sim-0001,127.0.0.1,{},linux,", f.device(1).port())));
+    let path = std::env::temp_dir().join(format!("netraven-inv-{}.csv", std::process::id()));
+    f.write_inventory(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), csv);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(f.device(1).port(), f.port_base() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_devices_concurrently() {
+    let f = fleet("cisco_ios", 50, Faults::default()).await;
+    let (drv, _) = driver("cisco_ios");
+    let drv = Arc::new(drv);
+    let mut set = tokio::task::JoinSet::new();
+    for dev in f.devices().to_vec() {
+        let drv = drv.clone();
+        set.spawn(async move {
+            let mut s = drv
+                .connect(&dev.core_device(), &dev.credential(), T)
+                .await?;
+            let raw = s.fetch_config(T).await?;
+            s.close().await?;
+            Ok::<_, netraven_core::Error>((drv.rules().normalise(&raw)?, dev.expected_backup()))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (got, want) = r.unwrap().unwrap();
+        assert_eq!(got, want);
+    }
+}
