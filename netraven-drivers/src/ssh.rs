@@ -497,6 +497,14 @@ impl Shell {
     }
 }
 
+impl Drop for Shell {
+    fn drop(&mut self) {
+        // Freeing a channel in blocking mode waits for the peer's close (up to the timeout):
+        // a shell dropped on an error path must not wait on the device.
+        self.sess.set_blocking(false);
+    }
+}
+
 /// Logs in and prepares the shell. Runs on a blocking thread.
 fn open_shell(
     platform: Arc<Platform>,
