@@ -29,7 +29,6 @@ while true do
     local expires = now + lease_ms
     redis.call('HSET', key, 'state', 'leased', 'worker', worker)
     redis.call('ZADD', p .. 'leases', expires, id)
-    redis.call('SADD', p .. 'workers', worker)
     return {id, f[1], f[2], attempt, f[3], expires}
   end
   -- A task whose body is gone (lost data) or that is not ready: drop the stray id.

@@ -13,7 +13,6 @@
 //! | `P delayed` | sorted set | ids waiting for their time (retry backoff, `run_at`), score = due ms |
 //! | `P dead` | sorted set | ids that used all their attempts, score = when |
 //! | `P dedupe:<key>` | string | the id of the live task holding a dedupe key |
-//! | `P workers` | set | worker ids seen (to find in-flight lists) |
 //!
 //! Every state change is one Lua script (`*.lua` beside this file), so it is atomic. Times come
 //! from the [`Clock`] given to the constructor and are passed to the scripts, so tests can drive
