@@ -41,7 +41,7 @@ pub async fn one_run_per_fire_with_three_schedulers(store: Arc<dyn Store>, queue
         }
         clock.advance(Duration::from_secs(30));
         let mut handles = Vec::new();
-        for s in scheds.iter().cloned() {
+        for s in scheds.clone() {
             handles.push(tokio::spawn(async move { s.tick().await.expect("tick") }));
         }
         let mut leaders = 0;
