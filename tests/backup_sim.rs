@@ -10,7 +10,10 @@ use std::time::Duration;
 async fn every_platform_backs_up_and_a_rerun_is_unchanged() {
     let fleet = SimFleet::start(SimConfig {
         devices: 8,
-        platforms: ["cisco_ios", "arista_eos", "juniper_junos", "linux"].iter().map(|s| s.to_string()).collect(),
+        platforms: ["cisco_ios", "arista_eos", "juniper_junos", "linux"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         ..SimConfig::default()
     })
     .await
@@ -32,23 +35,44 @@ async fn every_platform_backs_up_and_a_rerun_is_unchanged() {
     assert!(first.commit.is_some());
 
     // What git holds is the simulator's config minus volatile lines, secrets replaced.
-    let repo = git_show(&opts.repo, &format!("HEAD:{}.cfg", fleet.device(0).hostname()));
+    let repo = git_show(
+        &opts.repo,
+        &format!("HEAD:{}.cfg", fleet.device(0).hostname()),
+    );
     assert_eq!(repo, fleet.device(0).expected_backup());
     for d in fleet.devices() {
         let content = git_show(&opts.repo, &format!("HEAD:{}.cfg", d.hostname()));
         for s in d.secrets() {
-            assert!(!content.contains(&s), "{} leaked a secret into git", d.hostname());
+            assert!(
+                !content.contains(&s),
+                "{} leaked a secret into git",
+                d.hostname()
+            );
         }
     }
 
     let second = run(&opts).await.expect("second backup");
-    assert_eq!((second.ok, second.changed, second.unchanged), (8, 0, 8), "{}", second.render());
+    assert_eq!(
+        (second.ok, second.changed, second.unchanged),
+        (8, 0, 8),
+        "{}",
+        second.render()
+    );
     assert!(second.commit.is_none(), "an unchanged fleet made a commit");
     let fsck = std::process::Command::new("git")
-        .args(["--git-dir", &opts.repo.to_string_lossy(), "fsck", "--strict"])
+        .args([
+            "--git-dir",
+            &opts.repo.to_string_lossy(),
+            "fsck",
+            "--strict",
+        ])
         .output()
         .expect("git fsck");
-    assert!(fsck.status.success(), "git fsck: {}", String::from_utf8_lossy(&fsck.stderr));
+    assert!(
+        fsck.status.success(),
+        "git fsck: {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
 }
 
 fn git_show(repo: &std::path::Path, what: &str) -> String {
@@ -56,6 +80,10 @@ fn git_show(repo: &std::path::Path, what: &str) -> String {
         .args(["--git-dir", &repo.to_string_lossy(), "show", what])
         .output()
         .expect("git show");
-    assert!(out.status.success(), "git show {what}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git show {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
