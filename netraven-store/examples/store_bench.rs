@@ -63,8 +63,9 @@ const PG_FILL: &[&str] = &[
      FROM generate_series(0, 199999) g",
     "INSERT INTO snapshot_contents (snapshot_id, content)
      SELECT id, 'hostname ' || hostname || E'\\ninterface Gi0/1\\n description uplink ' || id || E'\\nntp server 10.0.0.' || (id % 250) || E'\\n' FROM snapshots",
-    "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at)
-     SELECT DISTINCT ON (device_id) device_id, id, created_at FROM snapshots ORDER BY device_id, created_at DESC, id DESC",
+    "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, run_id, hash, size, commit_id)
+     SELECT DISTINCT ON (device_id) device_id, id, created_at, hostname, run_id, hash, size, commit_id
+     FROM snapshots ORDER BY device_id, created_at DESC, id DESC",
     "ANALYZE",
 ];
 
@@ -108,8 +109,9 @@ const SQLITE_FILL: &[&str] = &[
             1704067200000000 + (x / 100000) * 86400000000, hex(randomblob(20)) FROM g",
     "INSERT INTO snapshot_contents (snapshot_id, content)
      SELECT id, 'hostname ' || hostname || char(10) || 'interface Gi0/1' || char(10) || ' description uplink ' || id || char(10) || 'ntp server 10.0.0.' || (id % 250) || char(10) FROM snapshots",
-    "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at)
-     SELECT device_id, MAX(id), MAX(created_at) FROM snapshots GROUP BY device_id",
+    "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, run_id, hash, size, commit_id)
+     SELECT device_id, id, created_at, hostname, run_id, hash, size, commit_id
+     FROM snapshots WHERE id IN (SELECT MAX(id) FROM snapshots GROUP BY device_id)",
     "ANALYZE",
 ];
 

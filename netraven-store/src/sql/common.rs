@@ -1497,6 +1497,11 @@ impl LogStore for Backend {
 const SNAP_COLS: &str = "s.id AS id, s.device_id AS device_id, s.hostname AS hostname, s.run_id AS run_id, \
      s.hash AS hash, s.size AS size, s.created_at AS created_at, s.commit_id AS commit_id";
 
+/// The latest-snapshot index entry, read from `snapshot_latest l` without a join.
+const LATEST_COLS: &str = "l.snapshot_id AS id, l.device_id AS device_id, l.hostname AS hostname, \
+     l.run_id AS run_id, l.hash AS hash, l.size AS size, l.created_at AS created_at, \
+     l.commit_id AS commit_id";
+
 fn snap_meta_row(r: &DbRow) -> Result<SnapshotMeta> {
     Ok(SnapshotMeta {
         id: g(r, "id")?,
@@ -1535,7 +1540,7 @@ impl SnapshotStore for Backend {
         .bind(m.device_id)
         .bind(m.hostname.clone())
         .bind(m.run_id)
-        .bind(hash)
+        .bind(hash.clone())
         .bind(snapshot.content.len() as i64)
         .bind(ts(created))
         .bind(m.commit_id.clone())
@@ -1550,9 +1555,12 @@ impl SnapshotStore for Backend {
             .await
             .map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at) VALUES ($1, $2, $3) \
+            "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, run_id, \
+             hash, size, commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
-             created_at = excluded.created_at \
+             created_at = excluded.created_at, hostname = excluded.hostname, \
+             run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
+             commit_id = excluded.commit_id \
              WHERE excluded.created_at > snapshot_latest.created_at \
                 OR (excluded.created_at = snapshot_latest.created_at \
                     AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
@@ -1560,6 +1568,11 @@ impl SnapshotStore for Backend {
         .bind(m.device_id)
         .bind(id)
         .bind(ts(created))
+        .bind(m.hostname.clone())
+        .bind(m.run_id)
+        .bind(hash)
+        .bind(snapshot.content.len() as i64)
+        .bind(m.commit_id.clone())
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -1577,10 +1590,7 @@ impl SnapshotStore for Backend {
 
     async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>> {
         let row = dyn_query(
-            format!(
-                "SELECT {SNAP_COLS} FROM snapshot_latest l JOIN snapshots s ON s.id = l.snapshot_id \
-                 WHERE l.device_id = $1"
-            ),
+            format!("SELECT {LATEST_COLS} FROM snapshot_latest l WHERE l.device_id = $1"),
             vec![Arg::I64(device)],
         )
         .fetch_optional(&self.pool)
@@ -1632,8 +1642,7 @@ impl SnapshotStore for Backend {
         }
         let rows = dyn_query(
             format!(
-                "SELECT {SNAP_COLS} FROM snapshot_latest l JOIN snapshots s ON s.id = l.snapshot_id \
-                 WHERE {} ORDER BY l.device_id",
+                "SELECT {LATEST_COLS} FROM snapshot_latest l WHERE {} ORDER BY l.device_id",
                 in_list("l.device_id", "$1")
             ),
             vec![Arg::Ids(devices.to_vec())],
@@ -1663,23 +1672,27 @@ impl SnapshotStore for Backend {
         if ids.is_empty() {
             return Ok(());
         }
-        dyn_query(
-            format!(
-                "UPDATE snapshots SET commit_id = $1 WHERE {}",
-                in_list("id", "$2")
-            ),
-            vec![Arg::Text(commit_id.to_string()), Arg::Ids(ids.to_vec())],
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let mut tx = self.begin_write().await?;
+        for table_col in [("snapshots", "id"), ("snapshot_latest", "snapshot_id")] {
+            dyn_query(
+                format!(
+                    "UPDATE {} SET commit_id = $1 WHERE {}",
+                    table_col.0,
+                    in_list(table_col.1, "$2")
+                ),
+                vec![Arg::Text(commit_id.to_string()), Arg::Ids(ids.to_vec())],
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
     async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>> {
         let from = format!(
-            " FROM snapshot_latest l JOIN snapshots s ON s.id = l.snapshot_id \
-             JOIN snapshot_contents c ON c.snapshot_id = s.id \
+            " FROM snapshot_latest l JOIN snapshot_contents c ON c.snapshot_id = l.snapshot_id \
              WHERE c.content {CI_LIKE} $1 ESCAPE '\\'"
         );
         let pattern = contains_pattern(needle);
@@ -1692,7 +1705,7 @@ impl SnapshotStore for Backend {
         let mut w = Where::default();
         w.arg(Arg::Text(pattern));
         let sql = format!(
-            "SELECT {SNAP_COLS}{from} ORDER BY s.hostname, s.id{}",
+            "SELECT {LATEST_COLS}{from} ORDER BY l.hostname, l.snapshot_id{}",
             page_args(&mut w, page)
         );
         let rows = dyn_query(sql, w.args)
