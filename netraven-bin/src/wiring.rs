@@ -54,7 +54,15 @@ pub fn cipher(cfg: &Config) -> Result<Arc<AesGcmCipher>> {
             load_or_create_key_file(&cfg.key_file())?
         }
     };
-    Ok(Arc::new(AesGcmCipher::from_key(&key)))
+    let mut cipher = AesGcmCipher::from_key(&key);
+    // Keys of an interrupted or earlier `keys rotate` still decrypt (never encrypt).
+    for ext in ["key.next", "key.prev"] {
+        let path = cfg.key_file().with_extension(ext);
+        if path.exists() {
+            cipher = cipher.with_old_key(&netraven_store::cipher::load_key_file(&path)?)?;
+        }
+    }
+    Ok(Arc::new(cipher))
 }
 
 /// Opens the configured store (PostgreSQL if `database.url` is set, else SQLite in the data

@@ -557,6 +557,11 @@ fn read_blob_sync(repo_path: &Path, commit_id: &str, path: &str) -> Result<Strin
 /// A unified diff (3 lines of context) from one snapshot's content to another's, with headers
 /// naming the hostnames, snapshot ids and times. Empty when the contents are equal.
 pub fn unified_diff(from: &Snapshot, to: &Snapshot) -> String {
+    unified_diff_with_context(from, to, 3)
+}
+
+/// [`unified_diff`] with `context` lines of context around each change.
+pub fn unified_diff_with_context(from: &Snapshot, to: &Snapshot, context: usize) -> String {
     if from.content == to.content {
         return String::new();
     }
@@ -570,7 +575,7 @@ pub fn unified_diff(from: &Snapshot, to: &Snapshot) -> String {
     };
     similar::TextDiff::from_lines(&from.content, &to.content)
         .unified_diff()
-        .context_radius(3)
+        .context_radius(context)
         .header(&header(from), &header(to))
         .to_string()
 }

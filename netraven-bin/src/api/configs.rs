@@ -50,21 +50,6 @@ pub struct DiffResponse {
     pub diff: String,
 }
 
-/// The unified diff of two texts with `context` lines of context.
-pub fn unified_diff(
-    old: &str,
-    new: &str,
-    old_name: &str,
-    new_name: &str,
-    context: usize,
-) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(context)
-        .header(old_name, new_name)
-        .to_string()
-}
-
 /// `GET /api/configs/diff?from=&to=`.
 pub async fn diff(
     State(st): State<ApiState>,
@@ -75,13 +60,7 @@ pub async fn diff(
     let b = st.sink.get(q.to).await?;
     let changed = a.meta.hash != b.meta.hash || a.content != b.content;
     let diff = if changed {
-        unified_diff(
-            &a.content,
-            &b.content,
-            &format!("{}@{}", a.meta.hostname, a.meta.id),
-            &format!("{}@{}", b.meta.hostname, b.meta.id),
-            context,
-        )
+        netraven_store::git::unified_diff_with_context(&a, &b, context)
     } else {
         String::new()
     };
