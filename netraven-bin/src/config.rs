@@ -140,6 +140,9 @@ impl Default for QueueConfig {
 pub struct GitConfig {
     /// Bare repository path; default `<data_dir>/configs.git`.
     pub repo: Option<PathBuf>,
+    /// Remote (URL or name) to push to after each commit, with the `git` command line; unset
+    /// (the default) pushes nothing.
+    pub push_remote: Option<String>,
 }
 
 /// Worker settings.
@@ -160,6 +163,9 @@ pub struct WorkerConfig {
     pub retry_backoff_secs: u64,
     /// Seconds in-flight devices may finish on shutdown. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Queue lease length in seconds: a task whose worker died is delivered again this long
+    /// after its last heartbeat (the lease is extended every third of it). Default 60.
+    pub lease_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -172,6 +178,7 @@ impl Default for WorkerConfig {
             attempts: 2,
             retry_backoff_secs: 30,
             shutdown_grace_secs: 30,
+            lease_secs: 60,
         }
     }
 }
@@ -256,8 +263,10 @@ impl Config {
             "NETRAVEN_REDIS_URL" => self.queue.redis_url = Some(v),
             "NETRAVEN_QUEUE_PREFIX" => self.queue.prefix = v,
             "NETRAVEN_GIT_REPO" => self.git.repo = Some(PathBuf::from(v)),
+            "NETRAVEN_GIT_PUSH_REMOTE" => self.git.push_remote = Some(v),
             "NETRAVEN_WORKER_CONCURRENCY" => self.worker.concurrency = num(key, &v)?,
             "NETRAVEN_DEVICE_TIMEOUT_SECS" => self.worker.device_timeout_secs = num(key, &v)?,
+            "NETRAVEN_WORKER_LEASE_SECS" => self.worker.lease_secs = num(key, &v)?,
             "NETRAVEN_SCHEDULER_TICK_SECS" => self.scheduler.tick_secs = num(key, &v)?,
             "NETRAVEN_ENCRYPTION_KEY" => self.security.encryption_key = Some(v),
             "NETRAVEN_KEY_FILE" => self.security.key_file = Some(PathBuf::from(v)),
@@ -296,6 +305,7 @@ impl Config {
         mask(&mut c.security.encryption_key);
         c.database.url = c.database.url.as_deref().map(mask_url_password);
         c.queue.redis_url = c.queue.redis_url.as_deref().map(mask_url_password);
+        c.git.push_remote = c.git.push_remote.as_deref().map(mask_url_password);
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

@@ -103,6 +103,7 @@ pub fn engine_config(cfg: &Config, id: &str) -> EngineConfig {
         device_attempts: w.attempts.max(1),
         retry_backoff: Duration::from_secs(w.retry_backoff_secs),
         shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+        lease: Duration::from_secs(w.lease_secs.max(1)),
         ..EngineConfig::default()
     }
 }
@@ -169,10 +170,9 @@ impl Node {
     /// of unfinished work from the store (at start and every 30 s), reaping expired leases,
     /// committing pending snapshots to git (the one git writer), and pruning old logs.
     pub async fn run_maintenance(&self, shutdown: CancellationToken) -> Result<()> {
-        let git = GitWriter::open(
-            GitWriterConfig::new(self.config.git_repo()),
-            self.store.clone(),
-        )?;
+        let mut git_cfg = GitWriterConfig::new(self.config.git_repo());
+        git_cfg.push_remote = self.config.git.push_remote.clone();
+        let git = GitWriter::open(git_cfg, self.store.clone())?;
         let mut last_recover: Option<tokio::time::Instant> = None;
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {

@@ -25,8 +25,10 @@
 //! already holds them. A batch never holds two snapshots of the same device, so a snapshot's
 //! commit id and path always give back exactly its content ([`GitWriter::read_blob`]).
 //!
-//! Pushing to a remote after each commit is not implemented yet (see the crate's report); the
-//! repository is a normal bare repository that a cron `git push --mirror` can publish.
+//! Pushing to a remote after each commit is optional ([`GitWriterConfig::push_remote`], off by
+//! default). It runs the `git` command line, so every transport and credential helper the
+//! operator already configured for git (SSH agent, HTTPS tokens) works; a failed push is logged
+//! and caught up by the next one, and never fails the commit.
 //!
 //! # History and diff
 //!
@@ -126,6 +128,11 @@ pub struct GitWriterConfig {
     pub author_name: String,
     /// Commit author and committer e-mail.
     pub author_email: String,
+    /// Remote (URL or configured name) the branch is pushed to after each commit; `None` (the
+    /// default) pushes nothing.
+    pub push_remote: Option<String>,
+    /// Deadline of one push.
+    pub push_timeout: Duration,
 }
 
 impl GitWriterConfig {
@@ -141,6 +148,8 @@ impl GitWriterConfig {
             layout: Layout::Flat,
             author_name: "NetRaven".to_string(),
             author_email: "netraven@localhost".to_string(),
+            push_remote: None,
+            push_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -457,6 +466,11 @@ impl GitWriter {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "committed snapshots to git"
                 );
+                if inner.config.push_remote.is_some()
+                    && let Err(e) = self.push().await
+                {
+                    tracing::warn!(error = %e, "git push failed; the next commit pushes again");
+                }
                 Ok(Outcome::Committed(CommitInfo {
                     commit_id,
                     snapshot_ids: ids,
@@ -596,5 +610,43 @@ impl GitWriter {
         })
         .await
         .map_err(join_err)?
+    }
+}
+
+impl GitWriter {
+    /// Pushes the branch to [`GitWriterConfig::push_remote`] (a no-op when unset), with the
+    /// `git` command line and within `push_timeout`.
+    pub async fn push(&self) -> Result<()> {
+        let cfg = &self.inner.config;
+        let Some(remote) = cfg.push_remote.as_deref() else {
+            return Ok(());
+        };
+        let refspec = format!("refs/heads/{0}:refs/heads/{0}", cfg.branch);
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(&cfg.path)
+            .args(["push", "--quiet", "--porcelain", remote, &refspec])
+            // Never wait for a password prompt on a server without a terminal.
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(cfg.push_timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                Error::timeout(format!(
+                    "git push to {remote} took longer than {:?}",
+                    cfg.push_timeout
+                ))
+            })?
+            .map_err(|e| Error::unavailable(format!("cannot run git push: {e}")))?;
+        if out.status.success() {
+            tracing::debug!(remote, "pushed");
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "git push to {remote} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 }
