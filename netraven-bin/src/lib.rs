@@ -8,4 +8,5 @@ pub mod config;
 pub mod demo;
 pub mod inventory;
 pub mod server;
+pub mod ui;
 pub mod wiring;

@@ -479,7 +479,8 @@ pub fn router(state: ApiState) -> Router {
         };
         r = r.route(spec.path, mr);
     }
-    r.fallback(error::not_found_fallback)
+    r.route("/", axum::routing::get(crate::ui::index))
+        .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
