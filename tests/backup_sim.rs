@@ -59,6 +59,12 @@ async fn every_platform_backs_up_and_a_rerun_is_unchanged() {
         second.render()
     );
     assert!(second.commit.is_none(), "an unchanged fleet made a commit");
+    // Host keys are pinned across runs: a device that presents a new key is refused.
+    fleet.device(1).rotate_host_key();
+    let third = run(&opts).await.expect("third backup");
+    assert_eq!(third.failed.get("host_key"), Some(&1), "{}", third.render());
+    assert_eq!(third.ok, 7);
+
     let fsck = std::process::Command::new("git")
         .args([
             "--git-dir",

@@ -18,6 +18,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// File in the repository directory that keeps the pinned SSH host keys between runs.
+pub const HOST_KEYS_FILE: &str = "netraven-host-keys.json";
+
+fn load_host_keys(path: &std::path::Path) -> Result<Vec<HostKey>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(format!("{} is not a host key file: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::unavailable(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn save_host_keys(path: &std::path::Path, keys: &[HostKey]) -> Result<()> {
+    let text = serde_json::to_vec_pretty(keys).map_err(|e| Error::internal(e.to_string()))?;
+    // Write then rename, so an interrupted run never leaves a half-written file.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::unavailable(format!("cannot write {}: {e}", path.display())))
+}
+
 /// What to back up.
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
@@ -144,6 +168,11 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         ids.push(d.id);
     }
 
+    // Host keys pinned by earlier runs, so trust-on-first-use holds across runs.
+    let keys_path = opts.repo.join(HOST_KEYS_FILE);
+    for k in load_host_keys(&keys_path)? {
+        store.pin_host_key(&k).await?;
+    }
     let drivers = netraven_drivers::build_registry(store.clone(), opts.platforms_dir.as_deref())?;
     let queue = Arc::new(MemoryQueue::new(clock.clone()));
     let engine = Arc::new(Engine::new(
@@ -210,6 +239,13 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         .map_err(|e| Error::internal(format!("worker panicked: {e}")))??;
 
     let commit = git.commit_all_pending().await?.pop().map(|c| c.commit_id);
+    let mut keys = Vec::new();
+    for row in &rows {
+        if let Some(k) = store.get_host_key(&row.address, row.port).await? {
+            keys.push(k);
+        }
+    }
+    save_host_keys(&keys_path, &keys)?;
     let mut summary = BackupSummary {
         devices: rows.len(),
         ok: run.counts.succeeded,
