@@ -4,12 +4,28 @@
 
 mod api_support;
 
-use api_support::{PLATFORM, rig};
+use api_support::{PLATFORM, rig, rig_on};
 use serde_json::json;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn run_through_the_api() {
-    let r = rig().await;
+    lifecycle(rig().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_through_the_api_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cipher = Arc::new(netraven_store::cipher::AesGcmCipher::from_key(
+        &netraven_store::cipher::KeyMaterial::generate(),
+    ));
+    let store = netraven_store::sql::SqliteStore::open(dir.path().join("netraven.db"), cipher)
+        .await
+        .expect("sqlite");
+    lifecycle(rig_on(Arc::new(store)).await).await;
+}
+
+async fn lifecycle(r: api_support::Rig) {
     let op = r.operator.clone();
     assert_eq!(
         r.json("POST", "/api/tags", &op, json!({"name": "core"}))

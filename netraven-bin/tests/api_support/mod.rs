@@ -23,7 +23,7 @@ pub const PLATFORM: &str = "fake_ios";
 
 pub struct Rig {
     pub app: Router,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn Store>,
     pub engine: Arc<Engine>,
     pub driver: Arc<FakeDriver>,
     pub admin: String,
@@ -71,7 +71,11 @@ pub fn password(role: &str) -> String {
 }
 
 pub async fn rig() -> Rig {
-    let store = Arc::new(MemoryStore::new());
+    rig_on(Arc::new(MemoryStore::new())).await
+}
+
+/// The same rig over any store (the SQLite store in the persistence variants of the tests).
+pub async fn rig_on(store: Arc<dyn Store>) -> Rig {
     let clock = Arc::new(SystemClock);
     let queue = Arc::new(MemoryQueue::new(clock.clone()));
     let rules = Rules::new(
