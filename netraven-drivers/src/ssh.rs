@@ -19,17 +19,29 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Host key and cipher lists offered to every device. Key exchange keeps libssh2's default list
-/// (modern only in the libssh2 this crate builds: curve25519, ECDH, group14/16/18-sha256/512,
-/// group-exchange-sha256): overriding it also drops the `ext-info-c` / strict-kex markers, and
-/// handshakes then fail against current servers.
+/// Host key, cipher and MAC lists offered to every device, most preferred first.
+///
+/// What real devices need: current Cisco IOS-XE (16.x+), NX-OS 9+, Arista EOS, Junos and any
+/// OpenSSH offer curve25519 or ECDH key exchange, rsa-sha2/ECDSA/ed25519 host keys, CTR or GCM
+/// ciphers and hmac-sha2. Devices that offer *only* hmac-sha1 (classic IOS 12.x/15.x, older IOS-XE
+/// 3.x and ASA releases) also offer only SHA-1 key exchange, so they need `legacy_ssh` anyway;
+/// hmac-sha1 is therefore not in the modern list. With the AEAD ciphers (chacha20-poly1305,
+/// AES-GCM) no MAC is used at all.
 const MODERN_HOSTKEY: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
 const MODERN_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
-/// Added only for devices with `legacy_ssh`.
+const MODERN_MACS: &str =
+    "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512";
+/// Appended (after the modern ones, so a device offering both still gets the modern choice) only
+/// for devices with `legacy_ssh`. They exist only when libssh2 was compiled with
+/// `LIBSSH2_KEX_SHA1_ENABLE`, `LIBSSH2_HMAC_SHA1_ENABLE`, `LIBSSH2_RSA_SHA1_ENABLE` and
+/// `LIBSSH2_3DES_ENABLE` (this workspace's `.cargo/config.toml`); libssh2 drops names it lacks
+/// from a preference list (see [`legacy_algorithms_missing`]).
+const LEGACY_HOSTKEY: &str = "ssh-rsa";
+const LEGACY_CIPHERS: &str = "aes128-cbc,aes192-cbc,aes256-cbc,3des-cbc";
+const LEGACY_MACS: &str = "hmac-sha1";
+/// SHA-1 key exchange: used only with `legacy_ssh` (see [`set_algorithms`] for how).
 const LEGACY_KEX: &str =
     "diffie-hellman-group14-sha1,diffie-hellman-group-exchange-sha1,diffie-hellman-group1-sha1";
-const LEGACY_HOSTKEY: &str = "ssh-rsa,ssh-dss";
-const LEGACY_CIPHERS: &str = "aes128-cbc,aes192-cbc,aes256-cbc,3des-cbc";
 
 /// Tunables of the SSH transport.
 #[derive(Debug, Clone)]
@@ -520,7 +532,28 @@ fn open_shell(
     sess.set_timeout(ms(remaining(deadline, "handshaking")?));
     set_algorithms(&sess, device.legacy_ssh)?;
     sess.set_tcp_stream(tcp);
-    sess.handshake().map_err(|e| map_ssh(e, "SSH handshake"))?;
+    if let Err(e) = sess.handshake() {
+        let mut err = map_ssh(e, "SSH handshake");
+        if device.legacy_ssh {
+            let missing = legacy_algorithms_missing();
+            if !missing.is_empty() {
+                err = err.context(format!(
+                    "this build of libssh2 lacks legacy algorithms {} (build with the CFLAGS of .cargo/config.toml)",
+                    missing.join(",")
+                ));
+            }
+        }
+        return Err(err);
+    }
+    tracing::debug!(
+        device = %device.hostname,
+        kex = sess.methods(ssh2::MethodType::Kex).unwrap_or("?"),
+        hostkey = sess.methods(ssh2::MethodType::HostKey).unwrap_or("?"),
+        cipher = sess.methods(ssh2::MethodType::CryptCs).unwrap_or("?"),
+        mac = sess.methods(ssh2::MethodType::MacCs).unwrap_or("?"),
+        "negotiated"
+    );
+    check_kex(&sess, device)?;
     check_host_key(&sess, device, store, rt)?;
     sess.set_timeout(ms(remaining(deadline, "authenticating")?));
     authenticate(&sess, cred)?;
@@ -561,56 +594,94 @@ fn open_shell(
     Ok(shell)
 }
 
-/// The legacy key exchange methods this libssh2 build supports (it may have none: recent
-/// libssh2 releases can be built without SHA-1 key exchange).
+/// The legacy key exchange methods this libssh2 build supports (it may have none: libssh2
+/// 1.11.1+ compiles SHA-1 key exchange only with `LIBSSH2_KEX_SHA1_ENABLE`).
 pub fn legacy_kex_supported() -> Vec<&'static str> {
+    supported_of(ssh2::MethodType::Kex, LEGACY_KEX)
+}
+
+/// The legacy algorithms `legacy_ssh` asks for that this libssh2 build lacks (empty when built
+/// with the CFLAGS of this workspace's `.cargo/config.toml`).
+pub fn legacy_algorithms_missing() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for (t, list) in [
+        (ssh2::MethodType::Kex, LEGACY_KEX),
+        (ssh2::MethodType::HostKey, LEGACY_HOSTKEY),
+        (ssh2::MethodType::CryptCs, LEGACY_CIPHERS),
+        (ssh2::MethodType::MacCs, LEGACY_MACS),
+    ] {
+        let have = supported_of(t, list);
+        missing.extend(list.split(',').filter(|a| !have.contains(a)));
+    }
+    missing
+}
+
+/// The names of `list` this libssh2 build implements.
+fn supported_of(t: ssh2::MethodType, list: &'static str) -> Vec<&'static str> {
     let Ok(sess) = ssh2::Session::new() else {
         return Vec::new();
     };
-    let supported = sess
-        .supported_algs(ssh2::MethodType::Kex)
-        .unwrap_or_default();
-    LEGACY_KEX
-        .split(',')
-        .filter(|k| supported.contains(k))
-        .collect()
+    let supported = sess.supported_algs(t).unwrap_or_default();
+    list.split(',').filter(|a| supported.contains(a)).collect()
 }
 
 /// Sets the algorithm preferences: modern only, plus the legacy ones when the device opts in.
+///
+/// Host key, cipher and MAC lists are explicit for every session: a libssh2 built with the SHA-1
+/// defines would otherwise offer ssh-rsa, CBC and hmac-sha1 to every device by default.
+///
+/// Key exchange keeps libssh2's default list (modern first: ML-KEM hybrids when OpenSSL has
+/// ML-KEM, curve25519, ECDH,
+/// group-exchange-sha256, group16/18-sha512, group14-sha256; then, in this build, the SHA-1
+/// methods; then the `ext-info-c` / `kex-strict-c-v00@openssh.com` markers), and
+/// [`check_kex`] refuses a SHA-1 result right after the handshake, before the host key is
+/// pinned or any credential is sent. An explicit list is not an option:
+/// `libssh2_session_method_pref(KEX, ..)` always *prepends* `ext-info-c,kex-strict-c-v00@openssh.com`
+/// to it, and a russh server (russh 0.54's default server preferences list the client-side
+/// markers `ext-info-c` and `kex-strict-c-v00@openssh.com` too, and its server side picks the
+/// first name of the client's list it knows) then "agrees" on `ext-info-c` as the key exchange
+/// while libssh2 runs curve25519: every handshake fails with "Unable to exchange encryption
+/// keys". OpenSSH and real devices do not list client-side markers, but a client that works
+/// against any server is worth more than the difference, which only matters for what is
+/// *offered*: a modern device picks the first algorithm of the client's list it supports
+/// (RFC 4253 7.1), which is always a modern one when it has one.
 fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
-    let (hostkey, ciphers) = if legacy {
-        (
-            format!("{MODERN_HOSTKEY},{LEGACY_HOSTKEY}"),
-            format!("{MODERN_CIPHERS},{LEGACY_CIPHERS}"),
-        )
-    } else {
-        (MODERN_HOSTKEY.to_string(), MODERN_CIPHERS.to_string())
-    };
-    if legacy {
-        let extra = legacy_kex_supported();
-        if extra.is_empty() {
-            tracing::debug!("legacy_ssh: this libssh2 build offers no SHA-1 key exchange");
+    let join = |modern: &str, old: &str| {
+        if legacy {
+            format!("{modern},{old}")
         } else {
-            let supported = sess
-                .supported_algs(ssh2::MethodType::Kex)
-                .unwrap_or_default();
-            let mut list: Vec<&str> = supported
-                .iter()
-                .copied()
-                .filter(|k| !LEGACY_KEX.contains(k))
-                .collect();
-            list.extend(extra);
-            sess.method_pref(ssh2::MethodType::Kex, &list.join(","))
-                .map_err(|e| map_ssh(e, "setting key exchange preferences"))?;
+            modern.to_string()
         }
-    }
+    };
+    let hostkey = join(MODERN_HOSTKEY, LEGACY_HOSTKEY);
+    let ciphers = join(MODERN_CIPHERS, LEGACY_CIPHERS);
+    let macs = join(MODERN_MACS, LEGACY_MACS);
+    // libssh2 drops names it does not implement and fails only when nothing is left.
     for (t, list) in [
         (ssh2::MethodType::HostKey, &hostkey),
         (ssh2::MethodType::CryptCs, &ciphers),
         (ssh2::MethodType::CryptSc, &ciphers),
+        (ssh2::MethodType::MacCs, &macs),
+        (ssh2::MethodType::MacSc, &macs),
     ] {
         sess.method_pref(t, list)
             .map_err(|e| map_ssh(e, "setting algorithm preferences"))?;
+    }
+    Ok(())
+}
+
+/// Refuses a SHA-1 key exchange unless the device opted in with `legacy_ssh`. Runs right after
+/// the handshake: nothing has been pinned or sent yet.
+fn check_kex(sess: &ssh2::Session, device: &Device) -> Result<()> {
+    let kex = sess.methods(ssh2::MethodType::Kex).unwrap_or("");
+    if !device.legacy_ssh && LEGACY_KEX.split(',').any(|k| k == kex) {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "SSH handshake: {}:{} offers only legacy key exchange ({kex}); set legacy_ssh on the device to allow SHA-1 key exchange, ssh-rsa, CBC ciphers and hmac-sha1",
+                device.address, device.port
+            ),
+        ));
     }
     Ok(())
 }
