@@ -1,0 +1,460 @@
+//! Issue 3 benchmark: back up simulated cisco_ios devices over SSH on 127.0.0.1 and measure the
+//! client alone.
+//!
+//! ```text
+//! cargo build --release -p netraven-bin      # the simulator runs as target/release/netraven
+//! cargo bench --bench backup                 # NETRAVEN_BENCH_QUICK=1: one run per row
+//! ```
+//!
+//! The simulator (`netraven sim`) runs in its own process, so the CPU time and peak RSS read
+//! from `/proc/self` are the client's: `netraven_server::backup::run` (engine, in-memory store,
+//! SSH driver, git writer into a fresh bare repository) with the given concurrency. Each row is
+//! run three times, each in a fresh child process (the bench binary re-executes itself with
+//! `--child`), so the peak RSS (VmHWM) is that run's own; the table shows the median wall time,
+//! the CPU of that run, and the highest peak RSS of the three. The simulator's CPU time over the row
+//! is read from `/proc/PID/stat` as well, to show where the machine's two cores go.
+
+use netraven_core::driver::Driver;
+use netraven_core::memory::MemoryStore;
+use netraven_server::backup::{BackupOptions, run};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The simulator process; killed when dropped (also on panic).
+struct Sim {
+    child: Child,
+    inventory: PathBuf,
+}
+
+impl Sim {
+    fn start(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        devices: usize,
+        port_base: u16,
+        legacy: bool,
+    ) -> Sim {
+        let inventory = dir.join(format!("{name}.csv"));
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("sim log file");
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "sim",
+            "--devices",
+            &devices.to_string(),
+            "--platform",
+            "cisco_ios",
+        ])
+        .args(["--port-base", &port_base.to_string(), "--inventory"])
+        .arg(&inventory)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+        if legacy {
+            cmd.arg("--legacy-kex");
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut sim = Sim { child, inventory };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !sim.inventory.exists() {
+            if let Ok(Some(status)) = sim.child.try_wait() {
+                panic!(
+                    "the simulator exited ({status}); see {}",
+                    dir.join(format!("{name}.log")).display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the simulator did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The inventory is written in one go once every device listens; let the write finish.
+        std::thread::sleep(Duration::from_millis(100));
+        sim
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Client CPU time (user + system) so far, from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on every Linux architecture we run on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A field of /proc/self/status in kB.
+fn status_kb(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The soft limit of open files, from /proc/self/limits.
+fn open_files_limit() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = s.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kb: u64,
+}
+
+struct Row {
+    what: String,
+    devices: usize,
+    concurrency: usize,
+    samples: Vec<Sample>,
+}
+
+impl Row {
+    fn median(&self) -> Sample {
+        let mut s = self.samples.clone();
+        s.sort_by_key(|x| x.wall);
+        let mut m = s[s.len() / 2];
+        m.peak_rss_kb = self
+            .samples
+            .iter()
+            .map(|x| x.peak_rss_kb)
+            .max()
+            .unwrap_or(0);
+        m
+    }
+
+    fn line(&self) -> String {
+        let m = self.median();
+        format!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.0} |",
+            self.what,
+            fmt_int(self.devices),
+            fmt_int(self.concurrency),
+            m.wall.as_secs_f64(),
+            self.devices as f64 / m.wall.as_secs_f64(),
+            m.cpu.as_secs_f64() * 1000.0 / self.devices as f64,
+            m.peak_rss_kb as f64 / 1024.0,
+        )
+    }
+}
+
+fn fmt_int(n: usize) -> String {
+    if n >= 1000 {
+        format!("{},{:03}", n / 1000, n % 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// The first `n` devices of an inventory, as a new file.
+fn sub_inventory(full: &Path, n: usize, out: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(full).expect("inventory");
+    let lines: Vec<&str> = text.lines().take(n + 1).collect();
+    assert_eq!(lines.len(), n + 1, "inventory too short");
+    std::fs::write(out, lines.join("\n") + "\n").expect("write inventory");
+    out.to_path_buf()
+}
+
+/// One timed `netraven backup` equivalent (in process) into a fresh repository.
+async fn one_backup(inventory: &Path, devices: usize, concurrency: usize) -> Sample {
+    let repo = tempfile::tempdir().expect("tempdir");
+    let opts = BackupOptions {
+        inventory: inventory.to_path_buf(),
+        repo: repo.path().join("backups.git"),
+        concurrency,
+        device_timeout: Duration::from_secs(60),
+        progress: false,
+        platforms_dir: None,
+    };
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let summary = run(&opts).await.expect("backup run");
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let peak_rss_kb = status_kb("VmHWM:");
+    assert_eq!(
+        summary.ok as usize,
+        devices,
+        "not every device was backed up:\n{}",
+        summary.render()
+    );
+    assert!(summary.commit.is_some());
+    Sample {
+        wall,
+        cpu,
+        peak_rss_kb,
+    }
+}
+
+/// The SSH driver alone (connect, log in, enable, paging off, fetch, close), `concurrency` at
+/// once: what the legacy row needs, since the CSV inventory of `netraven backup` has no
+/// `legacy_ssh` column.
+async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> Sample {
+    let rows = netraven_server::inventory::read(inventory).expect("inventory");
+    let keys = Arc::new(MemoryStore::new());
+    let driver = Arc::new(netraven_drivers::SshDriver::new(
+        netraven_drivers::builtin_platform("cisco_ios").unwrap(),
+        keys,
+    ));
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for row in rows {
+        let driver = driver.clone();
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.unwrap();
+            let mut dev = row.device();
+            dev.legacy_ssh = legacy;
+            let t = Duration::from_secs(60);
+            let mut s = driver.connect(&dev, &row.credential(), t).await?;
+            let raw = s.fetch_config(t).await?;
+            s.close().await?;
+            Ok::<usize, netraven_core::Error>(raw.len())
+        });
+    }
+    let mut failed = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Ok(n) => assert!(n > 1000),
+            Err(e) => {
+                if failed == 0 {
+                    eprintln!("first failure: {e}");
+                }
+                failed += 1;
+            }
+        }
+    }
+    let wall = t0.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let peak_rss_kb = status_kb("VmHWM:");
+    assert_eq!(failed, 0, "devices failed");
+    Sample {
+        wall,
+        cpu,
+        peak_rss_kb,
+    }
+}
+
+/// Reads the CPU time of another process (the simulator) from /proc/PID/stat.
+fn cpu_time_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(i) = stat.rfind(')') else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Child mode: `backup --child MODE INVENTORY DEVICES CONCURRENCY REPEATS` runs one row in a
+/// fresh process (so its peak RSS is the row's own) and prints one line per run:
+/// `sample WALL_NS CPU_NS PEAK_RSS_KB`.
+fn child(args: &[String]) {
+    let mode = args[0].as_str();
+    let inventory = PathBuf::from(&args[1]);
+    let devices: usize = args[2].parse().unwrap();
+    let concurrency: usize = args[3].parse().unwrap();
+    let repeats: usize = args[4].parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for _ in 0..repeats {
+        let s = match mode {
+            "backup" => rt.block_on(one_backup(&inventory, devices, concurrency)),
+            "driver" => rt.block_on(one_driver_pass(&inventory, concurrency, false)),
+            "driver-legacy" => rt.block_on(one_driver_pass(&inventory, concurrency, true)),
+            m => panic!("unknown mode {m}"),
+        };
+        println!(
+            "sample {} {} {}",
+            s.wall.as_nanos(),
+            s.cpu.as_nanos(),
+            s.peak_rss_kb
+        );
+    }
+}
+
+/// Runs one row in a child process; also returns the simulator's CPU time over the row.
+#[allow(clippy::too_many_arguments)]
+fn run_row(
+    exe: &Path,
+    sim: &Sim,
+    what: &str,
+    mode: &str,
+    inventory: &Path,
+    devices: usize,
+    concurrency: usize,
+    repeats: usize,
+) -> (Row, Duration) {
+    let mut row = Row {
+        what: what.to_string(),
+        devices,
+        concurrency,
+        samples: vec![],
+    };
+    let sim_cpu0 = cpu_time_of(sim.child.id());
+    // One fresh process per run: memory a run leaves behind (idle blocking threads, allocator
+    // caches) must not count in the next run's peak.
+    for _ in 0..repeats {
+        let out = Command::new(exe)
+            .args(["--child", mode])
+            .arg(inventory)
+            .args([devices.to_string(), concurrency.to_string(), "1".into()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running a benchmark row");
+        assert!(
+            out.status.success(),
+            "row {what} {devices}/{concurrency} failed"
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 4 && f[0] == "sample" {
+                row.samples.push(Sample {
+                    wall: Duration::from_nanos(f[1].parse().unwrap()),
+                    cpu: Duration::from_nanos(f[2].parse().unwrap()),
+                    peak_rss_kb: f[3].parse().unwrap(),
+                });
+            }
+        }
+    }
+    let sim_cpu = cpu_time_of(sim.child.id()) - sim_cpu0;
+    assert_eq!(row.samples.len(), repeats);
+    (row, sim_cpu / repeats as u32)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child(&args[1..]);
+    }
+    let quick = std::env::var_os("NETRAVEN_BENCH_QUICK").is_some();
+    let repeats = if quick { 1 } else { 3 };
+    let exe = std::env::current_exe().expect("current exe");
+    // target/release/deps/backup-<hash> -> target/release/netraven
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("netraven"))
+        .expect("target directory");
+    if !bin.exists() {
+        eprintln!(
+            "{} not found: build the simulator first with `cargo build --release -p netraven-bin`",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    match open_files_limit() {
+        Some(n) if n < 4096 => {
+            eprintln!(
+                "open files limit is {n}: 1,000 concurrent sessions need `ulimit -n 4096` or more \
+                 in the shell running `cargo bench` (the simulator inherits it)"
+            );
+            std::process::exit(2);
+        }
+        Some(_) => {}
+        None => eprintln!("cannot read the open files limit; 1,000 sessions need 4096 or more"),
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Below the ephemeral port range (32768..), so client sockets in TIME_WAIT never hold them.
+    let port_base: u16 = std::env::var("NETRAVEN_BENCH_PORT_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(27000);
+
+    let mut rows: Vec<(Row, Duration)> = Vec::new();
+    let mut report = |r: (Row, Duration)| {
+        println!(
+            "{} simulator CPU {:.2} ms/device",
+            r.0.line(),
+            r.1.as_secs_f64() * 1000.0 / r.0.devices as f64
+        );
+        rows.push(r);
+    };
+    {
+        let sim = Sim::start(&bin, dir.path(), "modern", 1000, port_base, false);
+        let inv200 = sub_inventory(&sim.inventory, 200, &dir.path().join("inv200.csv"));
+        // Warm-up: page cache, the simulator's first connections.
+        run_row(&exe, &sim, "warm-up", "backup", &inv200, 200, 50, 1);
+        for devices in [200usize, 1000] {
+            let inv = if devices == 200 {
+                inv200.clone()
+            } else {
+                sim.inventory.clone()
+            };
+            for concurrency in [50usize, 200, 1000] {
+                report(run_row(
+                    &exe,
+                    &sim,
+                    "`backup::run`",
+                    "backup",
+                    &inv,
+                    devices,
+                    concurrency,
+                    repeats,
+                ));
+            }
+        }
+        report(run_row(
+            &exe,
+            &sim,
+            "SSH driver only",
+            "driver",
+            &sim.inventory,
+            1000,
+            200,
+            repeats,
+        ));
+    }
+    {
+        let sim = Sim::start(&bin, dir.path(), "legacy", 1000, port_base + 1000, true);
+        report(run_row(
+            &exe,
+            &sim,
+            "SSH driver only, `--legacy-kex` (group14-sha1), `legacy_ssh`",
+            "driver-legacy",
+            &sim.inventory,
+            1000,
+            200,
+            repeats,
+        ));
+    }
+
+    println!();
+    println!(
+        "| what | devices | concurrency | wall s | devices/s | client CPU ms/device | client peak RSS MB | simulator CPU ms/device |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (r, sim_cpu) in &rows {
+        println!(
+            "{} {:.2} |",
+            r.line(),
+            sim_cpu.as_secs_f64() * 1000.0 / r.devices as f64
+        );
+    }
+}
