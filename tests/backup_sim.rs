@@ -93,3 +93,45 @@ fn git_show(repo: &std::path::Path, what: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_only_offer_sha1_key_exchange_back_up_when_marked_legacy() {
+    let fleet = SimFleet::start(SimConfig {
+        devices: 2,
+        legacy_kex_only: true,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inventory = dir.path().join("inventory.csv");
+    fleet.write_inventory(&inventory).expect("inventory");
+    let text = std::fs::read_to_string(&inventory).expect("read");
+    assert!(text.lines().next().unwrap_or("").ends_with(",legacy_ssh"));
+    let mut opts = BackupOptions {
+        inventory: inventory.clone(),
+        repo: dir.path().join("configs.git"),
+        concurrency: 2,
+        device_timeout: Duration::from_secs(30),
+        progress: false,
+        platforms_dir: None,
+    };
+    let s = run(&opts).await.expect("backup");
+    assert_eq!((s.ok, s.failed_total()), (2, 0), "{}", s.render());
+
+    // Without the opt-in the same devices are refused before any password is sent.
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(
+        &plain,
+        text.replace(",legacy_ssh", "").replace(",true\n", "\n"),
+    )
+    .expect("write");
+    opts.inventory = plain;
+    opts.repo = dir.path().join("other.git");
+    let s = run(&opts).await.expect("backup");
+    assert_eq!(s.failed_total(), 2, "{}", s.render());
+    assert!(
+        fleet.devices().iter().all(|d| d.passwords_received() == 1),
+        "only the legacy run sent passwords"
+    );
+}

@@ -1,5 +1,6 @@
 //! The CSV inventory of `netraven backup` and `netraven sim --inventory`:
-//! `hostname,address,port,platform,username,password,enable_secret,tags` (tags separated by `;`).
+//! `hostname,address,port,platform,username,password,enable_secret,tags` (tags separated by `;`),
+//! and optionally a `legacy_ssh` column (`true` for devices that only offer SHA-1 key exchange).
 
 use netraven_core::prelude::*;
 use serde::Deserialize;
@@ -26,12 +27,17 @@ pub struct InventoryRow {
     /// Tags separated by `;` or `|`.
     #[serde(default)]
     pub tags: String,
+    /// Optional column: allow legacy SSH algorithms (SHA-1 key exchange, ssh-rsa, CBC) for
+    /// devices that offer nothing newer.
+    #[serde(default)]
+    pub legacy_ssh: bool,
 }
 
 impl InventoryRow {
     /// The device of this row.
     pub fn device(&self) -> Device {
         let mut d = Device::new(&self.hostname, &self.address, &self.platform).with_port(self.port);
+        d.legacy_ssh = self.legacy_ssh;
         d.tags = self
             .tags
             .split([';', '|'])

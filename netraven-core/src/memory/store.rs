@@ -22,6 +22,8 @@ struct Inner {
     result_keys: HashMap<(RunId, DeviceId), i64>,
     logs: BTreeMap<i64, LogEntry>,
     snapshots: BTreeMap<SnapshotId, Snapshot>,
+    // Each device's snapshot ids in insertion order: latest and history without a full scan.
+    device_snapshots: HashMap<DeviceId, Vec<SnapshotId>>,
     host_keys: HashMap<(String, u16), HostKey>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     users: BTreeMap<UserId, User>,
@@ -702,16 +704,19 @@ impl SnapshotStore for MemoryStore {
         let mut s = snapshot.clone();
         s.meta.id = id;
         g.snapshots.insert(id, s.clone());
+        g.device_snapshots
+            .entry(s.meta.device_id)
+            .or_default()
+            .push(id);
         Ok(s.meta)
     }
 
     async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>> {
-        Ok(self
-            .lock()
-            .snapshots
-            .values()
-            .rev()
-            .find(|s| s.meta.device_id == device)
+        let g = self.lock();
+        Ok(g.device_snapshots
+            .get(&device)
+            .and_then(|ids| ids.last())
+            .and_then(|id| g.snapshots.get(id))
             .map(|s| s.meta.clone()))
     }
 
@@ -726,25 +731,28 @@ impl SnapshotStore for MemoryStore {
     async fn list_snapshots(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>> {
         let g = self.lock();
         let v: Vec<SnapshotMeta> = g
-            .snapshots
-            .values()
-            .rev()
-            .filter(|s| s.meta.device_id == device)
-            .map(|s| s.meta.clone())
-            .collect();
+            .device_snapshots
+            .get(&device)
+            .map(|ids| {
+                ids.iter()
+                    .rev()
+                    .filter_map(|id| g.snapshots.get(id))
+                    .map(|s| s.meta.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(page_of(v, page))
     }
 
     async fn latest_snapshots(&self, devices: &[DeviceId]) -> Result<Vec<SnapshotMeta>> {
         let g = self.lock();
         let wanted: BTreeSet<_> = devices.iter().copied().collect();
-        let mut latest: BTreeMap<DeviceId, SnapshotMeta> = BTreeMap::new();
-        for s in g.snapshots.values() {
-            if wanted.contains(&s.meta.device_id) {
-                latest.insert(s.meta.device_id, s.meta.clone());
-            }
-        }
-        Ok(latest.into_values().collect())
+        Ok(wanted
+            .into_iter()
+            .filter_map(|d| g.device_snapshots.get(&d).and_then(|ids| ids.last()))
+            .filter_map(|id| g.snapshots.get(id))
+            .map(|s| s.meta.clone())
+            .collect())
     }
 
     async fn uncommitted_snapshots(&self, limit: u32) -> Result<Vec<Snapshot>> {

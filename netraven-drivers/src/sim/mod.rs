@@ -413,10 +413,13 @@ impl SimFleet {
     }
 
     /// The inventory as CSV (`hostname,address,port,platform,username,password,enable_secret,
-    /// tags`; tags separated by `;`), with each device's first credential.
+    /// tags`; tags separated by `;`), with each device's first credential. A fleet that offers
+    /// only legacy key exchange adds a `legacy_ssh` column set to `true`.
     pub fn inventory_csv(&self) -> String {
+        let legacy = self.devices.iter().any(|d| d.legacy_kex_only);
         let mut out =
-            String::from("hostname,address,port,platform,username,password,enable_secret,tags\n");
+            String::from("hostname,address,port,platform,username,password,enable_secret,tags");
+        out.push_str(if legacy { ",legacy_ssh\n" } else { "\n" });
         for d in &self.devices {
             let c = &d.credentials[0];
             let fields = [
@@ -429,7 +432,10 @@ impl SimFleet {
                 c.enable_secret.expose().to_string(),
                 format!("sim;{}", d.platform.name()),
             ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            let mut line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+            if legacy {
+                line.push(d.legacy_kex_only.to_string());
+            }
             out.push_str(&line.join(","));
             out.push('\n');
         }
