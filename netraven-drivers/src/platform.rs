@@ -104,6 +104,10 @@ pub struct BackupCommand {
     /// comment header of the configuration.
     #[serde(default)]
     pub comment: Option<String>,
+    /// When the device rejects this command (one of the platform's `command_errors`), leave its
+    /// output out instead of failing the backup (e.g. `iptables-save` without root).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// One secret rule.

@@ -488,7 +488,14 @@ impl Shell {
         let platform = self.platform.clone();
         let mut out = String::new();
         for cmd in &platform.spec.backup {
-            let text = self.command(&cmd.command, deadline)?;
+            let text = match self.command(&cmd.command, deadline) {
+                Ok(t) => t,
+                Err(e) if cmd.optional && e.kind() == ErrorKind::Command => {
+                    tracing::debug!(host = %self.hostname, command = %cmd.command, "optional backup command rejected; left out");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match &cmd.comment {
                 Some(prefix) => out.push_str(&comment_lines(&text, prefix)),
                 None => out.push_str(&text),

@@ -559,3 +559,42 @@ async fn many_devices_concurrently() {
         assert_eq!(got, want);
     }
 }
+
+/// A Linux login without root: `iptables-save` is rejected, the optional command is left out and
+/// the backup still succeeds with the host's identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_backup_command_the_device_rejects_is_left_out() {
+    let text = include_str!("../platforms/linux.toml")
+        .replace("name = \"linux\"", "name = \"linux_noroot\"")
+        .replace("\"iptables-save\" = \"{config}\"", "");
+    let platform = netraven_drivers::Platform::from_toml(&text).unwrap();
+    let f = SimFleet::start(SimConfig {
+        devices: 1,
+        platform: "linux_noroot".into(),
+        custom_platforms: vec![platform.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let drv = SshDriver::new(platform, Arc::new(MemKeys::default()));
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let raw = s.fetch_config(T).await.unwrap();
+    let norm = drv.rules().normalise(&raw).unwrap();
+    assert!(
+        norm.contains("# Linux ") && norm.contains("# PRETTY_NAME="),
+        "{norm}"
+    );
+    assert!(
+        !norm.contains("command not found") && !norm.contains("*filter"),
+        "{norm}"
+    );
+    assert_eq!(norm, dev.expected_backup());
+    // The same command run on its own is reported as rejected.
+    let err = s.run_command("iptables-save", T).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Command);
+    s.close().await.unwrap();
+}

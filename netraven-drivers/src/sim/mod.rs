@@ -60,6 +60,9 @@ pub struct SimConfig {
     pub platform: String,
     /// Per-device platforms, cycled over the devices (overrides `platform`).
     pub platforms: Vec<String>,
+    /// Extra platforms (e.g. loaded from user files) that `platform`/`platforms` may name;
+    /// they win over built-ins of the same name.
+    pub custom_platforms: Vec<Platform>,
     /// First port; `None` picks a free range of consecutive ports.
     pub port_base: Option<u16>,
     /// Configuration size in bytes (default: the platform's, about 30 KB for cisco_ios).
@@ -87,6 +90,7 @@ impl Default for SimConfig {
             devices: 1,
             platform: "cisco_ios".into(),
             platforms: Vec::new(),
+            custom_platforms: Vec::new(),
             port_base: None,
             config_size: None,
             hostname_prefix: "sim-".into(),
@@ -310,7 +314,10 @@ impl SimFleet {
         };
         let mut platforms = Vec::new();
         for n in &names {
-            let p = builtin_platform(n)?;
+            let p = match cfg.custom_platforms.iter().find(|p| p.name() == n.as_str()) {
+                Some(p) => p.clone(),
+                None => builtin_platform(n)?,
+            };
             if p.spec.sim.is_none() {
                 return Err(Error::invalid(format!(
                     "platform '{n}' has no simulator section"
