@@ -255,6 +255,9 @@ enum WriteResult {
     },
 }
 
+/// Batches with at least this many files are written as one pack rather than loose objects.
+const PACK_THRESHOLD: usize = 64;
+
 fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> {
     let repo = open_or_init(&config.path, &config.branch)?;
     let refname = format!("refs/heads/{}", config.branch);
@@ -269,6 +272,20 @@ fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> 
     let base = match &parent {
         Some(c) => Some(c.tree().map_err(|e| git_err("reading the tip's tree", e))?),
         None => None,
+    };
+    // A large batch (a whole fleet's first backup) goes into one pack instead of thousands of
+    // loose object files: objects are written to an in-memory backend and flushed as a pack
+    // before the ref moves.
+    let odb = repo
+        .odb()
+        .map_err(|e| git_err("opening the object database", e))?;
+    let mempack = if batch.files.len() >= PACK_THRESHOLD {
+        Some(
+            odb.add_new_mempack_backend(1000)
+                .map_err(|e| git_err("adding an in-memory object backend", e))?,
+        )
+    } else {
+        None
     };
     // Group the files by directory (one level: `[group/]file`).
     let mut dirs: BTreeMap<Option<&str>, Vec<(&str, Oid)>> = BTreeMap::new();
@@ -337,11 +354,35 @@ fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> 
         .map_err(|e| git_err("author", e))?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let (message, runs, devices) = commit_message(&changed);
-    // Writes the commit object, then moves the ref (lock file + rename; fails if the tip is no
-    // longer `parent`).
+    // Writes the commit object without moving the ref yet.
     let oid = repo
-        .commit(Some(&refname), &sig, &sig, &message, &tree, &parents)
+        .commit(None, &sig, &sig, &message, &tree, &parents)
         .map_err(|e| git_err("committing", e))?;
+    if let Some(mempack) = &mempack {
+        let mut buf = git2::Buf::new();
+        mempack
+            .dump(&repo, &mut buf)
+            .map_err(|e| git_err("packing the batch", e))?;
+        let mut writer = odb
+            .packwriter()
+            .map_err(|e| git_err("starting a pack", e))?;
+        std::io::Write::write_all(&mut writer, &buf)
+            .map_err(|e| Error::unavailable(format!("writing a pack: {e}")))?;
+        writer.commit().map_err(|e| git_err("writing a pack", e))?;
+        mempack
+            .reset()
+            .map_err(|e| git_err("clearing the in-memory backend", e))?;
+    }
+    // Every object is on disk; now move the ref (lock file + rename), only if the tip is still
+    // `parent`.
+    match &parent {
+        Some(p) => repo
+            .reference_matching(&refname, oid, true, p.id(), "netraven: commit")
+            .map_err(|e| git_err("moving the branch", e))?,
+        None => repo
+            .reference(&refname, oid, false, "netraven: first commit")
+            .map_err(|e| git_err("creating the branch", e))?,
+    };
     Ok(WriteResult::Committed { oid, devices, runs })
 }
 

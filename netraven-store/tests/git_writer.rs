@@ -520,3 +520,52 @@ async fn sink_conformance_over_the_store_the_writer_reads() {
     writer.commit_all_pending().await.expect("commit");
     assert_all_findable(&store, &writer, &[77]).await;
 }
+
+#[tokio::test]
+async fn a_large_batch_is_written_as_one_pack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("r.git");
+    let store = Arc::new(MemoryStore::new());
+    let sink = StoreSnapshotSink::new(store.clone());
+    let writer = GitWriter::open(GitWriterConfig::new(&repo), store.clone()).expect("open");
+    let devices: Vec<DeviceId> = (1..=300).collect();
+    for d in &devices {
+        let mut s = new_snap(*d, Some(1), &format!("hostname r{d}\nvlan {d}\n"));
+        s.hostname = format!("r{d}");
+        sink.put(s).await.expect("put");
+    }
+    let c = writer
+        .commit_pending()
+        .await
+        .expect("commit")
+        .expect("a commit");
+    assert_eq!(c.snapshot_ids.len(), 300);
+    let packs = std::fs::read_dir(repo.join("objects/pack"))
+        .expect("pack dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        })
+        .count();
+    assert_eq!(packs, 1, "the batch must land in one pack");
+    let loose = std::fs::read_dir(repo.join("objects"))
+        .expect("objects")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().len() == 2))
+        .count();
+    assert_eq!(loose, 0, "no loose objects for a packed batch");
+    assert_eq!(head(&repo).as_deref(), Some(c.commit_id.as_str()));
+    assert_all_findable(&store, &writer, &devices).await;
+    fsck(&repo);
+    // A small follow-up batch on top of the packed one.
+    let mut s = new_snap(1, Some(2), "hostname r1\nvlan 999\n");
+    s.hostname = "r1".into();
+    sink.put(s).await.expect("put");
+    let c2 = writer
+        .commit_pending()
+        .await
+        .expect("commit")
+        .expect("a commit");
+    assert_eq!(c2.devices, vec!["r1".to_string()]);
+    assert_all_findable(&store, &writer, &devices).await;
+    fsck(&repo);
+}
