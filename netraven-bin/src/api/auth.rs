@@ -99,6 +99,17 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// An argon2 hash of a random password, made once per process: login verifies unknown user
+/// names against it so that they take as long as known ones.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut bytes = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        hash_password(&hex::encode(bytes)).unwrap_or_default()
+    })
+}
+
 /// Checks the password rules for new passwords.
 pub fn validate_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
@@ -344,6 +355,9 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
+        // The dummy hash used for unknown users is a real argon2 hash nobody knows.
+        assert!(PasswordHash::new(dummy_hash()).is_ok());
+        assert!(!verify_password("", dummy_hash()));
     }
 
     #[test]

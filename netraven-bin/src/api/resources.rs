@@ -90,16 +90,18 @@ pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Respon
         ));
     }
     let user = st.store.get_user_by_name(&form.username).await?;
-    let ok = match &user {
-        Some(u) if u.active => {
-            let hash = u.password_hash.clone();
-            let pw = form.password.clone();
-            tokio::task::spawn_blocking(move || auth::verify_password(pw.expose(), &hash))
-                .await
-                .unwrap_or(false)
-        }
-        _ => false,
+    let known = matches!(&user, Some(u) if u.active);
+    // Unknown and inactive users are checked against a dummy hash, so the response time does not
+    // tell which user names exist.
+    let hash = match &user {
+        Some(u) if u.active => u.password_hash.clone(),
+        _ => auth::dummy_hash().to_string(),
     };
+    let pw = form.password.clone();
+    let verified = tokio::task::spawn_blocking(move || auth::verify_password(pw.expose(), &hash))
+        .await
+        .unwrap_or(false);
+    let ok = known && verified;
     let Some(user) = user.filter(|_| ok) else {
         st.limiter.failed(&form.username);
         tracing::warn!("failed login");
