@@ -131,6 +131,11 @@ async fn api_tokens_act_as_their_user_and_can_be_revoked() {
     assert!(!list.text().contains(&token));
     assert!(!list.text().contains("token_hash"));
     assert_eq!(list.json()["total"], 1);
+    assert!(
+        list.json()["items"][0]["last_used"].is_string(),
+        "a used token shows when it was last used: {}",
+        list.text()
+    );
     // Revoked tokens stop working.
     let id = t["id"].as_i64().unwrap();
     assert_eq!(

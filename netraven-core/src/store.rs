@@ -226,6 +226,8 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
     /// A user's tokens.
     async fn list_tokens(&self, user_id: UserId) -> Result<Vec<ApiToken>>;
+    /// Records that a token was used at `at`.
+    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
     /// Deletes a token.
     async fn delete_token(&self, id: i64) -> Result<()>;
 }

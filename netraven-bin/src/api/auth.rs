@@ -242,8 +242,17 @@ pub async fn authenticate(state: &ApiState, bearer: &str) -> Result<Principal, A
             .find_token(&token_hash(bearer))
             .await?
             .ok_or_else(bad)?;
-        if tok.expires_at.is_some_and(|e| e <= Utc::now()) {
+        let now = Utc::now();
+        if tok.expires_at.is_some_and(|e| e <= now) {
             return Err(bad());
+        }
+        // At most one write a minute per token, however busy the script using it.
+        if tok
+            .last_used
+            .is_none_or(|t| now - t > chrono::Duration::minutes(1))
+            && let Err(e) = state.store.touch_token(tok.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record a token's use");
         }
         (tok.user_id, AuthMethod::ApiToken)
     } else {

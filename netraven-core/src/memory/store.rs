@@ -944,6 +944,16 @@ impl UserStore for MemoryStore {
             .collect())
     }
 
+    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        let mut g = self.lock();
+        let t = g
+            .tokens
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("token {id}")))?;
+        t.last_used = Some(at);
+        Ok(())
+    }
+
     async fn delete_token(&self, id: i64) -> Result<()> {
         self.lock()
             .tokens

@@ -1035,6 +1035,14 @@ pub async fn users(s: &dyn Store) {
         s.find_token(&hash).await.expect("find").map(|x| x.id),
         Some(t.id)
     );
+    s.touch_token(t.id, t0()).await.expect("touch");
+    assert_eq!(
+        s.find_token(&hash)
+            .await
+            .expect("find")
+            .and_then(|x| x.last_used),
+        Some(t0())
+    );
     assert_eq!(s.list_tokens(u.id).await.expect("list").len(), 1);
     assert!(
         s.list_users(Page::first(10_000))

@@ -2000,6 +2000,19 @@ impl UserStore for Backend {
         rows.iter().map(token_row).collect()
     }
 
+    async fn touch_token(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        let res = sqlx::query("UPDATE api_tokens SET last_used = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ts(at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(Error::not_found(format!("token {id}")));
+        }
+        Ok(())
+    }
+
     async fn delete_token(&self, id: i64) -> Result<()> {
         let res = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
             .bind(id)
