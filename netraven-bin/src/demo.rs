@@ -214,7 +214,7 @@ pub async fn run(cfg: &Config, opts: &DemoOptions, shutdown: CancellationToken) 
         shutdown.clone(),
     ));
     println!(
-        "API: http://{addr}/api  (health: http://{addr}/api/health, metrics: http://{addr}/metrics)"
+        "web page: http://{addr}/   API: http://{addr}/api  (health: http://{addr}/api/health, metrics: http://{addr}/metrics)"
     );
     println!("data directory: {}", cfg.data_dir.display());
 
