@@ -101,6 +101,20 @@ async fn device(r: &Rig, name: &str, tags: &[&str], b: FakeBehavior) -> Device {
     r.store.create_device(&d).await.unwrap()
 }
 
+/// A manual backup job over the given device ids.
+async fn job_for(store: &MemoryStore, ids: Vec<DeviceId>) -> Job {
+    store
+        .create_job(&Job::backup(
+            format!("j{}", uuid::Uuid::new_v4()),
+            Targets {
+                device_ids: ids,
+                tags: vec![],
+            },
+        ))
+        .await
+        .unwrap()
+}
+
 async fn wait_final(store: &MemoryStore, run: RunId) -> Run {
     for _ in 0..2000 {
         let r = store.get_run(run).await.unwrap();
@@ -291,17 +305,7 @@ async fn a_device_task_delivered_twice_records_one_result() {
     let r = rig_with(Arc::new(SystemClock), test_config());
     cred(&r.store, "c", "pw", 1, &["lab"]).await;
     let d = device(&r, "r1", &["lab"], FakeBehavior::default()).await;
-    let job = r
-        .store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![d.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&r.store, vec![d.id]).await;
     let run = r.engine.run_now(job.id, None).await.unwrap().run;
     r.store
         .start_run(run.id, &[d.id], chrono::Utc::now())
@@ -404,17 +408,7 @@ async fn every_credential_rejected_fails_with_no_credentials() {
         },
     )
     .await;
-    let job = r
-        .store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![d.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&r.store, vec![d.id]).await;
     let run = r.engine.run_now(job.id, None).await.unwrap().run;
     r.engine.drain().await.unwrap();
     let run = wait_final(&r.store, run.id).await;
@@ -444,17 +438,7 @@ async fn a_retryable_failure_is_retried_then_recorded() {
         },
     )
     .await;
-    let job = r
-        .store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![d.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&r.store, vec![d.id]).await;
     let run = r.engine.run_now(job.id, None).await.unwrap().run;
     let worker_stop = CancellationToken::new();
     let worker = tokio::spawn(r.engine.clone().run_worker(worker_stop.clone()));
@@ -547,17 +531,7 @@ async fn a_dead_workers_task_is_leased_again_and_finished_once() {
     let r = rig_with(clock.clone(), test_config());
     cred(&r.store, "c", "pw", 1, &["lab"]).await;
     let d = device(&r, "r1", &["lab"], FakeBehavior::default()).await;
-    let job = r
-        .store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![d.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&r.store, vec![d.id]).await;
     let run = r.engine.run_now(job.id, None).await.unwrap().run;
     let start = r
         .queue
@@ -610,17 +584,7 @@ async fn shutdown_releases_work_that_does_not_finish_in_time() {
         },
     )
     .await;
-    let job = r
-        .store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![slow.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&r.store, vec![slow.id]).await;
     let run = r.engine.run_now(job.id, None).await.unwrap().run;
     let stop = CancellationToken::new();
     let worker = tokio::spawn(r.engine.clone().run_worker(stop.clone()));
@@ -702,16 +666,7 @@ async fn pinned_credential_first_and_no_fallback_after_a_connection_failure() {
         },
         test_config(),
     ));
-    let job = store
-        .create_job(&Job::backup(
-            "j",
-            Targets {
-                device_ids: vec![d.id],
-                tags: vec![],
-            },
-        ))
-        .await
-        .unwrap();
+    let job = job_for(&store, vec![d.id]).await;
     let run = engine.run_now(job.id, None).await.unwrap().run;
     engine.drain().await.unwrap();
     let res = store.get_result(run.id, d.id).await.unwrap().unwrap();
