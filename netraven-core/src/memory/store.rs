@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[derive(Debug, Default)]
 struct Inner {
-    next_id: i64,
+    next_ids: HashMap<&'static str, i64>,
     devices: BTreeMap<DeviceId, Device>,
     tags: BTreeMap<TagId, Tag>,
     credentials: BTreeMap<CredentialId, Credential>,
@@ -31,15 +31,17 @@ struct Inner {
 }
 
 impl Inner {
-    fn id(&mut self) -> i64 {
-        self.next_id += 1;
-        self.next_id
+    // Ids count per kind, like a database's sequences (run 1 is the first run).
+    fn id(&mut self, kind: &'static str) -> i64 {
+        let n = self.next_ids.entry(kind).or_insert(0);
+        *n += 1;
+        *n
     }
 
     fn ensure_tags(&mut self, names: &[String]) {
         for n in names {
             if !self.tags.values().any(|t| &t.name == n) {
-                let id = self.id();
+                let id = self.id("tag");
                 self.tags.insert(
                     id,
                     Tag {
@@ -100,7 +102,7 @@ impl DeviceStore for MemoryStore {
         }
         g.ensure_tags(&device.tags);
         let mut d = device.clone();
-        d.id = g.id();
+        d.id = g.id("device");
         g.devices.insert(d.id, d.clone());
         Ok(d)
     }
@@ -195,7 +197,7 @@ impl TagStore for MemoryStore {
             )));
         }
         let mut t = tag.clone();
-        t.id = g.id();
+        t.id = g.id("tag");
         g.tags.insert(t.id, t.clone());
         Ok(t)
     }
@@ -274,7 +276,7 @@ impl CredentialStore for MemoryStore {
         }
         g.ensure_tags(&cred.tags);
         let mut c = cred.clone();
-        c.id = g.id();
+        c.id = g.id("credential");
         g.credentials.insert(c.id, c.clone());
         Ok(c)
     }
@@ -371,7 +373,7 @@ impl JobStore for MemoryStore {
             )));
         }
         let mut j = job.clone();
-        j.id = g.id();
+        j.id = g.id("job");
         g.jobs.insert(j.id, j.clone());
         Ok(j)
     }
@@ -450,7 +452,7 @@ impl RunStore for MemoryStore {
                 created: false,
             });
         }
-        let id = g.id();
+        let id = g.id("run");
         let finished = new.status.is_final().then_some(new.queued_at);
         let run = Run {
             id,
@@ -609,7 +611,7 @@ impl ResultStore for MemoryStore {
         if !g.runs.contains_key(&result.run_id) {
             return Err(Error::not_found(format!("run {}", result.run_id)));
         }
-        let id = g.id();
+        let id = g.id("result");
         let mut r = result.clone();
         r.id = id;
         g.results.insert(id, r);
@@ -656,7 +658,7 @@ impl LogStore for MemoryStore {
     async fn append_logs(&self, entries: &[LogEntry]) -> Result<()> {
         let mut g = self.lock();
         for e in entries {
-            let id = g.id();
+            let id = g.id("log");
             let mut e = e.clone();
             e.id = id;
             g.logs.insert(id, e);
@@ -700,7 +702,7 @@ impl LogStore for MemoryStore {
 impl SnapshotStore for MemoryStore {
     async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta> {
         let mut g = self.lock();
-        let id = g.id();
+        let id = g.id("snapshot");
         let mut s = snapshot.clone();
         s.meta.id = id;
         g.snapshots.insert(id, s.clone());
@@ -858,7 +860,7 @@ impl UserStore for MemoryStore {
             )));
         }
         let mut u = user.clone();
-        u.id = g.id();
+        u.id = g.id("user");
         g.users.insert(u.id, u.clone());
         Ok(u)
     }
@@ -920,7 +922,7 @@ impl UserStore for MemoryStore {
             return Err(Error::not_found(format!("user {}", token.user_id)));
         }
         let mut t = token.clone();
-        t.id = g.id();
+        t.id = g.id("token");
         g.tokens.insert(t.id, t.clone());
         Ok(t)
     }
