@@ -124,6 +124,7 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     // One credential per distinct login, pinned to its devices.
     let mut creds: HashMap<(String, String, String), CredentialId> = HashMap::new();
     let mut ids = Vec::with_capacity(rows.len());
+    let mut devices = Vec::with_capacity(rows.len());
     for row in &rows {
         let key = (
             row.username.clone(),
@@ -143,9 +144,15 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         let mut d = row.device();
         d.credential_id = Some(cred_id);
         let d = store.create_device(&d).await?;
-        // The repository's current file is the device's latest snapshot.
-        if let Some(commit) = &head {
-            let mut meta = SnapshotMeta {
+        ids.push(d.id);
+        devices.push(d);
+    }
+
+    // The repository's current files are the devices' latest snapshots (one read of HEAD).
+    if let Some(commit) = &head {
+        let metas: Vec<SnapshotMeta> = devices
+            .iter()
+            .map(|d| SnapshotMeta {
                 id: 0,
                 device_id: d.id,
                 hostname: d.hostname.clone(),
@@ -154,18 +161,17 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
                 size: 0,
                 created_at: clock.now(),
                 commit_id: Some(commit.clone()),
-            };
-            match git.read_blob(commit, &git.path_for(&meta)).await {
-                Ok(content) => {
-                    meta.hash = content_hash(&content);
-                    meta.size = content.len() as u64;
-                    store.insert_snapshot(&Snapshot { meta, content }).await?;
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            })
+            .collect();
+        let paths = metas.iter().map(|m| git.path_for(m)).collect();
+        let contents = git.read_files(commit, paths).await?;
+        for (mut meta, content) in metas.into_iter().zip(contents) {
+            if let Some(content) = content {
+                meta.hash = content_hash(&content);
+                meta.size = content.len() as u64;
+                store.insert_snapshot(&Snapshot { meta, content }).await?;
             }
         }
-        ids.push(d.id);
     }
 
     // Host keys pinned by earlier runs, so trust-on-first-use holds across runs.

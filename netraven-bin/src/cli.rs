@@ -174,14 +174,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
 }
 
 fn new_password() -> String {
-    std::env::var("NETRAVEN_NEW_PASSWORD").unwrap_or_else(|_| {
-        use rand::Rng;
-        rand::thread_rng()
-            .sample_iter(&rand::distributions::Alphanumeric)
-            .take(20)
-            .map(char::from)
-            .collect()
-    })
+    std::env::var("NETRAVEN_NEW_PASSWORD").unwrap_or_else(|_| crate::api::auth::random_password(20))
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {

@@ -5,7 +5,6 @@ use crate::api::{ApiState, ensure_admin, router};
 use crate::config::Config;
 use crate::wiring::{Node, build};
 use netraven_core::prelude::*;
-use std::path::Path;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -15,35 +14,10 @@ pub fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.api.jwt_secret {
         return Ok(s.as_bytes().to_vec());
     }
-    let path = cfg.data_dir.join("jwt.secret");
-    read_or_create_secret_file(&path)
-}
-
-fn read_or_create_secret_file(path: &Path) -> Result<Vec<u8>> {
-    let io =
-        |e: std::io::Error| Error::new(ErrorKind::Unavailable, format!("{}: {e}", path.display()));
-    if let Ok(bytes) = std::fs::read(path) {
-        if bytes.len() >= 32 {
-            return Ok(bytes);
-        }
-        return Err(Error::invalid(format!(
-            "{} is too short to be a secret",
-            path.display()
-        )));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut secret = vec![0u8; 48];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
-    let text = hex::encode(&secret).into_bytes();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(io)?;
-    std::io::Write::write_all(&mut f, &text).map_err(io)?;
-    Ok(text)
+    // Same file handling as the credential key: generated once with mode 0600, never
+    // overwritten when damaged.
+    let key = netraven_store::cipher::load_or_create_key_file(&cfg.data_dir.join("jwt.secret"))?;
+    Ok(key.to_base64().into_bytes())
 }
 
 /// Serves the API on `listener` until `shutdown`. Creates the first admin user if there is none

@@ -19,4 +19,4 @@ pub mod ssh;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
 pub use registry::{build_registry, register_platform};
-pub use ssh::{SshDriver, SshOptions, legacy_kex_supported, probe_ssh};
+pub use ssh::{SshDriver, SshOptions, legacy_algorithms_missing, probe_ssh};

@@ -601,12 +601,6 @@ fn open_shell(
     Ok(shell)
 }
 
-/// The legacy key exchange methods this libssh2 build supports (it may have none: libssh2
-/// 1.11.1+ compiles SHA-1 key exchange only with `LIBSSH2_KEX_SHA1_ENABLE`).
-pub fn legacy_kex_supported() -> Vec<&'static str> {
-    supported_of(ssh2::MethodType::Kex, LEGACY_KEX)
-}
-
 /// The legacy algorithms `legacy_ssh` asks for that this libssh2 build lacks (empty when built
 /// with the CFLAGS of this workspace's `.cargo/config.toml`).
 pub fn legacy_algorithms_missing() -> Vec<&'static str> {

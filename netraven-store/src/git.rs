@@ -559,10 +559,24 @@ impl GitWriter {
 
     /// The content of the file at `path` in commit `commit_id`; NotFound if either is missing.
     pub async fn read_blob(&self, commit_id: &str, path: &str) -> Result<String> {
+        self.read_files(commit_id, vec![path.to_string()])
+            .await?
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::not_found(format!("{path} in {commit_id}")))
+    }
+
+    /// The contents of several files in commit `commit_id`, in the order of `paths` (`None` for
+    /// a path the commit does not hold), reading the repository once. NotFound if the commit is
+    /// missing.
+    pub async fn read_files(
+        &self,
+        commit_id: &str,
+        paths: Vec<String>,
+    ) -> Result<Vec<Option<String>>> {
         let repo_path = self.inner.config.path.clone();
         let commit_id = commit_id.to_string();
-        let path = path.to_string();
-        tokio::task::spawn_blocking(move || read_blob_sync(&repo_path, &commit_id, &path))
+        tokio::task::spawn_blocking(move || read_files_sync(&repo_path, &commit_id, &paths))
             .await
             .map_err(join_err)?
     }
@@ -588,7 +602,11 @@ impl GitWriter {
     }
 }
 
-fn read_blob_sync(repo_path: &Path, commit_id: &str, path: &str) -> Result<String> {
+fn read_files_sync(
+    repo_path: &Path,
+    commit_id: &str,
+    paths: &[String],
+) -> Result<Vec<Option<String>>> {
     let repo =
         Repository::open_bare(repo_path).map_err(|e| git_err("opening the repository", e))?;
     let oid = Oid::from_str(commit_id)
@@ -599,14 +617,22 @@ fn read_blob_sync(repo_path: &Path, commit_id: &str, path: &str) -> Result<Strin
     let tree = commit
         .tree()
         .map_err(|e| git_err("reading the commit's tree", e))?;
-    let entry = tree
-        .get_path(Path::new(path))
-        .map_err(|e| git_err(&format!("{path} in {commit_id}"), e))?;
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| git_err(&format!("{path} in {commit_id}"), e))?;
-    String::from_utf8(blob.content().to_vec())
-        .map_err(|_| Error::internal(format!("{path} in {commit_id} is not UTF-8")))
+    paths
+        .iter()
+        .map(|path| {
+            let entry = match tree.get_path(Path::new(path)) {
+                Ok(e) => e,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+                Err(e) => return Err(git_err(&format!("{path} in {commit_id}"), e)),
+            };
+            let blob = repo
+                .find_blob(entry.id())
+                .map_err(|e| git_err(&format!("{path} in {commit_id}"), e))?;
+            String::from_utf8(blob.content().to_vec())
+                .map(Some)
+                .map_err(|_| Error::internal(format!("{path} in {commit_id} is not UTF-8")))
+        })
+        .collect()
 }
 
 /// A unified diff (3 lines of context) from one snapshot's content to another's, with headers

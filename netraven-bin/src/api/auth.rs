@@ -61,13 +61,6 @@ impl AuthSettings {
     }
 }
 
-/// 32 random bytes, for a JWT signing key that is generated rather than configured.
-pub fn random_jwt_secret() -> Vec<u8> {
-    let mut b = vec![0u8; 32];
-    rand::thread_rng().fill(&mut b[..]);
-    b
-}
-
 /// A random password of `len` alphanumeric characters.
 pub fn random_password(len: usize) -> String {
     rand::thread_rng()

@@ -33,8 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use auth::{
-    Access, AuthSettings, LoginLimiter, Principal, ensure_admin, hash_password, random_jwt_secret,
-    verify_password,
+    Access, AuthSettings, LoginLimiter, Principal, ensure_admin, hash_password, verify_password,
 };
 pub use error::{ApiError, ApiResult};
 
