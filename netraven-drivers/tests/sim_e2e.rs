@@ -243,7 +243,8 @@ async fn hang_is_timeout() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert!(start.elapsed() < Duration::from_secs(3));
+    // Bounded by the 600 ms deadline, not the session's; generous for a busy 2-core machine.
+    assert!(start.elapsed() < Duration::from_secs(20));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,21 +245,23 @@ async fn blocking_claim_wakes_on_enqueue_and_is_bounded_by_wait() {
     assert!(none.is_none());
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(2400) && took < Duration::from_secs(5),
+        // The upper bound only proves the block ends; a busy 2-core machine can add seconds.
+        took >= Duration::from_millis(2400) && took < Duration::from_secs(30),
         "claim waited {took:?}"
     );
     // Wakes: a task enqueued while a claimer blocks is delivered at once.
     let q2 = q.clone();
     let waiter = tokio::spawn(async move {
         let t = Instant::now();
-        let l = q2.claim("w", LEASE, Duration::from_secs(10)).await;
+        let l = q2.claim("w", LEASE, Duration::from_secs(120)).await;
         (l, t.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     q.enqueue(dev(10, 1)).await.expect("enqueue");
     let (l, took) = waiter.await.expect("join");
     let l = l.expect("claim").expect("task");
-    assert!(took < Duration::from_secs(2), "woke after {took:?}");
+    // Woken by the enqueue, not by the end of its 120 s wait (generous for a busy machine).
+    assert!(took < Duration::from_secs(60), "woke after {took:?}");
     q.complete(&l).await.expect("complete");
     q.purge().await.expect("purge");
 }

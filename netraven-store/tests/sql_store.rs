@@ -495,6 +495,27 @@ async fn runs_leases_and_snapshots(store: Arc<dyn Store>) {
     );
 }
 
+/// A stored secret is `v1:<key id>:<base64(nonce || ciphertext || tag)>` under [`known_cipher`]'s key, holds
+/// no trace of the plaintext, and decodes to 12 + len(plaintext) + 16 bytes. (Never assert that
+/// random ciphertext lacks a short substring: base64 of random bytes contains any two letters by
+/// chance.)
+fn assert_sealed(stored: &str, plain: &str) {
+    use base64::Engine as _;
+    let prefix = format!("v1:{}:", known_cipher().key_ids()[0]);
+    let body = stored
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("stored secret lacks the {prefix:?} prefix"));
+    assert!(!stored.contains(plain), "plaintext stored");
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("stored secret is base64");
+    assert_eq!(blob.len(), 12 + plain.len() + 16, "nonce + ciphertext + tag");
+    assert!(
+        !blob.windows(plain.len()).any(|w| w == plain.as_bytes()),
+        "plaintext inside the sealed bytes"
+    );
+}
+
 async fn credentials_at_rest<S: Store>(
     store: &S,
     raw: impl AsyncFn(&str) -> Vec<(i64, String, Option<String>)>,
@@ -516,12 +537,12 @@ async fn credentials_at_rest<S: Store>(
     );
     assert_eq!(got.tags, vec!["core".to_string(), "edge".to_string()]);
     // Only ciphertext in the database.
-    for (_, p, e) in raw("SELECT id, password_enc, enable_secret_enc FROM credentials").await {
-        assert!(p.starts_with("v1:") && !p.contains("pw"), "{p}");
-        if let Some(e) = e {
-            assert!(e.starts_with("v1:") && !e.contains("able"));
-        }
-    }
+    let rows = raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
+    assert_eq!(rows.len(), 2);
+    assert_sealed(&rows[0].1, "s3cret-pw");
+    assert_sealed(rows[0].2.as_deref().expect("enable secret stored"), "en-able");
+    assert_sealed(&rows[1].1, "other-pw");
+    assert!(rows[1].2.is_none());
     // Statistics.
     store
         .record_credential_use(c1.id, true, t(5))
@@ -725,7 +746,7 @@ async fn rotation<S: Store>(
 #[tokio::test]
 async fn sqlite_credentials_encrypted_tamper_moved_row() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("nr.db"), cipher())
+    let store = SqliteStore::open(dir.path().join("nr.db"), known_cipher())
         .await
         .unwrap();
     let pool = store.pool().clone();
@@ -752,7 +773,7 @@ async fn sqlite_credentials_encrypted_tamper_moved_row() {
 
 #[tokio::test]
 async fn postgres_credentials_encrypted_tamper_moved_row() {
-    let Some(store) = pg(cipher()).await else {
+    let Some(store) = pg(known_cipher()).await else {
         return;
     };
     let pool = store.pool().clone();

@@ -11,6 +11,11 @@ pub fn cipher() -> Arc<AesGcmCipher> {
     Arc::new(AesGcmCipher::from_key(&KeyMaterial::generate()))
 }
 
+/// A cipher with a fixed test key, for tests that check the stored `v1:<key id>:` prefix.
+pub fn known_cipher() -> Arc<AesGcmCipher> {
+    Arc::new(AesGcmCipher::from_key(&KeyMaterial::from_bytes(&[7u8; 32]).expect("32-byte key")))
+}
+
 /// An in-memory SQLite store.
 pub async fn sqlite_mem(cipher: Arc<dyn SecretCipher>) -> SqliteStore {
     SqliteStore::in_memory(cipher)
