@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod runner;
 
 use crate::clock::Clock;
+use crate::credentials::CredentialIndex;
 use crate::driver::DriverRegistry;
 use crate::error::Result;
 use crate::model::*;
@@ -98,6 +99,39 @@ pub struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) metrics: Arc<EngineMetrics>,
+    pub(crate) credentials: CredentialCache,
+}
+
+/// The credential index of the runs this worker is working on, built once per run: every device
+/// of a run ranks its candidates against the same index instead of reading (and decrypting)
+/// every credential per device. Credentials edited during a run take effect from the next run.
+#[derive(Debug, Default)]
+pub(crate) struct CredentialCache {
+    runs: tokio::sync::Mutex<std::collections::VecDeque<(RunId, Arc<CredentialIndex>)>>,
+}
+
+/// Runs whose index a worker keeps at once (a worker rarely works on more runs at a time).
+const CACHED_RUNS: usize = 8;
+
+impl CredentialCache {
+    /// The index for `run`, read from the store on first use. The lock is held while reading so
+    /// that the devices of a run starting at once read the store once, not once each.
+    pub(crate) async fn for_run(
+        &self,
+        run: RunId,
+        store: &dyn Store,
+    ) -> Result<Arc<CredentialIndex>> {
+        let mut runs = self.runs.lock().await;
+        if let Some((_, index)) = runs.iter().find(|(id, _)| *id == run) {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(CredentialIndex::new(store.all_credentials().await?));
+        if runs.len() >= CACHED_RUNS {
+            runs.pop_front();
+        }
+        runs.push_back((run, index.clone()));
+        Ok(index)
+    }
 }
 
 impl Engine {
@@ -111,6 +145,7 @@ impl Engine {
             clock: parts.clock,
             config,
             metrics: Arc::new(EngineMetrics::default()),
+            credentials: CredentialCache::default(),
         }
     }
 

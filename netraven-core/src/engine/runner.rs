@@ -1,7 +1,6 @@
 //! What one task does: start a run (resolve and fan out), or work on one device.
 
 use super::Engine;
-use crate::credentials;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::*;
 use crate::queue::{Lease, TaskKind};
@@ -185,14 +184,14 @@ impl Engine {
         }
         let pending = self.store.pending_device_ids(run.id).await?;
         if job.kind != JobKind::Reachability && !pending.is_empty() {
-            let creds = self.store.all_credentials().await?;
+            let creds = self
+                .credentials
+                .for_run(run.id, self.store.as_ref())
+                .await?;
             let mut any = false;
             for chunk in ids.chunks(1000) {
                 let devices = self.store.devices_by_ids(chunk).await?;
-                if devices
-                    .iter()
-                    .any(|d| !credentials::candidates(d, &creds).is_empty())
-                {
+                if devices.iter().any(|d| creds.has_candidates(d)) {
                     any = true;
                     break;
                 }
@@ -431,8 +430,11 @@ impl Engine {
                 message: msg,
             });
         }
-        let all = self.store.all_credentials().await?;
-        let candidates = credentials::candidates(&device, &all);
+        let candidates = self
+            .credentials
+            .for_run(run.id, self.store.as_ref())
+            .await?
+            .candidates(&device);
         if candidates.is_empty() {
             return Err(Error::new(
                 ErrorKind::NoCredentials,
@@ -457,7 +459,7 @@ impl Engine {
                 serde_json::json!({ "credential_id": cred.id }),
             );
             match driver
-                .connect(&device, cred, self.config.connect_timeout)
+                .connect(&device, cred.as_ref(), self.config.connect_timeout)
                 .await
             {
                 Ok(s) => {
