@@ -509,7 +509,11 @@ fn assert_sealed(stored: &str, plain: &str) {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(body)
         .expect("stored secret is base64");
-    assert_eq!(blob.len(), 12 + plain.len() + 16, "nonce + ciphertext + tag");
+    assert_eq!(
+        blob.len(),
+        12 + plain.len() + 16,
+        "nonce + ciphertext + tag"
+    );
     assert!(
         !blob.windows(plain.len()).any(|w| w == plain.as_bytes()),
         "plaintext inside the sealed bytes"
@@ -540,7 +544,10 @@ async fn credentials_at_rest<S: Store>(
     let rows = raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
     assert_eq!(rows.len(), 2);
     assert_sealed(&rows[0].1, "s3cret-pw");
-    assert_sealed(rows[0].2.as_deref().expect("enable secret stored"), "en-able");
+    assert_sealed(
+        rows[0].2.as_deref().expect("enable secret stored"),
+        "en-able",
+    );
     assert_sealed(&rows[1].1, "other-pw");
     assert!(rows[1].2.is_none());
     // Statistics.

@@ -13,7 +13,9 @@ pub fn cipher() -> Arc<AesGcmCipher> {
 
 /// A cipher with a fixed test key, for tests that check the stored `v1:<key id>:` prefix.
 pub fn known_cipher() -> Arc<AesGcmCipher> {
-    Arc::new(AesGcmCipher::from_key(&KeyMaterial::from_bytes(&[7u8; 32]).expect("32-byte key")))
+    Arc::new(AesGcmCipher::from_key(
+        &KeyMaterial::from_bytes(&[7u8; 32]).expect("32-byte key"),
+    ))
 }
 
 /// An in-memory SQLite store.
