@@ -1195,18 +1195,6 @@ pub struct JobFilter {
     pub enabled: Option<bool>,
 }
 
-/// Escapes `%`, `_` and `\` for a SQL `LIKE … ESCAPE '\'` pattern, so filters match literally.
-pub fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1259,10 +1247,5 @@ mod tests {
         assert!(validate_name("hostname", "../etc").is_err());
         assert!(validate_name("hostname", "a\nb").is_err());
         assert!(validate_name("hostname", "").is_err());
-    }
-
-    #[test]
-    fn like_escape_escapes_wildcards() {
-        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
     }
 }

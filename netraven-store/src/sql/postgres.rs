@@ -1,46 +1,139 @@
 //! [`PostgresStore`]: the distributed store. All tables live in one schema (default `netraven`),
 //! reached through the connection's `search_path`.
 
-// `Arg`, `db_err`, `DateTime`, `Utc`, `Error` and `Result` come with `common.rs`.
-use crate::sql::{MIGRATIONS_TABLE, migrate_err};
+use crate::sql::dialect::{Dialect, SqlRow};
+use crate::sql::query::{Arg, Sql};
+use crate::sql::{MIGRATIONS_TABLE, PostgresStore, SqlStore, db_err, migrate_err};
+use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
-use netraven_core::error::ErrorKind;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use netraven_core::error::{Error, ErrorKind, Result};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Db = sqlx::Postgres;
-type DbRow = sqlx::postgres::PgRow;
-type DbConn = sqlx::PgConnection;
-type Backend = PostgresStore;
-type TsT = DateTime<Utc>;
+type Q = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-const CI_LIKE: &str = "ILIKE";
-
-fn ts(d: DateTime<Utc>) -> TsT {
-    d
+/// The sqlx query for a dialect-neutral one (lists are bound as arrays).
+fn build(q: Sql) -> Q {
+    let mut out = sqlx::query(sqlx::AssertSqlSafe(q.text));
+    for a in q.args {
+        out = match a {
+            Arg::I64(v) => out.bind(v),
+            Arg::OptI64(v) => out.bind(v),
+            Arg::Text(v) => out.bind(v),
+            Arg::OptText(v) => out.bind(v),
+            Arg::Ts(v) => out.bind(v),
+            Arg::OptTs(v) => out.bind(v),
+            Arg::Ids(v) => out.bind(v),
+            Arg::Texts(v) => out.bind(v),
+            Arg::Bool(v) => out.bind(v),
+            Arg::OptBool(v) => out.bind(v),
+        };
+    }
+    out
 }
 
-fn from_ts(v: TsT) -> Result<DateTime<Utc>> {
-    Ok(v)
+fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(col).map_err(db_err)
 }
 
-/// Membership in a list bound as one array parameter.
-fn in_list(expr: &str, placeholder: &str) -> String {
-    format!("{expr} = ANY({placeholder})")
+impl SqlRow for PgRow {
+    fn i64(&self, col: &str) -> Result<i64> {
+        get(self, col)
+    }
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        get(self, col)
+    }
+    fn bool(&self, col: &str) -> Result<bool> {
+        get(self, col)
+    }
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+        get(self, col)
+    }
+    fn ts(&self, col: &str) -> Result<DateTime<Utc>> {
+        get(self, col)
+    }
+    fn opt_ts(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
+        get(self, col)
+    }
 }
 
-fn bind_arg(q: Q, a: Arg) -> Q {
-    match a {
-        Arg::I64(v) => q.bind(v),
-        Arg::OptI64(v) => q.bind(v),
-        Arg::Text(v) => q.bind(v),
-        Arg::OptText(v) => q.bind(v),
-        Arg::Ts(v) => q.bind(v),
-        Arg::Ids(v) => q.bind(v),
-        Arg::Texts(v) => q.bind(v),
-        Arg::Bool(v) => q.bind(v),
+/// The PostgreSQL backend of [`PostgresStore`]: its connection pool and schema.
+#[derive(Clone)]
+pub struct PostgresBackend {
+    pool: sqlx::PgPool,
+    schema: String,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgreSQL")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dialect for PostgresBackend {
+    type Row = PgRow;
+    type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+    const CI_LIKE: &'static str = "ILIKE";
+
+    /// Membership in a list bound as one array parameter.
+    fn in_list(expr: &str, placeholder: &str) -> String {
+        format!("{expr} = ANY({placeholder})")
+    }
+
+    async fn fetch_all(&self, q: Sql) -> Result<Vec<PgRow>> {
+        build(q).fetch_all(&self.pool).await.map_err(db_err)
+    }
+
+    async fn fetch_optional(&self, q: Sql) -> Result<Option<PgRow>> {
+        build(q).fetch_optional(&self.pool).await.map_err(db_err)
+    }
+
+    async fn execute(&self, q: Sql) -> Result<u64> {
+        Ok(build(q)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    /// Row locks and unique constraints do the serialising; a plain transaction is enough.
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        self.pool.begin().await.map_err(db_err)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<()> {
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn tx_fetch_all(tx: &mut Self::Tx, q: Sql) -> Result<Vec<PgRow>> {
+        build(q).fetch_all(&mut **tx).await.map_err(db_err)
+    }
+
+    async fn tx_fetch_optional(tx: &mut Self::Tx, q: Sql) -> Result<Option<PgRow>> {
+        build(q).fetch_optional(&mut **tx).await.map_err(db_err)
+    }
+
+    async fn tx_execute(tx: &mut Self::Tx, q: Sql) -> Result<u64> {
+        Ok(build(q)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
     }
 }
 
@@ -87,23 +180,6 @@ fn valid_schema(s: &str) -> Result<()> {
     Ok(())
 }
 
-/// The PostgreSQL store.
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: sqlx::PgPool,
-    cipher: Arc<dyn SecretCipher>,
-    schema: String,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("schema", &self.schema)
-            .field("cipher_key", &self.cipher.current_key_id())
-            .finish_non_exhaustive()
-    }
-}
-
 impl PostgresStore {
     /// Connects to `url` (a `postgres://` URL), using `schema` (default `netraven`), creating the
     /// schema if needed and applying pending migrations.
@@ -147,13 +223,15 @@ impl PostgresStore {
                 return Err(e);
             }
         }
-        let store = PostgresStore {
-            pool,
+        let store = SqlStore {
+            db: PostgresBackend {
+                pool,
+                schema: options.schema,
+            },
             cipher,
-            schema: options.schema,
         };
         store.migrate().await?;
-        tracing::debug!(schema = %store.schema, "connected PostgreSQL store");
+        tracing::debug!(schema = %store.db.schema, "connected PostgreSQL store");
         Ok(store)
     }
 
@@ -162,38 +240,32 @@ impl PostgresStore {
     pub async fn migrate(&self) -> Result<()> {
         let mut m = sqlx::migrate!("./migrations/postgres");
         m.dangerous_set_table_name(MIGRATIONS_TABLE);
-        m.run(&self.pool).await.map_err(migrate_err)
+        m.run(&self.db.pool).await.map_err(migrate_err)
     }
 
     /// The schema holding the tables.
     pub fn schema(&self) -> &str {
-        &self.schema
+        &self.db.schema
     }
 
     /// The underlying connection pool.
     pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Drops the store's schema with everything in it and closes the pool (tests, uninstall).
     pub async fn drop_schema(&self) -> Result<()> {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.db.schema);
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&self.pool)
+            .execute(&self.db.pool)
             .await
             .map_err(db_err)?;
-        self.pool.close().await;
+        self.db.pool.close().await;
         Ok(())
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-        self.pool.begin().await.map_err(db_err)
+        self.db.pool.close().await;
     }
 }
-
-include!("common.rs");

@@ -1,51 +1,155 @@
 //! [`SqliteStore`]: the embedded default store (one SQLite file, WAL mode).
 
-// `Arg`, `db_err`, `DateTime`, `Utc`, `Error` and `Result` come with `common.rs`.
-use crate::sql::{MIGRATIONS_TABLE, migrate_err};
+use crate::sql::dialect::{Dialect, SqlRow};
+use crate::sql::query::{Arg, Sql};
+use crate::sql::{MIGRATIONS_TABLE, SqlStore, SqliteStore, db_err, migrate_err};
+use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use netraven_core::error::{Error, Result};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Db = sqlx::Sqlite;
-type DbRow = sqlx::sqlite::SqliteRow;
-type DbConn = sqlx::SqliteConnection;
-type Backend = SqliteStore;
+type Q = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 /// SQLite keeps timestamps as INTEGER microseconds since the epoch (sortable, comparable).
-type TsT = i64;
-
-/// SQLite's `LIKE` is case-insensitive for ASCII.
-const CI_LIKE: &str = "LIKE";
-
-fn ts(d: DateTime<Utc>) -> TsT {
+fn ts(d: DateTime<Utc>) -> i64 {
     d.timestamp_micros()
 }
 
-fn from_ts(v: TsT) -> Result<DateTime<Utc>> {
+fn from_ts(v: i64) -> Result<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_micros(v)
         .ok_or_else(|| Error::internal(format!("timestamp {v} out of range in database")))
-}
-
-/// Membership in a list bound as one JSON array parameter.
-fn in_list(expr: &str, placeholder: &str) -> String {
-    format!("{expr} IN (SELECT value FROM json_each({placeholder}))")
 }
 
 fn json_list<T: serde::Serialize>(v: &[T]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".to_string())
 }
 
-fn bind_arg(q: Q, a: Arg) -> Q {
-    match a {
-        Arg::I64(v) => q.bind(v),
-        Arg::OptI64(v) => q.bind(v),
-        Arg::Text(v) => q.bind(v),
-        Arg::OptText(v) => q.bind(v),
-        Arg::Ts(v) => q.bind(ts(v)),
-        Arg::Ids(v) => q.bind(json_list(&v)),
-        Arg::Texts(v) => q.bind(json_list(&v)),
-        Arg::Bool(v) => q.bind(v),
+/// The sqlx query for a dialect-neutral one (lists are bound as one JSON array).
+fn build(q: Sql) -> Q {
+    let mut out = sqlx::query(sqlx::AssertSqlSafe(q.text));
+    for a in q.args {
+        out = match a {
+            Arg::I64(v) => out.bind(v),
+            Arg::OptI64(v) => out.bind(v),
+            Arg::Text(v) => out.bind(v),
+            Arg::OptText(v) => out.bind(v),
+            Arg::Ts(v) => out.bind(ts(v)),
+            Arg::OptTs(v) => out.bind(v.map(ts)),
+            Arg::Ids(v) => out.bind(json_list(&v)),
+            Arg::Texts(v) => out.bind(json_list(&v)),
+            Arg::Bool(v) => out.bind(v),
+            Arg::OptBool(v) => out.bind(v),
+        };
+    }
+    out
+}
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col).map_err(db_err)
+}
+
+impl SqlRow for SqliteRow {
+    fn i64(&self, col: &str) -> Result<i64> {
+        get(self, col)
+    }
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        get(self, col)
+    }
+    fn bool(&self, col: &str) -> Result<bool> {
+        get(self, col)
+    }
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+        get(self, col)
+    }
+    fn ts(&self, col: &str) -> Result<DateTime<Utc>> {
+        from_ts(get(self, col)?)
+    }
+    fn opt_ts(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
+        get::<Option<i64>>(self, col)?.map(from_ts).transpose()
+    }
+}
+
+/// The SQLite backend of [`SqliteStore`]: its connection pool.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    pool: sqlx::SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SQLite")
+    }
+}
+
+impl Dialect for SqliteBackend {
+    type Row = SqliteRow;
+    type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+    /// SQLite's `LIKE` is case-insensitive for ASCII.
+    const CI_LIKE: &'static str = "LIKE";
+
+    /// Membership in a list bound as one JSON array parameter.
+    fn in_list(expr: &str, placeholder: &str) -> String {
+        format!("{expr} IN (SELECT value FROM json_each({placeholder}))")
+    }
+
+    async fn fetch_all(&self, q: Sql) -> Result<Vec<SqliteRow>> {
+        build(q).fetch_all(&self.pool).await.map_err(db_err)
+    }
+
+    async fn fetch_optional(&self, q: Sql) -> Result<Option<SqliteRow>> {
+        build(q).fetch_optional(&self.pool).await.map_err(db_err)
+    }
+
+    async fn execute(&self, q: Sql) -> Result<u64> {
+        Ok(build(q)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock at once; waiting is bounded by the busy timeout.
+    async fn begin_write(&self) -> Result<Self::Tx> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<()> {
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn tx_fetch_all(tx: &mut Self::Tx, q: Sql) -> Result<Vec<SqliteRow>> {
+        build(q).fetch_all(&mut **tx).await.map_err(db_err)
+    }
+
+    async fn tx_fetch_optional(tx: &mut Self::Tx, q: Sql) -> Result<Option<SqliteRow>> {
+        build(q).fetch_optional(&mut **tx).await.map_err(db_err)
+    }
+
+    async fn tx_execute(tx: &mut Self::Tx, q: Sql) -> Result<u64> {
+        Ok(build(q)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
     }
 }
 
@@ -64,22 +168,6 @@ impl Default for SqliteOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(30),
         }
-    }
-}
-
-/// The SQLite store: one database file in WAL mode, created (with its directory) on first
-/// start, migrated on open.
-#[derive(Clone)]
-pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
-    cipher: Arc<dyn SecretCipher>,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("cipher_key", &self.cipher.current_key_id())
-            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +204,10 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| db_err(e).context(format!("opening {}", path.display())))?;
-        let store = SqliteStore { pool, cipher };
+        let store = SqlStore {
+            db: SqliteBackend { pool },
+            cipher,
+        };
         store.migrate().await?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
         Ok(store)
@@ -136,7 +227,10 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(db_err)?;
-        let store = SqliteStore { pool, cipher };
+        let store = SqlStore {
+            db: SqliteBackend { pool },
+            cipher,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -145,27 +239,16 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<()> {
         let mut m = sqlx::migrate!("./migrations/sqlite");
         m.dangerous_set_table_name(MIGRATIONS_TABLE);
-        m.run(&self.pool).await.map_err(migrate_err)
+        m.run(&self.db.pool).await.map_err(migrate_err)
     }
 
     /// The underlying connection pool.
     pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.pool
+        &self.db.pool
     }
 
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so it never fails
-    /// half-way on a lock upgrade; waiting is bounded by the busy timeout.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
+        self.db.pool.close().await;
     }
 }
-
-include!("common.rs");

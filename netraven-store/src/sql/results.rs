@@ -1,0 +1,153 @@
+//! Device results, counted into their run's tallies in the same transaction.
+
+use crate::sql::SqlStore;
+use crate::sql::dialect::{Dialect, SqlRow};
+use crate::sql::query::{Sql, Where, to_i};
+use crate::sql::runs::counts_row;
+use netraven_core::ErrorKind;
+use netraven_core::error::{Error, Result};
+use netraven_core::model::{
+    DeviceId, DeviceResult, DeviceStatus, Page, Paged, RecordOutcome, ResultFilter, RunCounts,
+    RunId,
+};
+use netraven_core::store::ResultStore;
+
+const RESULT_COLS: &str = "id, run_id, job_id, device_id, status, error_kind, message, \
+    duration_ms, credential_id, snapshot_id, changed, output, attempt, started_at, finished_at";
+
+fn result_row(r: &impl SqlRow) -> Result<DeviceResult> {
+    let status = r.text("status")?;
+    let kind = r.opt_text("error_kind")?;
+    Ok(DeviceResult {
+        id: r.i64("id")?,
+        run_id: r.i64("run_id")?,
+        job_id: r.i64("job_id")?,
+        device_id: r.i64("device_id")?,
+        status: DeviceStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("unknown device status {status:?}")))?,
+        error_kind: kind
+            .map(|k| {
+                ErrorKind::parse(&k)
+                    .ok_or_else(|| Error::internal(format!("unknown error kind {k:?}")))
+            })
+            .transpose()?,
+        message: r.opt_text("message")?,
+        duration_ms: r.int("duration_ms")?,
+        credential_id: r.opt_i64("credential_id")?,
+        snapshot_id: r.opt_i64("snapshot_id")?,
+        changed: r.opt_bool("changed")?,
+        output: r.opt_text("output")?,
+        attempt: r.int("attempt")?,
+        started_at: r.ts("started_at")?,
+        finished_at: r.ts("finished_at")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> ResultStore for SqlStore<D> {
+    async fn record_result(&self, result: &DeviceResult) -> Result<RecordOutcome> {
+        let mut delta = RunCounts::default();
+        delta.add(result);
+        let mut tx = self.db.begin_write().await?;
+        let inserted = D::tx_fetch_optional(
+            &mut tx,
+            Sql::new(
+                "INSERT INTO device_results (run_id, job_id, device_id, status, error_kind, \
+                 message, duration_ms, credential_id, snapshot_id, changed, output, attempt, \
+                 started_at, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (run_id, device_id) DO NOTHING RETURNING id",
+            )
+            .bind(result.run_id)
+            .bind(result.job_id)
+            .bind(result.device_id)
+            .bind(result.status.as_str())
+            .bind(result.error_kind.map(|k| k.as_str()))
+            .bind(&result.message)
+            .bind(to_i("duration_ms", result.duration_ms)?)
+            .bind(result.credential_id)
+            .bind(result.snapshot_id)
+            .bind(result.changed)
+            .bind(&result.output)
+            .bind(i64::from(result.attempt))
+            .bind(result.started_at)
+            .bind(result.finished_at),
+        )
+        .await?
+        .is_some();
+        let tallies = if inserted {
+            Sql::new(
+                "UPDATE runs SET succeeded = succeeded + $2, failed = failed + $3, \
+                 changed = changed + $4, unchanged = unchanged + $5 WHERE id = $1 \
+                 RETURNING total, succeeded, failed, changed, unchanged",
+            )
+            .bind(result.run_id)
+            .bind(i64::from(delta.succeeded))
+            .bind(i64::from(delta.failed))
+            .bind(i64::from(delta.changed))
+            .bind(i64::from(delta.unchanged))
+        } else {
+            Sql::new("SELECT total, succeeded, failed, changed, unchanged FROM runs WHERE id = $1")
+                .bind(result.run_id)
+        };
+        // A missing run rolls the insert back (the transaction is dropped uncommitted).
+        let row = D::tx_fetch_one(&mut tx, tallies, format!("run {}", result.run_id)).await?;
+        let counts = counts_row(&row)?;
+        D::commit(tx).await?;
+        Ok(RecordOutcome { inserted, counts })
+    }
+
+    async fn get_result(&self, run: RunId, device: DeviceId) -> Result<Option<DeviceResult>> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(format!(
+                    "SELECT {RESULT_COLS} FROM device_results \
+                     WHERE run_id = $1 AND device_id = $2"
+                ))
+                .bind(run)
+                .bind(device),
+            )
+            .await?;
+        row.as_ref().map(result_row).transpose()
+    }
+
+    async fn list_results(&self, filter: &ResultFilter, page: Page) -> Result<Paged<DeviceResult>> {
+        let mut w = Where::default();
+        if let Some(v) = filter.run_id {
+            let p = w.arg(v);
+            w.cond(format!("run_id = {p}"));
+        }
+        if let Some(v) = filter.job_id {
+            let p = w.arg(v);
+            w.cond(format!("job_id = {p}"));
+        }
+        if let Some(v) = filter.device_id {
+            let p = w.arg(v);
+            w.cond(format!("device_id = {p}"));
+        }
+        if let Some(v) = filter.status {
+            let p = w.arg(v.as_str());
+            w.cond(format!("status = {p}"));
+        }
+        if let Some(v) = filter.since {
+            let p = w.arg(v);
+            w.cond(format!("finished_at >= {p}"));
+        }
+        if let Some(v) = filter.until {
+            let p = w.arg(v);
+            w.cond(format!("finished_at < {p}"));
+        }
+        let total = self.db.count(w.count("device_results")).await?;
+        let rows = self
+            .db
+            .fetch_all(w.page(
+                &format!("SELECT {RESULT_COLS} FROM device_results"),
+                "finished_at DESC, id DESC",
+                page,
+            ))
+            .await?;
+        let items = rows.iter().map(result_row).collect::<Result<Vec<_>>>()?;
+        Ok(Paged::new(items, total, page))
+    }
+}

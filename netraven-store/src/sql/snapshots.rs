@@ -1,0 +1,236 @@
+//! The snapshot index, its content, and the latest snapshot per device (`snapshot_latest`).
+
+use crate::sql::SqlStore;
+use crate::sql::dialect::{Dialect, SqlRow};
+use crate::sql::query::{Arg, Sql, Where, contains_pattern, or_now, page_args};
+use chrono::Utc;
+use netraven_core::error::Result;
+use netraven_core::model::{
+    DeviceId, Page, Paged, Snapshot, SnapshotId, SnapshotMeta, content_hash,
+};
+use netraven_core::store::SnapshotStore;
+
+const SNAP_COLS: &str = "s.id AS id, s.device_id AS device_id, s.hostname AS hostname, \
+     s.run_id AS run_id, s.hash AS hash, s.size AS size, s.created_at AS created_at, \
+     s.commit_id AS commit_id";
+
+/// The latest-snapshot index entry, read from `snapshot_latest l` without a join.
+const LATEST_COLS: &str = "l.snapshot_id AS id, l.device_id AS device_id, l.hostname AS hostname, \
+     l.run_id AS run_id, l.hash AS hash, l.size AS size, l.created_at AS created_at, \
+     l.commit_id AS commit_id";
+
+fn snap_meta_row(r: &impl SqlRow) -> Result<SnapshotMeta> {
+    Ok(SnapshotMeta {
+        id: r.i64("id")?,
+        device_id: r.i64("device_id")?,
+        hostname: r.text("hostname")?,
+        run_id: r.opt_i64("run_id")?,
+        hash: r.text("hash")?,
+        size: r.int("size")?,
+        created_at: r.ts("created_at")?,
+        commit_id: r.opt_text("commit_id")?,
+    })
+}
+
+fn snap_row(r: &impl SqlRow) -> Result<Snapshot> {
+    Ok(Snapshot {
+        meta: snap_meta_row(r)?,
+        content: r.text("content")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> SnapshotStore for SqlStore<D> {
+    async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta> {
+        let m = &snapshot.meta;
+        let hash = if m.hash.is_empty() {
+            content_hash(&snapshot.content)
+        } else {
+            m.hash.clone()
+        };
+        let created = or_now(m.created_at, Utc::now());
+        let size = snapshot.content.len() as i64;
+        let mut tx = self.db.begin_write().await?;
+        let row = D::tx_fetch_one(
+            &mut tx,
+            Sql::new(
+                "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, \
+                 commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(m.device_id)
+            .bind(&m.hostname)
+            .bind(m.run_id)
+            .bind(hash.clone())
+            .bind(size)
+            .bind(created)
+            .bind(&m.commit_id),
+            "inserted snapshot".into(),
+        )
+        .await?;
+        let id = row.i64("id")?;
+        D::tx_execute(
+            &mut tx,
+            Sql::new("INSERT INTO snapshot_contents (snapshot_id, content) VALUES ($1, $2)")
+                .bind(id)
+                .bind(&snapshot.content),
+        )
+        .await?;
+        // The latest entry moves only forward (by time, then id), whatever the insert order.
+        D::tx_execute(
+            &mut tx,
+            Sql::new(
+                "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, \
+                 run_id, hash, size, commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
+                 created_at = excluded.created_at, hostname = excluded.hostname, \
+                 run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
+                 commit_id = excluded.commit_id \
+                 WHERE excluded.created_at > snapshot_latest.created_at \
+                    OR (excluded.created_at = snapshot_latest.created_at \
+                        AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
+            )
+            .bind(m.device_id)
+            .bind(id)
+            .bind(created)
+            .bind(&m.hostname)
+            .bind(m.run_id)
+            .bind(hash)
+            .bind(size)
+            .bind(&m.commit_id),
+        )
+        .await?;
+        let row = D::tx_fetch_one(
+            &mut tx,
+            Sql::new(format!(
+                "SELECT {SNAP_COLS} FROM snapshots s WHERE s.id = $1"
+            ))
+            .bind(id),
+            format!("snapshot {id}"),
+        )
+        .await?;
+        let meta = snap_meta_row(&row)?;
+        D::commit(tx).await?;
+        Ok(meta)
+    }
+
+    async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>> {
+        let row = self
+            .db
+            .fetch_optional(
+                Sql::new(format!(
+                    "SELECT {LATEST_COLS} FROM snapshot_latest l WHERE l.device_id = $1"
+                ))
+                .bind(device),
+            )
+            .await?;
+        row.as_ref().map(snap_meta_row).transpose()
+    }
+
+    async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let row = self
+            .db
+            .fetch_one(
+                Sql::new(format!(
+                    "SELECT {SNAP_COLS}, c.content AS content FROM snapshots s \
+                     JOIN snapshot_contents c ON c.snapshot_id = s.id WHERE s.id = $1"
+                ))
+                .bind(id),
+                format!("snapshot {id}"),
+            )
+            .await?;
+        snap_row(&row)
+    }
+
+    async fn list_snapshots(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>> {
+        let total = self
+            .db
+            .count(
+                Sql::new("SELECT COUNT(*) AS n FROM snapshots WHERE device_id = $1").bind(device),
+            )
+            .await?;
+        let mut w = Where::default();
+        w.arg(device);
+        let text = format!(
+            "SELECT {SNAP_COLS} FROM snapshots s WHERE s.device_id = $1 \
+             ORDER BY s.created_at DESC, s.id DESC{}",
+            page_args(&mut w, page)
+        );
+        let rows = self.db.fetch_all(Sql::with_args(text, w.args)).await?;
+        let items = rows.iter().map(snap_meta_row).collect::<Result<Vec<_>>>()?;
+        Ok(Paged::new(items, total, page))
+    }
+
+    async fn latest_snapshots(&self, devices: &[DeviceId]) -> Result<Vec<SnapshotMeta>> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(format!(
+                    "SELECT {LATEST_COLS} FROM snapshot_latest l WHERE {} ORDER BY l.device_id",
+                    D::in_list("l.device_id", "$1")
+                ))
+                .bind(Arg::Ids(devices.to_vec())),
+            )
+            .await?;
+        rows.iter().map(snap_meta_row).collect()
+    }
+
+    async fn uncommitted_snapshots(&self, limit: u32) -> Result<Vec<Snapshot>> {
+        let rows = self
+            .db
+            .fetch_all(
+                Sql::new(format!(
+                    "SELECT {SNAP_COLS}, c.content AS content FROM snapshots s \
+                     JOIN snapshot_contents c ON c.snapshot_id = s.id \
+                     WHERE s.commit_id IS NULL ORDER BY s.id LIMIT $1"
+                ))
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(snap_row).collect()
+    }
+
+    async fn mark_committed(&self, ids: &[SnapshotId], commit_id: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().await?;
+        for (table, col) in [("snapshots", "id"), ("snapshot_latest", "snapshot_id")] {
+            D::tx_execute(
+                &mut tx,
+                Sql::new(format!(
+                    "UPDATE {table} SET commit_id = $1 WHERE {}",
+                    D::in_list(col, "$2")
+                ))
+                .bind(commit_id)
+                .bind(Arg::Ids(ids.to_vec())),
+            )
+            .await?;
+        }
+        D::commit(tx).await
+    }
+
+    async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>> {
+        let from = format!(
+            " FROM snapshot_latest l JOIN snapshot_contents c ON c.snapshot_id = l.snapshot_id \
+             WHERE c.content {} $1 ESCAPE '\\'",
+            D::CI_LIKE
+        );
+        let pattern = contains_pattern(needle);
+        let total = self
+            .db
+            .count(Sql::new(format!("SELECT COUNT(*) AS n{from}")).bind(pattern.clone()))
+            .await?;
+        let mut w = Where::default();
+        w.arg(pattern);
+        let text = format!(
+            "SELECT {LATEST_COLS}{from} ORDER BY l.hostname, l.snapshot_id{}",
+            page_args(&mut w, page)
+        );
+        let rows = self.db.fetch_all(Sql::with_args(text, w.args)).await?;
+        let items = rows.iter().map(snap_meta_row).collect::<Result<Vec<_>>>()?;
+        Ok(Paged::new(items, total, page))
+    }
+}
