@@ -200,7 +200,7 @@ impl fmt::Debug for GitWriter {
     }
 }
 
-fn git_err(ctx: &str, e: git2::Error) -> Error {
+pub(crate) fn git_err(ctx: &str, e: git2::Error) -> Error {
     let kind = match e.code() {
         ErrorCode::NotFound => ErrorKind::NotFound,
         ErrorCode::Locked | ErrorCode::Modified | ErrorCode::NotFastForward => {
@@ -217,7 +217,7 @@ fn join_err(e: tokio::task::JoinError) -> Error {
 
 /// Opens the bare repository at `path`, creating it (with `branch` as its initial head) if it
 /// does not exist.
-fn open_or_init(path: &Path, branch: &str) -> Result<Repository> {
+pub(crate) fn open_or_init(path: &Path, branch: &str) -> Result<Repository> {
     match Repository::open_bare(path) {
         Ok(r) => Ok(r),
         Err(e) if e.code() == ErrorCode::NotFound => {

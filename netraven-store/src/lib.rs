@@ -9,5 +9,6 @@
 
 pub mod cipher;
 pub mod git;
+pub mod git_tree;
 pub mod queue;
 pub mod sql;
