@@ -282,7 +282,7 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
             let host = store
                 .get_device(r.device_id)
                 .await
-                .map(|d| d.hostname)
+                .map(|d| d.spec.hostname)
                 .unwrap_or_default();
             summary
                 .failures

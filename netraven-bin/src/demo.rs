@@ -87,11 +87,11 @@ async fn upsert_device(store: &dyn Store, d: Device) -> Result<Device> {
         .find(|x| x.hostname == d.hostname);
     match existing {
         Some(mut x) => {
-            x.address = d.address;
-            x.port = d.port;
-            x.platform = d.platform;
-            x.tags = d.tags;
-            x.credential_id = d.credential_id;
+            x.address = d.spec.address;
+            x.port = d.spec.port;
+            x.platform = d.spec.platform;
+            x.tags = d.spec.tags;
+            x.credential_id = d.spec.credential_id;
             // The simulator makes new host keys per start; the demo trusts them.
             x.host_key_policy = HostKeyPolicy::Off;
             store.update_device(&x).await
@@ -253,7 +253,7 @@ pub async fn run(cfg: &Config, opts: &DemoOptions, shutdown: CancellationToken) 
             .store
             .get_device(r.device_id)
             .await
-            .map(|d| d.hostname)
+            .map(|d| d.spec.hostname)
             .unwrap_or_default();
         println!(
             "  {host}: {} ({})",

@@ -63,13 +63,12 @@ impl HostKeyPolicy {
     }
 }
 
-/// A network device to back up.
+/// The writable fields of a device: what a client sends to create or replace one (the API's
+/// device body and an import row are this type) and what [`Device`] carries besides its id and
+/// timestamps. One definition, so input and stored device cannot drift apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Device {
-    /// Store-assigned id.
-    #[serde(default)]
-    pub id: DeviceId,
+pub struct DeviceSpec {
     /// Unique name of the device (used for the snapshot file name).
     pub hostname: String,
     /// IP address or DNS name to connect to.
@@ -103,30 +102,16 @@ pub struct Device {
     /// Disabled devices are left out of runs.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// When the device was created.
-    #[serde(default = "epoch")]
-    pub created_at: DateTime<Utc>,
-    /// When the device was last changed.
-    #[serde(default = "epoch")]
-    pub updated_at: DateTime<Utc>,
 }
 
-fn default_port() -> u16 {
-    22
-}
-fn default_true() -> bool {
-    true
-}
-
-impl Device {
-    /// A device with defaults for everything but its name, address and platform.
+impl DeviceSpec {
+    /// A spec with defaults for everything but its name, address and platform.
     pub fn new(
         hostname: impl Into<String>,
         address: impl Into<String>,
         platform: impl Into<String>,
     ) -> Self {
-        Device {
-            id: 0,
+        DeviceSpec {
             hostname: hostname.into(),
             address: address.into(),
             port: 22,
@@ -139,25 +124,7 @@ impl Device {
             host_key_policy: HostKeyPolicy::Tofu,
             legacy_ssh: false,
             enabled: true,
-            created_at: epoch(),
-            updated_at: epoch(),
         }
-    }
-
-    /// Builder-style: sets the port.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Builder-style: sets the tags.
-    pub fn with_tags<I, S>(mut self, tags: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.tags = tags.into_iter().map(Into::into).collect();
-        self
     }
 
     /// Checks the fields a store relies on.
@@ -174,6 +141,81 @@ impl Device {
             validate_name("tag", t)?;
         }
         Ok(())
+    }
+}
+
+/// A network device to back up: its [`DeviceSpec`] plus the store-assigned id and timestamps.
+/// It dereferences to its spec, so `device.hostname` reads (and writes) the spec's field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Store-assigned id.
+    #[serde(default)]
+    pub id: DeviceId,
+    /// The writable fields (flattened into the same JSON object).
+    #[serde(flatten)]
+    pub spec: DeviceSpec,
+    /// When the device was created.
+    #[serde(default = "epoch")]
+    pub created_at: DateTime<Utc>,
+    /// When the device was last changed.
+    #[serde(default = "epoch")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::ops::Deref for Device {
+    type Target = DeviceSpec;
+    fn deref(&self) -> &DeviceSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::DerefMut for Device {
+    fn deref_mut(&mut self) -> &mut DeviceSpec {
+        &mut self.spec
+    }
+}
+
+fn default_port() -> u16 {
+    22
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Device {
+    /// A device with defaults for everything but its name, address and platform.
+    pub fn new(
+        hostname: impl Into<String>,
+        address: impl Into<String>,
+        platform: impl Into<String>,
+    ) -> Self {
+        Device::from_spec(DeviceSpec::new(hostname, address, platform))
+    }
+
+    /// A device (id 0, timestamps at the epoch) with these writable fields.
+    pub fn from_spec(spec: DeviceSpec) -> Self {
+        Device {
+            id: 0,
+            spec,
+            created_at: epoch(),
+            updated_at: epoch(),
+        }
+    }
+
+    /// Builder-style: sets the port.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.spec.port = port;
+        self
+    }
+
+    /// Builder-style: sets the tags.
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.tags = tags.into_iter().map(Into::into).collect();
+        self
     }
 }
 

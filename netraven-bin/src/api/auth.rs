@@ -1,18 +1,21 @@
 //! Authentication and authorisation: argon2 password hashes, HS256 JWTs, hashed API tokens,
-//! the failed-login limiter and the per-route role check.
+//! the failed-login limiter, the per-route role check, and the login and `me` handlers.
 
 use super::ApiState;
-use super::error::ApiError;
+use super::error::{ApiError, ApiJson, ApiResult};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{Request, State};
-use axum::http::header;
+use axum::Extension;
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use netraven_core::prelude::*;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -345,6 +348,80 @@ impl LoginLimiter {
             .unwrap_or_else(|p| p.into_inner())
             .remove(username);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login and `me`
+
+/// Login form (form-encoded or JSON). Extra OAuth2 fields (`grant_type`, `scope`, …) are ignored
+/// so OAuth2 password-flow clients work.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// `POST /api/auth/token`.
+pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Response> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form: LoginForm = if is_form {
+        axum::Form::<LoginForm>::from_request(req, &())
+            .await
+            .map_err(|r| ApiError::new(r.status(), "invalid_input", r.body_text()))
+            .map(|f| f.0)?
+    } else {
+        ApiJson::<LoginForm>::from_request(req, &()).await?.0
+    };
+    let a = &st.auth;
+    if !st
+        .limiter
+        .allowed(&form.username, a.max_failed_logins, a.login_window)
+    {
+        tracing::warn!("login refused: too many failed attempts for this user name");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many failed logins for this user; try again later",
+        ));
+    }
+    let user = st.store.get_user_by_name(&form.username).await?;
+    let known = matches!(&user, Some(u) if u.active);
+    // Unknown and inactive users are checked against a dummy hash, so the response time does not
+    // tell which user names exist.
+    let hash = match &user {
+        Some(u) if u.active => u.password_hash.clone(),
+        _ => dummy_hash().to_string(),
+    };
+    let pw = form.password.clone();
+    let verified = tokio::task::spawn_blocking(move || verify_password(pw.expose(), &hash))
+        .await
+        .unwrap_or(false);
+    let ok = known && verified;
+    let Some(user) = user.filter(|_| ok) else {
+        st.limiter.failed(&form.username);
+        tracing::warn!("failed login");
+        return Err(ApiError::unauthorized("incorrect username or password"));
+    };
+    st.limiter.succeeded(&form.username);
+    let token = issue_jwt(a, &user)?;
+    tracing::info!(user_id = user.id, "login");
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": a.token_ttl.as_secs(),
+    }))
+    .into_response())
+}
+
+/// `GET /api/auth/me`.
+pub async fn me(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
+    Json(json!({ "user": p.user, "auth": p.method }))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Handlers for configuration history, snapshots, diffs and search.
 
 use super::ApiState;
+use super::common::{PageQuery, page_of};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
-use super::resources::page_of;
 use axum::Json;
 use axum::extract::State;
 use netraven_core::prelude::*;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub async fn history(
     State(st): State<ApiState>,
     ApiPath(device_id): ApiPath<DeviceId>,
-    ApiQuery(q): ApiQuery<super::resources::PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Paged<SnapshotMeta>>> {
     let page = page_of(q.page, q.size)?;
     Ok(Json(st.sink.history(device_id, page).await?))

@@ -18,11 +18,16 @@
 //! 422 invalid input (wrong types, unknown fields, failed validation), 429 too many failed logins.
 
 pub mod auth;
+pub mod common;
 pub mod configs;
+pub mod credentials;
+pub mod devices;
 pub mod error;
-pub mod resources;
+pub mod jobs;
 pub mod runs;
 pub mod system;
+pub mod tags;
+pub mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -99,10 +104,15 @@ const P: Access = Access::Public;
 
 /// The route table: every route with its access rule and handler.
 fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
+    use auth as au;
     use configs as c;
-    use resources as r;
+    use credentials as cr;
+    use devices as d;
+    use jobs as j;
     use runs as ru;
     use system as s;
+    use tags as t;
+    use users as u;
     fn spec(
         method: &'static str,
         path: &'static str,
@@ -149,24 +159,24 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "Log in (form or JSON username/password); returns a bearer token",
             ),
-            post(r::login),
+            post(au::login),
         ),
         (
             spec("GET", "/api/auth/me", V, 200, "The calling user"),
-            get(r::me),
+            get(au::me),
         ),
         // Users
         (
             spec("GET", "/api/users", A, 200, "List users"),
-            get(r::list_users),
+            get(u::list_users),
         ),
         (
             spec("POST", "/api/users", A, 201, "Create a user"),
-            post(r::create_user),
+            post(u::create_user),
         ),
         (
             spec("GET", "/api/users/{id}", A, 200, "Get a user"),
-            get(r::get_user),
+            get(u::get_user),
         ),
         (
             spec(
@@ -176,7 +186,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "Change a user's password, role or active flag",
             ),
-            put(r::update_user),
+            put(u::update_user),
         ),
         (
             spec(
@@ -186,7 +196,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 204,
                 "Delete a user and its tokens",
             ),
-            delete(r::delete_user),
+            delete(u::delete_user),
         ),
         // API tokens
         (
@@ -197,7 +207,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "List API tokens (of user_id, default the caller)",
             ),
-            get(r::list_tokens),
+            get(u::list_tokens),
         ),
         (
             spec(
@@ -207,32 +217,32 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 201,
                 "Create an API token; the token is shown only in this response",
             ),
-            post(r::create_token),
+            post(u::create_token),
         ),
         (
             spec("DELETE", "/api/tokens/{id}", A, 204, "Revoke an API token"),
-            delete(r::delete_token),
+            delete(u::delete_token),
         ),
         // Tags
         (
             spec("GET", "/api/tags", V, 200, "List tags"),
-            get(r::list_tags),
+            get(t::list_tags),
         ),
         (
             spec("POST", "/api/tags", O, 201, "Create a tag"),
-            post(r::create_tag),
+            post(t::create_tag),
         ),
         (
             spec("GET", "/api/tags/{id}", V, 200, "Get a tag"),
-            get(r::get_tag),
+            get(t::get_tag),
         ),
         (
             spec("PUT", "/api/tags/{id}", O, 200, "Rename or describe a tag"),
-            put(r::update_tag),
+            put(t::update_tag),
         ),
         (
             spec("DELETE", "/api/tags/{id}", O, 204, "Delete a tag"),
-            delete(r::delete_tag),
+            delete(t::delete_tag),
         ),
         // Credentials
         (
@@ -243,7 +253,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "List credentials (never their secrets)",
             ),
-            get(r::list_credentials),
+            get(cr::list_credentials),
         ),
         (
             spec(
@@ -253,7 +263,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 201,
                 "Create a credential (password is write-only)",
             ),
-            post(r::create_credential),
+            post(cr::create_credential),
         ),
         (
             spec(
@@ -263,7 +273,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "Get a credential (never its secrets)",
             ),
-            get(r::get_credential),
+            get(cr::get_credential),
         ),
         (
             spec(
@@ -273,7 +283,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "Update a credential; omitted secrets are kept",
             ),
-            put(r::update_credential),
+            put(cr::update_credential),
         ),
         (
             spec(
@@ -283,7 +293,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 204,
                 "Delete a credential",
             ),
-            delete(r::delete_credential),
+            delete(cr::delete_credential),
         ),
         // Devices
         (
@@ -294,11 +304,11 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "List devices (filters hostname, address, platform, tag)",
             ),
-            get(r::list_devices),
+            get(d::list_devices),
         ),
         (
             spec("POST", "/api/devices", O, 201, "Create a device"),
-            post(r::create_device),
+            post(d::create_device),
         ),
         (
             spec(
@@ -308,19 +318,19 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "Import devices from CSV (text/csv) or a JSON array; reports per-row errors and duplicates",
             ),
-            post(r::import_devices),
+            post(d::import_devices),
         ),
         (
             spec("GET", "/api/devices/{id}", V, 200, "Get a device"),
-            get(r::get_device),
+            get(d::get_device),
         ),
         (
             spec("PUT", "/api/devices/{id}", O, 200, "Replace a device"),
-            put(r::update_device),
+            put(d::update_device),
         ),
         (
             spec("DELETE", "/api/devices/{id}", O, 204, "Delete a device"),
-            delete(r::delete_device),
+            delete(d::delete_device),
         ),
         // Jobs and runs
         (
@@ -331,19 +341,19 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 200,
                 "List jobs (filters name, enabled)",
             ),
-            get(r::list_jobs),
+            get(j::list_jobs),
         ),
         (
             spec("POST", "/api/jobs", O, 201, "Create a job"),
-            post(r::create_job),
+            post(j::create_job),
         ),
         (
             spec("GET", "/api/jobs/{id}", V, 200, "Get a job"),
-            get(r::get_job),
+            get(j::get_job),
         ),
         (
             spec("PUT", "/api/jobs/{id}", O, 200, "Replace a job"),
-            put(r::update_job),
+            put(j::update_job),
         ),
         (
             spec(
@@ -353,7 +363,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 204,
                 "Delete a job (system jobs: 409)",
             ),
-            delete(r::delete_job),
+            delete(j::delete_job),
         ),
         (
             spec(

@@ -1,8 +1,8 @@
 //! Handlers for running jobs, runs, per-device results and logs (including the live stream).
 
 use super::ApiState;
+use super::common::page_of;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
-use super::resources::page_of;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

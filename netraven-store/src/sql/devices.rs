@@ -6,7 +6,9 @@ use crate::sql::query::{Arg, Sql, Where, contains_pattern, or_now};
 use crate::sql::tags::{Tagged, load_tags, set_tags};
 use chrono::Utc;
 use netraven_core::error::{Error, Result};
-use netraven_core::model::{Device, DeviceFilter, DeviceId, HostKeyPolicy, Page, Paged};
+use netraven_core::model::{
+    Device, DeviceFilter, DeviceId, DeviceSpec, HostKeyPolicy, Page, Paged,
+};
 use netraven_core::store::DeviceStore;
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
@@ -16,19 +18,21 @@ fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
     Ok(Device {
         id: r.i64("id")?,
-        hostname: r.text("hostname")?,
-        address: r.text("address")?,
-        port: r.int("port")?,
-        platform: r.text("platform")?,
-        tags: Vec::new(),
-        description: r.opt_text("description")?,
-        serial: r.opt_text("serial")?,
-        model: r.opt_text("model")?,
-        credential_id: r.opt_i64("credential_id")?,
-        host_key_policy: HostKeyPolicy::parse(&policy)
-            .ok_or_else(|| Error::internal(format!("unknown host key policy {policy:?}")))?,
-        legacy_ssh: r.bool("legacy_ssh")?,
-        enabled: r.bool("enabled")?,
+        spec: DeviceSpec {
+            hostname: r.text("hostname")?,
+            address: r.text("address")?,
+            port: r.int("port")?,
+            platform: r.text("platform")?,
+            tags: Vec::new(),
+            description: r.opt_text("description")?,
+            serial: r.opt_text("serial")?,
+            model: r.opt_text("model")?,
+            credential_id: r.opt_i64("credential_id")?,
+            host_key_policy: HostKeyPolicy::parse(&policy)
+                .ok_or_else(|| Error::internal(format!("unknown host key policy {policy:?}")))?,
+            legacy_ssh: r.bool("legacy_ssh")?,
+            enabled: r.bool("enabled")?,
+        },
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
