@@ -28,6 +28,7 @@ pub mod runs;
 pub mod system;
 pub mod tags;
 pub mod users;
+pub mod views;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -113,6 +114,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use system as s;
     use tags as t;
     use users as u;
+    use views as vw;
     fn spec(
         method: &'static str,
         path: &'static str,
@@ -164,6 +166,37 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec("GET", "/api/auth/me", V, 200, "The calling user"),
             get(au::me),
+        ),
+        // Read models of the web page
+        (
+            spec(
+                "GET",
+                "/api/dashboard",
+                V,
+                200,
+                "Dashboard figures: device health, failing devices, latest runs, runs per day with p50/p95 durations (days, stale_hours)",
+            ),
+            get(vw::dashboard),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/devices/recent",
+                V,
+                200,
+                "Recent results of up to 100 devices (ids, n): last results, last success and failure, credential that worked",
+            ),
+            get(vw::recent_results),
+        ),
+        (
+            spec(
+                "POST",
+                "/api/jobs/preview",
+                V,
+                200,
+                "The next fire times of a schedule (nothing is stored)",
+            ),
+            post(vw::preview_schedule),
         ),
         // Users
         (
@@ -489,6 +522,7 @@ pub fn router(state: ApiState) -> Router {
         r = r.route(spec.path, mr);
     }
     r.route("/", axum::routing::get(crate::ui::index))
+        .route("/assets/{*file}", axum::routing::get(crate::ui::asset))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
