@@ -232,7 +232,8 @@ pub async fn dashboard(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecentQuery {
-    /// Device ids, comma-separated (at most 100).
+    /// Device ids, comma-separated (at most 100; none gives an empty answer).
+    #[serde(default)]
     pub ids: String,
     /// Results per device (1 to 20, default 20).
     pub n: Option<u32>,
