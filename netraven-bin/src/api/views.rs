@@ -190,7 +190,7 @@ pub async fn dashboard(
         .devices_by_ids(&ids)
         .await?
         .into_iter()
-        .map(|d| (d.id, d.hostname))
+        .map(|d| (d.id, d.hostname.clone()))
         .collect();
     let failing: Vec<Value> = failing
         .into_iter()
