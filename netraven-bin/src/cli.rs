@@ -95,6 +95,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Device platforms: list them, check a platform file, test one on a captured transcript.
+    Platforms {
+        /// What to do.
+        #[command(subcommand)]
+        action: PlatformsAction,
+    },
     /// Inspect the configuration.
     Config {
         /// What to do.
@@ -128,6 +134,30 @@ pub enum UserAction {
 pub enum KeyAction {
     /// Generate a new key and re-encrypt every credential with it.
     Rotate,
+}
+
+/// `netraven platforms …` (user files come from `platforms_dir` / NETRAVEN_PLATFORMS_DIR).
+#[derive(Debug, Subcommand)]
+pub enum PlatformsAction {
+    /// One line per platform: name, aliases, vendor, description.
+    List,
+    /// Validate a platform file against its own sample (and a transcript, if given).
+    Check {
+        /// The platform file (TOML).
+        file: PathBuf,
+        /// A session captured from a real device.
+        #[arg(long)]
+        transcript: Option<PathBuf>,
+    },
+    /// Run a platform file over a session captured from a real device; prints what would be
+    /// stored.
+    Test {
+        /// The platform file (TOML).
+        file: PathBuf,
+        /// The captured session (terminal log).
+        #[arg(long)]
+        transcript: PathBuf,
+    },
 }
 
 /// `netraven config …`
@@ -218,6 +248,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .cloned()
                     .unwrap_or_else(|| "cisco_ios".into()),
                 platforms,
+                // User platform files can be simulated too (and replace built-ins by name).
+                custom_platforms: match cfg.platforms_dir.as_deref() {
+                    Some(dir) => netraven_drivers::platform::load_platform_dir(dir)?,
+                    None => Vec::new(),
+                },
                 port_base,
                 config_size,
                 legacy_kex_only: legacy_kex,
@@ -238,6 +273,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 fleet.port_base()
             );
             crate::wiring::shutdown_on_signals().cancelled().await;
+        }
+        Command::Platforms { action } => {
+            use netraven_drivers::catalog;
+            let (text, ok) = match action {
+                PlatformsAction::List => {
+                    let all = catalog::all_platforms(cfg.platforms_dir.as_deref())?;
+                    (catalog::list_lines(&all), true)
+                }
+                PlatformsAction::Check { file, transcript } => {
+                    catalog::check_file_report(&file, transcript.as_deref())?
+                }
+                PlatformsAction::Test { file, transcript } => {
+                    catalog::test_file_report(&file, &transcript)?
+                }
+            };
+            print!("{text}");
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Backup {
             inventory,

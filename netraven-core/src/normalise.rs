@@ -22,6 +22,31 @@ pub struct SecretRule {
     replace: String,
 }
 
+/// A secret rule that applies only inside a section: from a line matching `within` until the
+/// next non-blank line indented no deeper than that line (FortiOS `config system snmp
+/// community` … `end`, where `set name` is the community).
+#[derive(Debug, Clone)]
+struct ScopedRule {
+    within: Regex,
+    until: Option<Regex>,
+    rule: SecretRule,
+}
+
+/// A secret rule limited to a section (see [`Rules::with_scoped_secrets`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ScopedSecret<'a> {
+    /// Regex of the line that opens the section.
+    pub within: &'a str,
+    /// Regex of the line that closes it; without it, the section ends before the next non-blank
+    /// line indented no deeper than the opening line (for flat formats such as RouterOS
+    /// `/export`, where every line starts at column 0, give `until`).
+    pub until: Option<&'a str>,
+    /// The secret pattern.
+    pub pattern: &'a str,
+    /// Its replacement (`${1}`, `{marker}`).
+    pub replace: &'a str,
+}
+
 /// Volatile-line and secret rules of a platform.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -29,6 +54,10 @@ pub struct Rules {
     volatile_set: RegexSet,
     secrets: Vec<SecretRule>,
     secret_set: RegexSet,
+    scoped: Vec<ScopedRule>,
+    /// Multi-line secrets (PEM private keys): the lines between a `begin` and an `end` match
+    /// become one marker line.
+    blocks: Vec<(Regex, Regex)>,
 }
 
 fn compile(kind: &str, p: &str) -> Result<Regex> {
@@ -50,6 +79,8 @@ impl Rules {
             volatile_set: RegexSet::empty(),
             secrets: Vec::new(),
             secret_set: RegexSet::empty(),
+            scoped: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -80,17 +111,59 @@ impl Rules {
             volatile: volatile_re,
             secret_set: set(secret_rules.iter().map(|r| r.pattern.as_str()))?,
             secrets: secret_rules,
+            scoped: Vec::new(),
+            blocks: Vec::new(),
         })
+    }
+
+    /// Adds secret rules that apply only inside a section: it starts at a line matching
+    /// `within` and ends at a line matching `until` or, without one, before the next non-blank
+    /// line indented no deeper than the opening line.
+    pub fn with_scoped_secrets(mut self, scoped: &[ScopedSecret<'_>]) -> Result<Self> {
+        for s in scoped {
+            self.scoped.push(ScopedRule {
+                within: compile("section", s.within)?,
+                until: s.until.map(|u| compile("section end", u)).transpose()?,
+                rule: SecretRule {
+                    pattern: compile("secret", s.pattern)?,
+                    replace: s.replace.replace("{marker}", REDACTED_MARKER),
+                },
+            });
+        }
+        Ok(self)
+    }
+
+    /// Adds multi-line secret blocks `(begin, end)`: every line after a `begin` match up to the
+    /// next `end` match is replaced by one marker line (to the end of the text when no `end`
+    /// follows: failing closed).
+    pub fn with_secret_blocks<B, E>(mut self, blocks: &[(B, E)]) -> Result<Self>
+    where
+        B: AsRef<str>,
+        E: AsRef<str>,
+    {
+        for (b, e) in blocks {
+            self.blocks.push((
+                compile("block begin", b.as_ref())?,
+                compile("block end", e.as_ref())?,
+            ));
+        }
+        Ok(self)
     }
 
     /// Number of volatile and secret rules.
     pub fn len(&self) -> (usize, usize) {
-        (self.volatile.len(), self.secrets.len())
+        (
+            self.volatile.len(),
+            self.secrets.len() + self.scoped.len() + self.blocks.len(),
+        )
     }
 
     /// Whether there are no rules at all.
     pub fn is_empty(&self) -> bool {
-        self.volatile.is_empty() && self.secrets.is_empty()
+        self.volatile.is_empty()
+            && self.secrets.is_empty()
+            && self.scoped.is_empty()
+            && self.blocks.is_empty()
     }
 
     /// Normalises a raw configuration: line endings to `\n`, trailing whitespace removed,
@@ -110,12 +183,22 @@ impl Rules {
             ));
         }
         let mut out = String::with_capacity(raw.len());
+        let mut state = LineState::new(self);
         for line in raw.split('\n') {
             let line = line.trim_end();
+            match state.step(self, line) {
+                LineAction::Keep => {}
+                LineAction::Marker => {
+                    out.push_str(REDACTED_MARKER);
+                    out.push('\n');
+                    continue;
+                }
+                LineAction::Drop => continue,
+            }
             if !self.volatile.is_empty() && self.volatile_set.is_match(line) {
                 continue;
             }
-            self.redact_line_into(line, &mut out);
+            self.redact_line_into(line, &state, &mut out);
             out.push('\n');
         }
         let trimmed = out.trim_matches('\n');
@@ -134,17 +217,23 @@ impl Rules {
     /// Redacts secrets in any text (command output), line by line, without dropping lines.
     pub fn redact(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
+        let mut state = LineState::new(self);
         for (i, line) in text.split('\n').enumerate() {
             if i > 0 {
                 out.push('\n');
             }
-            self.redact_line_into(line, &mut out);
+            match state.step(self, line) {
+                LineAction::Keep => self.redact_line_into(line, &state, &mut out),
+                // Every line of a block is replaced, so line numbers stay as they were.
+                LineAction::Marker | LineAction::Drop => out.push_str(REDACTED_MARKER),
+            }
         }
         out
     }
 
-    fn redact_line_into(&self, line: &str, out: &mut String) {
-        if self.secrets.is_empty() || !self.secret_set.is_match(line) {
+    fn redact_line_into(&self, line: &str, state: &LineState, out: &mut String) {
+        let scoped = state.scope.iter().any(Option::is_some);
+        if !scoped && (self.secrets.is_empty() || !self.secret_set.is_match(line)) {
             out.push_str(line);
             return;
         }
@@ -154,7 +243,78 @@ impl Rules {
             let replaced = rule.pattern.replace_all(&cur, rule.replace.as_str());
             cur = std::borrow::Cow::Owned(replaced.into_owned());
         }
+        for (k, s) in self.scoped.iter().enumerate() {
+            if state.scope[k].is_some() && s.rule.pattern.is_match(&cur) {
+                let replaced = s.rule.pattern.replace_all(&cur, s.rule.replace.as_str());
+                cur = std::borrow::Cow::Owned(replaced.into_owned());
+            }
+        }
         out.push_str(&cur);
+    }
+}
+
+/// What to do with a line, as far as sections and blocks go.
+enum LineAction {
+    /// Process it (volatile check, redaction).
+    Keep,
+    /// The first line inside a secret block: emit one marker instead.
+    Marker,
+    /// A further line inside a secret block.
+    Drop,
+}
+
+/// Line-by-line state of the section-scoped rules and the secret blocks.
+struct LineState {
+    /// Per scoped rule: the indentation of the section header while inside the section.
+    scope: Vec<Option<usize>>,
+    /// The block being skipped (its end regex index), and whether its marker was emitted.
+    block: Option<(usize, bool)>,
+}
+
+impl LineState {
+    fn new(rules: &Rules) -> Self {
+        LineState {
+            scope: vec![None; rules.scoped.len()],
+            block: None,
+        }
+    }
+
+    fn step(&mut self, rules: &Rules, line: &str) -> LineAction {
+        if let Some((b, emitted)) = self.block {
+            if rules.blocks[b].1.is_match(line) {
+                self.block = None;
+            } else {
+                self.block = Some((b, true));
+                return if emitted {
+                    LineAction::Drop
+                } else {
+                    LineAction::Marker
+                };
+            }
+        }
+        if !rules.scoped.is_empty() {
+            let indent = line.len() - line.trim_start().len();
+            for (k, s) in rules.scoped.iter().enumerate() {
+                let ends = match &s.until {
+                    Some(u) => self.scope[k].is_some() && u.is_match(line),
+                    None => self.scope[k].is_some_and(|i| !line.trim().is_empty() && indent <= i),
+                };
+                if ends {
+                    self.scope[k] = None;
+                }
+                if self.scope[k].is_none() && s.within.is_match(line) {
+                    self.scope[k] = Some(indent);
+                }
+            }
+        }
+        if let Some(b) = rules
+            .blocks
+            .iter()
+            .position(|(begin, _)| begin.is_match(line))
+        {
+            self.block = Some((b, false));
+        }
+        LineAction::Keep
     }
 }
 
@@ -214,6 +374,58 @@ mod tests {
     fn bad_pattern_is_rejected_at_load() {
         let e = Rules::new(&["("], &[] as &[(&str, &str)]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn scoped_rules_apply_inside_their_section_only() {
+        let r = Rules::empty()
+            .with_scoped_secrets(&[ScopedSecret {
+                within: r"^\s*config system snmp community$",
+                until: None,
+                pattern: r"^(\s*set name )\S+",
+                replace: "${1}{marker}",
+            }])
+            .unwrap();
+        let raw = "config system snmp community\n    edit 1\n        set name \"s3cret\"\n    next\nend\nconfig system interface\n    edit port1\n        set name \"wan\"\n";
+        let n = r.normalise(raw).unwrap();
+        assert!(n.contains("        set name <removed>\n"), "{n}");
+        assert!(n.contains("set name \"wan\""), "{n}");
+        assert!(!n.contains("s3cret"));
+        let flat = Rules::empty()
+            .with_scoped_secrets(&[ScopedSecret {
+                within: "^/snmp community$",
+                until: Some("^/"),
+                pattern: r"(\sname=)\S+",
+                replace: "${1}{marker}",
+            }])
+            .unwrap();
+        assert_eq!(
+            flat.normalise("/snmp community\nadd addresses=10.0.0.0/8 name=s3cret\n/interface\nadd name=ether1\n").unwrap(),
+            "/snmp community\nadd addresses=10.0.0.0/8 name=<removed>\n/interface\nadd name=ether1\n"
+        );
+    }
+
+    #[test]
+    fn secret_blocks_become_one_marker_and_fail_closed() {
+        let r = Rules::empty()
+            .with_secret_blocks(&[(
+                "BEGIN (?:ENCRYPTED )?PRIVATE KEY",
+                "END (?:ENCRYPTED )?PRIVATE KEY",
+            )])
+            .unwrap();
+        let raw = "a\nset private-key \"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\nBBBB\n-----END ENCRYPTED PRIVATE KEY-----\"\nb\n";
+        assert_eq!(
+            r.normalise(raw).unwrap(),
+            "a\nset private-key \"-----BEGIN ENCRYPTED PRIVATE KEY-----\n<removed>\n-----END ENCRYPTED PRIVATE KEY-----\"\nb\n"
+        );
+        assert_eq!(
+            r.redact(raw),
+            "a\nset private-key \"-----BEGIN ENCRYPTED PRIVATE KEY-----\n<removed>\n<removed>\n-----END ENCRYPTED PRIVATE KEY-----\"\nb\n"
+        );
+        let cut = r
+            .normalise("a\n-----BEGIN PRIVATE KEY-----\nAAAA\nBBBB\n")
+            .unwrap();
+        assert_eq!(cut, "a\n-----BEGIN PRIVATE KEY-----\n<removed>\n");
     }
 
     #[test]

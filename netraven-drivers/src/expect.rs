@@ -25,6 +25,8 @@ enum Esc {
 pub struct TermFilter {
     esc: Esc,
     pending_cr: bool,
+    /// Numeric parameter of the CSI sequence being read.
+    csi_param: u32,
 }
 
 impl Default for TermFilter {
@@ -32,6 +34,7 @@ impl Default for TermFilter {
         TermFilter {
             esc: Esc::None,
             pending_cr: false,
+            csi_param: 0,
         }
     }
 }
@@ -53,7 +56,10 @@ impl TermFilter {
             match self.esc {
                 Esc::Start => {
                     self.esc = match b {
-                        b'[' => Esc::Csi,
+                        b'[' => {
+                            self.csi_param = 0;
+                            Esc::Csi
+                        }
                         b']' => Esc::Osc,
                         b'(' | b')' | b'*' | b'+' => Esc::Charset,
                         _ => Esc::None,
@@ -61,8 +67,20 @@ impl TermFilter {
                     continue;
                 }
                 Esc::Csi => {
-                    if (0x40..=0x7e).contains(&b) {
+                    if b.is_ascii_digit() {
+                        self.csi_param = self
+                            .csi_param
+                            .saturating_mul(10)
+                            .saturating_add(u32::from(b - b'0'));
+                    } else if (0x40..=0x7e).contains(&b) {
                         self.esc = Esc::None;
+                        // Cursor back (Huawei and Comware erase their pager with `ESC[nD`,
+                        // spaces, `ESC[nD`): what follows overwrites, so drop n characters.
+                        if b == b'D' {
+                            for _ in 0..self.csi_param.clamp(1, 4096) {
+                                self.delete_one(out);
+                            }
+                        }
                     }
                     continue;
                 }
@@ -91,19 +109,7 @@ impl TermFilter {
                     self.pending_cr = false;
                     out.push(b'\n');
                 }
-                0x08 => {
-                    self.resolve_cr(out);
-                    // Delete one character (a whole UTF-8 sequence), never past a line start.
-                    while let Some(&last) = out.last() {
-                        if last == b'\n' {
-                            break;
-                        }
-                        out.pop();
-                        if last & 0xc0 != 0x80 {
-                            break;
-                        }
-                    }
-                }
+                0x08 => self.delete_one(out),
                 b'\t' => {
                     self.resolve_cr(out);
                     out.push(b'\t');
@@ -113,6 +119,20 @@ impl TermFilter {
                     self.resolve_cr(out);
                     out.push(b);
                 }
+            }
+        }
+    }
+
+    /// Deletes one character (a whole UTF-8 sequence), never past a line start.
+    fn delete_one(&mut self, out: &mut Vec<u8>) {
+        self.resolve_cr(out);
+        while let Some(&last) = out.last() {
+            if last == b'\n' {
+                break;
+            }
+            out.pop();
+            if last & 0xc0 != 0x80 {
+                break;
             }
         }
     }
@@ -148,6 +168,7 @@ pub struct ShellReader {
     pager: Option<Regex>,
     extra: Vec<Regex>,
     base: Option<String>,
+    base_pattern: Option<Regex>,
 }
 
 impl ShellReader {
@@ -160,6 +181,7 @@ impl ShellReader {
             pager,
             extra: Vec::new(),
             base: None,
+            base_pattern: None,
         }
     }
 
@@ -173,6 +195,13 @@ impl ShellReader {
     /// are not taken for one.
     pub fn set_base(&mut self, base: Option<String>) {
         self.base = base;
+    }
+
+    /// Sets the regex whose first capture group is a prompt's stable part: with it, a prompt
+    /// counts when its capture equals the base (instead of starting with it), for prompts that
+    /// change as the session runs (a command counter, an unsaved-changes marker).
+    pub fn set_base_pattern(&mut self, pattern: Option<Regex>) {
+        self.base_pattern = pattern;
     }
 
     /// The base in force.
@@ -204,9 +233,13 @@ impl ShellReader {
         }
         let trimmed = line.trim_end();
         if self.prompt.is_match(&line) || self.prompt.is_match(trimmed) {
-            let ok = match &self.base {
-                Some(b) => trimmed.starts_with(b.as_str()),
-                None => true,
+            let ok = match (&self.base, &self.base_pattern) {
+                (Some(b), Some(re)) => re
+                    .captures(trimmed)
+                    .and_then(|c| c.get(1))
+                    .is_some_and(|m| m.as_str() == b),
+                (Some(b), None) => trimmed.starts_with(b.as_str()),
+                (None, _) => true,
             };
             if ok {
                 return Step::Prompt(trimmed.to_string());
@@ -311,6 +344,18 @@ mod tests {
             "next\n"
         );
         assert_eq!(filt(&[b"line\r", b"\n"]), "line\n");
+    }
+
+    #[test]
+    fn cursor_back_overwrites_like_backspace() {
+        assert_eq!(
+            filt(&[
+                b"a\r\n  ---- More ----\x1b[16D    ",
+                b"            \x1b[16Dnext\r\n"
+            ]),
+            "a\nnext\n"
+        );
+        assert_eq!(filt(&[b"abc\x1b[Dd\n"]), "abd\n");
     }
 
     #[test]

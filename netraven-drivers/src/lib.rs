@@ -10,9 +10,11 @@
 //!   built-in platforms plus a directory of user platform files;
 //! - `sim` (feature `sim`): an SSH device simulator for tests, benchmarks and demos.
 
+pub mod catalog;
 pub mod expect;
 pub mod platform;
 pub mod registry;
+pub mod sample;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod ssh;

@@ -5,8 +5,9 @@
 //! live in `netraven-drivers/platforms/` and are embedded in the binary; users can add or
 //! override platforms with files of the same form (see [`load_platform_dir`]).
 
+use crate::expect::prompt_base;
 use netraven_core::error::{Error, ErrorKind, Result};
-use netraven_core::normalise::Rules;
+use netraven_core::normalise::{Rules, ScopedSecret};
 use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,18 +16,135 @@ use std::path::Path;
 /// The built-in platform files: (file name, contents).
 pub const BUILTIN_PLATFORM_FILES: &[(&str, &str)] = &[
     (
-        "cisco_ios.toml",
-        include_str!("../platforms/cisco_ios.toml"),
+        "allied_telesis_awplus.toml",
+        include_str!("../platforms/allied_telesis_awplus.toml"),
     ),
     (
         "arista_eos.toml",
         include_str!("../platforms/arista_eos.toml"),
     ),
     (
+        "aruba_aoscx.toml",
+        include_str!("../platforms/aruba_aoscx.toml"),
+    ),
+    ("aruba_os.toml", include_str!("../platforms/aruba_os.toml")),
+    (
+        "checkpoint_gaia.toml",
+        include_str!("../platforms/checkpoint_gaia.toml"),
+    ),
+    (
+        "ciena_saos.toml",
+        include_str!("../platforms/ciena_saos.toml"),
+    ),
+    (
+        "cisco_asa.toml",
+        include_str!("../platforms/cisco_asa.toml"),
+    ),
+    (
+        "cisco_ftd.toml",
+        include_str!("../platforms/cisco_ftd.toml"),
+    ),
+    (
+        "cisco_ios.toml",
+        include_str!("../platforms/cisco_ios.toml"),
+    ),
+    (
+        "cisco_nxos.toml",
+        include_str!("../platforms/cisco_nxos.toml"),
+    ),
+    (
+        "cisco_s300.toml",
+        include_str!("../platforms/cisco_s300.toml"),
+    ),
+    (
+        "cisco_wlc.toml",
+        include_str!("../platforms/cisco_wlc.toml"),
+    ),
+    ("cisco_xr.toml", include_str!("../platforms/cisco_xr.toml")),
+    (
+        "cumulus_linux.toml",
+        include_str!("../platforms/cumulus_linux.toml"),
+    ),
+    (
+        "dell_os10.toml",
+        include_str!("../platforms/dell_os10.toml"),
+    ),
+    ("dell_os6.toml", include_str!("../platforms/dell_os6.toml")),
+    ("dell_os9.toml", include_str!("../platforms/dell_os9.toml")),
+    ("dlink_ds.toml", include_str!("../platforms/dlink_ds.toml")),
+    (
+        "ericsson_ipos.toml",
+        include_str!("../platforms/ericsson_ipos.toml"),
+    ),
+    (
+        "extreme_exos.toml",
+        include_str!("../platforms/extreme_exos.toml"),
+    ),
+    (
+        "extreme_vsp.toml",
+        include_str!("../platforms/extreme_vsp.toml"),
+    ),
+    ("f5_tmsh.toml", include_str!("../platforms/f5_tmsh.toml")),
+    ("fortinet.toml", include_str!("../platforms/fortinet.toml")),
+    (
+        "hp_comware.toml",
+        include_str!("../platforms/hp_comware.toml"),
+    ),
+    (
+        "hp_procurve.toml",
+        include_str!("../platforms/hp_procurve.toml"),
+    ),
+    ("huawei.toml", include_str!("../platforms/huawei.toml")),
+    (
+        "huawei_smartax.toml",
+        include_str!("../platforms/huawei_smartax.toml"),
+    ),
+    (
         "juniper_junos.toml",
         include_str!("../platforms/juniper_junos.toml"),
     ),
+    (
+        "juniper_screenos.toml",
+        include_str!("../platforms/juniper_screenos.toml"),
+    ),
     ("linux.toml", include_str!("../platforms/linux.toml")),
+    (
+        "mikrotik_routeros.toml",
+        include_str!("../platforms/mikrotik_routeros.toml"),
+    ),
+    (
+        "nokia_sros.toml",
+        include_str!("../platforms/nokia_sros.toml"),
+    ),
+    ("opengear.toml", include_str!("../platforms/opengear.toml")),
+    ("opnsense.toml", include_str!("../platforms/opnsense.toml")),
+    (
+        "paloalto_panos.toml",
+        include_str!("../platforms/paloalto_panos.toml"),
+    ),
+    ("pfsense.toml", include_str!("../platforms/pfsense.toml")),
+    (
+        "ruckus_fastiron.toml",
+        include_str!("../platforms/ruckus_fastiron.toml"),
+    ),
+    (
+        "sophos_sfos.toml",
+        include_str!("../platforms/sophos_sfos.toml"),
+    ),
+    (
+        "ubiquiti_edgerouter.toml",
+        include_str!("../platforms/ubiquiti_edgerouter.toml"),
+    ),
+    (
+        "ubiquiti_edgeswitch.toml",
+        include_str!("../platforms/ubiquiti_edgeswitch.toml"),
+    ),
+    ("vyos.toml", include_str!("../platforms/vyos.toml")),
+    (
+        "watchguard_fireware.toml",
+        include_str!("../platforms/watchguard_fireware.toml"),
+    ),
+    ("zyxel_os.toml", include_str!("../platforms/zyxel_os.toml")),
 ];
 
 /// A platform file, as written in TOML.
@@ -41,9 +159,28 @@ pub struct PlatformSpec {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// The vendor, e.g. `Cisco` (shown by `netraven platforms list`).
+    #[serde(default)]
+    pub vendor: String,
+    /// The OS releases the file follows, e.g. `IOS 15.x, IOS-XE 16.x-17.x` (documentation).
+    #[serde(default)]
+    pub os_versions: String,
     /// Regex matched against the last line of the output (ANSI codes removed): when it matches,
     /// the device is waiting for a command.
     pub prompt: String,
+    /// Regex whose first capture group is the stable part of a prompt, for prompts that change
+    /// while the session runs (an EXOS command counter, an unsaved-changes `*`). Without it, the
+    /// base is the first prompt without its mode characters and later prompts must start with it.
+    #[serde(default)]
+    pub prompt_base: Option<String>,
+    /// Appended to the login user name for the SSH authentication only (MikroTik reads terminal
+    /// options from it: `+ct` turns colours and terminal detection off).
+    #[serde(default)]
+    pub username_suffix: Option<String>,
+    /// Dialogue answered after login and before the first prompt (menus, "press any key",
+    /// an in-shell `User:` prompt), in any order, each at most a few times.
+    #[serde(default)]
+    pub login: Vec<LoginStep>,
     /// Regex matched against the last line: a pager (`--More--`) waiting for a key.
     #[serde(default)]
     pub pager: Option<String>,
@@ -70,6 +207,10 @@ pub struct PlatformSpec {
     /// Secret rules: a regex and its replacement (`${1}`, `{marker}`).
     #[serde(default)]
     pub secrets: Vec<SecretSpec>,
+    /// Multi-line secrets (PEM private keys): every line between a `begin` and an `end` match
+    /// becomes one marker line.
+    #[serde(default)]
+    pub secret_blocks: Vec<SecretBlock>,
     /// How the device simulator emulates this platform.
     #[serde(default)]
     pub sim: Option<SimSpec>,
@@ -82,12 +223,26 @@ fn default_exit() -> String {
     "exit".to_string()
 }
 
+/// One step of the login dialogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStep {
+    /// Regex matched against the last line.
+    pub expect: String,
+    /// What to send (a newline is appended): literal text, `{username}` or `{password}`.
+    pub send: String,
+}
+
 /// The enable step.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnableSpec {
     /// The command, e.g. `enable`.
     pub command: String,
+    /// Regex matched against the last line when the device asks for a user name first
+    /// (ProCurve with local manager accounts); the login user name is sent.
+    #[serde(default)]
+    pub username_prompt: Option<String>,
     /// Regex matched against the last line when the device asks for the enable secret.
     pub password_prompt: String,
     /// Regex matched against the prompt: when it matches, the session is not yet privileged.
@@ -108,6 +263,10 @@ pub struct BackupCommand {
     /// output out instead of failing the backup (e.g. `iptables-save` without root).
     #[serde(default)]
     pub optional: bool,
+    /// Run for its effect only (e.g. FortiOS `config global` before the global `get`
+    /// commands): its output is not part of the backup.
+    #[serde(default)]
+    pub discard: bool,
 }
 
 /// One secret rule.
@@ -118,6 +277,24 @@ pub struct SecretSpec {
     pub pattern: String,
     /// Replacement; `${1}` names a capture group, `{marker}` the redaction marker.
     pub replace: String,
+    /// When set, the rule applies only inside sections starting at a line matching this regex
+    /// (up to the next line indented no deeper), e.g. FortiOS `config system snmp community`.
+    #[serde(default)]
+    pub within: Option<String>,
+    /// With `within`: the regex of the line that ends the section (default: the next line
+    /// indented no deeper than the opening one).
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// A multi-line secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretBlock {
+    /// Regex of the line that opens the block (kept).
+    pub begin: String,
+    /// Regex of the line that closes it (kept).
+    pub end: String,
 }
 
 /// How the simulator emulates a platform. Templates may use `{hostname}`, `{user}`, `{i}` (block
@@ -138,6 +315,15 @@ pub struct SimSpec {
     /// Text the enable command prints before reading the secret.
     #[serde(default = "default_password_prompt")]
     pub password_prompt: String,
+    /// Whether enable asks for a secret (SmartAX and others switch mode without one).
+    #[serde(default = "default_true")]
+    pub enable_password: bool,
+    /// Text the enable command prints first to ask for a user name (ProCurve).
+    #[serde(default)]
+    pub enable_username_prompt: Option<String>,
+    /// In-shell login dialogue, after the banner and before the first prompt.
+    #[serde(default)]
+    pub login: Vec<SimLoginStep>,
     /// Shown after login before the first prompt.
     #[serde(default)]
     pub banner: String,
@@ -147,7 +333,7 @@ pub struct SimSpec {
     /// Text that erases the pager after a key press.
     #[serde(default = "default_more_erase")]
     pub more_erase: String,
-    /// Lines per page while paging is on.
+    /// Lines per page while paging is on (0: the device never pages).
     #[serde(default = "default_page_lines")]
     pub page_lines: usize,
     /// Reply to an unknown command.
@@ -156,6 +342,22 @@ pub struct SimSpec {
     pub commands: BTreeMap<String, String>,
     /// The configuration generator.
     pub config: SimConfigSpec,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One step of the simulator's in-shell login dialogue: print `prompt`, read a line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimLoginStep {
+    /// What the device prints.
+    pub prompt: String,
+    /// The line it accepts: literal text, `{user}` or `{password}`; absent: any line
+    /// (a key press).
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 fn default_password_prompt() -> String {
@@ -202,6 +404,12 @@ pub struct Platform {
     pub unprivileged_prompt: Option<Regex>,
     /// Command error regexes.
     pub command_errors: Vec<Regex>,
+    /// Stable-part regex of the prompt.
+    pub prompt_base: Option<Regex>,
+    /// Login dialogue regexes, in the order of `spec.login`.
+    pub login: Vec<Regex>,
+    /// Enable user-name prompt regex.
+    pub enable_username_prompt: Option<Regex>,
     /// Normalisation rules.
     pub rules: Rules,
 }
@@ -229,7 +437,28 @@ impl Platform {
     pub fn compile(spec: PlatformSpec) -> Result<Platform> {
         let n = spec.name.clone();
         netraven_core::model::validate_name("platform", &n)?;
-        if spec.backup.is_empty() {
+        if let Some(s) = spec
+            .secrets
+            .iter()
+            .find(|s| s.until.is_some() && s.within.is_none())
+        {
+            return Err(Error::invalid(format!(
+                "platform '{n}': secret rule '{}' has `until` without `within`",
+                s.pattern
+            )));
+        }
+        for a in &spec.aliases {
+            netraven_core::model::validate_name("platform alias", a)?;
+        }
+        if let Some(b) = &spec.prompt_base {
+            let r = re("prompt base", &n, b)?;
+            if r.captures_len() < 2 {
+                return Err(Error::invalid(format!(
+                    "platform '{n}': prompt_base needs a capture group"
+                )));
+            }
+        }
+        if spec.backup.iter().all(|b| b.discard) {
             return Err(Error::invalid(format!(
                 "platform '{n}': at least one backup command is required"
             )));
@@ -237,9 +466,30 @@ impl Platform {
         let secrets: Vec<(&str, &str)> = spec
             .secrets
             .iter()
+            .filter(|s| s.within.is_none())
             .map(|s| (s.pattern.as_str(), s.replace.as_str()))
             .collect();
-        let rules = Rules::new(&spec.volatile, &secrets).map_err(|e| e.context(&n))?;
+        let scoped: Vec<ScopedSecret<'_>> = spec
+            .secrets
+            .iter()
+            .filter_map(|s| {
+                s.within.as_deref().map(|w| ScopedSecret {
+                    within: w,
+                    until: s.until.as_deref(),
+                    pattern: s.pattern.as_str(),
+                    replace: s.replace.as_str(),
+                })
+            })
+            .collect();
+        let blocks: Vec<(&str, &str)> = spec
+            .secret_blocks
+            .iter()
+            .map(|b| (b.begin.as_str(), b.end.as_str()))
+            .collect();
+        let rules = Rules::new(&spec.volatile, &secrets)
+            .and_then(|r| r.with_scoped_secrets(&scoped))
+            .and_then(|r| r.with_secret_blocks(&blocks))
+            .map_err(|e| e.context(&n))?;
         Ok(Platform {
             prompt: re("prompt", &n, &spec.prompt)?,
             pager: spec
@@ -262,6 +512,22 @@ impl Platform {
                 .iter()
                 .map(|p| re("command error", &n, p))
                 .collect::<Result<_>>()?,
+            prompt_base: spec
+                .prompt_base
+                .as_deref()
+                .map(|p| re("prompt base", &n, p))
+                .transpose()?,
+            login: spec
+                .login
+                .iter()
+                .map(|l| re("login", &n, &l.expect))
+                .collect::<Result<_>>()?,
+            enable_username_prompt: spec
+                .enable
+                .as_ref()
+                .and_then(|e| e.username_prompt.as_deref())
+                .map(|p| re("enable username prompt", &n, p))
+                .transpose()?,
             rules,
             spec,
         })
@@ -270,6 +536,23 @@ impl Platform {
     /// The platform name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Whether `name` is this platform's name or one of its aliases.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.spec.name == name || self.spec.aliases.iter().any(|a| a == name)
+    }
+
+    /// The stable part of a prompt: the `prompt_base` capture when the platform has one,
+    /// else the prompt without trailing mode characters.
+    pub fn base_of(&self, prompt: &str) -> String {
+        match &self.prompt_base {
+            Some(r) => r
+                .captures(prompt.trim_end())
+                .and_then(|c| c.get(1))
+                .map_or_else(|| prompt_base(prompt), |m| m.as_str().to_string()),
+            None => prompt_base(prompt),
+        }
     }
 
     /// Whether a line of output says the command was rejected.
@@ -292,12 +575,21 @@ pub fn builtin_platforms() -> Result<Vec<Platform>> {
         .collect()
 }
 
-/// One built-in platform by name or alias.
+/// One built-in platform by name or alias (only that one is compiled).
 pub fn builtin_platform(name: &str) -> Result<Platform> {
-    builtin_platforms()?
-        .into_iter()
-        .find(|p| p.spec.name == name || p.spec.aliases.iter().any(|a| a == name))
-        .ok_or_else(|| Error::invalid(format!("no built-in platform '{name}'")))
+    for (file, text) in BUILTIN_PLATFORM_FILES {
+        let spec: PlatformSpec = toml::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("bad platform file {file}: {e}"),
+            )
+            .with_source(e)
+        })?;
+        if spec.name == name || spec.aliases.iter().any(|a| a == name) {
+            return Platform::compile(spec).map_err(|e| e.context(file));
+        }
+    }
+    Err(Error::invalid(format!("no built-in platform '{name}'")))
 }
 
 /// Loads every `*.toml` platform file of a directory, sorted by file name.
@@ -333,7 +625,7 @@ mod tests {
     #[test]
     fn builtins_load_and_prompts_match() {
         let ps = builtin_platforms().unwrap();
-        assert_eq!(ps.len(), 4);
+        assert!(ps.len() >= 40, "{} built-in platforms", ps.len());
         let ios = builtin_platform("cisco_xe").unwrap();
         assert_eq!(ios.name(), "cisco_ios");
         assert!(ios.prompt.is_match("core-sw1.dc1#"));

@@ -6,7 +6,7 @@
 //! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
 //! deadline of the operation.
 
-use crate::expect::{ShellReader, Step, clean_output, comment_lines, prompt_base};
+use crate::expect::{ShellReader, Step, clean_output, comment_lines};
 use crate::platform::Platform;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
@@ -427,14 +427,45 @@ impl Shell {
         Ok(out)
     }
 
-    /// Finds the prompt after login: waits for something prompt-like, then sends a newline and
-    /// takes the last line of the answer, so a banner or MOTD that looks like a prompt is not
-    /// mistaken for one.
-    fn find_prompt(&mut self, deadline: Instant) -> Result<String> {
-        let mut prev = match self.read_until(deadline, "waiting for the first prompt")? {
-            Step::Prompt(p) => p,
-            _ => String::new(),
+    /// Finds the prompt after login: answers the platform's login dialogue (menus, "press any
+    /// key", in-shell user/password prompts), waits for something prompt-like, then sends a
+    /// newline and takes the last line of the answer, so a banner or MOTD that looks like a
+    /// prompt is not mistaken for one.
+    fn find_prompt(&mut self, cred: &Credential, deadline: Instant) -> Result<String> {
+        let login = self.platform.login.clone();
+        self.reader.set_extra(login);
+        let mut answered = 0;
+        let mut prev = loop {
+            match self.read_until(deadline, "waiting for the first prompt")? {
+                Step::Prompt(p) => break p,
+                Step::Extra(i) => {
+                    answered += 1;
+                    if answered > 8 {
+                        return Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("{}: login dialogue does not end", self.hostname),
+                        ));
+                    }
+                    let send = self
+                        .platform
+                        .spec
+                        .login
+                        .get(i)
+                        .map(|l| l.send.clone())
+                        .unwrap_or_default();
+                    self.reader.clear();
+                    if send == "{password}" {
+                        // The secret is sent, never logged.
+                        self.send(&format!("{}\n", cred.password.expose()), deadline)?;
+                    } else {
+                        let text = send.replace("{username}", &cred.username);
+                        self.send(&format!("{text}\n"), deadline)?;
+                    }
+                }
+                _ => break String::new(),
+            }
         };
+        self.reader.set_extra(Vec::new());
         for _ in 0..3 {
             self.reader.clear();
             self.send("\n", deadline)?;
@@ -463,9 +494,16 @@ impl Shell {
             return Ok(prompt.to_string());
         }
         self.reader.clear();
-        self.reader.set_extra(vec![pw_re]);
+        let mut extra = vec![pw_re];
+        extra.extend(self.platform.enable_username_prompt.clone());
+        self.reader.set_extra(extra);
         self.send(&format!("{}\n", spec.command), deadline)?;
         let mut step = self.read_until(deadline, "entering enable mode")?;
+        if step == Step::Extra(1) {
+            self.reader.clear();
+            self.send(&format!("{}\n", cred.username), deadline)?;
+            step = self.read_until(deadline, "entering enable mode")?;
+        }
         if step == Step::Extra(0) {
             let secret = cred.enable_secret.as_ref().unwrap_or(&cred.password);
             self.reader.clear();
@@ -496,6 +534,9 @@ impl Shell {
                 }
                 Err(e) => return Err(e),
             };
+            if cmd.discard {
+                continue;
+            }
             match &cmd.comment {
                 Some(prefix) => out.push_str(&comment_lines(&text, prefix)),
                 None => out.push_str(&text),
@@ -563,7 +604,14 @@ fn open_shell(
     check_kex(&sess, device)?;
     check_host_key(&sess, device, store, rt)?;
     sess.set_timeout(ms(remaining(deadline, "authenticating")?));
-    authenticate(&sess, cred)?;
+    match &platform.spec.username_suffix {
+        Some(suffix) => {
+            let mut c = cred.clone();
+            c.username = format!("{}{suffix}", cred.username);
+            authenticate(&sess, &c)?;
+        }
+        None => authenticate(&sess, cred)?,
+    }
     tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
     sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
     let mut chan = sess
@@ -585,8 +633,11 @@ fn open_shell(
         buf: vec![0u8; options.read_buffer.max(1024)],
         hostname: device.hostname.clone(),
     };
-    let prompt = shell.find_prompt(deadline)?;
-    shell.reader.set_base(Some(prompt_base(&prompt)));
+    let prompt = shell.find_prompt(cred, deadline)?;
+    shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
+    shell
+        .reader
+        .set_base_pattern(shell.platform.prompt_base.clone());
     let prompt = shell.enable(&prompt, cred, deadline)?;
     tracing::debug!(device = %device.hostname, prompt = %prompt, "logged in");
     let paging = shell.platform.spec.paging_off.clone();

@@ -7,10 +7,10 @@
 //! secrets that the platform's rules must redact, `--More--` paging until the paging-off
 //! command, and faults on request ([`Faults`]). It only ever binds the loopback address.
 
-mod render;
 mod shell;
 
-pub use render::expected_backup;
+pub(crate) use crate::sample as render;
+pub use crate::sample::expected_backup;
 
 use crate::platform::{Platform, builtin_platform};
 use netraven_core::error::{Error, ErrorKind, Result};
@@ -127,24 +127,24 @@ impl SimCredential {
 /// One simulated device. Counters are safe to read while the fleet runs.
 #[derive(Debug)]
 pub struct SimDevice {
-    index: usize,
-    hostname: String,
-    port: u16,
-    platform: Arc<Platform>,
-    credentials: Vec<SimCredential>,
-    accepted: SimCredential,
-    faults: Mutex<Faults>,
-    blocks: usize,
-    legacy_kex_only: bool,
-    key_seed: u64,
-    auth_rejection_time: Duration,
-    key_generation: AtomicU64,
-    ssh_config: RwLock<Arc<russh::server::Config>>,
-    passwords_received: AtomicUsize,
-    logins: AtomicUsize,
-    fetches: AtomicU64,
-    calls: AtomicU64,
-    last_rev: AtomicU64,
+    pub(crate) index: usize,
+    pub(crate) hostname: String,
+    pub(crate) port: u16,
+    pub(crate) platform: Arc<Platform>,
+    pub(crate) credentials: Vec<SimCredential>,
+    pub(crate) accepted: SimCredential,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) blocks: usize,
+    pub(crate) legacy_kex_only: bool,
+    pub(crate) key_seed: u64,
+    pub(crate) auth_rejection_time: Duration,
+    pub(crate) key_generation: AtomicU64,
+    pub(crate) ssh_config: RwLock<Arc<russh::server::Config>>,
+    pub(crate) passwords_received: AtomicUsize,
+    pub(crate) logins: AtomicUsize,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) calls: AtomicU64,
+    pub(crate) last_rev: AtomicU64,
 }
 
 impl SimDevice {
@@ -314,7 +314,7 @@ impl SimFleet {
         };
         let mut platforms = Vec::new();
         for n in &names {
-            let p = match cfg.custom_platforms.iter().find(|p| p.name() == n.as_str()) {
+            let p = match cfg.custom_platforms.iter().find(|p| p.answers_to(n)) {
                 Some(p) => p.clone(),
                 None => builtin_platform(n)?,
             };
@@ -552,6 +552,11 @@ impl Conn {
     fn check(&self, user: &str, password: &str) -> Auth {
         self.dev.passwords_received.fetch_add(1, Ordering::SeqCst);
         let a = &self.dev.accepted;
+        // Terminal options after the user name (MikroTik `admin+ct`) are not part of it.
+        let user = match &self.dev.platform.spec.username_suffix {
+            Some(suffix) => user.strip_suffix(suffix.as_str()).unwrap_or(user),
+            None => user,
+        };
         if user == a.username && password == a.password.expose() {
             self.dev.logins.fetch_add(1, Ordering::SeqCst);
             Auth::Accept

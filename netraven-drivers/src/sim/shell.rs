@@ -20,6 +20,9 @@ pub(crate) struct Terminal {
     privileged: bool,
     paging: bool,
     awaiting_enable: bool,
+    awaiting_enable_user: bool,
+    login_step: usize,
+    commands: u64,
     line: Vec<u8>,
     last_cr: bool,
     pending: VecDeque<String>,
@@ -48,6 +51,9 @@ impl Terminal {
             privileged,
             paging: true,
             awaiting_enable: false,
+            awaiting_enable_user: false,
+            login_step: 0,
+            commands: 1,
             line: Vec::with_capacity(128),
             last_cr: false,
             pending: VecDeque::new(),
@@ -69,6 +75,12 @@ impl Terminal {
             .replace("{hostname}", &self.dev.hostname)
             .replace("{user}", &self.dev.accepted.username)
             .replace("{mode}", mode)
+            .replace("{count}", &self.commands.to_string())
+    }
+
+    fn expand(&self, text: &str) -> String {
+        text.replace("{hostname}", &self.dev.hostname)
+            .replace("{user}", &self.dev.accepted.username)
     }
 
     pub(crate) async fn run(mut self, rx: mpsc::UnboundedReceiver<Vec<u8>>) {
@@ -85,7 +97,17 @@ impl Terminal {
                     .replace("{user}", &self.dev.accepted.username)
             })
             .unwrap_or_default();
-        let first = format!("{banner}\n{}", self.prompt());
+        let first = match self
+            .dev
+            .platform
+            .spec
+            .sim
+            .as_ref()
+            .and_then(|s| s.login.first())
+        {
+            Some(step) => format!("{banner}\n{}", self.expand(&step.prompt)),
+            None => format!("{banner}\n{}", self.prompt()),
+        };
         if self.emit(&first).await.is_err() {
             return;
         }
@@ -128,6 +150,35 @@ impl Terminal {
         let Some(sim) = platform.spec.sim.as_ref() else {
             return Err(Stop);
         };
+        if let Some(step) = sim.login.get(self.login_step) {
+            let ok = match step.answer.as_deref() {
+                None => true,
+                Some("{user}") => cmd == dev.accepted.username,
+                Some("{password}") => cmd == dev.accepted.password.expose(),
+                Some(lit) => cmd == lit,
+            };
+            if !ok {
+                let _ = self.emit("\nLogin incorrect\n").await;
+                let _ = self.handle.close(self.channel).await;
+                return Err(Stop);
+            }
+            self.login_step += 1;
+            let next = match sim.login.get(self.login_step) {
+                Some(s) => self.expand(&s.prompt),
+                None => self.prompt(),
+            };
+            return self.emit(&format!("\n{next}")).await;
+        }
+        self.commands += 1;
+        if self.awaiting_enable_user {
+            self.awaiting_enable_user = false;
+            if cmd != dev.accepted.username {
+                let p = self.prompt();
+                return self.emit(&format!("\n% Access denied\n\n{p}")).await;
+            }
+            self.awaiting_enable = true;
+            return self.emit(&format!("{cmd}\n{}", sim.password_prompt)).await;
+        }
         if self.awaiting_enable {
             self.awaiting_enable = false;
             // The secret is not echoed.
@@ -154,6 +205,15 @@ impl Terminal {
                 if self.privileged {
                     let p = self.prompt();
                     return self.emit(&format!("{echo}{p}")).await;
+                }
+                if !sim.enable_password {
+                    self.privileged = true;
+                    let p = self.prompt();
+                    return self.emit(&format!("{echo}{p}")).await;
+                }
+                if let Some(u) = &sim.enable_username_prompt {
+                    self.awaiting_enable_user = true;
+                    return self.emit(&format!("{echo}{u}")).await;
                 }
                 self.awaiting_enable = true;
                 return self.emit(&format!("{echo}{}", sim.password_prompt)).await;
@@ -209,7 +269,7 @@ impl Terminal {
             &Mode::Raw { stamp: &stamp },
             None,
         );
-        if !self.paging {
+        if !self.paging || sim.page_lines == 0 {
             let p = self.prompt();
             return self.emit(&format!("{echo}{out}{p}")).await;
         }
