@@ -10,8 +10,11 @@ use std::time::Duration;
 
 /// NetRaven: back up and track the configuration of network devices.
 #[derive(Debug, Parser)]
-#[command(name = "netraven", version, about, long_about = None)]
+#[command(name = "netraven", version = crate::VERSION, about, long_about = None)]
 pub struct Cli {
+    /// More log output (-v info, -vv debug); NETRAVEN_LOG or RUST_LOG set the filter outright.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Configuration file (TOML). Without one, NetRaven runs embedded: SQLite, the in-process
     /// queue and a git repository under ./netraven-data. NETRAVEN_* variables override it.
     #[arg(long, short, global = true, env = "NETRAVEN_CONFIG")]
@@ -34,7 +37,11 @@ pub enum Command {
     /// Run only a worker; start as many as you like, on any machines.
     Worker,
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        /// Only say whether migrations are pending (exit 1 if so); apply nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Start a simulated fleet and the embedded server over it, run a backup, keep serving.
     Demo {
         /// Number of simulated devices.
@@ -167,19 +174,24 @@ pub enum ConfigAction {
     Check,
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETRAVEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    use netraven_core::logging::{LogEnv, LogPlan, init};
     let cli = Cli::parse();
-    init_tracing();
+    let cfg = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // These draw progress on a terminal, which INFO lines would tear.
+    let progress = matches!(cli.command, Command::Backup { .. } | Command::Demo { .. });
+    init(&LogPlan::decide(&LogEnv::from_process(
+        cfg.logs.format,
+        cli.verbose,
+        progress,
+    )));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -190,7 +202,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    match rt.block_on(dispatch(cli, cfg)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,8 +219,7 @@ fn new_password() -> String {
     std::env::var("NETRAVEN_NEW_PASSWORD").unwrap_or_else(|_| crate::api::auth::random_password(20))
 }
 
-async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let cfg = load_config(cli.config.as_deref())?;
+async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
     match cli.command {
         Command::Serve => crate::server::serve(&cfg, crate::wiring::shutdown_on_signals()).await?,
         Command::Api => crate::server::api(&cfg, crate::wiring::shutdown_on_signals()).await?,
@@ -218,9 +229,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Worker => {
             crate::server::worker(&cfg, crate::wiring::shutdown_on_signals()).await?
         }
-        Command::Migrate => {
-            crate::wiring::open_store(&cfg, crate::wiring::cipher(&cfg)?).await?;
-            println!("migrations applied");
+        Command::Migrate { check } => {
+            let store = crate::wiring::open_store_with(&cfg, crate::wiring::cipher(&cfg)?, !check);
+            let st = store.await?.schema_status().await?;
+            let pending = st.pending.iter().map(i64::to_string).collect::<Vec<_>>();
+            println!(
+                "schema version {} of {}; {}",
+                st.applied.unwrap_or(0),
+                st.latest,
+                match pending.is_empty() {
+                    true => "no migrations pending".to_string(),
+                    false => format!("pending migrations: {}", pending.join(", ")),
+                }
+            );
+            if !st.is_current() {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Demo { devices, port_base } => {
             let opts = crate::demo::DemoOptions { devices, port_base };

@@ -2,6 +2,7 @@
 //! default; with no file at all the server runs embedded (SQLite, the in-process queue, a git
 //! repository and a key file under `./netraven-data`, the API on 127.0.0.1:8000).
 
+use netraven_core::logging::LogFormat;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +57,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Extra platform files (`*.toml`), overriding built-ins by name.
     pub platforms_dir: Option<PathBuf>,
-    /// Log retention.
+    /// Logging: format and retention (`[log]` or `[logs]`).
+    #[serde(alias = "log")]
     pub logs: LogConfig,
 }
 
@@ -208,17 +210,23 @@ pub struct SecurityConfig {
     pub key_file: Option<PathBuf>,
 }
 
-/// Log retention settings.
+/// Logging settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Logs older than this many days are pruned by the scheduler leader. Default 30.
     pub retention_days: u32,
+    /// Process log lines: `text` (default; coloured only on a terminal) or `json` (one object
+    /// per line for log shippers).
+    pub format: LogFormat,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { retention_days: 30 }
+        LogConfig {
+            retention_days: 30,
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -272,6 +280,12 @@ impl Config {
             "NETRAVEN_KEY_FILE" => self.security.key_file = Some(PathBuf::from(v)),
             "NETRAVEN_PLATFORMS_DIR" => self.platforms_dir = Some(PathBuf::from(v)),
             "NETRAVEN_LOG_RETENTION_DAYS" => self.logs.retention_days = num(key, &v)?,
+            "NETRAVEN_LOG_FORMAT" => {
+                self.logs.format = v.parse().map_err(|message| ConfigError::Env {
+                    var: key.into(),
+                    message,
+                })?
+            }
             _ => {}
         }
         Ok(())
@@ -356,6 +370,24 @@ mod tests {
             vec![("NETRAVEN_WORKER_CONCURRENCY".into(), "x".into())],
         );
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn log_format_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&p), Vec::new()).unwrap().logs.format,
+            LogFormat::Json
+        );
+        let env = vec![("NETRAVEN_LOG_FORMAT".to_string(), "text".to_string())];
+        assert_eq!(
+            Config::load(Some(&p), env).unwrap().logs.format,
+            LogFormat::Text
+        );
+        let bad = vec![("NETRAVEN_LOG_FORMAT".to_string(), "xml".to_string())];
+        assert!(Config::load(None, bad).is_err());
     }
 
     #[test]

@@ -10,3 +10,14 @@ pub mod inventory;
 pub mod server;
 pub mod ui;
 pub mod wiring;
+
+/// The git commit this binary was built from (`unknown` when built outside a repository).
+pub const GIT_COMMIT: &str = env!("NETRAVEN_GIT_COMMIT");
+
+/// `<version> (<commit>)`, as `netraven --version` and `/api/health` show it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("NETRAVEN_GIT_COMMIT"),
+    ")"
+);

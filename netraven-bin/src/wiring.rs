@@ -10,7 +10,7 @@ use netraven_core::snapshot::StoreSnapshotSink;
 use netraven_store::cipher::{AesGcmCipher, KeyMaterial, load_or_create_key_file};
 use netraven_store::git::{GitWriter, GitWriterConfig};
 use netraven_store::queue::{EmbeddedQueue, RedisQueue};
-use netraven_store::sql::{PostgresStore, SqliteStore};
+use netraven_store::sql::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -68,10 +68,25 @@ pub fn cipher(cfg: &Config) -> Result<Arc<AesGcmCipher>> {
 /// Opens the configured store (PostgreSQL if `database.url` is set, else SQLite in the data
 /// directory) and applies migrations.
 pub async fn open_store(cfg: &Config, cipher: Arc<dyn SecretCipher>) -> Result<Arc<dyn Store>> {
+    open_store_with(cfg, cipher, true).await
+}
+
+/// [`open_store`], applying pending migrations only if `migrate`.
+pub async fn open_store_with(
+    cfg: &Config,
+    cipher: Arc<dyn SecretCipher>,
+    migrate: bool,
+) -> Result<Arc<dyn Store>> {
     match &cfg.database.url {
-        Some(url) if url.starts_with("postgres") => Ok(Arc::new(
-            PostgresStore::connect(url, Some(&cfg.database.schema), cipher).await?,
-        )),
+        Some(url) if url.starts_with("postgres") => {
+            let schema = cfg.database.schema.clone();
+            let o = PostgresOptions {
+                schema,
+                migrate,
+                ..Default::default()
+            };
+            Ok(Arc::new(PostgresStore::connect_with(url, o, cipher).await?))
+        }
         Some(url) => Err(Error::invalid(format!(
             "database.url must be a postgres:// URL (got '{}'); leave it unset for SQLite",
             crate::config::mask_url_password(url)
@@ -84,9 +99,12 @@ pub async fn open_store(cfg: &Config, cipher: Arc<dyn SecretCipher>) -> Result<A
                 )
                 .with_source(e)
             })?;
-            Ok(Arc::new(
-                SqliteStore::open(cfg.data_dir.join("netraven.db"), cipher).await?,
-            ))
+            let o = SqliteOptions {
+                migrate,
+                ..Default::default()
+            };
+            let path = cfg.data_dir.join("netraven.db");
+            Ok(Arc::new(SqliteStore::open_with(path, o, cipher).await?))
         }
     }
 }
@@ -196,21 +214,16 @@ impl Node {
                 if let Err(e) = self.queue.reap_expired().await {
                     tracing::warn!(error = %e, "reaping expired leases failed");
                 }
-                match git.commit_pending().await {
-                    Ok(Some(c)) => {
-                        tracing::info!(commit = %c.commit_id, snapshots = c.snapshot_ids.len(), "committed snapshots to git")
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "committing snapshots to git failed"),
+                // The git writer and the store log their own successes (one line per event).
+                if let Err(e) = git.commit_pending().await {
+                    tracing::warn!(error = %e, "committing snapshots to git failed");
                 }
                 if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                     last_prune = Some(tokio::time::Instant::now());
                     let before = self.clock.now()
                         - chrono::Duration::days(self.config.logs.retention_days as i64);
-                    match self.store.prune_logs(before, 10_000).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(deleted = n, "pruned old log entries"),
-                        Err(e) => tracing::warn!(error = %e, "pruning logs failed"),
+                    if let Err(e) = self.store.prune_logs(before, 10_000).await {
+                        tracing::warn!(error = %e, "pruning logs failed");
                     }
                 }
             }

@@ -25,6 +25,44 @@ async fn run_through_the_api_on_sqlite() {
     lifecycle(rig_on(Arc::new(store)).await).await;
 }
 
+/// `/api/ready` answers 503 naming the pending migrations when the database lacks one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cipher = Arc::new(netraven_store::cipher::AesGcmCipher::from_key(
+        &netraven_store::cipher::KeyMaterial::generate(),
+    ));
+    let store = netraven_store::sql::SqliteStore::open(dir.path().join("netraven.db"), cipher)
+        .await
+        .expect("sqlite");
+    let pool = store.pool().clone();
+    let r = rig_on(Arc::new(store)).await;
+    let ready = r.send("GET", "/api/ready", None, None, &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    // As if this build were newer than the database: its latest migration is not applied.
+    let latest: i64 = sqlx::query_scalar("SELECT max(version) FROM netraven_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("latest");
+    sqlx::query("DELETE FROM netraven_migrations WHERE version = $1")
+        .bind(latest)
+        .execute(&pool)
+        .await
+        .expect("forget a migration");
+    let ready = r.send("GET", "/api/ready", None, None, &[]).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    let v = ready.json();
+    assert_eq!(v["status"], "not_ready", "{v}");
+    assert_eq!(v["store"]["error"], "migrations_pending", "{v}");
+    assert_eq!(v["store"]["pending"], json!([latest]), "{v}");
+    assert_eq!(v["queue"]["ok"], true, "{v}");
+    // Liveness stays cheap and green.
+    assert_eq!(
+        r.send("GET", "/api/health", None, None, &[]).await.status,
+        200
+    );
+}
+
 async fn lifecycle(r: api_support::Rig) {
     let op = r.operator.clone();
     assert_eq!(
@@ -221,6 +259,13 @@ async fn lifecycle(r: api_support::Rig) {
     assert!(m.contains("netraven_queue_tasks{state=\"ready\"} 0"), "{m}");
     let h = r.send("GET", "/api/health", None, None, &[]).await.json();
     assert_eq!(h["status"], "ok");
+    assert_eq!(h["version"], env!("CARGO_PKG_VERSION"), "{h}");
+    assert_eq!(h["commit"], netraven_server::GIT_COMMIT, "{h}");
+    let ready = r.send("GET", "/api/ready", None, None, &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["status"], "ready");
+    assert_eq!(st["schema"]["pending"], json!([]), "{st}");
+    assert_eq!(st["schema"]["applied"], st["schema"]["latest"], "{st}");
 
     // Deleting a device keeps its history; deleting the job keeps its runs.
     assert_eq!(

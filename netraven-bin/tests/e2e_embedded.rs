@@ -35,6 +35,43 @@ async fn history_len(api: &Api, device_id: i64) -> u64 {
         .expect("history total")
 }
 
+/// `--version` names the commit; `migrate --check` reports pending migrations (exit 1) without
+/// applying them, and none (exit 0) after `migrate`.
+#[test]
+fn version_and_migration_check() {
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(
+        text.trim(),
+        format!("netraven {}", netraven_server::VERSION),
+        "{text}"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("NETRAVEN_DATA_DIR", tmp.path())
+            .env_remove("NETRAVEN_DATABASE_URL")
+            .output()
+            .expect("run netraven")
+    };
+    let check = run(&["migrate", "--check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    assert!(text.contains("pending migrations: 1"), "{text}");
+    let again = run(&["migrate", "--check"]);
+    assert_eq!(again.status.code(), Some(1), "--check applied something");
+    assert!(run(&["migrate"]).status.success());
+    let check = run(&["migrate", "--check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{text}");
+    assert!(text.contains("no migrations pending"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_seed_lifecycle() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -215,6 +252,16 @@ async fn embedded_seed_lifecycle() {
     );
     let commits = String::from_utf8_lossy(&log.stdout).lines().count();
     assert!(commits >= 1, "no commits in {}", git_dir.display());
+    // Logs written to a file carry no colour codes, and each commit is logged once.
+    assert!(
+        !out.contains('\u{1b}'),
+        "ANSI escape codes in the log file:\n{out}"
+    );
+    let logged = out
+        .lines()
+        .filter(|l| l.contains("committed snapshots to git"))
+        .count();
+    assert_eq!(logged, commits, "one log line per git commit:\n{out}");
     let files = std::process::Command::new("git")
         .arg("--git-dir")
         .arg(&git_dir)

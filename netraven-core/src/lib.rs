@@ -20,6 +20,8 @@ pub mod credentials;
 pub mod driver;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod memory;
 pub mod model;
 pub mod normalise;
@@ -46,6 +48,6 @@ pub mod prelude {
     pub use crate::snapshot::SnapshotSink;
     pub use crate::store::{
         CredentialStore, DeviceStore, HostKeyStore, JobStore, LeaseStore, LogStore, ResultStore,
-        RunStore, SnapshotStore, Store, TagStore, UserStore,
+        RunStore, SchemaStatus, SchemaStore, SnapshotStore, Store, TagStore, UserStore,
     };
 }

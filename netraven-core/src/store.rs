@@ -232,6 +232,31 @@ pub trait UserStore: Send + Sync + Debug + 'static {
     async fn delete_token(&self, id: i64) -> Result<()>;
 }
 
+/// Which migrations of the database schema are applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaStatus {
+    /// Highest migration version applied; `None` before the first migration.
+    pub applied: Option<i64>,
+    /// Highest migration version this build knows.
+    pub latest: i64,
+    /// Versions this build knows that the database has not applied, in order.
+    pub pending: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether every migration this build knows is applied.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// The schema version (readiness probes, `netraven migrate --check`).
+#[async_trait]
+pub trait SchemaStore: Send + Sync + Debug + 'static {
+    /// Which migrations are applied. Reads the database, so it also shows it is reachable.
+    async fn schema_status(&self) -> Result<SchemaStatus>;
+}
+
 /// Everything the engine, scheduler and API need from a store.
 pub trait Store:
     DeviceStore
@@ -245,6 +270,7 @@ pub trait Store:
     + HostKeyStore
     + LeaseStore
     + UserStore
+    + SchemaStore
 {
 }
 
@@ -260,5 +286,6 @@ impl<T> Store for T where
         + HostKeyStore
         + LeaseStore
         + UserStore
+        + SchemaStore
 {
 }

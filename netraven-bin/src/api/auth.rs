@@ -95,6 +95,72 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Runs password hashing (argon2id: ~19 MiB and tens of milliseconds of CPU each) on threads of
+/// its own, at most `slots` at once. A burst of logins then waits here instead of taking every
+/// blocking-pool thread (which SSH sessions and git use) and a hash's worth of memory per
+/// request.
+#[derive(Debug)]
+pub struct HashGate {
+    slots: tokio::sync::Semaphore,
+    active: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl HashGate {
+    /// A gate letting `slots` hashes (at least one) run at once.
+    pub fn new(slots: usize) -> Self {
+        HashGate {
+            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            active: 0.into(),
+            peak: 0.into(),
+        }
+    }
+
+    /// The process's gate: one slot per core.
+    pub fn global() -> &'static HashGate {
+        static GATE: std::sync::OnceLock<HashGate> = std::sync::OnceLock::new();
+        GATE.get_or_init(|| {
+            HashGate::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        })
+    }
+
+    /// Most hashes seen running at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `f` on a thread of its own once a slot is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("password hashing gate closed"))?;
+        let now = self.active.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("password-hash".into())
+            .spawn(move || {
+                let _ = tx.send(f());
+            });
+        let out = match spawned {
+            Ok(_) => rx
+                .await
+                .map_err(|_| Error::internal("password hashing thread failed")),
+            Err(e) => Err(Error::internal(format!(
+                "cannot start a hashing thread: {e}"
+            ))),
+        };
+        self.active.fetch_sub(1, SeqCst);
+        out
+    }
+}
+
 /// An argon2 hash of a random password, made once per process: login verifies unknown user
 /// names against it so that they take as long as known ones.
 pub fn dummy_hash() -> &'static str {
@@ -135,9 +201,7 @@ pub async fn ensure_admin(
     };
     let hash = {
         let pw = pw.clone();
-        tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??
+        HashGate::global().run(move || hash_password(&pw)).await??
     };
     store
         .create_user(&User {
@@ -399,7 +463,8 @@ pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Respon
         _ => dummy_hash().to_string(),
     };
     let pw = form.password.clone();
-    let verified = tokio::task::spawn_blocking(move || verify_password(pw.expose(), &hash))
+    let verified = HashGate::global()
+        .run(move || verify_password(pw.expose(), &hash))
         .await
         .unwrap_or(false);
     let ok = known && verified;
@@ -437,6 +502,26 @@ mod tests {
         // The dummy hash used for unknown users is a real argon2 hash nobody knows.
         assert!(PasswordHash::new(dummy_hash()).is_ok());
         assert!(!verify_password("", dummy_hash()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_is_bounded_by_the_gate() {
+        let gate = std::sync::Arc::new(HashGate::new(2));
+        let h = hash_password("correct horse").unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (gate, h) = (gate.clone(), h.clone());
+            tasks.push(tokio::spawn(async move {
+                let pw = if i % 2 == 0 { "correct horse" } else { "wrong" };
+                gate.run(move || verify_password(pw, &h)).await.unwrap()
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += usize::from(t.await.unwrap());
+        }
+        assert_eq!(ok, 4);
+        assert!((1..=2).contains(&gate.peak()), "peak {}", gate.peak());
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! Roles: `viewer` reads, `operator` also changes tags, devices and jobs and starts runs, `admin`
 //! does everything (users, credentials, tokens). No role can read a credential secret.
 //!
-//! `GET /api/health` and `GET /metrics` need no token: neither reveals anything but counters,
-//! so a Prometheus scraper needs no credentials. Everything else needs at least `viewer`.
+//! `GET /api/health` (liveness), `GET /api/ready` (readiness) and `GET /metrics` need no token:
+//! none reveals anything but counters and ok/not-ok, so probes and scrapers need no credentials. Everything else needs at least `viewer`.
 //!
 //! Errors are JSON `{error, detail}`: 400 bad JSON syntax, 401 bad or missing token, 403 role,
 //! 404 missing, 409 duplicate or protected, 413 body over 1 MiB, 415 wrong content type,
@@ -134,6 +134,16 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (
             spec("GET", "/api/health", P, 200, "Liveness check"),
             get(s::health),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/ready",
+                P,
+                200,
+                "Readiness: store and queue reachable, migrations current (503 if not)",
+            ),
+            get(s::ready),
         ),
         (
             spec("GET", "/metrics", P, 200, "Prometheus metrics"),

@@ -12,13 +12,46 @@ use serde_json::{Value, json};
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-/// `GET /api/health` (no auth): the process answers.
+/// `GET /api/health` (no auth, liveness): the process answers. Touches no backend.
 pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::GIT_COMMIT,
+    }))
+}
+
+/// `GET /api/ready` (no auth, readiness): 200 when the store answers with every migration
+/// applied and the queue answers, else 503. Each check says only ok or why not.
+pub async fn ready(State(st): State<ApiState>) -> Response {
+    let store = match st.store.schema_status().await {
+        Ok(s) if s.is_current() => json!({ "ok": true }),
+        Ok(s) => json!({ "ok": false, "error": "migrations_pending", "pending": s.pending }),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            json!({ "ok": false, "error": e.kind().as_str() })
+        }
+    };
+    let queue = match st.engine.queue().stats().await {
+        Ok(_) => json!({ "ok": true }),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: queue unreachable");
+            json!({ "ok": false, "error": e.kind().as_str() })
+        }
+    };
+    let ready = store["ok"] == json!(true) && queue["ok"] == json!(true);
+    let code = match ready {
+        true => axum::http::StatusCode::OK,
+        false => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let status = if ready { "ready" } else { "not_ready" };
+    let body = json!({ "status": status, "store": store, "queue": queue });
+    (code, Json(body)).into_response()
 }
 
 /// `GET /api/system/status`: store reachability, queue counts and this process's worker counters.
 pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
+    let schema = st.store.schema_status().await;
     let store = match st.store.active_runs().await {
         Ok(runs) => json!({ "ok": true, "active_runs": runs.len() }),
         Err(e) => {
@@ -38,6 +71,8 @@ pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": crate::GIT_COMMIT,
+        "schema": schema.ok(),
         "uptime_seconds": st.started.elapsed().as_secs(),
         "store": store,
         "queue": queue,

@@ -49,11 +49,9 @@ pub struct UserUpdate {
 async fn hash(pw: &Secret) -> ApiResult<String> {
     auth::validate_password(pw.expose())?;
     let pw = pw.clone();
-    Ok(
-        tokio::task::spawn_blocking(move || auth::hash_password(pw.expose()))
-            .await
-            .map_err(|e| Error::internal(format!("hashing task failed: {e}")))??,
-    )
+    Ok(auth::HashGate::global()
+        .run(move || auth::hash_password(pw.expose()))
+        .await??)
 }
 
 /// `GET /api/users`.

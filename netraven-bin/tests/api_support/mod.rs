@@ -209,8 +209,9 @@ impl Rig {
             .await
             .unwrap()
             .to_vec();
+        // Server errors fail the test, except a readiness probe's 503 (its answer under test).
         assert!(
-            status < 500,
+            status < 500 || (path == "/api/ready" && status == 503),
             "{method} {path} -> {status}: {}",
             String::from_utf8_lossy(&body)
         );

@@ -54,8 +54,9 @@ impl Proc {
                 cmd.env_remove(k);
             }
         }
+        // No NO_COLOR: logs written to a file must come without colour codes by themselves.
         cmd.env("NETRAVEN_LOG", "info,sqlx=warn")
-            .env("NO_COLOR", "1");
+            .env_remove("NO_COLOR");
         for (k, v) in envs {
             cmd.env(k, v);
         }

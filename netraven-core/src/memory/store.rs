@@ -848,6 +848,18 @@ impl LeaseStore for MemoryStore {
     }
 }
 
+/// Memory has no schema: always current.
+#[async_trait]
+impl SchemaStore for MemoryStore {
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        Ok(SchemaStatus {
+            applied: Some(0),
+            latest: 0,
+            pending: Vec::new(),
+        })
+    }
+}
+
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<User> {

@@ -21,6 +21,14 @@ pub async fn run_all(store: Arc<dyn Store>) {
     host_keys(store.as_ref()).await;
     leases(store.as_ref()).await;
     users(store.as_ref()).await;
+    schema(store.as_ref()).await;
+}
+
+/// A store handed out by its constructor has every migration it knows applied.
+pub async fn schema(s: &dyn Store) {
+    let st = s.schema_status().await.expect("schema status");
+    assert!(st.is_current(), "pending migrations after open: {st:?}");
+    assert_eq!(st.applied, Some(st.latest), "{st:?}");
 }
 
 async fn new_device(s: &dyn Store, name: &str, platform: &str, tags: &[&str]) -> Device {

@@ -127,6 +127,23 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     err.with_source(e)
 }
 
+/// The schema status from the migrations this build embeds and the versions a database applied.
+pub(crate) fn schema_status(
+    known: &sqlx::migrate::Migrator,
+    applied: &[i64],
+) -> netraven_core::store::SchemaStatus {
+    let known: Vec<i64> = known
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .collect();
+    netraven_core::store::SchemaStatus {
+        applied: applied.iter().copied().max(),
+        latest: known.iter().copied().max().unwrap_or(0),
+        pending: known.into_iter().filter(|v| !applied.contains(v)).collect(),
+    }
+}
+
 /// Maps a migration error.
 pub(crate) fn migrate_err(e: sqlx::migrate::MigrateError) -> Error {
     Error::new(

@@ -7,6 +7,7 @@ use crate::sql::{MIGRATIONS_TABLE, PostgresStore, SqlStore, db_err, migrate_err}
 use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
 use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::store::{SchemaStatus, SchemaStore};
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use std::str::FromStr;
@@ -150,6 +151,10 @@ pub struct PostgresOptions {
     pub max_connections: u32,
     /// How long to wait for a pooled connection before failing with `Unavailable`.
     pub acquire_timeout: Duration,
+    /// Create the schema and apply pending migrations on connect (default). `false` connects to
+    /// the schema as it is, e.g. to ask [`SchemaStore::schema_status`] whether migrations are
+    /// pending.
+    pub migrate: bool,
 }
 
 impl Default for PostgresOptions {
@@ -158,6 +163,7 @@ impl Default for PostgresOptions {
             schema: DEFAULT_SCHEMA.to_string(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            migrate: true,
         }
     }
 }
@@ -211,10 +217,20 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(db_err)?;
+        let store = SqlStore {
+            db: PostgresBackend {
+                pool,
+                schema: options.schema,
+            },
+            cipher,
+        };
+        if !options.migrate {
+            return Ok(store);
+        }
         // The name was validated above, so quoting it is enough.
-        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", options.schema);
+        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", store.db.schema);
         if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(create))
-            .execute(&pool)
+            .execute(&store.db.pool)
             .await
             .map_err(db_err)
         {
@@ -223,13 +239,6 @@ impl PostgresStore {
                 return Err(e);
             }
         }
-        let store = SqlStore {
-            db: PostgresBackend {
-                pool,
-                schema: options.schema,
-            },
-            cipher,
-        };
         store.migrate().await?;
         tracing::debug!(schema = %store.db.schema, "connected PostgreSQL store");
         Ok(store)
@@ -238,9 +247,16 @@ impl PostgresStore {
     /// Applies pending migrations (bookkept in `<schema>.netraven_migrations`). Idempotent and
     /// safe to run from several processes at once (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
+        Self::migrator()
+            .run(&self.db.pool)
+            .await
+            .map_err(migrate_err)
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
         let mut m = sqlx::migrate!("./migrations/postgres");
         m.dangerous_set_table_name(MIGRATIONS_TABLE);
-        m.run(&self.db.pool).await.map_err(migrate_err)
+        m
     }
 
     /// The schema holding the tables.
@@ -267,5 +283,30 @@ impl PostgresStore {
     /// Closes the pool.
     pub async fn close(&self) {
         self.db.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl SchemaStore for PostgresStore {
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+        )
+        .bind(&self.db.schema)
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(db_err)?;
+        let applied: Vec<i64> = if exists == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT version FROM {MIGRATIONS_TABLE} WHERE success"
+            )))
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(db_err)?
+        };
+        Ok(crate::sql::schema_status(&Self::migrator(), &applied))
     }
 }

@@ -6,6 +6,7 @@ use crate::sql::{MIGRATIONS_TABLE, SqlStore, SqliteStore, db_err, migrate_err};
 use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
 use netraven_core::error::{Error, Result};
+use netraven_core::store::{SchemaStatus, SchemaStore};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -160,6 +161,9 @@ pub struct SqliteOptions {
     pub max_connections: u32,
     /// How long a writer waits for the write lock before failing with `Unavailable`.
     pub busy_timeout: Duration,
+    /// Apply pending migrations on open (default). `false` opens the schema as it is, e.g. to
+    /// ask [`SchemaStore::schema_status`] whether migrations are pending.
+    pub migrate: bool,
 }
 
 impl Default for SqliteOptions {
@@ -167,6 +171,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(30),
+            migrate: true,
         }
     }
 }
@@ -208,7 +213,9 @@ impl SqliteStore {
             db: SqliteBackend { pool },
             cipher,
         };
-        store.migrate().await?;
+        if options.migrate {
+            store.migrate().await?;
+        }
         tracing::debug!(path = %path.display(), "opened SQLite store");
         Ok(store)
     }
@@ -237,9 +244,16 @@ impl SqliteStore {
 
     /// Applies pending migrations (bookkept in the table `netraven_migrations`). Idempotent.
     pub async fn migrate(&self) -> Result<()> {
+        Self::migrator()
+            .run(&self.db.pool)
+            .await
+            .map_err(migrate_err)
+    }
+
+    fn migrator() -> sqlx::migrate::Migrator {
         let mut m = sqlx::migrate!("./migrations/sqlite");
         m.dangerous_set_table_name(MIGRATIONS_TABLE);
-        m.run(&self.db.pool).await.map_err(migrate_err)
+        m
     }
 
     /// The underlying connection pool.
@@ -250,5 +264,29 @@ impl SqliteStore {
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         self.db.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl SchemaStore for SqliteStore {
+    async fn schema_status(&self) -> Result<SchemaStatus> {
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        )
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(db_err)?;
+        let applied: Vec<i64> = if exists == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT version FROM {MIGRATIONS_TABLE} WHERE success"
+            )))
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(db_err)?
+        };
+        Ok(crate::sql::schema_status(&Self::migrator(), &applied))
     }
 }
