@@ -90,6 +90,15 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Import devices (and the credentials of login columns) into the configured store, e.g.
+    /// the inventory `netraven sim --inventory` writes.
+    Import {
+        /// Input format.
+        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        from: String,
+        /// The file.
+        file: PathBuf,
+    },
     /// Manage API users.
     User {
         /// What to do.
@@ -334,6 +343,27 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             let summary = crate::backup::run(&opts).await?;
             print!("{}", summary.render());
             if summary.failed_total() > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Import { from: _, file } => {
+            let body = std::fs::read(&file)
+                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
+            let rows = netraven_core::import::parse_csv(&body)?;
+            let store = crate::wiring::open_store(&cfg, crate::wiring::cipher(&cfg)?).await?;
+            let r = netraven_core::import::import(store.as_ref(), rows).await?;
+            println!(
+                "{} devices created, {} duplicates, {} errors; credentials: {} created, {} reused",
+                r.created,
+                r.duplicates.len(),
+                r.errors.len(),
+                r.credentials.created,
+                r.credentials.reused
+            );
+            for e in r.errors.iter().chain(&r.duplicates) {
+                println!("  row {}: {} {}", e["row"], e["hostname"], e["detail"]);
+            }
+            if !r.errors.is_empty() {
                 return Ok(ExitCode::from(2));
             }
         }

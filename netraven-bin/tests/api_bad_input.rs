@@ -246,7 +246,7 @@ async fn device_import_reports_rows() {
         "/api/devices/import",
         &t,
         "text/csv",
-        b"hostname,address,platform,password\na,b,c,d\n",
+        b"hostname,address,platform,bogus\na,b,c,d\n",
     )
     .await
     .assert_error(422);
@@ -261,6 +261,78 @@ async fn device_import_reports_rows() {
     .await
     .assert_error(403);
     assert_eq!(r.device_count().await, 4);
+}
+
+/// The inventory `netraven sim` writes imports with its login columns: credentials pinned to the
+/// devices (reused for identical logins), reported without secrets; only admins may do it.
+#[tokio::test]
+async fn device_import_with_logins() {
+    let r = rig().await;
+    let csv = format!(
+        "hostname,address,port,platform,username,password,enable_secret,tags\n\
+         s1,127.0.0.1,21001,{PLATFORM},admin,Pw-s1-secret,En-s1-secret,sim;{PLATFORM}\n\
+         s2,127.0.0.1,21002,{PLATFORM},admin,Pw-s1-secret,En-s1-secret,sim\n\
+         s3,127.0.0.1,21003,{PLATFORM},ops,Pw-s3-secret,,sim\n"
+    );
+    r.raw(
+        "POST",
+        "/api/devices/import",
+        &r.operator,
+        "text/csv",
+        csv.as_bytes(),
+    )
+    .await
+    .assert_error(403);
+    assert_eq!(r.device_count().await, 0);
+    let resp = r
+        .raw(
+            "POST",
+            "/api/devices/import",
+            &r.admin,
+            "text/csv",
+            csv.as_bytes(),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let text = resp.text();
+    for s in ["Pw-s1-secret", "En-s1-secret", "Pw-s3-secret"] {
+        assert!(
+            !text.contains(s),
+            "the import answer shows a secret: {text}"
+        );
+    }
+    let v = resp.json();
+    assert_eq!(v["created"], 3, "{v}");
+    assert_eq!(v["credentials"]["created"], 2, "{v}");
+    assert_eq!(v["credentials"]["reused"], 0, "{v}");
+    let creds = r.get("/api/credentials", &r.admin).await;
+    assert_eq!(creds.json()["total"], 2);
+    assert!(!creds.text().contains("Pw-s1-secret"));
+    let s1 = &r.get("/api/devices?hostname=s1", &r.viewer).await.json()["items"][0];
+    let s2 = &r.get("/api/devices?hostname=s2", &r.viewer).await.json()["items"][0];
+    assert!(s1["credential_id"].is_i64(), "{s1}");
+    assert_eq!(s1["credential_id"], s2["credential_id"]);
+    // A second file with the same login reuses the credential.
+    let more = format!(
+        "hostname,address,platform,username,password,enable_secret\n\
+         s4,127.0.0.1,{PLATFORM},admin,Pw-s1-secret,En-s1-secret\n"
+    );
+    let v = r
+        .raw(
+            "POST",
+            "/api/devices/import",
+            &r.admin,
+            "text/csv",
+            more.as_bytes(),
+        )
+        .await
+        .json();
+    assert_eq!(v["credentials"]["reused"], 1, "{v}");
+    assert_eq!(
+        v["credentials"]["items"][0]["id"], s1["credential_id"],
+        "{v}"
+    );
+    assert_eq!(r.get("/api/credentials", &r.admin).await.json()["total"], 2);
 }
 
 #[tokio::test]

@@ -72,6 +72,66 @@ fn version_and_migration_check() {
     assert!(text.contains("no migrations pending"), "{text}");
 }
 
+/// The inventory `netraven sim` writes imports with `netraven import --from csv` (credentials
+/// from its login columns) into a fresh data directory; `serve` then backs every device up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_inventory_imports_through_the_cli() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let fleet = SimFleet::start(SimConfig {
+        devices: 3,
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let inv = tmp.path().join("inv.csv");
+    fleet.write_inventory(&inv).expect("inventory");
+    let out = std::process::Command::new(BIN)
+        .args(["import", "--from", "csv"])
+        .arg(&inv)
+        .env("NETRAVEN_DATA_DIR", &data)
+        .env_remove("NETRAVEN_DATABASE_URL")
+        .output()
+        .expect("run netraven import");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("3 devices created"), "{text}");
+    assert!(text.contains("credentials: 3 created"), "{text}");
+    for s in fleet_secrets(&fleet) {
+        assert!(!text.contains(s.as_str()), "import output shows a secret");
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let env = vec![
+        ("NETRAVEN_DATA_DIR".to_string(), data.display().to_string()),
+        ("NETRAVEN_API_LISTEN".to_string(), addr.clone()),
+        ("NETRAVEN_ADMIN_PASSWORD".to_string(), ADMIN_PASSWORD.into()),
+    ];
+    let mut server = Proc::spawn("serve", &["serve"], &env, tmp.path());
+    let mut api = Api::new(&addr);
+    api.wait_healthy(&mut server, Duration::from_secs(20)).await;
+    api.login_admin().await;
+    let job = api
+        .post(
+            "/api/jobs",
+            serde_json::json!({"name": "imported", "kind": {"type": "backup"},
+                "targets": {"tags": ["sim"]}, "schedule": {"type": "manual"}}),
+            201,
+        )
+        .await;
+    let run_id = api.run_job(job["id"].as_i64().expect("job id")).await;
+    let run = api.wait_run_final(run_id, Duration::from_secs(60)).await;
+    assert_eq!(
+        run["status"],
+        "COMPLETED_SUCCESS",
+        "{run}\n{}",
+        api.run_report(run_id).await
+    );
+    assert_eq!(run["counts"]["total"], 3, "{run}");
+    server.term();
+    server.expect_exit_ok(Duration::from_secs(10)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_seed_lifecycle() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod driver;
 pub mod engine;
 pub mod error;
+pub mod import;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod memory;

@@ -1,18 +1,18 @@
 //! Handlers for devices and the device import.
 
 use super::ApiState;
+use super::auth::Principal;
 use super::common::{created, no_content, page_of};
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::Utc;
+use netraven_core::import::ImportRow;
 use netraven_core::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use std::collections::HashSet;
+use serde::Deserialize;
 
 /// A new device from its writable fields, stamped now.
 fn new_device(spec: DeviceSpec) -> Device {
@@ -112,134 +112,9 @@ pub async fn delete_device(
     Ok(no_content())
 }
 
-/// Largest number of rows one import accepts.
-pub const MAX_IMPORT_ROWS: usize = 10_000;
+pub use netraven_core::import::MAX_IMPORT_ROWS;
 
-/// Outcome of an import.
-#[derive(Debug, Default, Serialize)]
-pub struct ImportReport {
-    /// Devices created.
-    pub created: usize,
-    /// `{row, id, hostname}` of each created device.
-    pub items: Vec<serde_json::Value>,
-    /// Rows whose hostname exists already or appears earlier in the file.
-    pub duplicates: Vec<serde_json::Value>,
-    /// Rows that could not be read or failed validation.
-    pub errors: Vec<serde_json::Value>,
-}
-
-const CSV_COLUMNS: [&str; 9] = [
-    "hostname",
-    "address",
-    "port",
-    "platform",
-    "tags",
-    "description",
-    "serial",
-    "model",
-    "enabled",
-];
-
-fn split_tags(s: &str) -> Vec<String> {
-    s.split([';', '|'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn parse_csv(body: &[u8]) -> ApiResult<Vec<Result<DeviceSpec, String>>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(body);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| ApiError::invalid(format!("cannot read the CSV header: {e}")))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    for h in &headers {
-        if !CSV_COLUMNS.contains(&h.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "unknown CSV column '{h}'; known columns: {}",
-                CSV_COLUMNS.join(",")
-            )));
-        }
-    }
-    for req in ["hostname", "address", "platform"] {
-        if !headers.iter().any(|h| h == req) {
-            return Err(ApiError::invalid(format!(
-                "the CSV header needs a '{req}' column"
-            )));
-        }
-    }
-    let mut rows = Vec::new();
-    for rec in rdr.records() {
-        if rows.len() >= MAX_IMPORT_ROWS {
-            return Err(ApiError::invalid(format!(
-                "at most {MAX_IMPORT_ROWS} rows per import"
-            )));
-        }
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                rows.push(Err(format!("unreadable row: {e}")));
-                continue;
-            }
-        };
-        if rec.len() != headers.len() {
-            rows.push(Err(format!(
-                "expected {} fields, found {}",
-                headers.len(),
-                rec.len()
-            )));
-            continue;
-        }
-        let get = |name: &str| -> Option<String> {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .and_then(|i| rec.get(i))
-                .filter(|v| !v.is_empty())
-                .map(String::from)
-        };
-        let port = match get("port").map(|p| p.parse::<u16>()) {
-            None => None,
-            Some(Ok(p)) => Some(p),
-            Some(Err(_)) => {
-                rows.push(Err("port must be a number from 1 to 65535".to_string()));
-                continue;
-            }
-        };
-        let enabled = match get("enabled").map(|e| e.to_ascii_lowercase()) {
-            None => true,
-            Some(e) if matches!(e.as_str(), "true" | "yes" | "1") => true,
-            Some(e) if matches!(e.as_str(), "false" | "no" | "0") => false,
-            Some(_) => {
-                rows.push(Err("enabled must be true or false".to_string()));
-                continue;
-            }
-        };
-        rows.push(Ok(DeviceSpec {
-            hostname: get("hostname").unwrap_or_default(),
-            address: get("address").unwrap_or_default(),
-            port: port.unwrap_or(22),
-            platform: get("platform").unwrap_or_default(),
-            tags: get("tags").map(|t| split_tags(&t)).unwrap_or_default(),
-            description: get("description"),
-            serial: get("serial"),
-            model: get("model"),
-            credential_id: None,
-            host_key_policy: HostKeyPolicy::default(),
-            legacy_ssh: false,
-            enabled,
-        }));
-    }
-    Ok(rows)
-}
-
-fn parse_json_rows(body: &[u8]) -> ApiResult<Vec<Result<DeviceSpec, String>>> {
+fn parse_json_rows(body: &[u8]) -> ApiResult<Vec<Result<ImportRow, String>>> {
     let v: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::new(
@@ -257,15 +132,27 @@ fn parse_json_rows(body: &[u8]) -> ApiResult<Vec<Result<DeviceSpec, String>>> {
         )));
     }
     Ok(v.into_iter()
-        .map(|row| serde_json::from_value::<DeviceSpec>(row).map_err(|e| e.to_string()))
+        .map(|row| {
+            let spec = serde_json::from_value::<DeviceSpec>(row).map_err(|e| e.to_string())?;
+            Ok(ImportRow {
+                device: Device::from_spec(spec),
+                login: None,
+            })
+        })
         .collect())
 }
 
-/// `POST /api/devices/import`: a CSV body (`text/csv`, header
-/// `hostname,address,port,platform,tags`, tags separated by `;` or `|`) or a JSON array of
-/// devices. Valid rows are imported; the report lists duplicates and per-row errors (rows are
-/// numbered from 1, not counting the CSV header).
-pub async fn import_devices(State(st): State<ApiState>, req: Request) -> ApiResult<Response> {
+/// `POST /api/devices/import`: a CSV body (`text/csv`; the columns of
+/// [`netraven_core::import::CSV_COLUMNS`], e.g. the inventory `netraven sim` writes, tags
+/// separated by `;` or `|`) or a JSON array of devices. Valid rows are imported; the report
+/// lists duplicates, per-row errors (rows are numbered from 1, not counting the CSV header) and
+/// the credentials made or reused from login columns (an admin's right: operators get 403 for
+/// a file with logins), never their secrets.
+pub async fn import_devices(
+    State(st): State<ApiState>,
+    Extension(p): Extension<Principal>,
+    req: Request,
+) -> ApiResult<Response> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -276,7 +163,7 @@ pub async fn import_devices(State(st): State<ApiState>, req: Request) -> ApiResu
     let rows = if ct.contains("json") {
         parse_json_rows(&body)?
     } else if ct.starts_with("text/csv") || ct.starts_with("text/plain") || ct.is_empty() {
-        parse_csv(&body)?
+        netraven_core::import::parse_csv(&body)?
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -284,50 +171,21 @@ pub async fn import_devices(State(st): State<ApiState>, req: Request) -> ApiResu
             "send text/csv or application/json",
         ));
     };
-    let mut report = ImportReport::default();
-    let mut seen = HashSet::new();
-    for (i, row) in rows.into_iter().enumerate() {
-        let n = i + 1;
-        let input = match row {
-            Ok(r) => r,
-            Err(detail) => {
-                report.errors.push(json!({ "row": n, "detail": detail }));
-                continue;
-            }
-        };
-        let d = new_device(input);
-        if let Err(e) = check_device(&st, &d).await {
-            report
-                .errors
-                .push(json!({ "row": n, "hostname": d.hostname, "detail": e.detail }));
-            continue;
-        }
-        if !seen.insert(d.hostname.clone()) {
-            report.duplicates.push(
-                json!({ "row": n, "hostname": d.hostname, "detail": "repeated in this import" }),
-            );
-            continue;
-        }
-        match st.store.create_device(&d).await {
-            Ok(c) => {
-                report.created += 1;
-                report
-                    .items
-                    .push(json!({ "row": n, "id": c.id, "hostname": c.hostname }));
-            }
-            Err(e) if e.kind() == ErrorKind::Conflict => report
-                .duplicates
-                .push(json!({ "row": n, "hostname": d.hostname, "detail": e.message() })),
-            Err(e) if e.kind() == ErrorKind::InvalidInput => report
-                .errors
-                .push(json!({ "row": n, "hostname": d.hostname, "detail": e.message() })),
-            Err(e) => return Err(e.into()),
-        }
+    let logins = rows.iter().any(|r| matches!(r, Ok(r) if r.login.is_some()));
+    if logins && p.user.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "importing login columns creates credentials, which needs the admin role",
+        ));
     }
+    let report = netraven_core::import::import(st.store.as_ref(), rows).await?;
     tracing::info!(
         created = report.created,
         duplicates = report.duplicates.len(),
         errors = report.errors.len(),
+        credentials_created = report.credentials.created,
+        credentials_reused = report.credentials.reused,
         "device import"
     );
     Ok(Json(report).into_response())
