@@ -7,16 +7,16 @@
 //! ```
 //!
 //! The simulator (`netraven sim`) runs in its own process, so the CPU time and peak RSS read
-//! from `/proc/self` are the client's: `netraven_server::backup::run` (engine, in-memory store,
+//! from `/proc/self` are the client's: `netraven::backup::run` (engine, in-memory store,
 //! SSH driver, git writer into a fresh bare repository) with the given concurrency. Each row is
 //! run three times, each in a fresh child process (the bench binary re-executes itself with
 //! `--child`), so the peak RSS (VmHWM) is that run's own; the table shows the median wall time,
 //! the CPU of that run, and the highest peak RSS of the three. The simulator's CPU time over the row
 //! is read from `/proc/PID/stat` as well, to show where the machine's two cores go.
 
+use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
 use netraven_core::memory::MemoryStore;
-use netraven_server::backup::{BackupOptions, run};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -184,7 +184,7 @@ async fn one_backup(inventory: &Path, devices: usize, concurrency: usize) -> Sam
         repo: repo.path().join("backups.git"),
         concurrency,
         device_timeout: Duration::from_secs(60),
-        progress: false,
+        progress: None,
         platforms_dir: None,
     };
     let cpu0 = cpu_time();
@@ -211,7 +211,7 @@ async fn one_backup(inventory: &Path, devices: usize, concurrency: usize) -> Sam
 /// once: what the legacy row needs, since the CSV inventory of `netraven backup` has no
 /// `legacy_ssh` column.
 async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> Sample {
-    let rows = netraven_server::inventory::read(inventory).expect("inventory");
+    let rows = netraven_core::inventory::read_file(inventory).expect("inventory");
     let keys = Arc::new(MemoryStore::new());
     let driver = Arc::new(netraven_drivers::SshDriver::new(
         netraven_drivers::builtin_platform("cisco_ios").unwrap(),
@@ -226,10 +226,11 @@ async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> 
         let sem = sem.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
-            let mut dev = row.device();
+            let mut dev = row.device.clone();
             dev.legacy_ssh = legacy;
             let t = Duration::from_secs(60);
-            let mut s = driver.connect(&dev, &row.credential(), t).await?;
+            let cred = row.login.as_ref().expect("login").credential("bench");
+            let mut s = driver.connect(&dev, &cred, t).await?;
             let raw = s.fetch_config(t).await?;
             s.close().await?;
             Ok::<usize, netraven_core::Error>(raw.len())

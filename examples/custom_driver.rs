@@ -5,6 +5,11 @@
 //! secret rules, and is registered in the `DriverRegistry` under a platform name. The engine then
 //! treats it like any SSH platform: credentials, retries, normalisation, redaction, snapshots.
 //!
+//! Before it is used, the driver is checked with the public Driver/Session conformance suite
+//! (`netraven::core::testkit::driver`, feature `testkit`): refused logins are `Auth`, a device
+//! that stops answering is a `Timeout` within the deadline, the configuration comes back whole,
+//! sessions close.
+//!
 //! Run: `cargo run --example custom_driver`
 
 use async_trait::async_trait;
@@ -15,6 +20,7 @@ use netraven::core::memory::{MemoryQueue, MemoryStore};
 use netraven::core::normalise::Rules;
 use netraven::core::prelude::*;
 use netraven::core::snapshot::StoreSnapshotSink;
+use netraven::core::testkit::driver::{DriverHarness, HostKeyCase, run_all};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +69,8 @@ impl Driver for ApiDriver {
         }
         Ok(Box::new(ApiSession {
             host: device.hostname.clone(),
+            // An appliance whose export never finishes (see the conformance harness below).
+            stuck: device.address == STUCK_ADDRESS,
         }))
     }
 
@@ -71,9 +79,19 @@ impl Driver for ApiDriver {
     }
 }
 
+/// The address of an appliance that accepts the login and then never answers.
+const STUCK_ADDRESS: &str = "192.0.2.99";
+
 #[derive(Debug)]
 struct ApiSession {
     host: String,
+    stuck: bool,
+}
+
+fn export(host: &str, exported_at: &str) -> String {
+    format!(
+        "{{\n  \"hostname\": \"{host}\",\n  \"exported_at\": \"{exported_at}\",\n  \"api_key\": \"s3cr3t\",\n  \"ntp\": [\"192.0.2.1\"]\n}}\n"
+    )
 }
 
 #[async_trait]
@@ -82,12 +100,16 @@ impl Session for ApiSession {
         Ok(format!("{} ran {command}\n", self.host))
     }
 
-    async fn fetch_config(&mut self, _timeout: Duration) -> Result<String> {
-        Ok(format!(
-            "{{\n  \"hostname\": \"{}\",\n  \"exported_at\": \"{}\",\n  \"api_key\": \"s3cr3t\",\n  \"ntp\": [\"192.0.2.1\"]\n}}\n",
-            self.host,
-            chrono::Utc::now().to_rfc3339()
-        ))
+    async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {
+        if self.stuck {
+            // A real client would be waiting on its socket; the deadline is the caller's.
+            tokio::time::sleep(timeout).await;
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{} did not answer within {timeout:?}", self.host),
+            ));
+        }
+        Ok(export(&self.host, &chrono::Utc::now().to_rfc3339()))
     }
 
     async fn close(self: Box<Self>) -> Result<()> {
@@ -95,8 +117,44 @@ impl Session for ApiSession {
     }
 }
 
+/// Describes the appliances the conformance suite talks to.
+struct Harness(Arc<ApiDriver>);
+
+impl DriverHarness for Harness {
+    fn driver(&self) -> Arc<dyn Driver> {
+        self.0.clone()
+    }
+    fn device(&self) -> Device {
+        Device::new("appliance-1", "192.0.2.10", "acme_appliance")
+    }
+    fn good_credential(&self) -> Credential {
+        Credential::new("ok", "api", Secret::new("token-123"))
+    }
+    fn bad_credential(&self) -> Credential {
+        Credential::new("bad", "api", Secret::new(""))
+    }
+    fn expected_config(&self) -> String {
+        // The export without the volatile line and with the key redacted.
+        "{\n  \"hostname\": \"appliance-1\",\n  \"api_key\": \"<removed>\",\n  \"ntp\": [\"192.0.2.1\"]\n}\n".into()
+    }
+    fn hanging_device(&self) -> (Device, Credential) {
+        let d = Device::new("appliance-stuck", STUCK_ADDRESS, "acme_appliance");
+        (d, self.good_credential())
+    }
+    fn host_keys(&self) -> Option<&dyn HostKeyCase> {
+        // The appliance API has no host keys to pin.
+        None
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+pub async fn main() -> Result<()> {
+    let report = run_all(&Harness(Arc::new(ApiDriver::new()?))).await;
+    println!(
+        "driver conformance: passed {:?}, skipped {:?}",
+        report.passed, report.skipped
+    );
+
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(SystemClock);
     let mut drivers = DriverRegistry::new();

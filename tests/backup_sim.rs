@@ -2,8 +2,8 @@
 //! one-shot backup (the same engine the server uses) backs them up into a bare git repository,
 //! and a second backup finds every device unchanged and makes no commit.
 
+use netraven::backup::{BackupOptions, run};
 use netraven_drivers::sim::{SimConfig, SimFleet};
-use netraven_server::backup::{BackupOptions, run};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +26,7 @@ async fn every_platform_backs_up_and_a_rerun_is_unchanged() {
         repo: dir.path().join("configs.git"),
         concurrency: 4,
         device_timeout: Duration::from_secs(30),
-        progress: false,
+        progress: None,
         platforms_dir: None,
     };
     let first = run(&opts).await.expect("first backup");
@@ -113,7 +113,7 @@ async fn devices_that_only_offer_sha1_key_exchange_back_up_when_marked_legacy() 
         repo: dir.path().join("configs.git"),
         concurrency: 2,
         device_timeout: Duration::from_secs(30),
-        progress: false,
+        progress: None,
         platforms_dir: None,
     };
     let s = run(&opts).await.expect("backup");

@@ -77,7 +77,7 @@ pub enum Command {
     },
     /// Back up every device of a CSV inventory into a git repository, once.
     Backup {
-        /// CSV: hostname,address,port,platform,username,password,enable_secret,tags.
+        /// CSV (hostname,address,port,platform,username,password,enable_secret,tags) or JSON.
         #[arg(long)]
         inventory: PathBuf,
         /// Bare git repository (created if missing).
@@ -229,17 +229,14 @@ fn new_password() -> String {
 }
 
 async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
+    let signals = netraven::shutdown_on_signals;
     match cli.command {
-        Command::Serve => crate::server::serve(&cfg, crate::wiring::shutdown_on_signals()).await?,
-        Command::Api => crate::server::api(&cfg, crate::wiring::shutdown_on_signals()).await?,
-        Command::Scheduler => {
-            crate::server::scheduler(&cfg, crate::wiring::shutdown_on_signals()).await?
-        }
-        Command::Worker => {
-            crate::server::worker(&cfg, crate::wiring::shutdown_on_signals()).await?
-        }
+        Command::Serve => crate::server::serve(&cfg, signals()).await?,
+        Command::Api => crate::server::api(&cfg, signals()).await?,
+        Command::Scheduler => crate::server::scheduler(&cfg, signals()).await?,
+        Command::Worker => crate::server::worker(&cfg, signals()).await?,
         Command::Migrate { check } => {
-            let store = crate::wiring::open_store_with(&cfg, crate::wiring::cipher(&cfg)?, !check);
+            let store = crate::wiring::builder(&cfg, "cli")?.open_store_with(!check);
             let st = store.await?.schema_status().await?;
             let pending = st.pending.iter().map(i64::to_string).collect::<Vec<_>>();
             println!(
@@ -256,8 +253,8 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             }
         }
         Command::Demo { devices, port_base } => {
-            let opts = crate::demo::DemoOptions { devices, port_base };
-            crate::demo::run(&cfg, &opts, crate::wiring::shutdown_on_signals()).await?;
+            let opts = netraven::demo::DemoOptions { devices, port_base };
+            crate::demo::run(&cfg, &opts, signals()).await?;
         }
         Command::Sim {
             devices,
@@ -268,34 +265,19 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             legacy_kex,
             changing,
         } => {
-            use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
-            let platforms: Vec<String> = platform
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let fleet = SimFleet::start(SimConfig {
+            let mut sim = netraven::demo::sim_config(
                 devices,
-                platform: platforms
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "cisco_ios".into()),
-                platforms,
-                // User platform files can be simulated too (and replace built-ins by name).
-                custom_platforms: match cfg.platforms_dir.as_deref() {
-                    Some(dir) => netraven_drivers::platform::load_platform_dir(dir)?,
-                    None => Vec::new(),
-                },
+                &platform,
                 port_base,
                 config_size,
-                legacy_kex_only: legacy_kex,
-                faults: Faults {
-                    change_every: changing.then_some(1),
-                    ..Faults::default()
-                },
-                ..SimConfig::default()
-            })
-            .await?;
+                legacy_kex,
+                changing,
+            );
+            // User platform files can be simulated too (and replace built-ins by name).
+            if let Some(dir) = cfg.platforms_dir.as_deref() {
+                sim.custom_platforms = netraven_drivers::platform::load_platform_dir(dir)?;
+            }
+            let fleet = netraven_drivers::sim::SimFleet::start(sim).await?;
             if let Some(path) = inventory {
                 fleet.write_inventory(&path)?;
                 eprintln!("inventory written to {}", path.display());
@@ -305,7 +287,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
                 fleet.devices().len(),
                 fleet.port_base()
             );
-            crate::wiring::shutdown_on_signals().cancelled().await;
+            signals().cancelled().await;
         }
         Command::Platforms { action } => {
             use netraven_drivers::catalog;
@@ -332,15 +314,26 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             concurrency,
             timeout,
         } => {
-            let opts = crate::backup::BackupOptions {
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let bar = tty.then(indicatif::ProgressBar::no_length);
+            let progress = bar.clone().map(|b| -> netraven::backup::Progress {
+                std::sync::Arc::new(move |done, total, _failed| {
+                    b.set_length(total);
+                    b.set_position(done);
+                })
+            });
+            let opts = netraven::backup::BackupOptions {
                 inventory,
                 repo,
                 concurrency,
                 device_timeout: Duration::from_secs(timeout.max(1)),
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                progress,
                 platforms_dir: cfg.platforms_dir.clone(),
             };
-            let summary = crate::backup::run(&opts).await?;
+            let summary = netraven::backup::run(&opts).await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
             print!("{}", summary.render());
             if summary.failed_total() > 0 {
                 return Ok(ExitCode::from(2));
@@ -379,7 +372,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
 }
 
 async fn user(cfg: &Config, action: UserAction) -> Result<()> {
-    let store = crate::wiring::open_store(cfg, crate::wiring::cipher(cfg)?).await?;
+    let store = crate::wiring::open_store(cfg).await?;
     match action {
         UserAction::Create { username, role } => {
             let role = Role::parse(&role)
@@ -426,46 +419,12 @@ async fn user(cfg: &Config, action: UserAction) -> Result<()> {
 }
 
 async fn rotate_keys(cfg: &Config) -> Result<()> {
-    use netraven_store::cipher::{AesGcmCipher, KeyMaterial, write_new_key_file};
-    if cfg.security.encryption_key.is_some() {
-        return Err(Error::invalid(
-            "the key comes from configuration: rotate by re-encrypting with a key file (unset encryption_key) or replace the configured key yourself",
-        ));
-    }
-    let current = crate::wiring::cipher(cfg)?;
-    let old_key = netraven_store::cipher::load_key_file(&cfg.key_file())?;
-    let new_key = KeyMaterial::generate();
-    let next_path = cfg.key_file().with_extension("key.next");
-    // The new key is on disk before any row uses it, so an interruption loses nothing: startup
-    // accepts the current, next and previous key files for decryption.
-    write_new_key_file(&next_path, &new_key)?;
-    let new_cipher = AesGcmCipher::from_key(&new_key).with_old_key(&old_key)?;
-    let n = match &cfg.database.url {
-        Some(url) => {
-            let s = netraven_store::sql::PostgresStore::connect(
-                url,
-                Some(&cfg.database.schema),
-                current,
-            )
-            .await?;
-            s.reencrypt_credentials(&new_cipher).await?
-        }
-        None => {
-            let s =
-                netraven_store::sql::SqliteStore::open(cfg.data_dir.join("netraven.db"), current)
-                    .await?;
-            s.reencrypt_credentials(&new_cipher).await?
-        }
-    };
-    let prev = cfg.key_file().with_extension("key.prev");
-    let io =
-        |e: std::io::Error| Error::new(ErrorKind::Unavailable, format!("key file rotation: {e}"));
-    std::fs::rename(cfg.key_file(), &prev).map_err(io)?;
-    std::fs::rename(&next_path, cfg.key_file()).map_err(io)?;
+    let r = crate::wiring::builder(cfg, "cli")?.rotate_key().await?;
     println!(
-        "re-encrypted {n} credentials with key {}; the previous key is kept in {}",
-        new_key.derived_id(),
-        prev.display()
+        "re-encrypted {} credentials with key {}; the previous key is kept in {}",
+        r.reencrypted,
+        r.key_id,
+        r.previous.display()
     );
     Ok(())
 }

@@ -28,7 +28,7 @@ pub async fn run_api(
     shutdown: CancellationToken,
 ) -> Result<()> {
     if let Some(password) = ensure_admin(
-        node.store.clone(),
+        node.nr.store().clone(),
         std::env::var("NETRAVEN_ADMIN_PASSWORD").ok(),
     )
     .await?
@@ -38,9 +38,9 @@ pub async fn run_api(
         );
     }
     let state = ApiState::new(
-        node.store.clone(),
-        node.engine.clone(),
-        node.sink.clone(),
+        node.nr.store().clone(),
+        node.nr.engine().clone(),
+        node.nr.sink().clone(),
         jwt_secret(&node.config)?,
     );
     let app = router(state);
@@ -63,24 +63,6 @@ async fn bind(cfg: &Config) -> Result<TcpListener> {
     })
 }
 
-/// Spawns a role and turns its outcome into one error type.
-async fn join_all(handles: Vec<tokio::task::JoinHandle<Result<()>>>) -> Result<()> {
-    let mut first_err = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "a server role failed");
-                first_err.get_or_insert(e);
-            }
-            Err(e) => {
-                first_err.get_or_insert(Error::internal(format!("a server role panicked: {e}")));
-            }
-        }
-    }
-    first_err.map_or(Ok(()), Err)
-}
-
 /// `netraven serve`: API, scheduler, maintenance and a worker in one process.
 pub async fn serve(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "serve", false).await?;
@@ -88,27 +70,25 @@ pub async fn serve(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     serve_node(node, listener, shutdown).await
 }
 
-/// Runs every role of an already wired node (used by `serve` and `demo`).
+/// Runs every role of an already wired node (used by `serve` and `demo`): the library's worker,
+/// scheduler and maintenance, and the API. A role that fails stops the others.
 pub async fn serve_node(
     node: Node,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mut handles = Vec::new();
-    let (n, s) = (node.clone(), shutdown.clone());
-    handles.push(tokio::spawn(async move { run_api(&n, listener, s).await }));
-    let (n, s) = (node.clone(), shutdown.clone());
-    handles.push(tokio::spawn(async move { n.scheduler().run(s).await }));
-    let (n, s) = (node.clone(), shutdown.clone());
-    handles.push(tokio::spawn(async move { n.run_maintenance(s).await }));
-    let (n, s) = (node.clone(), shutdown.clone());
-    handles.push(tokio::spawn(
-        async move { n.engine.clone().run_worker(s).await },
-    ));
-    let r = join_all(handles).await;
-    // A role that failed stops the others too.
-    shutdown.cancel();
-    r
+    node.nr.start();
+    let (n, stop) = (node.clone(), node.nr.shutdown_token());
+    let api = tokio::spawn(async move {
+        let r = run_api(&n, listener, stop.clone()).await;
+        stop.cancel();
+        r
+    });
+    let roles = node.nr.stop_on(shutdown).await;
+    let api = api
+        .await
+        .map_err(|e| Error::internal(format!("the API panicked: {e}")))?;
+    roles.and(api)
 }
 
 /// `netraven api`: the REST API alone.
@@ -122,15 +102,13 @@ pub async fn api(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
 /// number may run; leases make exactly one act.
 pub async fn scheduler(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "scheduler", true).await?;
-    let (n, s) = (node.clone(), shutdown.clone());
-    let sched = tokio::spawn(async move { n.scheduler().run(s).await });
-    let (n, s) = (node.clone(), shutdown.clone());
-    let maint = tokio::spawn(async move { n.run_maintenance(s).await });
-    join_all(vec![sched, maint]).await
+    node.nr.start_scheduler();
+    node.nr.start_maintenance();
+    node.nr.stop_on(shutdown).await
 }
 
 /// `netraven worker`: works on devices until shutdown, then finishes or hands back its tasks.
 pub async fn worker(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "worker", true).await?;
-    node.engine.clone().run_worker(shutdown).await
+    node.nr.engine().clone().run_worker(shutdown).await
 }

@@ -5,7 +5,7 @@
 //!
 //! | seed step | module |
 //! |---|---|
-//! | 1. job creation (validation) | [`model`] (`Job::validate`), [`scheduler::validate_schedule`] |
+//! | 1. job creation (validation) | [`model`] (`Job::validate`), [`schedule::validate_schedule`] |
 //! | 2. scheduling | [`scheduler`] |
 //! | 3. execution | [`engine`] (worker loop, fan-out, per-device runner), [`credentials`], [`normalise`], [`snapshot`] |
 //! | 4. monitoring | the [`store`] query traits the API serves from |
@@ -17,16 +17,20 @@
 pub mod cipher;
 pub mod clock;
 pub mod credentials;
+pub mod diff;
 pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod import;
 #[cfg(feature = "logging")]
 pub mod logging;
+pub mod inventory;
+pub mod maintenance;
 pub mod memory;
 pub mod model;
 pub mod normalise;
 pub mod queue;
+pub mod schedule;
 pub mod scheduler;
 pub mod secret;
 pub mod snapshot;

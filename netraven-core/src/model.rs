@@ -396,35 +396,7 @@ pub struct Targets {
     pub tags: Vec<String>,
 }
 
-/// When a job fires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Schedule {
-    /// Only when triggered by a user.
-    Manual,
-    /// Every `seconds` (at least 60).
-    Interval {
-        /// Period in seconds.
-        seconds: u64,
-    },
-    /// A 5-field cron line evaluated in an IANA time zone.
-    Cron {
-        /// `min hour day-of-month month day-of-week`.
-        expression: String,
-        /// IANA zone name, e.g. `Europe/Berlin`. Defaults to `UTC`.
-        #[serde(default = "utc_name")]
-        timezone: String,
-    },
-    /// Once, at the given time.
-    Once {
-        /// When to fire.
-        at: DateTime<Utc>,
-    },
-}
-
-fn utc_name() -> String {
-    "UTC".to_string()
-}
+pub use crate::schedule::Schedule;
 
 /// What to do when a fire comes due while a run of the same job is still active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -522,7 +494,7 @@ impl Job {
         for t in &self.targets.tags {
             validate_name("tag", t)?;
         }
-        crate::scheduler::validate_schedule(&self.schedule)
+        crate::schedule::validate_schedule(&self.schedule)
     }
 }
 

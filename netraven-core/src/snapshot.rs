@@ -1,6 +1,12 @@
-//! [`SnapshotSink`]: where normalised, redacted configurations go, and [`StoreSnapshotSink`], the
-//! sink every deployment uses: it writes the snapshot into the store's index (deduplicated against
-//! the device's latest content) and leaves committing to git to the single git writer.
+//! [`SnapshotSink`]: where normalised, redacted configurations go.
+//!
+//! - [`StoreSnapshotSink`] writes a snapshot into the store's index (deduplicated against the
+//!   device's latest content). It is the index layer the git sink (`netraven_store::git::GitWriter`,
+//!   the default sink) is built on, and the sink of processes that hold no repository.
+//! - [`Tee`] composes sinks: one primary that answers reads, any number of mirrors that receive
+//!   every write (git + a plain directory mirror + an embedder's own).
+//! - [`device_file_name`] is the file name git and the directory mirror give a device, so their
+//!   trees match.
 
 use crate::error::Result;
 use crate::model::*;
@@ -21,6 +27,102 @@ pub trait SnapshotSink: Send + Sync + Debug + 'static {
     async fn history(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>>;
     /// One snapshot with content.
     async fn get(&self, id: SnapshotId) -> Result<Snapshot>;
+    /// Makes everything `put` so far durable in the sink's history backend (git: commits the
+    /// pending snapshots). Called by the single maintenance leader
+    /// ([`crate::maintenance::Maintenance`]); sinks that write through need nothing (the default).
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The file name of a device's configuration in a tree of snapshots (git, a directory mirror):
+/// `<hostname>.cfg`, with characters that cannot appear in a file name replaced by `_`, no
+/// leading dot, never empty.
+pub fn device_file_name(hostname: &str) -> String {
+    format!("{}.cfg", path_component(hostname))
+}
+
+/// Makes one path component: no separators, no control characters, no leading dot, not empty.
+pub fn path_component(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// A sink that writes to a primary sink and then to mirrors; reads come from the primary.
+///
+/// Every `put` reaches every mirror (not only changed content), so a mirror that failed once
+/// catches up on the next backup of the device; a mirror's error is returned after all mirrors
+/// were tried, so the device's result shows it. `flush` flushes the primary and every mirror.
+#[derive(Debug, Clone)]
+pub struct Tee {
+    primary: Arc<dyn SnapshotSink>,
+    mirrors: Vec<Arc<dyn SnapshotSink>>,
+}
+
+impl Tee {
+    /// A tee with `primary` only.
+    pub fn new(primary: Arc<dyn SnapshotSink>) -> Self {
+        Tee {
+            primary,
+            mirrors: Vec::new(),
+        }
+    }
+
+    /// Adds a mirror.
+    pub fn with(mut self, mirror: Arc<dyn SnapshotSink>) -> Self {
+        self.mirrors.push(mirror);
+        self
+    }
+}
+
+#[async_trait]
+impl SnapshotSink for Tee {
+    async fn put(&self, snapshot: NewSnapshot) -> Result<SnapshotPut> {
+        let out = self.primary.put(snapshot.clone()).await?;
+        let mut first_err = None;
+        for m in &self.mirrors {
+            if let Err(e) = m.put(snapshot.clone()).await {
+                tracing::warn!(error = %e, device = snapshot.device_id, "snapshot mirror failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(out), Err)
+    }
+
+    async fn latest(&self, device: DeviceId) -> Result<Option<Snapshot>> {
+        self.primary.latest(device).await
+    }
+
+    async fn history(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>> {
+        self.primary.history(device, page).await
+    }
+
+    async fn get(&self, id: SnapshotId) -> Result<Snapshot> {
+        self.primary.get(id).await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.primary.flush().await?;
+        for m in &self.mirrors {
+            m.flush().await?;
+        }
+        Ok(())
+    }
 }
 
 /// A [`SnapshotSink`] over any [`SnapshotStore`].

@@ -36,10 +36,12 @@
 //! store or from one git blob, and [`unified_diff`] compares two snapshots. Nothing walks the
 //! commit history.
 
-use chrono::Utc;
 use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, RepositoryInitOptions, Signature};
+pub use netraven_core::diff::{unified_diff, unified_diff_with_context};
 use netraven_core::error::{Error, ErrorKind, Result};
+use netraven_core::model::{DeviceId, NewSnapshot, Page, Paged, SnapshotPut};
 use netraven_core::model::{RunId, Snapshot, SnapshotId, SnapshotMeta};
+use netraven_core::snapshot::{SnapshotSink, StoreSnapshotSink, device_file_name, path_component};
 use netraven_core::store::SnapshotStore;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -77,36 +79,15 @@ impl Layout {
     /// The path of a snapshot's file in the tree: `[<group>/]<hostname>.cfg`, with characters
     /// that cannot appear in a file name replaced by `_`.
     pub fn path_for(&self, meta: &SnapshotMeta) -> String {
-        let file = format!("{}.cfg", sanitize(&meta.hostname));
+        let file = device_file_name(&meta.hostname);
         match self {
             Layout::Flat => file,
             Layout::Grouped(f) => match f(meta) {
-                Some(g) if !g.trim().is_empty() => format!("{}/{file}", sanitize(&g)),
+                Some(g) if !g.trim().is_empty() => format!("{}/{file}", path_component(&g)),
                 _ => file,
             },
         }
     }
-}
-
-/// Makes one path component: no separators, no control characters, no leading dot, not empty.
-fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if out.starts_with('.') {
-        out.replace_range(0..1, "_");
-    }
-    if out.is_empty() {
-        out.push('_');
-    }
-    out
 }
 
 /// Settings of a [`GitWriter`].
@@ -189,6 +170,10 @@ pub struct GitWriter {
 struct Inner {
     config: GitWriterConfig,
     store: Arc<dyn SnapshotStore>,
+    /// The index layer every `put` goes through first.
+    index: StoreSnapshotSink,
+    /// Woken by a changed `put`, so [`GitWriter::run`] commits soon after.
+    notify: Notify,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -425,7 +410,9 @@ impl GitWriter {
         Ok(GitWriter {
             inner: Arc::new(Inner {
                 config,
+                index: StoreSnapshotSink::new(store.clone()),
                 store,
+                notify: Notify::new(),
                 lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -530,10 +517,12 @@ impl GitWriter {
         }
     }
 
-    /// Runs the writer until `shutdown`: commits whatever is pending when woken through `notify`
-    /// (after `debounce`, so snapshots arriving together share a commit) or every `interval`,
-    /// and once more on shutdown. Errors are logged and retried on the next round.
-    pub async fn run(self, shutdown: CancellationToken, notify: Arc<Notify>) {
+    /// Runs the writer until `shutdown`: commits whatever is pending when a changed snapshot is
+    /// `put` through this writer (after `debounce`, so snapshots arriving together share a
+    /// commit) or every `interval`, and once more on shutdown. Errors are logged and retried on
+    /// the next round. (The reference server does not call this: its
+    /// [`netraven_core::maintenance::Maintenance`] leader calls [`SnapshotSink::flush`].)
+    pub async fn run(self, shutdown: CancellationToken) {
         let cfg = self.inner.config.clone();
         tracing::info!(path = %cfg.path.display(), branch = %cfg.branch, "git writer started");
         loop {
@@ -542,7 +531,7 @@ impl GitWriter {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = notify.notified() => {
+                _ = self.inner.notify.notified() => {
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(cfg.debounce) => {}
@@ -635,32 +624,6 @@ fn read_files_sync(
         .collect()
 }
 
-/// A unified diff (3 lines of context) from one snapshot's content to another's, with headers
-/// naming the hostnames, snapshot ids and times. Empty when the contents are equal.
-pub fn unified_diff(from: &Snapshot, to: &Snapshot) -> String {
-    unified_diff_with_context(from, to, 3)
-}
-
-/// [`unified_diff`] with `context` lines of context around each change.
-pub fn unified_diff_with_context(from: &Snapshot, to: &Snapshot, context: usize) -> String {
-    if from.content == to.content {
-        return String::new();
-    }
-    let header = |s: &Snapshot| {
-        format!(
-            "{}.cfg\t#{} {}",
-            s.meta.hostname,
-            s.meta.id,
-            s.meta.created_at.with_timezone(&Utc).to_rfc3339()
-        )
-    };
-    similar::TextDiff::from_lines(&from.content, &to.content)
-        .unified_diff()
-        .context_radius(context)
-        .header(&header(from), &header(to))
-        .to_string()
-}
-
 impl GitWriter {
     /// The commit the writer's branch points at; `None` in a repository without commits.
     pub async fn head_commit(&self) -> Result<Option<String>> {
@@ -715,5 +678,42 @@ impl GitWriter {
                 String::from_utf8_lossy(&out.stderr).trim()
             )))
         }
+    }
+}
+
+/// Git as a [`SnapshotSink`] — the default sink. A `put` writes the snapshot into the store's
+/// index (deduplicated against the device's latest content, like [`StoreSnapshotSink`]) and,
+/// when the content changed, wakes the committer; commits happen in batches, by one writer:
+/// [`GitWriter::run`] or [`SnapshotSink::flush`] (which the maintenance leader calls), both
+/// serialised by the writer's lock. Reads come from the index, content from the store or, when
+/// the store kept only the index entry, from the snapshot's git blob.
+#[async_trait::async_trait]
+impl SnapshotSink for GitWriter {
+    async fn put(&self, snapshot: NewSnapshot) -> Result<SnapshotPut> {
+        let put = self.inner.index.put(snapshot).await?;
+        if put.changed {
+            self.inner.notify.notify_one();
+        }
+        Ok(put)
+    }
+
+    async fn latest(&self, device: DeviceId) -> Result<Option<Snapshot>> {
+        match self.inner.store.latest_snapshot(device).await? {
+            Some(m) => Ok(Some(self.snapshot(m.id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn history(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>> {
+        self.inner.index.history(device, page).await
+    }
+
+    async fn get(&self, id: SnapshotId) -> Result<Snapshot> {
+        self.snapshot(id).await
+    }
+
+    /// Commits everything pending, in batches.
+    async fn flush(&self) -> Result<()> {
+        self.commit_all_pending().await.map(|_| ())
     }
 }

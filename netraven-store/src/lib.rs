@@ -10,5 +10,7 @@
 pub mod cipher;
 pub mod git;
 pub mod git_tree;
+pub mod keys;
+pub mod mirror;
 pub mod queue;
 pub mod sql;

@@ -128,3 +128,16 @@ fn key_file_is_created_once_with_mode_0600() {
         ErrorKind::Crypto
     );
 }
+
+#[test]
+fn aes_gcm_passes_the_cipher_conformance_suite() {
+    use netraven_core::testkit::cipher::{CipherFixture, run_all};
+    use std::sync::Arc;
+    let old = KeyMaterial::generate();
+    let new = KeyMaterial::generate();
+    run_all(&CipherFixture {
+        cipher: Arc::new(AesGcmCipher::from_key(&old)),
+        other_key: Arc::new(AesGcmCipher::from_key(&KeyMaterial::generate())),
+        rotated: Arc::new(AesGcmCipher::from_key(&new).with_old_key(&old).unwrap()),
+    });
+}

@@ -60,7 +60,7 @@ pub async fn diff(
     let b = st.sink.get(q.to).await?;
     let changed = a.meta.hash != b.meta.hash || a.content != b.content;
     let diff = if changed {
-        netraven_store::git::unified_diff_with_context(&a, &b, context)
+        netraven_core::diff::unified_diff_with_context(&a, &b, context)
     } else {
         String::new()
     };

@@ -169,6 +169,16 @@ impl Engine {
         &self.queue
     }
 
+    /// The snapshot sink.
+    pub fn sink(&self) -> &Arc<dyn SnapshotSink> {
+        &self.sink
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Starts a manual run of a job now. The same `idempotency_key` returns the same run.
     pub async fn run_now(
         &self,

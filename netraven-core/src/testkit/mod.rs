@@ -4,11 +4,15 @@
 //! - [`store::run_all`] for [`crate::store::Store`] backends;
 //! - [`queue::run_all`] for [`crate::queue::Queue`] backends;
 //! - [`sink::run_all`] for [`crate::snapshot::SnapshotSink`]s;
+//! - [`driver::run_all`] for [`crate::driver::Driver`]s and their sessions;
+//! - [`cipher::run_all`] for [`crate::cipher::SecretCipher`]s;
 //! - [`scheduler::one_run_per_fire_with_three_schedulers`] for stores' lease and fire dedupe.
 //!
 //! The suites panic (with a message naming the broken behaviour) on the first failure, like
 //! assertions in a test.
 
+pub mod cipher;
+pub mod driver;
 pub mod queue;
 pub mod scheduler;
 pub mod sink;

@@ -1,22 +1,17 @@
-//! `netraven backup`: a one-shot backup of a CSV inventory into a git repository, with the core
-//! engine on the in-memory store and queue.
+//! The one-shot backup (`netraven backup`): every device of an inventory file (CSV or JSON, see
+//! [`netraven_core::inventory`]) into a git repository, with the engine on the in-memory store
+//! and queue.
 //!
 //! The previous state comes from the repository itself: each device's file at HEAD is loaded as
 //! its latest snapshot, so an unchanged device is reported unchanged and makes no commit.
 
-use crate::inventory;
-use indicatif::{ProgressBar, ProgressStyle};
-use netraven_core::clock::{Clock, SystemClock};
-use netraven_core::engine::{Engine, EngineConfig, EngineParts};
-use netraven_core::memory::{MemoryQueue, MemoryStore};
+use crate::Netraven;
+use netraven_core::engine::EngineConfig;
+use netraven_core::inventory;
 use netraven_core::prelude::*;
-use netraven_core::snapshot::StoreSnapshotSink;
-use netraven_store::git::{GitWriter, GitWriterConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// File in the repository directory that keeps the pinned SSH host keys between runs.
 pub const HOST_KEYS_FILE: &str = "netraven-host-keys.json";
@@ -42,10 +37,13 @@ fn save_host_keys(path: &std::path::Path, keys: &[HostKey]) -> Result<()> {
         .map_err(|e| Error::unavailable(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Called while the backup runs with (devices done, devices in total, devices failed).
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64, u64) + Send + Sync>;
+
 /// What to back up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BackupOptions {
-    /// CSV inventory.
+    /// Inventory file (CSV, or JSON when it ends in `.json`), with a login per device.
     pub inventory: PathBuf,
     /// Bare git repository (created if missing).
     pub repo: PathBuf,
@@ -53,10 +51,22 @@ pub struct BackupOptions {
     pub concurrency: usize,
     /// Deadline per device.
     pub device_timeout: Duration,
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
+    /// Progress reports (e.g. a progress bar), about every 50 ms.
+    pub progress: Option<Progress>,
     /// Platform files overriding or adding to the built-ins.
     pub platforms_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("inventory", &self.inventory)
+            .field("repo", &self.repo)
+            .field("concurrency", &self.concurrency)
+            .field("device_timeout", &self.device_timeout)
+            .field("platforms_dir", &self.platforms_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a backup did.
@@ -115,33 +125,59 @@ impl BackupSummary {
 /// Backs up every device of the inventory and commits the changed configurations.
 pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
-    let rows = inventory::read(&opts.inventory)?;
-    let store = Arc::new(MemoryStore::new());
-    let git = GitWriter::open(GitWriterConfig::new(&opts.repo), store.clone())?;
+    let rows = inventory::read_file(&opts.inventory)?;
+    let nr = Netraven::builder()
+        .in_memory()
+        .git(&opts.repo)
+        .platform_dir(opts.platforms_dir.clone())
+        .role("backup")
+        .engine_config(EngineConfig {
+            concurrency: opts.concurrency.max(1),
+            device_timeout: opts.device_timeout,
+            connect_timeout: opts.device_timeout.min(Duration::from_secs(30)),
+            command_timeout: opts.device_timeout,
+            // A one-shot command reports failures instead of waiting to retry them.
+            device_attempts: 1,
+            claim_wait: Duration::from_millis(50),
+            ..EngineConfig::default()
+        })
+        .build()
+        .await?;
+    let (store, clock) = (nr.store().clone(), nr.clock().clone());
+    let git = nr
+        .git()
+        .ok_or_else(|| Error::internal("backup without git"))?
+        .clone();
     let head = git.head_commit().await?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     // One credential per distinct login, pinned to its devices.
     let mut creds: HashMap<(String, String, String), CredentialId> = HashMap::new();
     let mut ids = Vec::with_capacity(rows.len());
     let mut devices = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for (i, row) in rows.iter().enumerate() {
+        let login = row.login.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "inventory {}: device '{}' (row {}) has no username and password",
+                opts.inventory.display(),
+                row.device.hostname,
+                i + 1
+            ))
+        })?;
         let key = (
-            row.username.clone(),
-            row.password.expose().to_string(),
-            row.enable_secret.expose().to_string(),
+            login.username.clone(),
+            login.password.expose().to_string(),
+            login.enable_secret.expose().to_string(),
         );
         let cred_id = match creds.get(&key) {
             Some(id) => *id,
             None => {
-                let mut c = row.credential();
-                c.name = format!("inventory-{}", creds.len() + 1);
+                let c = login.credential(format!("inventory-{}", creds.len() + 1));
                 let c = store.create_credential(&c).await?;
                 creds.insert(key, c.id);
                 c.id
             }
         };
-        let mut d = row.device();
+        let mut d = row.device.clone();
         d.credential_id = Some(cred_id);
         let d = store.create_device(&d).await?;
         ids.push(d.id);
@@ -179,28 +215,6 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     for k in load_host_keys(&keys_path)? {
         store.pin_host_key(&k).await?;
     }
-    let drivers = netraven_drivers::build_registry(store.clone(), opts.platforms_dir.as_deref())?;
-    let queue = Arc::new(MemoryQueue::new(clock.clone()));
-    let engine = Arc::new(Engine::new(
-        EngineParts {
-            store: store.clone(),
-            queue: queue.clone(),
-            drivers: Arc::new(drivers),
-            sink: Arc::new(StoreSnapshotSink::new(store.clone())),
-            clock: clock.clone(),
-        },
-        EngineConfig {
-            worker_id: "backup".into(),
-            concurrency: opts.concurrency.max(1),
-            device_timeout: opts.device_timeout,
-            connect_timeout: opts.device_timeout.min(Duration::from_secs(30)),
-            command_timeout: opts.device_timeout,
-            // A one-shot command reports failures instead of waiting to retry them.
-            device_attempts: 1,
-            claim_wait: Duration::from_millis(50),
-            ..EngineConfig::default()
-        },
-    ));
     let job = store
         .create_job(&Job::backup(
             "backup",
@@ -210,44 +224,25 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
             },
         ))
         .await?;
-    let run = engine.run_now(job.id, None).await?.run;
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(engine.clone().run_worker(stop.clone()));
-
-    let bar = if opts.progress {
-        let b = ProgressBar::new(rows.len() as u64);
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} devices {elapsed_precise} {msg}")
-        {
-            b.set_style(style);
-        }
-        Some(b)
-    } else {
-        None
-    };
+    let run = nr.run_now(job.id).await?;
+    nr.start_worker();
+    let total = rows.len() as u64;
     let run = loop {
         let r = store.get_run(run.id).await?;
-        if let Some(b) = &bar {
-            b.set_position(r.counts.done() as u64);
-            b.set_message(format!("{} failed", r.counts.failed));
+        if let Some(p) = &opts.progress {
+            p(r.counts.done() as u64, total, r.counts.failed as u64);
         }
         if r.status.is_final() {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    stop.cancel();
-    worker
-        .await
-        .map_err(|e| Error::internal(format!("worker panicked: {e}")))??;
+    nr.shutdown().await?;
 
     let commit = git.commit_all_pending().await?.pop().map(|c| c.commit_id);
     let mut keys = Vec::new();
-    for row in &rows {
-        if let Some(k) = store.get_host_key(&row.address, row.port).await? {
+    for d in &devices {
+        if let Some(k) = store.get_host_key(&d.address, d.port).await? {
             keys.push(k);
         }
     }

@@ -1,0 +1,213 @@
+//! [`Maintenance`]: the housekeeping one process per deployment does, as one service with a
+//! [`Maintenance::run`] entry.
+//!
+//! Only the holder of the [`MAINTENANCE_LEASE`] acts, so any number of processes may run it. Each
+//! round ([`Maintenance::round`]) it:
+//! 1. recovers unfinished work from the store ([`Engine::recover`]) at start and every
+//!    `recover_every` — this refills a queue that lost its data;
+//! 2. reaps expired task leases ([`crate::queue::Queue::reap_expired`]);
+//! 3. flushes the snapshot sink ([`SnapshotSink::flush`]; for git: commits pending snapshots in
+//!    batches — the one git writer of the deployment);
+//! 4. prunes log entries older than `log_retention` every `prune_every`.
+//!
+//! On shutdown it flushes the sink once more (a clean stop leaves git up to date) and releases
+//! the lease.
+
+use crate::clock::Clock;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::snapshot::SnapshotSink;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Name of the lease held by the process that does maintenance: one per deployment.
+pub const MAINTENANCE_LEASE: &str = "maintenance";
+
+/// Settings of [`Maintenance`].
+#[derive(Debug, Clone)]
+pub struct MaintenanceConfig {
+    /// This process's identity (the lease holder name).
+    pub holder: String,
+    /// Length of the maintenance lease (renewed every round).
+    pub lease: Duration,
+    /// Pause between rounds.
+    pub tick: Duration,
+    /// How often unfinished work is recovered from the store.
+    pub recover_every: Duration,
+    /// How often old logs are pruned.
+    pub prune_every: Duration,
+    /// Log entries older than this are pruned.
+    pub log_retention: Duration,
+    /// Most log entries deleted per prune.
+    pub prune_batch: u32,
+}
+
+impl Default for MaintenanceConfig {
+    /// Lease 30 s, a round every second, recovery every 30 s, pruning hourly of logs older than
+    /// 30 days.
+    fn default() -> Self {
+        MaintenanceConfig {
+            holder: "maintenance".into(),
+            lease: Duration::from_secs(30),
+            tick: Duration::from_secs(1),
+            recover_every: Duration::from_secs(30),
+            prune_every: Duration::from_secs(3600),
+            log_retention: Duration::from_secs(30 * 86_400),
+            prune_batch: 10_000,
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    /// This process held the lease and acted.
+    pub leader: bool,
+    /// Tasks re-queued by recovery (`None`: recovery was not due).
+    pub recovered: Option<u64>,
+    /// Expired task leases reaped.
+    pub reaped: u64,
+    /// The sink was flushed without error.
+    pub flushed: bool,
+    /// Log entries pruned (`None`: pruning was not due).
+    pub pruned: Option<u64>,
+    /// Errors of the steps that failed (each step runs even when an earlier one failed).
+    pub errors: Vec<String>,
+}
+
+/// The maintenance service. See the module documentation.
+#[derive(Debug)]
+pub struct Maintenance {
+    engine: Arc<Engine>,
+    sink: Arc<dyn SnapshotSink>,
+    clock: Arc<dyn Clock>,
+    config: MaintenanceConfig,
+    last_recover: Option<tokio::time::Instant>,
+    last_prune: Option<tokio::time::Instant>,
+}
+
+impl Maintenance {
+    /// Maintenance over `engine`: its store (lease, log pruning), queue (reaping), recovery, and
+    /// its snapshot sink (flushed every round).
+    pub fn new(engine: Arc<Engine>, config: MaintenanceConfig) -> Self {
+        Maintenance {
+            sink: engine.sink().clone(),
+            clock: engine.clock().clone(),
+            engine,
+            config,
+            last_recover: None,
+            last_prune: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MaintenanceConfig {
+        &self.config
+    }
+
+    /// One round: acquire or renew the lease, and if held, do what is due. Step errors are
+    /// logged and reported, never returned, so one failing backend does not stop the others.
+    pub async fn round(&mut self) -> RoundReport {
+        let mut report = RoundReport::default();
+        let store = self.engine.store().clone();
+        report.leader = match store
+            .try_acquire_lease(
+                MAINTENANCE_LEASE,
+                &self.config.holder,
+                self.config.lease,
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "maintenance lease: store unavailable");
+                report.errors.push(format!("lease: {e}"));
+                false
+            }
+        };
+        if !report.leader {
+            return report;
+        }
+        let now = tokio::time::Instant::now();
+        if self
+            .last_recover
+            .is_none_or(|t| now.duration_since(t) >= self.config.recover_every)
+        {
+            self.last_recover = Some(now);
+            match self.engine.recover().await {
+                Ok(n) => report.recovered = Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery failed");
+                    report.errors.push(format!("recover: {e}"));
+                }
+            }
+        }
+        match self.engine.queue().reap_expired().await {
+            Ok(n) => report.reaped = n,
+            Err(e) => {
+                tracing::warn!(error = %e, "reaping expired leases failed");
+                report.errors.push(format!("reap: {e}"));
+            }
+        }
+        match self.sink.flush().await {
+            Ok(()) => report.flushed = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "flushing the snapshot sink failed");
+                report.errors.push(format!("flush: {e}"));
+            }
+        }
+        if self
+            .last_prune
+            .is_none_or(|t| now.duration_since(t) >= self.config.prune_every)
+        {
+            self.last_prune = Some(now);
+            let retention = chrono::Duration::from_std(self.config.log_retention)
+                .unwrap_or(chrono::Duration::MAX);
+            let before = self.clock.now() - retention;
+            match store.prune_logs(before, self.config.prune_batch).await {
+                // The store logs what it deleted (one line per prune).
+                Ok(n) => report.pruned = Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning logs failed");
+                    report.errors.push(format!("prune: {e}"));
+                }
+            }
+        }
+        report
+    }
+
+    /// Runs rounds every `tick` until `shutdown`, then flushes the sink once more and releases
+    /// the lease. Returns the error of the final flush, if any.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        tracing::info!(holder = %self.config.holder, "maintenance started");
+        let mut was_leader = false;
+        loop {
+            let r = self.round().await;
+            if r.leader != was_leader {
+                tracing::info!(leader = r.leader, "maintenance leadership changed");
+                was_leader = r.leader;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.tick) => {}
+            }
+        }
+        let flushed = if was_leader {
+            self.sink.flush().await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = self
+            .engine
+            .store()
+            .release_lease(MAINTENANCE_LEASE, &self.config.holder)
+            .await
+        {
+            tracing::warn!(error = %e, "releasing the maintenance lease failed");
+        }
+        tracing::info!("maintenance stopped");
+        flushed
+    }
+}

@@ -1,0 +1,261 @@
+//! The demo fleet (`netraven demo`, feature `sim`): a simulated fleet on 127.0.0.1 with a few
+//! faulty devices, registered in a store with tags, credentials (one fallback each) and an
+//! hourly backup job, and a text report of a run.
+
+use netraven_core::prelude::*;
+use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
+use std::collections::HashMap;
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Simulated devices.
+    pub devices: usize,
+    /// First simulator port (consecutive ports from there); `None` picks free ports.
+    pub port_base: Option<u16>,
+}
+
+/// The name of the demo's backup job.
+pub const DEMO_JOB: &str = "demo-backup";
+
+fn faults_for(devices: usize) -> HashMap<usize, Faults> {
+    let mut m = HashMap::new();
+    // A few faulty devices, so the first run shows each kind of outcome.
+    let picks = [
+        (
+            3,
+            Faults {
+                wrong_password: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            7,
+            Faults {
+                second_credential_only: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            11,
+            Faults {
+                hang_after: Some(200),
+                ..Faults::default()
+            },
+        ),
+        (
+            13,
+            Faults {
+                drop_after: Some(300),
+                ..Faults::default()
+            },
+        ),
+        (
+            17,
+            Faults {
+                change_every: Some(1),
+                ..Faults::default()
+            },
+        ),
+    ];
+    for (i, f) in picks {
+        if i < devices {
+            m.insert(i, f);
+        }
+    }
+    m
+}
+
+async fn upsert_device(store: &dyn Store, d: Device) -> Result<Device> {
+    let existing = store
+        .list_devices(
+            &DeviceFilter {
+                hostname: Some(d.hostname.clone()),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await?
+        .items
+        .into_iter()
+        .find(|x| x.hostname == d.hostname);
+    match existing {
+        Some(mut x) => {
+            x.address = d.spec.address;
+            x.port = d.spec.port;
+            x.platform = d.spec.platform;
+            x.tags = d.spec.tags;
+            x.credential_id = d.spec.credential_id;
+            // The simulator makes new host keys per start; the demo trusts them.
+            x.host_key_policy = HostKeyPolicy::Off;
+            store.update_device(&x).await
+        }
+        None => store.create_device(&d).await,
+    }
+}
+
+async fn upsert_credential(store: &dyn Store, c: Credential) -> Result<Credential> {
+    let all = store.all_credentials().await?;
+    match all.into_iter().find(|x| x.name == c.name) {
+        Some(x) => {
+            let mut u = c;
+            u.id = x.id;
+            store.update_credential(&u).await
+        }
+        None => store.create_credential(&c).await,
+    }
+}
+
+/// The simulator settings of `netraven sim`: `devices` devices of the comma-separated
+/// `platforms`, on consecutive ports from `port_base`, optionally with configurations of
+/// `config_size` bytes, legacy key exchange only, or a configuration that changes on every fetch.
+pub fn sim_config(
+    devices: usize,
+    platforms: &str,
+    port_base: Option<u16>,
+    config_size: Option<usize>,
+    legacy_kex_only: bool,
+    changing: bool,
+) -> SimConfig {
+    let platforms: Vec<String> = platforms
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    SimConfig {
+        devices,
+        platform: platforms
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "cisco_ios".into()),
+        platforms,
+        port_base,
+        config_size,
+        legacy_kex_only,
+        faults: Faults {
+            change_every: changing.then_some(1),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+/// Starts the demo's simulated fleet.
+pub async fn start_fleet(opts: &DemoOptions) -> Result<SimFleet> {
+    let platforms = ["cisco_ios", "arista_eos", "juniper_junos", "linux"];
+    let fleet = SimFleet::start(SimConfig {
+        devices: opts.devices,
+        platforms: platforms.iter().map(|s| s.to_string()).collect(),
+        port_base: opts.port_base,
+        hostname_prefix: "demo-".into(),
+        device_faults: faults_for(opts.devices),
+        ..SimConfig::default()
+    })
+    .await?;
+    Ok(fleet)
+}
+
+/// Registers the fleet in `store` (tags, credentials, devices; updated when they exist) and
+/// returns the demo job (created once).
+pub async fn register(store: &dyn Store, fleet: &SimFleet) -> Result<Job> {
+    let platforms = ["cisco_ios", "arista_eos", "juniper_junos", "linux"];
+    for t in ["sim", "fallback"].iter().chain(platforms.iter()) {
+        if let Err(e) = store
+            .create_tag(&Tag {
+                id: 0,
+                name: t.to_string(),
+                description: Some("demo".into()),
+            })
+            .await
+            && e.kind() != ErrorKind::Conflict
+        {
+            return Err(e);
+        }
+    }
+    for dev in fleet.devices() {
+        let creds = dev.credentials();
+        let mut first = creds[0].to_credential(&format!("{}-login", dev.hostname()));
+        first.priority = 10;
+        let first = upsert_credential(store, first).await?;
+        let mut d = dev.core_device();
+        d.tags = vec!["sim".into(), dev.platform().name().to_string()];
+        d.credential_id = Some(first.id);
+        d.host_key_policy = HostKeyPolicy::Off;
+        if let Some(second) = creds.get(1) {
+            let mut c = second.to_credential(&format!("{}-fallback", dev.hostname()));
+            c.priority = 20;
+            c.tags = vec![format!("fallback-{}", dev.hostname())];
+            upsert_credential(store, c).await?;
+            d.tags.push(format!("fallback-{}", dev.hostname()));
+        }
+        upsert_device(store, d).await?;
+    }
+    let job = match store
+        .list_jobs(
+            &JobFilter {
+                name: Some(DEMO_JOB.into()),
+                enabled: None,
+            },
+            Page::first(10),
+        )
+        .await?
+        .items
+        .into_iter()
+        .find(|j| j.name == DEMO_JOB)
+    {
+        Some(j) => j,
+        None => {
+            let mut j = Job::backup(
+                DEMO_JOB,
+                Targets {
+                    device_ids: vec![],
+                    tags: vec!["sim".into()],
+                },
+            );
+            j.description = Some("Backs up the simulated demo fleet every hour".into());
+            j.schedule = Schedule::Interval { seconds: 3600 };
+            j.created_at = chrono::Utc::now();
+            j.updated_at = j.created_at;
+            store.create_job(&j).await?
+        }
+    };
+    Ok(job)
+}
+
+/// The report of a finished run: counts, then each failed device with its error.
+pub async fn report(store: &dyn Store, run: &Run) -> Result<String> {
+    let mut out = String::new();
+    let c = run.counts;
+    out.push_str(&format!(
+        "run {}: {} devices, {} ok ({} changed, {} unchanged), {} failed\n",
+        run.status.as_str(),
+        c.total,
+        c.succeeded,
+        c.changed,
+        c.unchanged,
+        c.failed
+    ));
+    let failed = store
+        .list_results(
+            &ResultFilter {
+                run_id: Some(run.id),
+                status: Some(DeviceStatus::Failed),
+                ..Default::default()
+            },
+            Page::first(100),
+        )
+        .await?;
+    for r in failed.items {
+        let host = store
+            .get_device(r.device_id)
+            .await
+            .map(|d| d.spec.hostname)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {host}: {} ({})\n",
+            r.error_kind.map(|k| k.as_str()).unwrap_or("?"),
+            r.message.unwrap_or_default()
+        ));
+    }
+    Ok(out)
+}
