@@ -236,8 +236,8 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
         Command::Scheduler => crate::server::scheduler(&cfg, signals()).await?,
         Command::Worker => crate::server::worker(&cfg, signals()).await?,
         Command::Migrate { check } => {
-            let store = crate::wiring::builder(&cfg, "cli")?.open_store_with(!check);
-            let st = store.await?.schema_status().await?;
+            let store = crate::wiring::builder(&cfg, "cli")?;
+            let st = store.open_store_with(!check).await?.schema_status().await?;
             let pending = st.pending.iter().map(i64::to_string).collect::<Vec<_>>();
             println!(
                 "schema version {} of {}; {}",

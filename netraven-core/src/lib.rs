@@ -22,9 +22,9 @@ pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod import;
+pub mod inventory;
 #[cfg(feature = "logging")]
 pub mod logging;
-pub mod inventory;
 pub mod maintenance;
 pub mod memory;
 pub mod model;
