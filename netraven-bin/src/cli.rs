@@ -343,7 +343,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             let body = std::fs::read(&file)
                 .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
             let rows = netraven_core::import::parse_csv(&body)?;
-            let store = crate::wiring::open_store(&cfg, crate::wiring::cipher(&cfg)?).await?;
+            let store = crate::wiring::open_store(&cfg).await?;
             let r = netraven_core::import::import(store.as_ref(), rows).await?;
             println!(
                 "{} devices created, {} duplicates, {} errors; credentials: {} created, {} reused",
