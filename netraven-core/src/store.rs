@@ -289,3 +289,51 @@ impl<T> Store for T where
         + SchemaStore
 {
 }
+
+/// The store traits' input rules, written once: every backend calls these before it writes, so
+/// no backend accepts what another refuses (the conformance suite checks that they do).
+pub mod check {
+    use crate::error::{Error, Result};
+    use crate::model::{Credential, Device, Job, RunStatus, Tag, User, validate_name};
+
+    /// A device to create or update.
+    pub fn device(device: &Device) -> Result<()> {
+        device.validate()
+    }
+
+    /// A tag to create or rename.
+    pub fn tag(tag: &Tag) -> Result<()> {
+        validate_name("tag", &tag.name)
+    }
+
+    /// A credential to create or update.
+    pub fn credential(cred: &Credential) -> Result<()> {
+        validate_name("name", &cred.name)?;
+        for t in &cred.tags {
+            validate_name("tag", t)?;
+        }
+        Ok(())
+    }
+
+    /// A job to create or update.
+    pub fn job(job: &Job) -> Result<()> {
+        job.validate()
+    }
+
+    /// A user to create or update (the same rule both times).
+    pub fn user(user: &User) -> Result<()> {
+        validate_name("username", &user.username)
+    }
+
+    /// The status `finish_run` sets must be a final one.
+    pub fn final_status(status: RunStatus) -> Result<()> {
+        if status.is_final() {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "{} is not a final run status",
+                status.as_str()
+            )))
+        }
+    }
+}

@@ -92,7 +92,7 @@ fn page_of<T: Clone>(items: Vec<T>, page: Page) -> Paged<T> {
 #[async_trait]
 impl DeviceStore for MemoryStore {
     async fn create_device(&self, device: &Device) -> Result<Device> {
-        device.validate()?;
+        check::device(device)?;
         let mut g = self.lock();
         if g.devices.values().any(|d| d.hostname == device.hostname) {
             return Err(Error::conflict(format!(
@@ -116,7 +116,7 @@ impl DeviceStore for MemoryStore {
     }
 
     async fn update_device(&self, device: &Device) -> Result<Device> {
-        device.validate()?;
+        check::device(device)?;
         let mut g = self.lock();
         if !g.devices.contains_key(&device.id) {
             return Err(Error::not_found(format!("device {}", device.id)));
@@ -188,7 +188,7 @@ impl DeviceStore for MemoryStore {
 #[async_trait]
 impl TagStore for MemoryStore {
     async fn create_tag(&self, tag: &Tag) -> Result<Tag> {
-        validate_name("tag", &tag.name)?;
+        check::tag(tag)?;
         let mut g = self.lock();
         if g.tags.values().any(|t| t.name == tag.name) {
             return Err(Error::conflict(format!(
@@ -211,7 +211,7 @@ impl TagStore for MemoryStore {
     }
 
     async fn update_tag(&self, tag: &Tag) -> Result<Tag> {
-        validate_name("tag", &tag.name)?;
+        check::tag(tag)?;
         let mut g = self.lock();
         let old = g
             .tags
@@ -266,7 +266,7 @@ impl TagStore for MemoryStore {
 #[async_trait]
 impl CredentialStore for MemoryStore {
     async fn create_credential(&self, cred: &Credential) -> Result<Credential> {
-        validate_name("name", &cred.name)?;
+        check::credential(cred)?;
         let mut g = self.lock();
         if g.credentials.values().any(|c| c.name == cred.name) {
             return Err(Error::conflict(format!(
@@ -290,7 +290,7 @@ impl CredentialStore for MemoryStore {
     }
 
     async fn update_credential(&self, cred: &Credential) -> Result<Credential> {
-        validate_name("name", &cred.name)?;
+        check::credential(cred)?;
         let mut g = self.lock();
         let old = g
             .credentials
@@ -364,7 +364,7 @@ impl CredentialStore for MemoryStore {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn create_job(&self, job: &Job) -> Result<Job> {
-        job.validate()?;
+        check::job(job)?;
         let mut g = self.lock();
         if g.jobs.values().any(|j| j.name == job.name) {
             return Err(Error::conflict(format!(
@@ -387,7 +387,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn update_job(&self, job: &Job) -> Result<Job> {
-        job.validate()?;
+        check::job(job)?;
         let mut g = self.lock();
         if !g.jobs.contains_key(&job.id) {
             return Err(Error::not_found(format!("job {}", job.id)));
@@ -547,6 +547,7 @@ impl RunStore for MemoryStore {
         at: DateTime<Utc>,
         message: Option<&str>,
     ) -> Result<bool> {
+        check::final_status(status)?;
         let mut g = self.lock();
         let r = g
             .runs
@@ -863,7 +864,7 @@ impl SchemaStore for MemoryStore {
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<User> {
-        validate_name("username", &user.username)?;
+        check::user(user)?;
         let mut g = self.lock();
         if g.users.values().any(|u| u.username == user.username) {
             return Err(Error::conflict(format!(
@@ -895,6 +896,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn update_user(&self, user: &User) -> Result<User> {
+        check::user(user)?;
         let mut g = self.lock();
         if !g.users.contains_key(&user.id) {
             return Err(Error::not_found(format!("user {}", user.id)));

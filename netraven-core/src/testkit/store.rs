@@ -21,6 +21,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     host_keys(store.as_ref()).await;
     leases(store.as_ref()).await;
     users(store.as_ref()).await;
+    finish_run_needs_a_final_status(store.as_ref()).await;
+    update_user_checks_the_username(store.as_ref()).await;
     schema(store.as_ref()).await;
 }
 
@@ -1065,4 +1067,64 @@ pub async fn users(s: &dyn Store) {
         s.find_token(&hash).await.expect("find").is_none(),
         "tokens go with their user"
     );
+}
+
+/// Drift case: `finish_run` refuses a status that is not final (`QUEUED`, `RUNNING`) with
+/// `InvalidInput` and leaves the run as it was. (The SQL stores refused it while the memory store
+/// took it; the rule now lives once, in `store::check::final_status`.)
+pub async fn finish_run_needs_a_final_status(s: &dyn Store) {
+    let job = new_job(s, Targets::default()).await;
+    let run = s
+        .create_run(&new_run(job.id, None, None))
+        .await
+        .expect("create run")
+        .run;
+    for status in [RunStatus::Queued, RunStatus::Running] {
+        let err = s
+            .finish_run(run.id, status, t0(), Some("not final"))
+            .await
+            .expect_err("finish_run with a status that is not final");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{status:?}");
+    }
+    let after = s.get_run(run.id).await.expect("get run");
+    assert_eq!(
+        after.status,
+        RunStatus::Queued,
+        "a refused finish changes nothing"
+    );
+    assert_eq!(after.finished_at, None);
+    assert_eq!(after.message, None);
+    assert!(
+        s.finish_run(run.id, RunStatus::FailedError, t0(), None)
+            .await
+            .expect("a final status finishes it")
+    );
+}
+
+/// Drift case: `update_user` applies the same username rule as `create_user` (the memory store
+/// skipped it on update); a refused update leaves the user as it was.
+pub async fn update_user_checks_the_username(s: &dyn Store) {
+    let name = unique("user");
+    let u = s
+        .create_user(&User {
+            id: 0,
+            username: name.clone(),
+            password_hash: "$argon2id$x".into(),
+            role: Role::Viewer,
+            active: true,
+            created_at: t0(),
+        })
+        .await
+        .expect("create");
+    for bad in ["", "   ", "a/b", "a\\b", "line\nbreak"] {
+        let mut upd = u.clone();
+        upd.username = bad.to_string();
+        let err = s
+            .update_user(&upd)
+            .await
+            .expect_err("update_user with an invalid username");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
+    }
+    assert_eq!(s.get_user(u.id).await.expect("get").username, name);
+    s.delete_user(u.id).await.expect("delete");
 }

@@ -7,9 +7,9 @@ use crate::sql::tags::{Tagged, load_tags, set_tags};
 use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
 use netraven_core::error::{Error, Result};
-use netraven_core::model::{Credential, CredentialId, Page, Paged, validate_name};
+use netraven_core::model::{Credential, CredentialId, Page, Paged};
 use netraven_core::secret::Secret;
-use netraven_core::store::CredentialStore;
+use netraven_core::store::{CredentialStore, check};
 
 const CRED_COLS: &str = "id, name, username, password_enc, enable_secret_enc, priority, \
     description, success_count, failure_count, last_used, created_at";
@@ -132,7 +132,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait::async_trait]
 impl<D: Dialect> CredentialStore for SqlStore<D> {
     async fn create_credential(&self, cred: &Credential) -> Result<Credential> {
-        validate_name("name", &cred.name)?;
+        check::credential(cred)?;
         let created = or_now(cred.created_at, Utc::now());
         let mut tx = self.db.begin_write().await?;
         // The row id is the ciphertexts' associated data, so they are written once it exists.
@@ -178,7 +178,7 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
     }
 
     async fn update_credential(&self, cred: &Credential) -> Result<Credential> {
-        validate_name("name", &cred.name)?;
+        check::credential(cred)?;
         let (p, e) = encrypt_secrets(
             self.cipher.as_ref(),
             cred.id,

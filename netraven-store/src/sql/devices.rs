@@ -9,7 +9,7 @@ use netraven_core::error::{Error, Result};
 use netraven_core::model::{
     Device, DeviceFilter, DeviceId, DeviceSpec, HostKeyPolicy, Page, Paged,
 };
-use netraven_core::store::DeviceStore;
+use netraven_core::store::{DeviceStore, check};
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
     credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at";
@@ -68,7 +68,7 @@ fn bind_fields(q: Sql, device: &Device) -> Sql {
 #[async_trait::async_trait]
 impl<D: Dialect> DeviceStore for SqlStore<D> {
     async fn create_device(&self, device: &Device) -> Result<Device> {
-        device.validate()?;
+        check::device(device)?;
         let now = Utc::now();
         let created = or_now(device.created_at, now);
         let updated = or_now(device.updated_at, created);
@@ -105,7 +105,7 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
     }
 
     async fn update_device(&self, device: &Device) -> Result<Device> {
-        device.validate()?;
+        check::device(device)?;
         let updated = or_now(device.updated_at, Utc::now());
         let mut tx = self.db.begin_write().await?;
         let update = Sql::new(

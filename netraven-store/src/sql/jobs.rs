@@ -8,7 +8,7 @@ use crate::sql::query::{
 use chrono::Utc;
 use netraven_core::error::{Error, Result};
 use netraven_core::model::{Job, JobFilter, JobId, Page, Paged, Schedule};
-use netraven_core::store::JobStore;
+use netraven_core::store::{JobStore, check};
 
 const JOB_COLS: &str = "id, name, description, kind, targets, schedule, enabled, overlap, missed, \
     system, created_at, updated_at";
@@ -56,7 +56,7 @@ fn bind_fields(q: Sql, job: &Job) -> Result<Sql> {
 #[async_trait::async_trait]
 impl<D: Dialect> JobStore for SqlStore<D> {
     async fn create_job(&self, job: &Job) -> Result<Job> {
-        job.validate()?;
+        check::job(job)?;
         let now = Utc::now();
         let created = or_now(job.created_at, now);
         let updated = or_now(job.updated_at, created);
@@ -87,7 +87,7 @@ impl<D: Dialect> JobStore for SqlStore<D> {
     }
 
     async fn update_job(&self, job: &Job) -> Result<Job> {
-        job.validate()?;
+        check::job(job)?;
         let updated = or_now(job.updated_at, Utc::now());
         let update = Sql::new(format!(
             "UPDATE jobs SET name = $2, description = $3, kind = $4, targets = $5, \

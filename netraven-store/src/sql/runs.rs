@@ -8,7 +8,7 @@ use netraven_core::error::{Error, Result};
 use netraven_core::model::{
     DeviceId, JobId, NewRun, Page, Paged, Run, RunCounts, RunFilter, RunId, RunStatus, Trigger,
 };
-use netraven_core::store::{CreatedRun, RunStore};
+use netraven_core::store::{CreatedRun, RunStore, check};
 
 const RUN_COLS: &str = "id, job_id, trigger_kind, fire_time, status, queued_at, started_at, \
     finished_at, total, succeeded, failed, changed, unchanged, idempotency_key, message";
@@ -213,12 +213,7 @@ impl<D: Dialect> RunStore for SqlStore<D> {
         at: DateTime<Utc>,
         message: Option<&str>,
     ) -> Result<bool> {
-        if !status.is_final() {
-            return Err(Error::invalid(format!(
-                "{} is not a final run status",
-                status.as_str()
-            )));
-        }
+        check::final_status(status)?;
         let n = self
             .db
             .execute(

@@ -5,7 +5,7 @@ use crate::sql::dialect::{Dialect, SqlRow};
 use crate::sql::query::{Sql, Where, dedup};
 use netraven_core::error::{Error, Result};
 use netraven_core::model::{Page, Paged, Tag, TagId, validate_name};
-use netraven_core::store::TagStore;
+use netraven_core::store::{TagStore, check};
 use std::collections::HashMap;
 
 /// Which join table a tag list belongs to.
@@ -104,7 +104,7 @@ fn tag_row(r: &impl SqlRow) -> Result<Tag> {
 #[async_trait::async_trait]
 impl<D: Dialect> TagStore for SqlStore<D> {
     async fn create_tag(&self, tag: &Tag) -> Result<Tag> {
-        validate_name("tag", &tag.name)?;
+        check::tag(tag)?;
         let row = self
             .db
             .fetch_one(
@@ -132,7 +132,7 @@ impl<D: Dialect> TagStore for SqlStore<D> {
     }
 
     async fn update_tag(&self, tag: &Tag) -> Result<Tag> {
-        validate_name("tag", &tag.name)?;
+        check::tag(tag)?;
         let row = self
             .db
             .fetch_one(

@@ -6,8 +6,8 @@ use crate::sql::query::{Sql, Where, or_now};
 use chrono::{DateTime, Utc};
 use netraven_core::ErrorKind;
 use netraven_core::error::{Error, Result};
-use netraven_core::model::{ApiToken, Page, Paged, Role, User, UserId, validate_name};
-use netraven_core::store::UserStore;
+use netraven_core::model::{ApiToken, Page, Paged, Role, User, UserId};
+use netraven_core::store::{UserStore, check};
 
 const USER_COLS: &str = "id, username, password_hash, role, active, created_at";
 const TOKEN_COLS: &str = "id, user_id, name, token_hash, created_at, last_used, expires_at";
@@ -40,7 +40,7 @@ fn token_row(r: &impl SqlRow) -> Result<ApiToken> {
 #[async_trait::async_trait]
 impl<D: Dialect> UserStore for SqlStore<D> {
     async fn create_user(&self, user: &User) -> Result<User> {
-        validate_name("username", &user.username)?;
+        check::user(user)?;
         let row = self
             .db
             .fetch_one(
@@ -82,7 +82,7 @@ impl<D: Dialect> UserStore for SqlStore<D> {
     }
 
     async fn update_user(&self, user: &User) -> Result<User> {
-        validate_name("username", &user.username)?;
+        check::user(user)?;
         let row = self
             .db
             .fetch_one(
