@@ -2,10 +2,16 @@
 //! [`netraven_core::inventory`]) into a git repository, with the engine on the in-memory store
 //! and queue.
 //!
-//! The previous state comes from the repository itself: each device's file at HEAD is loaded as
-//! its latest snapshot, so an unchanged device is reported unchanged and makes no commit.
+//! The previous state comes from the repository itself: the snapshot sink is a
+//! [`GitTreeSink`], which compares each fetched configuration's blob id with the file at the
+//! branch tip (an unchanged device is reported unchanged and makes no commit), streams changed
+//! content into git as it arrives and commits once at the end. Nothing proportional to the fleet
+//! stays in memory but one small record per device: no previous or new content is kept.
 
 use crate::Netraven;
+use netraven_store::git::GitWriterConfig;
+use netraven_store::git_tree::GitTreeSink;
+use std::sync::Arc;
 use netraven_core::engine::EngineConfig;
 use netraven_core::inventory;
 use netraven_core::prelude::*;
@@ -126,9 +132,10 @@ impl BackupSummary {
 pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
     let rows = inventory::read_file(&opts.inventory)?;
+    let tree = Arc::new(GitTreeSink::open(&opts.repo, GitWriterConfig::new(&opts.repo).branch).await?);
     let nr = Netraven::builder()
         .in_memory()
-        .git(&opts.repo)
+        .sink(tree.clone())
         .platform_dir(opts.platforms_dir.clone())
         .role("backup")
         .engine_config(EngineConfig {
@@ -143,12 +150,7 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         })
         .build()
         .await?;
-    let (store, clock) = (nr.store().clone(), nr.clock().clone());
-    let git = nr
-        .git()
-        .ok_or_else(|| Error::internal("backup without git"))?
-        .clone();
-    let head = git.head_commit().await?;
+    let store = nr.store().clone();
 
     // One credential per distinct login, pinned to its devices.
     let mut creds: HashMap<(String, String, String), CredentialId> = HashMap::new();
@@ -184,32 +186,6 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         devices.push(d);
     }
 
-    // The repository's current files are the devices' latest snapshots (one read of HEAD).
-    if let Some(commit) = &head {
-        let metas: Vec<SnapshotMeta> = devices
-            .iter()
-            .map(|d| SnapshotMeta {
-                id: 0,
-                device_id: d.id,
-                hostname: d.hostname.clone(),
-                run_id: None,
-                hash: String::new(),
-                size: 0,
-                created_at: clock.now(),
-                commit_id: Some(commit.clone()),
-            })
-            .collect();
-        let paths = metas.iter().map(|m| git.path_for(m)).collect();
-        let contents = git.read_files(commit, paths).await?;
-        for (mut meta, content) in metas.into_iter().zip(contents) {
-            if let Some(content) = content {
-                meta.hash = content_hash(&content);
-                meta.size = content.len() as u64;
-                store.insert_snapshot(&Snapshot { meta, content }).await?;
-            }
-        }
-    }
-
     // Host keys pinned by earlier runs, so trust-on-first-use holds across runs.
     let keys_path = opts.repo.join(HOST_KEYS_FILE);
     for k in load_host_keys(&keys_path)? {
@@ -239,7 +215,10 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     };
     nr.shutdown().await?;
 
-    let commit = git.commit_all_pending().await?.pop().map(|c| c.commit_id);
+    let commit = tree
+        .commit(&format!("Backup run {}", run.id))
+        .await?
+        .map(|c| c.commit_id);
     let mut keys = Vec::new();
     for d in &devices {
         if let Some(k) = store.get_host_key(&d.address, d.port).await? {

@@ -65,6 +65,7 @@ pub struct Builder {
     platforms_dir: Option<PathBuf>,
     drivers: Vec<Arc<dyn Driver>>,
     layers: Vec<SinkLayer>,
+    base_sink: Option<Arc<dyn SnapshotSink>>,
     engine: EngineConfig,
     scheduler_tick: Duration,
     maintenance: MaintenanceConfig,
@@ -96,6 +97,7 @@ impl Default for Builder {
             platforms_dir: None,
             drivers: Vec::new(),
             layers: Vec::new(),
+            base_sink: None,
             engine: EngineConfig::default(),
             scheduler_tick: Duration::from_secs(5),
             maintenance: MaintenanceConfig::default(),
@@ -192,6 +194,14 @@ impl Builder {
     /// No git in this process: snapshots go to the store's index only and another process (the
     /// maintenance leader with git enabled) commits them. For API-only and worker-only processes.
     pub fn without_git(mut self) -> Self {
+        self.git_enabled = false;
+        self
+    }
+
+    /// A sink of your own instead of git and the store index (layers still wrap it); no git
+    /// writer runs in this process. The one-shot backup uses it for its streaming git sink.
+    pub fn sink(mut self, sink: Arc<dyn SnapshotSink>) -> Self {
+        self.base_sink = Some(sink);
         self.git_enabled = false;
         self
     }
@@ -356,9 +366,10 @@ impl Builder {
         } else {
             None
         };
-        let mut sink: Arc<dyn SnapshotSink> = match &git {
-            Some(g) => Arc::new(g.clone()),
-            None => Arc::new(StoreSnapshotSink::new(store.clone())),
+        let mut sink: Arc<dyn SnapshotSink> = match (&git, self.base_sink) {
+            (_, Some(own)) => own,
+            (Some(g), None) => Arc::new(g.clone()),
+            (None, None) => Arc::new(StoreSnapshotSink::new(store.clone())),
         };
         for layer in self.layers {
             sink = layer(sink)?;

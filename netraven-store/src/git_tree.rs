@@ -427,27 +427,33 @@ fn write_commit(
         ),
         None => None,
     };
-    let base = match &parent {
-        Some(c) => c.tree().map_err(|e| git_err("reading the tip's tree", e))?,
+    let tree_oid = match &parent {
+        Some(c) => {
+            let base = c.tree().map_err(|e| git_err("reading the tip's tree", e))?;
+            let mut update = git2::build::TreeUpdateBuilder::new();
+            for (file, oid, _) in changed {
+                update.upsert(file.as_str(), *oid, FileMode::Blob);
+            }
+            let oid = update
+                .create_updated(&repo, &base)
+                .map_err(|e| git_err("building the tree", e))?;
+            if oid == base.id() {
+                return Ok(None);
+            }
+            oid
+        }
+        // First commit: the files are all at the top (flat layout), so one tree builder.
         None => {
-            let empty = repo
+            let mut root = repo
                 .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(|e| git_err("writing the empty tree", e))?;
-            repo.find_tree(empty)
-                .map_err(|e| git_err("reading the empty tree", e))?
+                .map_err(|e| git_err("starting the tree", e))?;
+            for (file, oid, _) in changed {
+                root.insert(file.as_str(), *oid, FileMode::Blob.into())
+                    .map_err(|e| git_err("adding a file", e))?;
+            }
+            root.write().map_err(|e| git_err("writing the tree", e))?
         }
     };
-    let mut update = git2::build::TreeUpdateBuilder::new();
-    for (file, oid, _) in changed {
-        update.upsert(file.as_str(), *oid, FileMode::Blob);
-    }
-    let tree_oid = update
-        .create_updated(&repo, &base)
-        .map_err(|e| git_err("building the tree", e))?;
-    if tree_oid == base.id() {
-        return Ok(None);
-    }
     let tree = repo
         .find_tree(tree_oid)
         .map_err(|e| git_err("reading the new tree", e))?;

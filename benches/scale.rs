@@ -1,0 +1,187 @@
+//! Scale benchmark (issue "flat cost per device"): `netraven backup` over 1,000, 3,000 and
+//! 10,000 simulated cisco_ios devices (~30 KB configurations), each size backed up twice (a
+//! first run that commits everything, then an unchanged re-run), printing wall time, client CPU
+//! per device and peak RSS for each, and the ratio of the largest fleet's CPU per device to the
+//! smallest's.
+//!
+//! ```text
+//! cargo build --release -p netraven-bin       # the bench drives target/release/netraven
+//! cargo bench --bench scale                   # 1,000 / 3,000 / 10,000 devices
+//! NETRAVEN_SCALE_SIZES=1000,8000 cargo bench --bench scale
+//! NETRAVEN_BENCH_QUICK=1 cargo bench --bench scale   # 200 / 600 devices, a smoke run
+//! ```
+//!
+//! Both the simulator and the client run as child processes of the bench; the client's CPU time
+//! and peak RSS come from `wait4`-style accounting via GNU time (`/usr/bin/time -f`), the
+//! simulator's CPU from `/proc/PID/stat` over the row. Devices listen on ports 8000 and up (below
+//! the ephemeral range); the open-file limit must allow concurrency + the fleet (`ulimit -n`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT_BASE: u16 = 8000;
+const CONCURRENCY: usize = 200;
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let b = root.join("target/release/netraven");
+    assert!(
+        b.exists(),
+        "{} is missing: run `cargo build --release -p netraven-bin` first",
+        b.display()
+    );
+    b
+}
+
+fn start_sim(bin: &Path, dir: &Path, devices: usize) -> (Sim, PathBuf) {
+    let inv = dir.join("inventory.csv");
+    let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
+    let child = Command::new(bin)
+        .args(["sim", "--devices", &devices.to_string(), "--platform", "cisco_ios"])
+        .args(["--port-base", &PORT_BASE.to_string(), "--inventory"])
+        .arg(&inv)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start the simulator");
+    let mut sim = Sim(child);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !inv.exists() {
+        if let Ok(Some(status)) = sim.0.try_wait() {
+            panic!("the simulator exited ({status}); see {}", dir.join("sim.log").display());
+        }
+        assert!(Instant::now() < deadline, "the simulator did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    (sim, inv)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+struct Row {
+    devices: usize,
+    label: &'static str,
+    wall: f64,
+    cpu_ms: f64,
+    rss_mb: u64,
+    sim_cpu_ms: f64,
+    summary: String,
+}
+
+fn backup(bin: &Path, sim_pid: u32, inv: &Path, repo: &Path, devices: usize, label: &'static str) -> Row {
+    let times = repo.with_extension("time");
+    let sim_before = cpu_of(sim_pid);
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&times)
+        .arg(bin)
+        .args(["backup", "--inventory"])
+        .arg(inv)
+        .arg("--repo")
+        .arg(repo)
+        .args(["--concurrency", &CONCURRENCY.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run /usr/bin/time netraven backup");
+    let sim_cpu = cpu_of(sim_pid) - sim_before;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "backup of {devices} devices failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = std::fs::read_to_string(&times).expect("time output");
+    let v: Vec<f64> = t
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    assert_eq!(v.len(), 4, "unexpected /usr/bin/time output: {t}");
+    Row {
+        devices,
+        label,
+        wall: v[0],
+        cpu_ms: (v[1] + v[2]) * 1000.0 / devices as f64,
+        rss_mb: v[3] as u64 / 1024,
+        sim_cpu_ms: sim_cpu * 1000.0 / devices as f64,
+        summary: stdout.lines().next().unwrap_or("").to_string(),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sizes: Vec<usize> = match std::env::var("NETRAVEN_SCALE_SIZES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) if std::env::var("NETRAVEN_BENCH_QUICK").is_ok() => vec![200, 600],
+        Err(_) => vec![1000, 3000, 10000],
+    };
+    let bin = bin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        let d = dir.path().join(format!("n{n}"));
+        std::fs::create_dir_all(&d).expect("dir");
+        let (sim, inv) = start_sim(&bin, &d, n);
+        let repo = d.join("backups.git");
+        rows.push(backup(&bin, sim.0.id(), &inv, &repo, n, "first run"));
+        rows.push(backup(&bin, sim.0.id(), &inv, &repo, n, "unchanged re-run"));
+        drop(sim);
+    }
+    println!(
+        "| devices | run | wall s | devices/s | client CPU ms/device | client peak RSS MB | simulator CPU ms/device |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.2} | {} | {:.2} |",
+            r.devices,
+            r.label,
+            r.wall,
+            r.devices as f64 / r.wall.max(1e-9),
+            r.cpu_ms,
+            r.rss_mb,
+            r.sim_cpu_ms
+        );
+    }
+    for label in ["first run", "unchanged re-run"] {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.label == label).collect();
+        if let (Some(small), Some(large)) = (of.first(), of.last()) {
+            println!(
+                "{label}: CPU per device at {} devices / at {} devices = {:.2}",
+                large.devices,
+                small.devices,
+                large.cpu_ms / small.cpu_ms.max(1e-9)
+            );
+        }
+    }
+    for r in &rows {
+        eprintln!("{} devices, {}: {}", r.devices, r.label, r.summary);
+    }
+}
