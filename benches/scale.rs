@@ -47,7 +47,13 @@ fn start_sim(bin: &Path, dir: &Path, devices: usize) -> (Sim, PathBuf) {
     let inv = dir.join("inventory.csv");
     let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
     let child = Command::new(bin)
-        .args(["sim", "--devices", &devices.to_string(), "--platform", "cisco_ios"])
+        .args([
+            "sim",
+            "--devices",
+            &devices.to_string(),
+            "--platform",
+            "cisco_ios",
+        ])
         .args(["--port-base", &PORT_BASE.to_string(), "--inventory"])
         .arg(&inv)
         .env("RUST_LOG", "warn")
@@ -60,7 +66,10 @@ fn start_sim(bin: &Path, dir: &Path, devices: usize) -> (Sim, PathBuf) {
     let deadline = Instant::now() + Duration::from_secs(180);
     while !inv.exists() {
         if let Ok(Some(status)) = sim.0.try_wait() {
-            panic!("the simulator exited ({status}); see {}", dir.join("sim.log").display());
+            panic!(
+                "the simulator exited ({status}); see {}",
+                dir.join("sim.log").display()
+            );
         }
         assert!(Instant::now() < deadline, "the simulator did not start");
         std::thread::sleep(Duration::from_millis(50));
@@ -90,7 +99,14 @@ struct Row {
     summary: String,
 }
 
-fn backup(bin: &Path, sim_pid: u32, inv: &Path, repo: &Path, devices: usize, label: &'static str) -> Row {
+fn backup(
+    bin: &Path,
+    sim_pid: u32,
+    inv: &Path,
+    repo: &Path,
+    devices: usize,
+    label: &'static str,
+) -> Row {
     let times = repo.with_extension("time");
     let sim_before = cpu_of(sim_pid);
     let out = Command::new("/usr/bin/time")

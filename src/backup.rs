@@ -9,14 +9,14 @@
 //! stays in memory but one small record per device: no previous or new content is kept.
 
 use crate::Netraven;
-use netraven_store::git::GitWriterConfig;
-use netraven_store::git_tree::GitTreeSink;
-use std::sync::Arc;
 use netraven_core::engine::EngineConfig;
 use netraven_core::inventory;
 use netraven_core::prelude::*;
+use netraven_store::git::GitWriterConfig;
+use netraven_store::git_tree::GitTreeSink;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// File in the repository directory that keeps the pinned SSH host keys between runs.
@@ -132,7 +132,8 @@ impl BackupSummary {
 pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
     let rows = inventory::read_file(&opts.inventory)?;
-    let tree = Arc::new(GitTreeSink::open(&opts.repo, GitWriterConfig::new(&opts.repo).branch).await?);
+    let tree =
+        Arc::new(GitTreeSink::open(&opts.repo, GitWriterConfig::new(&opts.repo).branch).await?);
     let nr = Netraven::builder()
         .in_memory()
         .sink(tree.clone())
