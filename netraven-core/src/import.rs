@@ -10,6 +10,7 @@
 //! report.
 
 use crate::error::{Error, Result};
+use crate::inventory;
 use crate::model::{Credential, CredentialId, Device};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -83,115 +84,39 @@ pub struct CredentialReport {
     pub items: Vec<Value>,
 }
 
-fn split_tags(s: &str) -> Vec<String> {
-    s.split([';', '|'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn flag(name: &str, v: Option<String>, default: bool) -> std::result::Result<bool, String> {
-    match v.map(|e| e.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("true" | "yes" | "1") => Ok(true),
-        Some("false" | "no" | "0") => Ok(false),
-        Some(_) => Err(format!("{name} must be true or false")),
-    }
-}
-
-/// Parses an import CSV. A bad header (unknown or missing column, a password without a user name)
+/// Parses an import CSV with the inventory parser ([`crate::inventory::parse_csv`], login
+/// columns allowed). A bad header (unknown or missing column, a password without a user name)
 /// fails the whole input; a bad row becomes an `Err` with the reason, so row numbers stay
 /// aligned (the first row after the header is row 1).
 pub fn parse_csv(body: &[u8]) -> Result<Vec<std::result::Result<ImportRow, String>>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(body);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| Error::invalid(format!("cannot read the CSV header: {e}")))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    for h in &headers {
-        if !CSV_COLUMNS.contains(&h.as_str()) {
-            return Err(Error::invalid(format!(
-                "unknown CSV column '{h}'; known columns: {}",
-                CSV_COLUMNS.join(",")
-            )));
-        }
-    }
-    let has = |c: &str| headers.iter().any(|h| h == c);
-    for req in ["hostname", "address", "platform"] {
-        if !has(req) {
-            return Err(Error::invalid(format!(
-                "the CSV header needs a '{req}' column"
-            )));
-        }
-    }
+    let header = body.split(|b| *b == b'\n').next().unwrap_or_default();
+    let header = String::from_utf8_lossy(header).to_ascii_lowercase();
+    let has = |c: &str| header.split(',').any(|h| h.trim() == c);
     if (has("password") || has("enable_secret")) && !has("username") {
         return Err(Error::invalid(
             "a 'password' or 'enable_secret' column needs a 'username' column",
         ));
     }
-    let mut rows = Vec::new();
-    for rec in rdr.records() {
-        if rows.len() >= MAX_IMPORT_ROWS {
-            return Err(Error::invalid(format!(
-                "at most {MAX_IMPORT_ROWS} rows per import"
-            )));
-        }
-        rows.push(match rec {
-            Ok(rec) if rec.len() == headers.len() => row(&headers, &rec),
-            Ok(rec) => Err(format!(
-                "expected {} fields, found {}",
-                headers.len(),
-                rec.len()
-            )),
-            Err(e) => Err(format!("unreadable row: {e}")),
-        });
-    }
-    Ok(rows)
-}
-
-fn row(headers: &[String], rec: &csv::StringRecord) -> std::result::Result<ImportRow, String> {
-    let get = |name: &str| -> Option<String> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .and_then(|i| rec.get(i))
-            .filter(|v| !v.is_empty())
-            .map(String::from)
-    };
-    let mut d = Device::new(
-        get("hostname").unwrap_or_default(),
-        get("address").unwrap_or_default(),
-        get("platform").unwrap_or_default(),
-    )
-    .with_tags(get("tags").map(|t| split_tags(&t)).unwrap_or_default());
-    if let Some(p) = get("port") {
-        d.port = p
-            .parse()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or("port must be a number from 1 to 65535")?;
-    }
-    d.description = get("description");
-    d.serial = get("serial");
-    d.model = get("model");
-    d.enabled = flag("enabled", get("enabled"), true)?;
-    d.legacy_ssh = flag("legacy_ssh", get("legacy_ssh"), false)?;
-    let login = match (get("username"), get("password")) {
-        (Some(username), Some(password)) => Some(Login {
-            username,
-            password: Secret::new(password),
-            enable_secret: get("enable_secret").map(Secret::new),
-        }),
-        (None, None) if get("enable_secret").is_none() => None,
-        _ => return Err("a login needs both username and password".into()),
-    };
-    Ok(ImportRow { device: d, login })
+    let rows = inventory::parse_csv(
+        body,
+        inventory::ParseOptions {
+            logins: true,
+            max_rows: MAX_IMPORT_ROWS,
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| e.detail).map(|r| ImportRow {
+                device: r.device,
+                login: r.login.map(|l| Login {
+                    username: l.username,
+                    enable_secret: (!l.enable_secret.is_empty()).then_some(l.enable_secret),
+                    password: l.password,
+                }),
+            })
+        })
+        .collect())
 }
 
 /// Imports rows into `store`: devices are created in order, duplicates (in the store or earlier

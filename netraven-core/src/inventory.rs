@@ -184,7 +184,9 @@ fn csv_row(
     if let Some(p) = get("port") {
         d.port = p
             .parse::<u16>()
-            .map_err(|_| "port must be a number from 1 to 65535".to_string())?;
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| "port must be a number from 1 to 65535".to_string())?;
     }
     d.tags = get("tags").map(split_tags).unwrap_or_default();
     d.description = get("description").map(String::from);
@@ -197,7 +199,7 @@ fn csv_row(
         d.legacy_ssh = parse_bool("legacy_ssh", v)?;
     }
     let login = match (get("username"), get("password")) {
-        (None, None) => None,
+        (None, None) if get("enable_secret").is_none() => None,
         (Some(u), Some(p)) => Some(Login {
             username: u.to_string(),
             password: Secret::new(p),
