@@ -99,38 +99,52 @@ pub struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: EngineConfig,
     pub(crate) metrics: Arc<EngineMetrics>,
-    pub(crate) credentials: CredentialCache,
+    pub(crate) runs: RunCache,
 }
 
-/// The credential index of the runs this worker is working on, built once per run: every device
-/// of a run ranks its candidates against the same index instead of reading (and decrypting)
-/// every credential per device. Credentials edited during a run take effect from the next run.
+/// What every device of a run needs from the store, read once per run: the job's kind and the
+/// credential index. Without it each device would re-read the job (whose target list can hold every
+/// device id of the fleet) and every credential, which makes a run cost O(devices²). Credentials and
+/// jobs edited during a run take effect from the next run.
 #[derive(Debug, Default)]
-pub(crate) struct CredentialCache {
-    runs: tokio::sync::Mutex<std::collections::VecDeque<(RunId, Arc<CredentialIndex>)>>,
+pub(crate) struct RunCache {
+    runs: tokio::sync::Mutex<std::collections::VecDeque<(RunId, Arc<RunContext>)>>,
 }
 
-/// Runs whose index a worker keeps at once (a worker rarely works on more runs at a time).
+/// The per-run facts a worker shares between the devices of one run.
+#[derive(Debug)]
+pub(crate) struct RunContext {
+    /// The kind of the run's job.
+    pub(crate) kind: JobKind,
+    /// Credentials indexed by id and by tag.
+    pub(crate) credentials: Arc<CredentialIndex>,
+}
+
+/// Runs whose context a worker keeps at once (a worker rarely works on more runs at a time).
 const CACHED_RUNS: usize = 8;
 
-impl CredentialCache {
-    /// The index for `run`, read from the store on first use. The lock is held while reading so
-    /// that the devices of a run starting at once read the store once, not once each.
+impl RunCache {
+    /// The context of `run` (whose job is `job`), read from the store on first use. The lock is
+    /// held while reading so that the devices of a run starting at once read the store once, not
+    /// once each.
     pub(crate) async fn for_run(
         &self,
         run: RunId,
+        job: JobId,
         store: &dyn Store,
-    ) -> Result<Arc<CredentialIndex>> {
+    ) -> Result<Arc<RunContext>> {
         let mut runs = self.runs.lock().await;
-        if let Some((_, index)) = runs.iter().find(|(id, _)| *id == run) {
-            return Ok(index.clone());
+        if let Some((_, ctx)) = runs.iter().find(|(id, _)| *id == run) {
+            return Ok(ctx.clone());
         }
-        let index = Arc::new(CredentialIndex::new(store.all_credentials().await?));
+        let kind = store.get_job(job).await?.kind;
+        let credentials = Arc::new(CredentialIndex::new(store.all_credentials().await?));
+        let ctx = Arc::new(RunContext { kind, credentials });
         if runs.len() >= CACHED_RUNS {
             runs.pop_front();
         }
-        runs.push_back((run, index.clone()));
-        Ok(index)
+        runs.push_back((run, ctx.clone()));
+        Ok(ctx)
     }
 }
 
@@ -145,7 +159,7 @@ impl Engine {
             clock: parts.clock,
             config,
             metrics: Arc::new(EngineMetrics::default()),
-            credentials: CredentialCache::default(),
+            runs: RunCache::default(),
         }
     }
 
@@ -310,4 +324,31 @@ pub async fn submit_run(store: &dyn Store, queue: &dyn Queue, new: &NewRun) -> R
             .await?;
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::store::JobStore;
+
+    /// The devices of one run share the context read at the run's first device: the job and the
+    /// credentials are not read again per device (a job's target list can hold the whole fleet).
+    #[tokio::test]
+    async fn run_context_is_read_once_per_run() {
+        let store = MemoryStore::new();
+        let job = store
+            .create_job(&Job::backup("j", Targets::default()))
+            .await
+            .unwrap();
+        let cache = RunCache::default();
+        let first = cache.for_run(1, job.id, &store).await.unwrap();
+        assert_eq!(first.kind, JobKind::Backup);
+        // Gone from the store: a second device of the same run still gets the context ...
+        store.delete_job(job.id).await.unwrap();
+        let again = cache.for_run(1, job.id, &store).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // ... while another run reads the store (and finds the job gone).
+        assert!(cache.for_run(2, job.id, &store).await.is_err());
+    }
 }

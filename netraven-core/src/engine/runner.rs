@@ -185,9 +185,11 @@ impl Engine {
         let pending = self.store.pending_device_ids(run.id).await?;
         if job.kind != JobKind::Reachability && !pending.is_empty() {
             let creds = self
+                .runs
+                .for_run(run.id, run.job_id, self.store.as_ref())
+                .await?
                 .credentials
-                .for_run(run.id, self.store.as_ref())
-                .await?;
+                .clone();
             let mut any = false;
             for chunk in ids.chunks(1000) {
                 let devices = self.store.devices_by_ids(chunk).await?;
@@ -404,10 +406,13 @@ impl Engine {
         device_id: DeviceId,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
-        let job = self.store.get_job(run.job_id).await?;
+        let ctx = self
+            .runs
+            .for_run(run.id, run.job_id, self.store.as_ref())
+            .await?;
         let device = self.store.get_device(device_id).await?;
         let driver = self.drivers.get(&device.platform)?;
-        if job.kind == JobKind::Reachability {
+        if ctx.kind == JobKind::Reachability {
             let took = driver.probe(&device, self.config.connect_timeout).await?;
             let msg = format!(
                 "{} answered on {}:{} in {} ms",
@@ -430,11 +435,7 @@ impl Engine {
                 message: msg,
             });
         }
-        let candidates = self
-            .credentials
-            .for_run(run.id, self.store.as_ref())
-            .await?
-            .candidates(&device);
+        let candidates = ctx.credentials.candidates(&device);
         if candidates.is_empty() {
             return Err(Error::new(
                 ErrorKind::NoCredentials,
@@ -505,7 +506,14 @@ impl Engine {
             ));
         };
         let result = self
-            .work_session(&job, &device, run, session.as_mut(), driver.as_ref(), log)
+            .work_session(
+                &ctx.kind,
+                &device,
+                run,
+                session.as_mut(),
+                driver.as_ref(),
+                log,
+            )
             .await;
         if let Err(e) = session.close().await {
             tracing::debug!(error = %e, device = device.id, "closing the session failed");
@@ -517,14 +525,14 @@ impl Engine {
 
     async fn work_session(
         &self,
-        job: &Job,
+        kind: &JobKind,
         device: &Device,
         run: &Run,
         session: &mut dyn crate::driver::Session,
         driver: &dyn crate::driver::Driver,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
-        match &job.kind {
+        match kind {
             JobKind::Backup => {
                 log.push(
                     LogLevel::Info,
