@@ -259,3 +259,167 @@ pub async fn report(store: &dyn Store, run: &Run) -> Result<String> {
     }
     Ok(out)
 }
+
+/// Where a run stands, for a live display (`netraven demo` draws it while the first run goes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Devices in the run (0 until the run has resolved its targets).
+    pub total: u64,
+    /// Devices with a result.
+    pub done: u64,
+    /// Devices that succeeded.
+    pub ok: u64,
+    /// Devices that failed.
+    pub failed: u64,
+    /// Names of the run's devices without a result yet, sorted.
+    pub running: Vec<String>,
+    /// Time since the run started (zero while it is queued).
+    pub elapsed: std::time::Duration,
+}
+
+impl RunProgress {
+    /// The progress of `run` over `devices` (id, name), of which those in `finished` have a
+    /// result, at `now`.
+    pub fn of(
+        run: &Run,
+        devices: &[(DeviceId, String)],
+        finished: &std::collections::HashSet<DeviceId>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let mut running: Vec<String> = devices
+            .iter()
+            .filter(|(id, _)| !finished.contains(id))
+            .map(|(_, name)| name.clone())
+            .collect();
+        running.sort();
+        if run.status.is_final() {
+            running.clear();
+        }
+        let elapsed = run
+            .started_at
+            .map(|s| {
+                (run.finished_at.unwrap_or(now) - s)
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        RunProgress {
+            total: u64::from(run.counts.total),
+            done: u64::from(run.counts.done()),
+            ok: u64::from(run.counts.succeeded),
+            failed: u64::from(run.counts.failed),
+            running,
+            elapsed,
+        }
+    }
+
+    /// One line: the tallies and, while devices are left, the slowest ones still running (every
+    /// device of the demo starts when the run does, so they have been at it the whole time).
+    pub fn message(&self) -> String {
+        let mut s = format!("{} ok, {} failed", self.ok, self.failed);
+        if self.total > 0 && !self.running.is_empty() {
+            const SHOWN: usize = 3;
+            let names = self.running.iter().take(SHOWN).cloned().collect::<Vec<_>>();
+            s.push_str(&format!(
+                "; slowest, running {:.1} s: {}",
+                self.elapsed.as_secs_f64(),
+                names.join(", ")
+            ));
+            if self.running.len() > SHOWN {
+                s.push_str(&format!(" (+{} more)", self.running.len() - SHOWN));
+            }
+        }
+        s
+    }
+}
+
+/// The devices `job` targets, as (id, hostname).
+pub async fn job_devices(store: &dyn Store, job: &Job) -> Result<Vec<(DeviceId, String)>> {
+    let mut ids = job.targets.device_ids.clone();
+    ids.extend(store.device_ids_with_tags(&job.targets.tags).await?);
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        for d in store.devices_by_ids(chunk).await? {
+            out.push((d.id, d.spec.hostname));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the progress of run `run_id` over `devices` (see [`job_devices`]) from `store`.
+pub async fn progress(
+    store: &dyn Store,
+    run_id: RunId,
+    devices: &[(DeviceId, String)],
+) -> Result<RunProgress> {
+    let run = store.get_run(run_id).await?;
+    let mut finished = std::collections::HashSet::new();
+    let filter = ResultFilter {
+        run_id: Some(run_id),
+        ..Default::default()
+    };
+    for page in 1.. {
+        let p = store.list_results(&filter, Page::new(page, 1000)).await?;
+        finished.extend(p.items.iter().map(|r| r.device_id));
+        if p.items.is_empty() || page >= p.pages {
+            break;
+        }
+    }
+    Ok(RunProgress::of(
+        &run,
+        devices,
+        &finished,
+        chrono::Utc::now(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn run(status: RunStatus, total: u32, ok: u32, failed: u32) -> Run {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Run {
+            id: 1,
+            job_id: 1,
+            trigger: Trigger::Manual,
+            fire_time: None,
+            status,
+            queued_at: t0,
+            started_at: Some(t0),
+            finished_at: None,
+            counts: RunCounts {
+                total,
+                succeeded: ok,
+                failed,
+                changed: ok,
+                unchanged: 0,
+            },
+            idempotency_key: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn progress_names_the_devices_still_running() {
+        let devices: Vec<(DeviceId, String)> =
+            (1..=6).map(|i| (i, format!("demo-{i:03}"))).collect();
+        let finished = [1, 2].into_iter().collect();
+        let r = run(RunStatus::Running, 6, 1, 1);
+        let now = r.started_at.unwrap() + chrono::Duration::milliseconds(4200);
+        let p = RunProgress::of(&r, &devices, &finished, now);
+        assert_eq!((p.total, p.done, p.ok, p.failed), (6, 2, 1, 1));
+        assert_eq!(p.running.len(), 4);
+        assert_eq!(
+            p.message(),
+            "1 ok, 1 failed; slowest, running 4.2 s: demo-003, demo-004, demo-005 (+1 more)"
+        );
+        let done = run(RunStatus::CompletedPartialFailure, 6, 5, 1);
+        let p = RunProgress::of(&done, &devices, &finished, now);
+        assert!(p.running.is_empty(), "a finished run has nothing running");
+        assert_eq!(p.message(), "5 ok, 1 failed");
+    }
+}

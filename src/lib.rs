@@ -6,7 +6,8 @@
 //! - [`store`] (feature `store`): SQLite/PostgreSQL stores, queues, the git snapshot sink and the
 //!   credential key's life;
 //! - [`Netraven`] (features `drivers` + `store`): the engine with its backends wired, as the
-//!   reference server wires it; [`backup`]: the one-shot backup of an inventory into git.
+//!   reference server wires it; [`backup`]: the one-shot backup of an inventory into git;
+//! - `config` (feature `config`): the server's configuration file and the builder it describes.
 
 /// What implementing a trait needs: the `#[async_trait]` attribute, the shutdown token type and
 /// the time types in signatures.
@@ -23,6 +24,8 @@ pub use tokio_util::sync::CancellationToken;
 pub mod backup;
 #[cfg(all(feature = "drivers", feature = "store"))]
 mod builder;
+#[cfg(feature = "config")]
+pub mod config;
 #[cfg(all(feature = "drivers", feature = "store"))]
 pub use builder::{Builder, Netraven, SinkLayer, shutdown_on_signals};
 #[cfg(all(feature = "sim", feature = "store"))]

@@ -196,11 +196,12 @@ pub fn main() -> ExitCode {
     };
     // These draw progress on a terminal, which INFO lines would tear.
     let progress = matches!(cli.command, Command::Backup { .. } | Command::Demo { .. });
-    init(&LogPlan::decide(&LogEnv::from_process(
+    let plan = LogPlan::decide(&LogEnv::from_process(
         cfg.logs.format,
         cli.verbose,
         progress,
-    )));
+    ));
+    init(&plan);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -211,7 +212,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli, cfg)) {
+    match rt.block_on(dispatch(cli, cfg, plan.progress_bar)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -228,7 +229,8 @@ fn new_password() -> String {
     std::env::var("NETRAVEN_NEW_PASSWORD").unwrap_or_else(|_| crate::api::auth::random_password(20))
 }
 
-async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
+/// Runs the command; `bar`: draw progress (see `LogPlan::progress_bar`).
+async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
     let signals = netraven::shutdown_on_signals;
     match cli.command {
         Command::Serve => crate::server::serve(&cfg, signals()).await?,
@@ -236,7 +238,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
         Command::Scheduler => crate::server::scheduler(&cfg, signals()).await?,
         Command::Worker => crate::server::worker(&cfg, signals()).await?,
         Command::Migrate { check } => {
-            let store = crate::wiring::builder(&cfg, "cli")?;
+            let store = cfg.builder("cli")?;
             let st = store.open_store_with(!check).await?.schema_status().await?;
             let pending = st.pending.iter().map(i64::to_string).collect::<Vec<_>>();
             println!(
@@ -254,7 +256,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
         }
         Command::Demo { devices, port_base } => {
             let opts = netraven::demo::DemoOptions { devices, port_base };
-            crate::demo::run(&cfg, &opts, signals()).await?;
+            crate::demo::run(&cfg, &opts, bar, signals()).await?;
         }
         Command::Sim {
             devices,
@@ -314,8 +316,7 @@ async fn dispatch(cli: Cli, cfg: Config) -> Result<ExitCode> {
             concurrency,
             timeout,
         } => {
-            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let bar = tty.then(indicatif::ProgressBar::no_length);
+            let bar = bar.then(indicatif::ProgressBar::no_length);
             let progress = bar.clone().map(|b| -> netraven::backup::Progress {
                 std::sync::Arc::new(move |done, total, _failed| {
                     b.set_length(total);
@@ -419,7 +420,7 @@ async fn user(cfg: &Config, action: UserAction) -> Result<()> {
 }
 
 async fn rotate_keys(cfg: &Config) -> Result<()> {
-    let r = crate::wiring::builder(cfg, "cli")?.rotate_key().await?;
+    let r = cfg.builder("cli")?.rotate_key().await?;
     println!(
         "re-encrypted {} credentials with key {}; the previous key is kept in {}",
         r.reencrypted,

@@ -3,11 +3,12 @@
 
 pub mod api;
 pub mod cli;
-pub mod config;
 pub mod demo;
 pub mod server;
 pub mod ui;
 pub mod wiring;
+
+pub use netraven::config;
 
 /// The git commit this binary was built from (`unknown` when built outside a repository).
 pub const GIT_COMMIT: &str = env!("NETRAVEN_GIT_COMMIT");

@@ -20,21 +20,23 @@ pub fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     Ok(key.to_base64().into_bytes())
 }
 
-/// Serves the API on `listener` until `shutdown`. Creates the first admin user if there is none
-/// and prints its generated password once.
+/// Creates the first admin user if there is none (password from `NETRAVEN_ADMIN_PASSWORD`, else
+/// generated and returned to be shown once).
+pub async fn first_admin(node: &Node) -> Result<Option<String>> {
+    let password = std::env::var("NETRAVEN_ADMIN_PASSWORD").ok();
+    ensure_admin(node.nr.store().clone(), password).await
+}
+
+/// Serves the API on `listener` until `shutdown`, after [`first_admin`] (a generated password
+/// is printed once).
 pub async fn run_api(
     node: &Node,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    if let Some(password) = ensure_admin(
-        node.nr.store().clone(),
-        std::env::var("NETRAVEN_ADMIN_PASSWORD").ok(),
-    )
-    .await?
-    {
+    if let Some(pw) = first_admin(node).await? {
         println!(
-            "created user 'admin' with password: {password}\n(shown once; change it with `netraven user passwd admin`)"
+            "created user 'admin' with password: {pw}\n(shown once; change it with `netraven user passwd admin`)"
         );
     }
     let state = ApiState::new(
@@ -54,7 +56,8 @@ pub async fn run_api(
         .map_err(|e| Error::new(ErrorKind::Unavailable, format!("API server failed: {e}")))
 }
 
-async fn bind(cfg: &Config) -> Result<TcpListener> {
+/// Binds the configured API address.
+pub async fn bind(cfg: &Config) -> Result<TcpListener> {
     TcpListener::bind(&cfg.api.listen).await.map_err(|e| {
         Error::new(
             ErrorKind::Unavailable,

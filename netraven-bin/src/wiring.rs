@@ -1,14 +1,10 @@
-//! Wiring: turns a [`Config`] into the library's [`Builder`] settings. The builder (in the
-//! `netraven` crate) opens the backends; this file only maps configuration onto it.
+//! Wiring: the library's [`Builder`](netraven::Builder) from [`Config::builder`], with the roles
+//! a process plays.
 
 use crate::config::Config;
-use netraven::{Builder, Netraven};
-use netraven_core::engine::EngineConfig;
-use netraven_core::maintenance::MaintenanceConfig;
+use netraven::Netraven;
 use netraven_core::prelude::*;
-use netraven_store::git::GitWriterConfig;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The wired parts of one process: the library handle and the configuration it came from.
 #[derive(Debug, Clone)]
@@ -19,59 +15,9 @@ pub struct Node {
     pub nr: Netraven,
 }
 
-/// Engine settings from configuration.
-pub fn engine_config(cfg: &Config) -> EngineConfig {
-    let w = &cfg.worker;
-    EngineConfig {
-        concurrency: w.concurrency.max(1),
-        device_timeout: Duration::from_secs(w.device_timeout_secs.max(1)),
-        connect_timeout: Duration::from_secs(w.connect_timeout_secs.max(1)),
-        command_timeout: Duration::from_secs(w.command_timeout_secs.max(1)),
-        device_attempts: w.attempts.max(1),
-        retry_backoff: Duration::from_secs(w.retry_backoff_secs),
-        shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
-        lease: Duration::from_secs(w.lease_secs.max(1)),
-        ..EngineConfig::default()
-    }
-}
-
-/// The library builder for this configuration: store, queue, key, git, platforms, engine,
-/// scheduler and maintenance settings.
-pub fn builder(cfg: &Config, role: &str) -> Result<Builder> {
-    let mut git = GitWriterConfig::new(cfg.git_repo());
-    git.push_remote = cfg.git.push_remote.clone();
-    let mut b = Netraven::builder()
-        .data_dir(&cfg.data_dir)
-        .encryption_key(cfg.security.encryption_key.clone())
-        .key_file(cfg.key_file())
-        .git_config(git)
-        .platform_dir(cfg.platforms_dir.clone())
-        .engine_config(engine_config(cfg))
-        .scheduler_tick(Duration::from_secs(cfg.scheduler.tick_secs.max(1)))
-        .maintenance_config(MaintenanceConfig {
-            log_retention: Duration::from_secs(u64::from(cfg.logs.retention_days) * 86_400),
-            ..MaintenanceConfig::default()
-        })
-        .role(role);
-    match &cfg.database.url {
-        Some(url) if url.starts_with("postgres") => b = b.postgres(url, &cfg.database.schema),
-        Some(url) => {
-            return Err(Error::invalid(format!(
-                "database.url must be a postgres:// URL (got '{}'); leave it unset for SQLite",
-                crate::config::mask_url_password(url)
-            )));
-        }
-        None => {}
-    }
-    if let Some(url) = &cfg.queue.redis_url {
-        b = b.redis(url, &cfg.queue.prefix);
-    }
-    Ok(b)
-}
-
 /// Opens the configured store (applying migrations).
 pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
-    builder(cfg, "cli")?.open_store().await
+    cfg.builder("cli")?.open_store().await
 }
 
 /// Wires every part from configuration. `distributed` roles (api, scheduler, worker as separate
@@ -85,7 +31,7 @@ pub async fn build(cfg: &Config, role: &str, distributed: bool) -> Result<Node> 
              use `netraven serve` for a single process",
         ));
     }
-    let mut b = builder(cfg, role)?;
+    let mut b = cfg.builder(role)?;
     if matches!(role, "api" | "worker") {
         b = b.without_git();
     }

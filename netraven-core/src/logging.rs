@@ -85,6 +85,10 @@ pub struct LogPlan {
     pub ansi: bool,
     /// `EnvFilter` directives.
     pub filter: String,
+    /// Whether the command should draw its progress bar: only on a terminal, with text logs at
+    /// the default level (log lines asked for with `-v`, `NETRAVEN_LOG` or `RUST_LOG` would tear
+    /// a bar, so then the command logs instead).
+    pub progress_bar: bool,
 }
 
 impl LogPlan {
@@ -93,7 +97,8 @@ impl LogPlan {
         fn set(v: &Option<String>) -> Option<&str> {
             v.as_deref().map(str::trim).filter(|s| !s.is_empty())
         }
-        let filter = if let Some(f) = set(&env.netraven_log).or(set(&env.rust_log)) {
+        let explicit = set(&env.netraven_log).or(set(&env.rust_log));
+        let filter = if let Some(f) = explicit {
             f.to_string()
         } else {
             let level = match env.verbose {
@@ -109,6 +114,10 @@ impl LogPlan {
             format: env.format,
             ansi: env.format == LogFormat::Text && env.stderr_is_terminal && !no_color,
             filter,
+            progress_bar: env.progress_on_terminal
+                && env.format == LogFormat::Text
+                && env.verbose == 0
+                && explicit.is_none(),
         }
     }
 
@@ -212,6 +221,51 @@ mod tests {
             ..progress
         };
         assert_eq!(LogPlan::decide(&progress_rust).filter, "info");
+    }
+
+    #[test]
+    fn progress_bar_only_on_a_terminal_at_the_default_level() {
+        let tty = LogEnv {
+            progress_on_terminal: true,
+            stderr_is_terminal: true,
+            ..env()
+        };
+        assert!(LogPlan::decide(&tty).progress_bar);
+        assert!(
+            !LogPlan::decide(&env()).progress_bar,
+            "a pipe gets the summary only"
+        );
+        for asks_for_logs in [
+            LogEnv {
+                verbose: 1,
+                ..tty.clone()
+            },
+            LogEnv {
+                rust_log: Some("debug".into()),
+                ..tty.clone()
+            },
+            LogEnv {
+                netraven_log: Some("info".into()),
+                ..tty.clone()
+            },
+            LogEnv {
+                format: LogFormat::Json,
+                ..tty.clone()
+            },
+        ] {
+            assert!(
+                !LogPlan::decide(&asks_for_logs).progress_bar,
+                "{asks_for_logs:?}"
+            );
+        }
+        let blank = LogEnv {
+            rust_log: Some(" ".into()),
+            ..tty
+        };
+        assert!(
+            LogPlan::decide(&blank).progress_bar,
+            "a blank RUST_LOG is unset"
+        );
         assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert!("xml".parse::<LogFormat>().is_err());
     }

@@ -20,5 +20,5 @@ pub mod sim;
 pub mod ssh;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
-pub use registry::{build_registry, register_platform};
+pub use registry::{LazySshDriver, build_registry, register_builtins, register_platform};
 pub use ssh::{SshDriver, SshOptions, legacy_algorithms_missing, probe_ssh};

@@ -187,18 +187,8 @@ fn tcp_connect(device: &Device, deadline: Instant) -> Result<TcpStream> {
 
 /// Base64 (standard alphabet, no padding), as OpenSSH prints `SHA256:` fingerprints.
 fn b64_nopad(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        let chars = c.len() + 1;
-        for i in 0..chars {
-            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(data)
 }
 
 fn key_type_name(t: ssh2::HostKeyType) -> &'static str {

@@ -1,10 +1,18 @@
-//! Configuration: a TOML file plus `NETRAVEN_*` environment overrides. Every setting has a
-//! default; with no file at all the server runs embedded (SQLite, the in-process queue, a git
-//! repository and a key file under `./netraven-data`, the API on 127.0.0.1:8000).
+//! Configuration of a NetRaven process (feature `config`): a TOML file plus `NETRAVEN_*`
+//! environment overrides ([`ENV_VARS`]), and the [`Builder`] it describes
+//! ([`Config::builder`]). Every setting has a default; with no file at all a process runs
+//! embedded (SQLite, the in-process queue, a git repository and a key file under
+//! `./netraven-data`, the API on 127.0.0.1:8000).
 
+use crate::{Builder, Netraven};
+use netraven_core::engine::EngineConfig;
 use netraven_core::logging::LogFormat;
+use netraven_core::maintenance::MaintenanceConfig;
+use netraven_core::prelude::{Error, Result};
+use netraven_store::git::GitWriterConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Errors reading configuration.
 #[derive(Debug, thiserror::Error)]
@@ -230,8 +238,30 @@ impl Default for LogConfig {
     }
 }
 
+/// The environment overrides: each variable and the setting (its path in the file) it sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("NETRAVEN_DATA_DIR", "data_dir"),
+    ("NETRAVEN_API_LISTEN", "api.listen"),
+    ("NETRAVEN_JWT_SECRET", "api.jwt_secret"),
+    ("NETRAVEN_DATABASE_URL", "database.url"),
+    ("NETRAVEN_DATABASE_SCHEMA", "database.schema"),
+    ("NETRAVEN_REDIS_URL", "queue.redis_url"),
+    ("NETRAVEN_QUEUE_PREFIX", "queue.prefix"),
+    ("NETRAVEN_GIT_REPO", "git.repo"),
+    ("NETRAVEN_GIT_PUSH_REMOTE", "git.push_remote"),
+    ("NETRAVEN_WORKER_CONCURRENCY", "worker.concurrency"),
+    ("NETRAVEN_DEVICE_TIMEOUT_SECS", "worker.device_timeout_secs"),
+    ("NETRAVEN_WORKER_LEASE_SECS", "worker.lease_secs"),
+    ("NETRAVEN_SCHEDULER_TICK_SECS", "scheduler.tick_secs"),
+    ("NETRAVEN_ENCRYPTION_KEY", "security.encryption_key"),
+    ("NETRAVEN_KEY_FILE", "security.key_file"),
+    ("NETRAVEN_PLATFORMS_DIR", "platforms_dir"),
+    ("NETRAVEN_LOG_RETENTION_DAYS", "logs.retention_days"),
+    ("NETRAVEN_LOG_FORMAT", "logs.format"),
+];
+
 impl Config {
-    /// Reads `path` (if given) and applies `NETRAVEN_*` overrides from `env`.
+    /// Reads `path` (if given) and applies the [`ENV_VARS`] overrides found in `env`.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -249,46 +279,44 @@ impl Config {
             }
             None => Config::default(),
         };
-        for (k, v) in env {
-            cfg.apply_env(&k, v)?;
+        for (var, value) in env {
+            if let Some((_, key)) = ENV_VARS.iter().find(|(v, _)| *v == var) {
+                cfg = cfg
+                    .with_setting(key, &value)
+                    .map_err(|message| ConfigError::Env {
+                        var: var.clone(),
+                        message,
+                    })?;
+            }
         }
         Ok(cfg)
     }
 
-    fn apply_env(&mut self, key: &str, v: String) -> Result<(), ConfigError> {
-        fn num<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, ConfigError> {
-            v.parse().map_err(|_| ConfigError::Env {
-                var: var.into(),
-                message: format!("'{v}' is not a number"),
-            })
+    /// This configuration with the setting at `key` (a path such as `worker.concurrency`) set
+    /// from text: a number where the setting is a number, else the text itself.
+    fn with_setting(&self, key: &str, value: &str) -> Result<Config, String> {
+        let mut root = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        let (parents, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+        let mut table = &mut root;
+        for part in parents.split('.').filter(|p| !p.is_empty()) {
+            table = table
+                .get_mut(part)
+                .ok_or_else(|| format!("no section '{part}'"))?;
         }
-        match key {
-            "NETRAVEN_DATA_DIR" => self.data_dir = PathBuf::from(v),
-            "NETRAVEN_API_LISTEN" => self.api.listen = v,
-            "NETRAVEN_JWT_SECRET" => self.api.jwt_secret = Some(v),
-            "NETRAVEN_DATABASE_URL" => self.database.url = Some(v),
-            "NETRAVEN_DATABASE_SCHEMA" => self.database.schema = v,
-            "NETRAVEN_REDIS_URL" => self.queue.redis_url = Some(v),
-            "NETRAVEN_QUEUE_PREFIX" => self.queue.prefix = v,
-            "NETRAVEN_GIT_REPO" => self.git.repo = Some(PathBuf::from(v)),
-            "NETRAVEN_GIT_PUSH_REMOTE" => self.git.push_remote = Some(v),
-            "NETRAVEN_WORKER_CONCURRENCY" => self.worker.concurrency = num(key, &v)?,
-            "NETRAVEN_DEVICE_TIMEOUT_SECS" => self.worker.device_timeout_secs = num(key, &v)?,
-            "NETRAVEN_WORKER_LEASE_SECS" => self.worker.lease_secs = num(key, &v)?,
-            "NETRAVEN_SCHEDULER_TICK_SECS" => self.scheduler.tick_secs = num(key, &v)?,
-            "NETRAVEN_ENCRYPTION_KEY" => self.security.encryption_key = Some(v),
-            "NETRAVEN_KEY_FILE" => self.security.key_file = Some(PathBuf::from(v)),
-            "NETRAVEN_PLATFORMS_DIR" => self.platforms_dir = Some(PathBuf::from(v)),
-            "NETRAVEN_LOG_RETENTION_DAYS" => self.logs.retention_days = num(key, &v)?,
-            "NETRAVEN_LOG_FORMAT" => {
-                self.logs.format = v.parse().map_err(|message| ConfigError::Env {
-                    var: key.into(),
-                    message,
-                })?
-            }
-            _ => {}
-        }
-        Ok(())
+        let table = table
+            .as_table_mut()
+            .ok_or_else(|| format!("'{parents}' is not a section"))?;
+        let new = match table.get(leaf) {
+            Some(toml::Value::Integer(_)) => value
+                .trim()
+                .parse()
+                .map(toml::Value::Integer)
+                .map_err(|_| format!("'{value}' is not a number"))?,
+            _ => toml::Value::String(value.to_string()),
+        };
+        table.insert(leaf.to_string(), new);
+        root.try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())
     }
 
     /// The git repository path.
@@ -305,6 +333,57 @@ impl Config {
             .key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
+    /// Engine settings (zero durations and counts raised to their minimum).
+    pub fn engine_config(&self) -> EngineConfig {
+        let w = &self.worker;
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        EngineConfig {
+            concurrency: w.concurrency.max(1),
+            device_timeout: secs(w.device_timeout_secs),
+            connect_timeout: secs(w.connect_timeout_secs),
+            command_timeout: secs(w.command_timeout_secs),
+            device_attempts: w.attempts.max(1),
+            retry_backoff: Duration::from_secs(w.retry_backoff_secs),
+            shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+            lease: secs(w.lease_secs),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// The library builder for this configuration (store, queue, key, git, platforms, engine,
+    /// scheduler and maintenance settings), for a process in `role` (named in leases and logs).
+    pub fn builder(&self, role: &str) -> Result<Builder> {
+        let mut git = GitWriterConfig::new(self.git_repo());
+        git.push_remote = self.git.push_remote.clone();
+        let mut b = Netraven::builder()
+            .data_dir(&self.data_dir)
+            .encryption_key(self.security.encryption_key.clone())
+            .key_file(self.key_file())
+            .git_config(git)
+            .platform_dir(self.platforms_dir.clone())
+            .engine_config(self.engine_config())
+            .scheduler_tick(Duration::from_secs(self.scheduler.tick_secs.max(1)))
+            .maintenance_config(MaintenanceConfig {
+                log_retention: Duration::from_secs(u64::from(self.logs.retention_days) * 86_400),
+                ..MaintenanceConfig::default()
+            })
+            .role(role);
+        match &self.database.url {
+            Some(url) if url.starts_with("postgres") => b = b.postgres(url, &self.database.schema),
+            Some(url) => {
+                return Err(Error::invalid(format!(
+                    "database.url must be a postgres:// URL (got '{}'); leave it unset for SQLite",
+                    mask_url_password(url)
+                )));
+            }
+            None => {}
+        }
+        if let Some(url) = &self.queue.redis_url {
+            b = b.redis(url, &self.queue.prefix);
+        }
+        Ok(b)
     }
 
     /// The effective configuration as TOML with every secret masked (`netraven config check`).
@@ -401,5 +480,41 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn every_override_names_a_setting() {
+        // A path that names no setting fails (unknown fields are refused), so "7" loads for
+        // every variable but the format.
+        for (var, key) in ENV_VARS {
+            let c = Config::load(None, vec![(var.to_string(), "7".to_string())]);
+            assert_eq!(c.is_ok(), *key != "logs.format", "{var} -> {key}: {c:?}");
+        }
+        let c = Config::load(
+            None,
+            vec![
+                ("NETRAVEN_JWT_SECRET".into(), "12345".into()),
+                ("NETRAVEN_GIT_REPO".into(), "/srv/git".into()),
+                ("NETRAVEN_UNRELATED".into(), "x".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.api.jwt_secret.as_deref(),
+            Some("12345"),
+            "digits stay text"
+        );
+        assert_eq!(c.git_repo(), PathBuf::from("/srv/git"));
+    }
+
+    #[test]
+    fn the_builder_refuses_a_non_postgres_database_url() {
+        let mut c = Config::default();
+        assert_eq!(c.engine_config().concurrency, 100);
+        c.worker.lease_secs = 0;
+        assert_eq!(c.engine_config().lease, Duration::from_secs(1));
+        c.database.url = Some("mysql://u:hunter2@db/x".into());
+        let e = c.builder("cli").err().unwrap();
+        assert!(e.to_string().contains("postgres://") && !e.to_string().contains("hunter2"));
     }
 }
