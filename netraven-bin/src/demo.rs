@@ -33,7 +33,7 @@ pub async fn run(
     println!("web page: http://{addr}/   API: http://{addr}/api");
     match crate::server::first_admin(&node).await? {
         Some(pw) => println!("login: admin / {pw}   (shown once; `netraven user passwd admin`)"),
-        None => println!("login: admin (an earlier start set its password)"),
+        None => println!("login: admin (NETRAVEN_ADMIN_PASSWORD, or as set when it was created)"),
     }
     println!(
         "simulated fleet: {} devices on 127.0.0.1:{}..; data directory: {}",
