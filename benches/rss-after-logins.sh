@@ -1,7 +1,7 @@
 #!/bin/bash
 # RSS of `netraven serve` idle, at the peak of 40 concurrent logins and 3 s after (docs/benchmarks.md).
 # usage: benches/rss-after-logins.sh target/release/netraven PORT
-BIN=$1; PORT=$2
+BIN=$(realpath "$1"); PORT=$2
 D=$(mktemp -d); cd "$D"
 export NETRAVEN_ADMIN_PASSWORD=rss-Check-pw-123 NETRAVEN_API_LISTEN=127.0.0.1:$PORT
 "$BIN" serve >serve.log 2>&1 &
