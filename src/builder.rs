@@ -44,6 +44,7 @@ enum StoreChoice {
     Postgres { url: String, schema: String },
     Memory,
     Custom(Arc<dyn Store>),
+    CustomServer(Arc<dyn ServerStore>),
 }
 
 #[derive(Debug, Clone)]
@@ -143,9 +144,16 @@ impl Builder {
         self
     }
 
-    /// Any [`Store`] implementation.
+    /// Any [`Store`] implementation (the engine's traits only: such a process keeps no API users,
+    /// so [`Netraven::server_store`] is `None`).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = StoreChoice::Custom(store);
+        self
+    }
+
+    /// Any [`ServerStore`] implementation (a [`Store`] that also keeps API users and tokens).
+    pub fn server_store(mut self, store: Arc<dyn ServerStore>) -> Self {
+        self.store = StoreChoice::CustomServer(store);
         self
     }
 
@@ -271,15 +279,30 @@ impl Builder {
         load_cipher(self.encryption_key.as_deref(), &self.key_path())
     }
 
-    /// Opens the configured store (applying migrations), without building the rest.
-    pub async fn open_store(&self) -> Result<Arc<dyn Store>> {
+    /// Opens the configured store (applying migrations), without building the rest. Users and
+    /// tokens included: refused for a store given with [`Builder::store`], which keeps none.
+    pub async fn open_store(&self) -> Result<Arc<dyn ServerStore>> {
         self.open_store_with(true).await
     }
 
     /// [`Builder::open_store`], applying pending migrations only if `migrate` (`false` opens the
     /// schema as it is, e.g. to ask whether migrations are pending).
-    pub async fn open_store_with(&self, migrate: bool) -> Result<Arc<dyn Store>> {
-        Ok(match &self.store {
+    pub async fn open_store_with(&self, migrate: bool) -> Result<Arc<dyn ServerStore>> {
+        match self.open_parts(migrate).await? {
+            (_, Some(server)) => Ok(server),
+            (_, None) => Err(Error::invalid(
+                "the store given to Builder::store keeps no users; give it with Builder::server_store",
+            )),
+        }
+    }
+
+    /// The engine's store and, when the backend keeps users, the same store as a
+    /// [`ServerStore`].
+    async fn open_parts(
+        &self,
+        migrate: bool,
+    ) -> Result<(Arc<dyn Store>, Option<Arc<dyn ServerStore>>)> {
+        let server: Arc<dyn ServerStore> = match &self.store {
             StoreChoice::Sqlite => {
                 let cipher = Arc::new(self.cipher()?);
                 let o = SqliteOptions {
@@ -299,8 +322,10 @@ impl Builder {
                 Arc::new(PostgresStore::connect_with(url, o, cipher).await?)
             }
             StoreChoice::Memory => Arc::new(MemoryStore::new()),
-            StoreChoice::Custom(s) => s.clone(),
-        })
+            StoreChoice::CustomServer(s) => s.clone(),
+            StoreChoice::Custom(s) => return Ok((s.clone(), None)),
+        };
+        Ok((server.clone(), Some(server)))
     }
 
     /// Rotates the credential key file: re-encrypts every credential of the SQL store with a new
@@ -339,7 +364,7 @@ impl Builder {
                 .unwrap_or_else(|| "node".into()),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let store = self.open_store().await?;
+        let (store, server_store) = self.open_parts(true).await?;
         let clock = self.clock.clone();
         let queue: Arc<dyn Queue> = match &self.queue {
             QueueChoice::Embedded => Arc::new(EmbeddedQueue::new(clock.clone())),
@@ -390,6 +415,7 @@ impl Builder {
         maintenance.holder = id.clone();
         Ok(Netraven {
             store,
+            server_store,
             queue,
             sink,
             engine,
@@ -409,6 +435,7 @@ impl Builder {
 #[derive(Debug, Clone)]
 pub struct Netraven {
     store: Arc<dyn Store>,
+    server_store: Option<Arc<dyn ServerStore>>,
     queue: Arc<dyn Queue>,
     sink: Arc<dyn SnapshotSink>,
     engine: Arc<Engine>,
@@ -430,6 +457,12 @@ impl Netraven {
     /// The store (source of truth).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The same store with its users and tokens (what the reference server's API needs), unless
+    /// it was given with [`Builder::store`].
+    pub fn server_store(&self) -> Option<&Arc<dyn ServerStore>> {
+        self.server_store.as_ref()
     }
 
     /// The queue.

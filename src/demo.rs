@@ -66,46 +66,6 @@ fn faults_for(devices: usize) -> HashMap<usize, Faults> {
     m
 }
 
-async fn upsert_device(store: &dyn Store, d: Device) -> Result<Device> {
-    let existing = store
-        .list_devices(
-            &DeviceFilter {
-                hostname: Some(d.hostname.clone()),
-                ..Default::default()
-            },
-            Page::first(10),
-        )
-        .await?
-        .items
-        .into_iter()
-        .find(|x| x.hostname == d.hostname);
-    match existing {
-        Some(mut x) => {
-            x.address = d.spec.address;
-            x.port = d.spec.port;
-            x.platform = d.spec.platform;
-            x.tags = d.spec.tags;
-            x.credential_id = d.spec.credential_id;
-            // The simulator makes new host keys per start; the demo trusts them.
-            x.host_key_policy = HostKeyPolicy::Off;
-            store.update_device(&x).await
-        }
-        None => store.create_device(&d).await,
-    }
-}
-
-async fn upsert_credential(store: &dyn Store, c: Credential) -> Result<Credential> {
-    let all = store.all_credentials().await?;
-    match all.into_iter().find(|x| x.name == c.name) {
-        Some(x) => {
-            let mut u = c;
-            u.id = x.id;
-            store.update_credential(&u).await
-        }
-        None => store.create_credential(&c).await,
-    }
-}
-
 /// The simulator settings of `netraven sim`: `devices` devices of the comma-separated
 /// `platforms`, on consecutive ports from `port_base`, optionally with configurations of
 /// `config_size` bytes, legacy key exchange only, or a configuration that changes on every fetch.
@@ -176,7 +136,7 @@ pub async fn register(store: &dyn Store, fleet: &SimFleet) -> Result<Job> {
         let creds = dev.credentials();
         let mut first = creds[0].to_credential(&format!("{}-login", dev.hostname()));
         first.priority = 10;
-        let first = upsert_credential(store, first).await?;
+        let first = store.upsert_credential(&first).await?;
         let mut d = dev.core_device();
         d.tags = vec!["sim".into(), dev.platform().name().to_string()];
         d.credential_id = Some(first.id);
@@ -185,24 +145,12 @@ pub async fn register(store: &dyn Store, fleet: &SimFleet) -> Result<Job> {
             let mut c = second.to_credential(&format!("{}-fallback", dev.hostname()));
             c.priority = 20;
             c.tags = vec![format!("fallback-{}", dev.hostname())];
-            upsert_credential(store, c).await?;
+            store.upsert_credential(&c).await?;
             d.tags.push(format!("fallback-{}", dev.hostname()));
         }
-        upsert_device(store, d).await?;
+        store.upsert_device(&d).await?;
     }
-    let job = match store
-        .list_jobs(
-            &JobFilter {
-                name: Some(DEMO_JOB.into()),
-                enabled: None,
-            },
-            Page::first(10),
-        )
-        .await?
-        .items
-        .into_iter()
-        .find(|j| j.name == DEMO_JOB)
-    {
+    let job = match store.job_by_name(DEMO_JOB).await? {
         Some(j) => j,
         None => {
             let mut j = Job::backup(

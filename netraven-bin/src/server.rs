@@ -20,11 +20,19 @@ pub fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     Ok(key.to_base64().into_bytes())
 }
 
+/// The node's store with its users and tokens (what the API needs).
+fn server_store(node: &Node) -> Result<std::sync::Arc<dyn ServerStore>> {
+    node.nr
+        .server_store()
+        .cloned()
+        .ok_or_else(|| Error::invalid("the API needs a store that keeps users and tokens"))
+}
+
 /// Creates the first admin user if there is none (password from `NETRAVEN_ADMIN_PASSWORD`, else
 /// generated and returned to be shown once).
 pub async fn first_admin(node: &Node) -> Result<Option<String>> {
     let password = std::env::var("NETRAVEN_ADMIN_PASSWORD").ok();
-    ensure_admin(node.nr.store().clone(), password).await
+    ensure_admin(server_store(node)?, password).await
 }
 
 /// Serves the API on `listener` until `shutdown`, after [`first_admin`] (a generated password
@@ -40,7 +48,7 @@ pub async fn run_api(
         );
     }
     let state = ApiState::new(
-        node.nr.store().clone(),
+        server_store(node)?,
         node.nr.engine().clone(),
         node.nr.sink().clone(),
         jwt_secret(&node.config)?,

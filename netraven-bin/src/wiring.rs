@@ -15,8 +15,8 @@ pub struct Node {
     pub nr: Netraven,
 }
 
-/// Opens the configured store (applying migrations).
-pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>> {
+/// Opens the configured store (applying migrations), with its users and tokens.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn ServerStore>> {
     cfg.builder("cli")?.open_store().await
 }
 

@@ -79,3 +79,295 @@ impl DriverRegistry {
         v
     }
 }
+
+/// A function applied to a fetched configuration before normalisation (see
+/// [`DriverExt::map_config`]).
+pub type ConfigMap = Arc<dyn Fn(String) -> Result<String> + Send + Sync>;
+
+/// Decorations on any driver: "like `cisco_ios`, but with one more command and one more secret"
+/// in a few lines. Each method wraps the driver in a [`Decorated`] driver; chain them.
+///
+/// ```
+/// use netraven_core::driver::{Driver, DriverExt};
+/// use netraven_core::memory::{FakeBehavior, FakeDriver};
+/// use netraven_core::normalise::Rules;
+///
+/// # fn main() -> netraven_core::Result<()> {
+/// let base = FakeDriver::new("cisco_ios", Rules::empty(), FakeBehavior::default());
+/// let mine = base
+///     .with_extra_rules(&Rules::empty().with_secret("^(tacacs key) \\S+", "$1 {marker}")?)?
+///     .with_commands(["show inventory"])
+///     .map_config(|c| Ok(c.replace("\r", "")))
+///     .named("cisco_ios_inventory");
+/// assert_eq!(mine.platform(), "cisco_ios_inventory");
+/// assert_eq!(mine.rules().len(), (0, 1));
+/// # Ok(()) }
+/// ```
+pub trait DriverExt: Sized {
+    /// This driver as a [`Decorated`] driver without decorations.
+    fn decorate(self) -> Decorated;
+
+    /// Adds normalisation rules (volatile lines, secrets) to the driver's own.
+    fn with_extra_rules(self, rules: &Rules) -> Result<Decorated> {
+        self.decorate().with_extra_rules(rules)
+    }
+
+    /// Runs these commands after the driver's backup commands and appends their output to the
+    /// configuration (within the same deadline).
+    fn with_commands<I, S>(self, commands: I) -> Decorated
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.decorate().with_commands(commands)
+    }
+
+    /// Applies `f` to every fetched configuration, before normalisation and redaction (after
+    /// [`DriverExt::with_commands`]' output was appended). An error fails the device.
+    fn map_config(self, f: impl Fn(String) -> Result<String> + Send + Sync + 'static) -> Decorated {
+        self.decorate().map_config(f)
+    }
+
+    /// Registers the driver under another platform name.
+    fn named(self, platform: impl Into<String>) -> Decorated {
+        self.decorate().named(platform)
+    }
+}
+
+impl<D: Driver> DriverExt for D {
+    fn decorate(self) -> Decorated {
+        Decorated::new(Arc::new(self))
+    }
+}
+
+impl DriverExt for Arc<dyn Driver> {
+    fn decorate(self) -> Decorated {
+        Decorated::new(self)
+    }
+}
+
+/// A driver wrapped with extra rules, extra backup commands, a configuration map and/or another
+/// name (see [`DriverExt`]). Connecting, probing and host keys are the inner driver's.
+#[derive(Clone)]
+pub struct Decorated {
+    inner: Arc<dyn Driver>,
+    platform: String,
+    rules: Rules,
+    commands: Vec<String>,
+    maps: Vec<ConfigMap>,
+}
+
+impl Debug for Decorated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decorated")
+            .field("inner", &self.inner)
+            .field("platform", &self.platform)
+            .field("commands", &self.commands)
+            .field("maps", &self.maps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decorated {
+    /// `inner` without decorations.
+    pub fn new(inner: Arc<dyn Driver>) -> Self {
+        Decorated {
+            platform: inner.platform().to_string(),
+            rules: inner.rules().clone(),
+            inner,
+            commands: Vec::new(),
+            maps: Vec::new(),
+        }
+    }
+
+    /// The driver underneath.
+    pub fn inner(&self) -> &Arc<dyn Driver> {
+        &self.inner
+    }
+
+    /// The extra backup commands.
+    pub fn commands(&self) -> &[String] {
+        &self.commands
+    }
+}
+
+// Inherent methods of the same names as [`DriverExt`]'s: they take precedence, so chained
+// decorations add to one `Decorated` instead of nesting drivers.
+impl Decorated {
+    /// Adds normalisation rules to the driver's own (see [`DriverExt::with_extra_rules`]).
+    pub fn with_extra_rules(mut self, rules: &Rules) -> Result<Decorated> {
+        self.rules.extend(rules)?;
+        Ok(self)
+    }
+
+    /// Adds backup commands (see [`DriverExt::with_commands`]).
+    pub fn with_commands<I, S>(mut self, commands: I) -> Decorated
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.commands.extend(commands.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds a configuration map (see [`DriverExt::map_config`]).
+    pub fn map_config(
+        mut self,
+        f: impl Fn(String) -> Result<String> + Send + Sync + 'static,
+    ) -> Decorated {
+        self.maps.push(Arc::new(f));
+        self
+    }
+
+    /// Renames the platform (see [`DriverExt::named`]).
+    pub fn named(mut self, platform: impl Into<String>) -> Decorated {
+        self.platform = platform.into();
+        self
+    }
+}
+
+#[async_trait]
+impl Driver for Decorated {
+    fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    async fn connect(
+        &self,
+        device: &Device,
+        credential: &Credential,
+        timeout: Duration,
+    ) -> Result<Box<dyn Session>> {
+        let inner = self.inner.connect(device, credential, timeout).await?;
+        if self.commands.is_empty() && self.maps.is_empty() {
+            return Ok(inner);
+        }
+        Ok(Box::new(DecoratedSession {
+            inner,
+            commands: self.commands.clone(),
+            maps: self.maps.clone(),
+        }))
+    }
+
+    async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration> {
+        self.inner.probe(device, timeout).await
+    }
+}
+
+/// The session of a [`Decorated`] driver.
+struct DecoratedSession {
+    inner: Box<dyn Session>,
+    commands: Vec<String>,
+    maps: Vec<ConfigMap>,
+}
+
+impl Debug for DecoratedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecoratedSession")
+            .field("inner", &self.inner)
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Session for DecoratedSession {
+    async fn run_command(&mut self, command: &str, timeout: Duration) -> Result<String> {
+        self.inner.run_command(command, timeout).await
+    }
+
+    async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut config = self.inner.fetch_config(timeout).await?;
+        for c in &self.commands {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout(format!(
+                    "no time left for the extra backup command '{c}'"
+                )));
+            }
+            let out = self.inner.run_command(c, left).await?;
+            if !config.is_empty() && !config.ends_with('\n') {
+                config.push('\n');
+            }
+            config.push_str(&out);
+        }
+        for f in &self.maps {
+            config = f(config)?;
+        }
+        Ok(config)
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        self.inner.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{FakeBehavior, FakeDriver};
+    use crate::secret::Secret;
+
+    #[tokio::test]
+    async fn decorations_add_commands_maps_and_rules() {
+        let base = FakeDriver::new(
+            "cisco_ios",
+            Rules::new(&["^! Last"], &[] as &[(&str, &str)]).expect("rules"),
+            FakeBehavior {
+                config: "hostname r1\n! Last change\ntacacs key abc".into(),
+                ..FakeBehavior::default()
+            },
+        );
+        let d = base
+            .with_extra_rules(
+                &Rules::empty()
+                    .with_secret("^(tacacs key) \\S+", "$1 {marker}")
+                    .expect("rule"),
+            )
+            .expect("merge")
+            .with_commands(["show inventory"])
+            .map_config(|c| Ok(c.to_uppercase()))
+            .named("mine");
+        assert_eq!(d.platform(), "mine");
+        let dev = Device::new("r1", "127.0.0.1", "mine");
+        let cred = Credential::new("c", "u", Secret::new("p"));
+        let mut s = d
+            .connect(&dev, &cred, Duration::from_secs(1))
+            .await
+            .expect("connect");
+        let raw = s.fetch_config(Duration::from_secs(1)).await.expect("fetch");
+        assert_eq!(
+            raw,
+            "HOSTNAME R1\n! LAST CHANGE\nTACACS KEY ABC\nOUTPUT OF SHOW INVENTORY"
+        );
+        s.close().await.expect("close");
+        // The base rule and the added one both apply.
+        let norm = d
+            .rules()
+            .normalise("hostname r1\n! Last change\ntacacs key abc\n")
+            .expect("normalise");
+        assert_eq!(norm, "hostname r1\ntacacs key <removed>\n");
+        let err = base_failing()
+            .map_config(|_| Err(Error::invalid("refused")))
+            .connect(&dev, &cred, Duration::from_secs(1))
+            .await
+            .expect("connect")
+            .fetch_config(Duration::from_secs(1))
+            .await
+            .expect_err("a failing map fails the fetch");
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+    }
+
+    fn base_failing() -> Arc<dyn Driver> {
+        Arc::new(FakeDriver::new(
+            "x",
+            Rules::empty(),
+            FakeBehavior::default(),
+        ))
+    }
+}

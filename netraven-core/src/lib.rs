@@ -53,6 +53,7 @@ pub mod prelude {
     pub use crate::snapshot::SnapshotSink;
     pub use crate::store::{
         CredentialStore, DeviceStore, HostKeyStore, JobStore, LeaseStore, LogStore, ResultStore,
-        RunStore, SchemaStatus, SchemaStore, SnapshotStore, Store, TagStore, UserStore,
+        RunStore, SchemaStatus, SchemaStore, ServerStore, SnapshotStore, Store, StoreExt, TagStore,
+        UserStore,
     };
 }

@@ -150,6 +150,51 @@ impl Rules {
         Ok(self)
     }
 
+    /// Adds one volatile-line pattern (a line matching it is dropped before hashing).
+    pub fn with_volatile(self, pattern: &str) -> Result<Self> {
+        self.merge(&Rules::new(&[pattern], &[] as &[(&str, &str)])?)
+    }
+
+    /// Adds one secret rule: `pattern` matched against each line, the match replaced by
+    /// `replace` (`${1}` names a capture group, `{marker}` the redaction marker).
+    pub fn with_secret(self, pattern: &str, replace: &str) -> Result<Self> {
+        self.merge(&Rules::new(&[] as &[&str], &[(pattern, replace)])?)
+    }
+
+    /// Adds every rule of `other` to these (volatile lines, secrets, scoped secrets and secret
+    /// blocks; these rules' secrets apply first). Errors only when the combined pattern sets
+    /// exceed the regex size limit.
+    ///
+    /// ```
+    /// use netraven_core::normalise::Rules;
+    /// let mut base = Rules::new(&["^! Last change"], &[("^(snmp-server community) \\S+", "$1 {marker}")])?;
+    /// base.extend(&Rules::empty().with_secret("^(tacacs key) \\S+", "$1 {marker}")?)?;
+    /// let out = base.normalise("! Last change: now\nsnmp-server community public\ntacacs key k3y\n")?;
+    /// assert_eq!(out, "snmp-server community <removed>\ntacacs key <removed>\n");
+    /// # Ok::<(), netraven_core::Error>(())
+    /// ```
+    pub fn extend(&mut self, other: &Rules) -> Result<()> {
+        let mut volatile = self.volatile.clone();
+        volatile.extend(other.volatile.iter().cloned());
+        let mut secrets = self.secrets.clone();
+        secrets.extend(other.secrets.iter().cloned());
+        let volatile_set = set(volatile.iter().map(|r| r.as_str()))?;
+        let secret_set = set(secrets.iter().map(|r| r.pattern.as_str()))?;
+        self.volatile = volatile;
+        self.volatile_set = volatile_set;
+        self.secrets = secrets;
+        self.secret_set = secret_set;
+        self.scoped.extend(other.scoped.iter().cloned());
+        self.blocks.extend(other.blocks.iter().cloned());
+        Ok(())
+    }
+
+    /// These rules with every rule of `other` added (see [`Rules::extend`]).
+    pub fn merge(mut self, other: &Rules) -> Result<Self> {
+        self.extend(other)?;
+        Ok(self)
+    }
+
     /// Number of volatile and secret rules.
     pub fn len(&self) -> (usize, usize) {
         (

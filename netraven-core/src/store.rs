@@ -1,9 +1,10 @@
 //! The store traits: the source of truth for everything NetRaven knows.
 //!
-//! The store is split into focused traits; [`Store`] is all of them together and is what the
-//! engine, scheduler and API hold (`Arc<dyn Store>`). A backend implements each focused trait and
-//! gets [`Store`] through the blanket impl. Every backend must pass
-//! [`crate::testkit::store`] (feature `testkit`).
+//! The store is split into focused traits of at most a dozen methods each; [`Store`] is the ones
+//! the engine needs together, [`ServerStore`] adds the server's [`UserStore`], and [`StoreExt`]
+//! adds lookups and upserts by name to every store. A backend implements each focused trait and
+//! gets [`Store`] (and [`ServerStore`]) through the blanket impls. Every backend must pass the
+//! store conformance suite, `testkit::store` (feature `testkit`).
 
 use crate::error::Result;
 use crate::model::*;
@@ -257,7 +258,26 @@ pub trait SchemaStore: Send + Sync + Debug + 'static {
     async fn schema_status(&self) -> Result<SchemaStatus>;
 }
 
-/// Everything the engine, scheduler and API need from a store.
+/// Everything the engine, scheduler and maintenance need from a store: the device, tag,
+/// credential, job, run, result, log, snapshot, host-key, lease and schema traits. Users and API
+/// tokens are not part of it (they are the server's concern: see [`ServerStore`]). A backend
+/// implements each focused trait and gets [`Store`] through the blanket impl.
+///
+/// The engine's parts hold only the focused traits they use (see
+/// [`crate::engine::EngineStores`]); `Arc<dyn Store>` converts into them.
+///
+/// ```
+/// use netraven_core::memory::MemoryStore;
+/// use netraven_core::store::{Store, StoreExt};
+/// use netraven_core::model::Device;
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> netraven_core::Result<()> {
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let d = store.upsert_device(&Device::new("core-1", "10.0.0.1", "cisco_ios")).await?;
+/// assert_eq!(store.device_by_hostname("core-1").await?.map(|x| x.id), Some(d.id));
+/// # Ok(()) }
+/// ```
 pub trait Store:
     DeviceStore
     + TagStore
@@ -269,7 +289,6 @@ pub trait Store:
     + SnapshotStore
     + HostKeyStore
     + LeaseStore
-    + UserStore
     + SchemaStore
 {
 }
@@ -285,9 +304,163 @@ impl<T> Store for T where
         + SnapshotStore
         + HostKeyStore
         + LeaseStore
-        + UserStore
         + SchemaStore
 {
+}
+
+/// A [`Store`] that also keeps API users and tokens: what the reference server and its API
+/// need. The memory and SQL stores are one; an embedder's store need not be.
+pub trait ServerStore: Store + UserStore {}
+
+impl<T> ServerStore for T where T: Store + UserStore {}
+
+/// Convenience helpers over the store traits, for every type that has them (blanket impl):
+/// lookups and upserts by name, and paging through every device.
+///
+/// Names are matched exactly (hostnames, credential and job names are unique in every store).
+///
+/// ```
+/// use netraven_core::memory::MemoryStore;
+/// use netraven_core::model::{Credential, Job, Targets};
+/// use netraven_core::store::StoreExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> netraven_core::Result<()> {
+/// let store = MemoryStore::new();
+/// let job = store.upsert_job(&Job::backup("nightly", Targets::default())).await?;
+/// let again = store.upsert_job(&Job::backup("nightly", Targets::default())).await?;
+/// assert_eq!(job.id, again.id);
+/// assert!(store.credential_by_name("lab").await?.is_none());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait StoreExt: DeviceStore + CredentialStore + JobStore {
+    /// The device with exactly this hostname.
+    async fn device_by_hostname(&self, hostname: &str) -> Result<Option<Device>>;
+    /// Creates the device, or replaces the fields of the one with the same hostname (its id and
+    /// creation time are kept).
+    async fn upsert_device(&self, device: &Device) -> Result<Device>;
+    /// Every device matching `filter`, read page by page, ordered by hostname.
+    async fn all_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
+    /// The credential with exactly this name.
+    async fn credential_by_name(&self, name: &str) -> Result<Option<Credential>>;
+    /// Creates the credential, or replaces the fields of the one with the same name.
+    async fn upsert_credential(&self, cred: &Credential) -> Result<Credential>;
+    /// The job with exactly this name.
+    async fn job_by_name(&self, name: &str) -> Result<Option<Job>>;
+    /// Creates the job, or replaces the fields of the one with the same name.
+    async fn upsert_job(&self, job: &Job) -> Result<Job>;
+}
+
+/// Page size the [`StoreExt`] helpers read with.
+const EXT_PAGE: u32 = 500;
+
+#[async_trait]
+impl<T> StoreExt for T
+where
+    T: DeviceStore + CredentialStore + JobStore + ?Sized,
+{
+    async fn device_by_hostname(&self, hostname: &str) -> Result<Option<Device>> {
+        let filter = DeviceFilter {
+            hostname: Some(hostname.to_string()),
+            ..DeviceFilter::default()
+        };
+        // The filter matches substrings: page until the exact name shows up.
+        let mut page = 1;
+        loop {
+            let p = self
+                .list_devices(&filter, Page::new(page, EXT_PAGE))
+                .await?;
+            if let Some(d) = p.items.iter().find(|d| d.hostname == hostname) {
+                return Ok(Some(d.clone()));
+            }
+            if p.items.is_empty() || page >= p.pages {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
+
+    async fn upsert_device(&self, device: &Device) -> Result<Device> {
+        match self.device_by_hostname(&device.hostname).await? {
+            Some(existing) => {
+                let mut d = device.clone();
+                d.id = existing.id;
+                d.created_at = existing.created_at;
+                self.update_device(&d).await
+            }
+            None => self.create_device(device).await,
+        }
+    }
+
+    async fn all_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = self.list_devices(filter, Page::new(page, EXT_PAGE)).await?;
+            let last = p.items.is_empty() || page >= p.pages;
+            out.extend(p.items);
+            if last {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    async fn credential_by_name(&self, name: &str) -> Result<Option<Credential>> {
+        let mut page = 1;
+        loop {
+            let p = self.list_credentials(Page::new(page, EXT_PAGE)).await?;
+            if let Some(c) = p.items.iter().find(|c| c.name == name) {
+                return Ok(Some(c.clone()));
+            }
+            if p.items.is_empty() || page >= p.pages {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
+
+    async fn upsert_credential(&self, cred: &Credential) -> Result<Credential> {
+        match self.credential_by_name(&cred.name).await? {
+            Some(existing) => {
+                let mut c = cred.clone();
+                c.id = existing.id;
+                c.created_at = existing.created_at;
+                self.update_credential(&c).await
+            }
+            None => self.create_credential(cred).await,
+        }
+    }
+
+    async fn job_by_name(&self, name: &str) -> Result<Option<Job>> {
+        let filter = JobFilter {
+            name: Some(name.to_string()),
+            ..JobFilter::default()
+        };
+        let mut page = 1;
+        loop {
+            let p = self.list_jobs(&filter, Page::new(page, EXT_PAGE)).await?;
+            if let Some(j) = p.items.iter().find(|j| j.name == name) {
+                return Ok(Some(j.clone()));
+            }
+            if p.items.is_empty() || page >= p.pages {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
+
+    async fn upsert_job(&self, job: &Job) -> Result<Job> {
+        match self.job_by_name(&job.name).await? {
+            Some(existing) => {
+                let mut j = job.clone();
+                j.id = existing.id;
+                j.created_at = existing.created_at;
+                self.update_job(&j).await
+            }
+            None => self.create_job(job).await,
+        }
+    }
 }
 
 /// The store traits' input rules, written once: every backend calls these before it writes, so

@@ -186,7 +186,7 @@ pub fn validate_password(password: &str) -> Result<()> {
 /// (e.g. from `NETRAVEN_ADMIN_PASSWORD`) and `None` is returned; without one a random password
 /// is generated and returned so the caller can print it once. Returns `None` when users exist.
 pub async fn ensure_admin(
-    store: std::sync::Arc<dyn Store>,
+    store: std::sync::Arc<dyn ServerStore>,
     password: Option<String>,
 ) -> Result<Option<String>> {
     if store.list_users(Page::first(1)).await?.total > 0 {

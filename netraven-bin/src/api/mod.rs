@@ -49,8 +49,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    /// Source of truth.
-    pub store: Arc<dyn Store>,
+    /// Source of truth (with the API's users and tokens).
+    pub store: Arc<dyn ServerStore>,
     /// The engine (run now, metrics, queue).
     pub engine: Arc<Engine>,
     /// Configuration history.
@@ -66,7 +66,7 @@ pub struct ApiState {
 impl ApiState {
     /// State with default auth settings (30 minute tokens, 5 failed logins per 5 minutes).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ServerStore>,
         engine: Arc<Engine>,
         sink: Arc<dyn SnapshotSink>,
         jwt_secret: Vec<u8>,

@@ -23,7 +23,7 @@ pub const PLATFORM: &str = "fake_ios";
 
 pub struct Rig {
     pub app: Router,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn ServerStore>,
     pub engine: Arc<Engine>,
     pub driver: Arc<FakeDriver>,
     pub admin: String,
@@ -75,7 +75,7 @@ pub async fn rig() -> Rig {
 }
 
 /// The same rig over any store (the SQLite store in the persistence variants of the tests).
-pub async fn rig_on(store: Arc<dyn Store>) -> Rig {
+pub async fn rig_on(store: Arc<dyn ServerStore>) -> Rig {
     let clock = Arc::new(SystemClock);
     let queue = Arc::new(MemoryQueue::new(clock.clone()));
     let rules = Rules::new(

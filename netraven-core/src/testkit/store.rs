@@ -4,12 +4,22 @@ use super::{t0, unique};
 use crate::error::ErrorKind;
 use crate::model::*;
 use crate::secret::Secret;
-use crate::store::Store;
+use crate::store::{ServerStore, Store, StoreExt, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs every check against one store. Names are made unique, so the store may hold other data.
-pub async fn run_all(store: Arc<dyn Store>) {
+/// Runs every check against a store that also keeps users and tokens (the memory and SQL
+/// stores): [`run_engine`] and the user checks. Names are made unique, so the store may hold
+/// other data.
+pub async fn run_all(store: Arc<dyn ServerStore>) {
+    users(store.as_ref()).await;
+    update_user_checks_the_username(store.as_ref()).await;
+    run_engine(store).await;
+}
+
+/// Runs every check of the traits the engine uses ([`Store`]) against one store: what a store of
+/// an embedder's own must pass. Names are made unique, so the store may hold other data.
+pub async fn run_engine(store: Arc<dyn Store>) {
     devices(store.as_ref()).await;
     tags(store.as_ref()).await;
     credentials(store.as_ref()).await;
@@ -20,9 +30,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     snapshots(store.as_ref()).await;
     host_keys(store.as_ref()).await;
     leases(store.as_ref()).await;
-    users(store.as_ref()).await;
     finish_run_needs_a_final_status(store.as_ref()).await;
-    update_user_checks_the_username(store.as_ref()).await;
+    lookups_by_name(store.as_ref()).await;
     schema(store.as_ref()).await;
 }
 
@@ -996,7 +1005,7 @@ pub async fn leases(s: &dyn Store) {
 }
 
 /// Users and tokens.
-pub async fn users(s: &dyn Store) {
+pub async fn users(s: &dyn UserStore) {
     let name = unique("user");
     let u = s
         .create_user(&User {
@@ -1103,7 +1112,7 @@ pub async fn finish_run_needs_a_final_status(s: &dyn Store) {
 
 /// Drift case: `update_user` applies the same username rule as `create_user` (the memory store
 /// skipped it on update); a refused update leaves the user as it was.
-pub async fn update_user_checks_the_username(s: &dyn Store) {
+pub async fn update_user_checks_the_username(s: &dyn UserStore) {
     let name = unique("user");
     let u = s
         .create_user(&User {
@@ -1127,4 +1136,99 @@ pub async fn update_user_checks_the_username(s: &dyn Store) {
     }
     assert_eq!(s.get_user(u.id).await.expect("get").username, name);
     s.delete_user(u.id).await.expect("delete");
+}
+
+/// The [`StoreExt`] helpers over this store: exact lookups by name (a hostname that is a prefix
+/// of another is not confused with it), upserts that keep the id, paging through every device.
+pub async fn lookups_by_name(s: &dyn Store) {
+    let p = unique("ext");
+    let short = new_device(s, &format!("{p}-r1"), "cisco_ios", &[]).await;
+    let long = new_device(s, &format!("{p}-r10"), "cisco_ios", &[]).await;
+    assert_eq!(
+        s.device_by_hostname(&short.hostname)
+            .await
+            .expect("by hostname")
+            .map(|d| d.id),
+        Some(short.id)
+    );
+    assert!(
+        s.device_by_hostname(&format!("{p}-r"))
+            .await
+            .expect("by hostname")
+            .is_none(),
+        "a substring is not a hostname"
+    );
+    let mut moved = long.clone();
+    moved.id = 0;
+    moved.address = "10.9.9.9".into();
+    let up = s.upsert_device(&moved).await.expect("upsert existing");
+    assert_eq!(up.id, long.id, "an upsert keeps the id");
+    assert_eq!(
+        s.get_device(long.id).await.expect("get").address,
+        "10.9.9.9"
+    );
+    let new = s
+        .upsert_device(&Device::new(format!("{p}-r2"), "10.0.0.2", "linux"))
+        .await
+        .expect("upsert new");
+    assert!(new.id > 0 && new.id != short.id && new.id != long.id);
+    let all = s
+        .all_devices(&DeviceFilter {
+            hostname: Some(p.clone()),
+            ..DeviceFilter::default()
+        })
+        .await
+        .expect("all devices");
+    let names: Vec<_> = all.iter().map(|d| d.hostname.clone()).collect();
+    assert_eq!(
+        names,
+        vec![format!("{p}-r1"), format!("{p}-r10"), format!("{p}-r2")],
+        "every device, ordered by hostname"
+    );
+
+    let cname = unique("cred");
+    let c = s
+        .upsert_credential(&Credential::new(&cname, "netops", Secret::new("a")))
+        .await
+        .expect("upsert credential");
+    let mut c2 = Credential::new(&cname, "netops2", Secret::new("b"));
+    c2.priority = 7;
+    let c2 = s
+        .upsert_credential(&c2)
+        .await
+        .expect("upsert credential again");
+    assert_eq!(c2.id, c.id);
+    let got = s
+        .credential_by_name(&cname)
+        .await
+        .expect("by name")
+        .expect("found");
+    assert_eq!((got.id, got.username.as_str()), (c.id, "netops2"));
+    assert!(
+        s.credential_by_name(&unique("none"))
+            .await
+            .expect("by name")
+            .is_none()
+    );
+
+    let jname = unique("job");
+    let j = s
+        .upsert_job(&Job::backup(&jname, Targets::default()))
+        .await
+        .expect("upsert job");
+    let j2 = s
+        .upsert_job(&Job::backup(&jname, Targets::default()))
+        .await
+        .expect("upsert job again");
+    assert_eq!(j.id, j2.id);
+    assert_eq!(
+        s.job_by_name(&jname).await.expect("by name").map(|x| x.id),
+        Some(j.id)
+    );
+    assert!(
+        s.job_by_name(&unique("none"))
+            .await
+            .expect("by name")
+            .is_none()
+    );
 }
