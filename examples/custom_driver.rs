@@ -10,17 +10,22 @@
 //! that stops answering is a `Timeout` within the deadline, the configuration comes back whole,
 //! sessions close.
 //!
+//! Then it decorates drivers instead of writing them: "like `acme_appliance`, but with one more
+//! command and one more secret" (`DriverExt`), and a data-only SSH platform defined in code
+//! (`Platform::builder`, the fields of a platform file) for embedders without files.
+//!
 //! Run: `cargo run --example custom_driver`
 
 use async_trait::async_trait;
 use netraven::core::clock::SystemClock;
-use netraven::core::driver::{Driver, DriverRegistry, Session};
+use netraven::core::driver::{Driver, DriverExt, DriverRegistry, Session};
 use netraven::core::engine::{Engine, EngineConfig, EngineParts};
 use netraven::core::memory::{MemoryQueue, MemoryStore};
 use netraven::core::normalise::Rules;
 use netraven::core::prelude::*;
 use netraven::core::snapshot::StoreSnapshotSink;
 use netraven::core::testkit::driver::{DriverHarness, HostKeyCase, run_all};
+use netraven::drivers::{Platform, SshDriver};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +102,9 @@ fn export(host: &str, exported_at: &str) -> String {
 #[async_trait]
 impl Session for ApiSession {
     async fn run_command(&mut self, command: &str, _timeout: Duration) -> Result<String> {
+        if command == "show licence" {
+            return Ok("licence key ABC-123-XYZ\n".into());
+        }
         Ok(format!("{} ran {command}\n", self.host))
     }
 
@@ -159,6 +167,22 @@ pub async fn main() -> Result<()> {
     let clock = Arc::new(SystemClock);
     let mut drivers = DriverRegistry::new();
     drivers.register(Arc::new(ApiDriver::new()?));
+    // The same appliance, plus one command and one more secret, under its own platform name.
+    let plus = ApiDriver::new()?
+        .with_commands(["show licence"])
+        .with_extra_rules(&Rules::empty().with_secret(r"(licence key) \S+", "$1 {marker}")?)?
+        .named("acme_appliance_plus");
+    drivers.register(Arc::new(plus));
+    // An SSH platform from code: the fields of a platform file, checked like one.
+    let acme_os = Platform::builder("acme_os", r"^[\w.-]+[>#]\s?$")
+        .vendor("Acme")
+        .paging_off("terminal length 0")
+        .backup("show running-config")
+        .volatile(r"^! Generated at")
+        .secret(r"^(snmp community) \S+", "$1 {marker}")
+        .build()?;
+    drivers.register(Arc::new(SshDriver::new(acme_os, store.clone())));
+    println!("platforms: {}", drivers.platforms().join(", "));
     let engine = Arc::new(Engine::new(
         EngineParts {
             store: store.clone(),
@@ -197,6 +221,26 @@ pub async fn main() -> Result<()> {
             run.counts.unchanged
         );
     }
+    // A device on the decorated platform: its backup carries the extra command's output, with
+    // the extra secret redacted.
+    let plus_dev = store
+        .create_device(
+            &Device::new("appliance-2", "192.0.2.11", "acme_appliance_plus").with_tags(["acme"]),
+        )
+        .await?;
+    let run = engine.run_now(job.id, None).await?.run;
+    engine.drain().await?;
+    println!("run 3: {}", store.get_run(run.id).await?.status.as_str());
+    let plus_cfg = match store.latest_snapshot(plus_dev.id).await? {
+        Some(m) => store.get_snapshot(m.id).await?.content,
+        None => return Err(Error::internal("the decorated driver stored no snapshot")),
+    };
+    if !plus_cfg.contains("licence key <removed>") || plus_cfg.contains("ABC-123") {
+        return Err(Error::internal(format!(
+            "unexpected decorated backup:\n{plus_cfg}"
+        )));
+    }
+    println!("decorated backup:\n{plus_cfg}");
     let latest = store.latest_snapshot(dev.id).await?.map(|m| m.id);
     if let Some(id) = latest {
         println!(

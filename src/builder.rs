@@ -19,6 +19,7 @@
 use netraven_core::clock::{Clock, SystemClock};
 use netraven_core::driver::{Driver, DriverRegistry};
 use netraven_core::engine::{Engine, EngineConfig, EngineParts};
+use netraven_core::events::{Event, Health, RunEvents};
 use netraven_core::maintenance::{Maintenance, MaintenanceConfig};
 use netraven_core::memory::MemoryStore;
 use netraven_core::prelude::*;
@@ -373,6 +374,14 @@ impl Builder {
             }
             QueueChoice::Custom(q) => q.clone(),
         };
+        let missing = netraven_drivers::legacy_algorithms_missing();
+        if !missing.is_empty() {
+            tracing::warn!(
+                missing = %missing.join(","),
+                "libssh2 was built without the legacy SSH algorithms devices with legacy_ssh need \
+                 (set the CFLAGS described in the netraven_drivers crate docs)"
+            );
+        }
         let mut drivers: DriverRegistry =
             netraven_drivers::build_registry(store.clone(), self.platforms_dir.as_deref())?;
         for d in self.drivers {
@@ -449,7 +458,35 @@ pub struct Netraven {
 }
 
 impl Netraven {
-    /// A builder with the reference server's defaults.
+    /// A builder with the reference server's defaults (SQLite, the key file, the built-in SSH
+    /// drivers, the in-process queue and git under `./netraven-data`).
+    ///
+    /// Here everything in memory, with a scripted driver instead of SSH devices:
+    ///
+    /// ```
+    /// use netraven::Netraven;
+    /// use netraven::core::memory::{FakeBehavior, FakeDriver};
+    /// use netraven::core::normalise::Rules;
+    /// use netraven::core::prelude::*;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+    /// let config = FakeBehavior { config: "hostname r1\n".into(), ..FakeBehavior::default() };
+    /// let nr = Netraven::builder()
+    ///     .in_memory()
+    ///     .without_git()
+    ///     .driver(Arc::new(FakeDriver::new("lab_os", Rules::empty(), config)))
+    ///     .build()
+    ///     .await?;
+    /// let cred = nr.store().upsert_credential(&Credential::new("lab", "u", Secret::new("p"))).await?;
+    /// let mut dev = Device::new("r1", "192.0.2.1", "lab_os");
+    /// dev.credential_id = Some(cred.id);
+    /// let dev = nr.store().upsert_device(&dev).await?;
+    /// let job = nr.store().upsert_job(&Job::backup("lab", Targets { device_ids: vec![dev.id], tags: vec![] })).await?;
+    /// let run = nr.run_and_wait(job.id).await?; // no worker started: this call works the queue
+    /// assert_eq!(run.status, RunStatus::CompletedSuccess);
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -577,6 +614,37 @@ impl Netraven {
         let run = self.wait(run.id).await?;
         self.sink.flush().await?;
         Ok(run)
+    }
+
+    /// Starts a manual run of `job` and returns it with its events (subscribed before the run
+    /// is queued, so nothing is missed). Something must work on it: [`Netraven::start`]ed
+    /// workers here, or workers in other processes (then only results, not log lines, arrive).
+    pub async fn run_with_events(&self, job: JobId) -> Result<(Run, RunEvents)> {
+        let rx = self.engine.events().subscribe();
+        let run = self.run_now(job).await?;
+        let events = RunEvents::new(rx, self.store.clone(), self.store.clone(), run.id);
+        Ok((run, events))
+    }
+
+    /// The events of run `run` from now on: device results (also those recorded before, or by
+    /// workers elsewhere, read from the store), this process's log lines, then
+    /// [`Event::RunFinished`]; see [`RunEvents`].
+    pub fn subscribe(&self, run: RunId) -> RunEvents {
+        self.engine
+            .events()
+            .run(self.store.clone(), self.store.clone(), run)
+    }
+
+    /// Every event of this process: results, log lines, finished runs, background failures
+    /// ([`Event::BackgroundError`], e.g. git commits failing).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.engine.events().subscribe()
+    }
+
+    /// The status of this process's background work (maintenance steps; `sink` is the git
+    /// commits): [`Health::is_healthy`], and each step's last success and error.
+    pub fn health(&self) -> &Health {
+        self.engine.health()
     }
 
     /// Waits until run `id` is final.

@@ -7,6 +7,8 @@ mod custom_driver;
 mod custom_sink;
 #[path = "../examples/embed.rs"]
 mod embed;
+#[path = "../examples/events.rs"]
+mod events;
 
 #[test]
 fn embed_backs_up_into_sqlite_and_git() {
@@ -21,4 +23,9 @@ fn custom_sink_mirrors_what_git_holds() {
 #[test]
 fn custom_driver_passes_the_driver_suite_and_backs_up() {
     custom_driver::main().expect("examples/custom_driver.rs");
+}
+
+#[test]
+fn events_follow_a_run_as_it_happens() {
+    events::main().expect("examples/events.rs");
 }

@@ -5,6 +5,14 @@ use std::fmt::Debug;
 use std::sync::Mutex;
 
 /// A source of the current time.
+///
+/// ```
+/// use netraven_core::clock::{Clock, ManualClock};
+/// let start = chrono::Utc::now();
+/// let clock = ManualClock::new(start);
+/// clock.advance(std::time::Duration::from_secs(60));
+/// assert_eq!((clock.now() - start).num_seconds(), 60);
+/// ```
 pub trait Clock: Send + Sync + Debug + 'static {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;

@@ -11,6 +11,56 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A way to talk to one platform.
+///
+/// A driver for an appliance that is not SSH (HTTP, NETCONF, a vendor SDK); the engine then
+/// treats it like any platform. Check yours with the conformance suite (`testkit::driver`).
+///
+/// ```
+/// use netraven_core::prelude::*;
+/// use netraven_core::normalise::Rules;
+/// use std::time::Duration;
+///
+/// #[derive(Debug)]
+/// struct Appliance { rules: Rules }
+///
+/// #[derive(Debug)]
+/// struct ApplianceSession { host: String }
+///
+/// #[async_trait::async_trait]
+/// impl Driver for Appliance {
+///     fn platform(&self) -> &str { "acme" }
+///     fn rules(&self) -> &Rules { &self.rules }
+///     async fn connect(&self, d: &Device, c: &Credential, _t: Duration) -> Result<Box<dyn Session>> {
+///         if c.password.expose().is_empty() {
+///             return Err(Error::new(ErrorKind::Auth, "refused")); // the engine tries the next one
+///         }
+///         Ok(Box::new(ApplianceSession { host: d.hostname.clone() }))
+///     }
+///     async fn probe(&self, _d: &Device, _t: Duration) -> Result<Duration> {
+///         Ok(Duration::from_millis(1))
+///     }
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Session for ApplianceSession {
+///     async fn run_command(&mut self, cmd: &str, _t: Duration) -> Result<String> {
+///         Ok(format!("{} ran {cmd}", self.host))
+///     }
+///     async fn fetch_config(&mut self, _t: Duration) -> Result<String> {
+///         Ok(format!("hostname {}\n", self.host))
+///     }
+///     async fn close(self: Box<Self>) -> Result<()> { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let drv = Appliance { rules: Rules::empty() };
+/// let dev = Device::new("box-1", "192.0.2.1", "acme");
+/// let cred = Credential::new("c", "api", Secret::new("token"));
+/// let mut s = drv.connect(&dev, &cred, Duration::from_secs(5)).await?;
+/// assert_eq!(s.fetch_config(Duration::from_secs(5)).await?, "hostname box-1\n");
+/// s.close().await?;
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Driver: Send + Sync + Debug + 'static {
     /// The platform name (netmiko `device_type`).
@@ -32,6 +82,25 @@ pub trait Driver: Send + Sync + Debug + 'static {
 }
 
 /// A logged-in session on a device.
+///
+/// See [`Driver`] for an implementation of both. Using one:
+///
+/// ```
+/// use netraven_core::prelude::*;
+/// use netraven_core::memory::{FakeBehavior, FakeDriver};
+/// use netraven_core::normalise::Rules;
+/// use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let drv = FakeDriver::new("fake", Rules::empty(), FakeBehavior {
+///     config: "hostname r1\n".into(),
+///     ..FakeBehavior::default()
+/// });
+/// let cred = Credential::new("c", "u", Secret::new("p"));
+/// let mut s = drv.connect(&Device::new("r1", "127.0.0.1", "fake"), &cred, Duration::from_secs(1)).await?;
+/// assert_eq!(s.run_command("show clock", Duration::from_secs(1)).await?, "output of show clock");
+/// s.close().await?;
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Session: Send + Debug {
     /// Runs one command and returns its output (echo and trailing prompt removed).

@@ -14,6 +14,8 @@
 //! [`cipher::SecretCipher`], [`clock::Clock`]. In-memory implementations live in [`memory`];
 //! the conformance suites every backend must pass live in `testkit` (feature `testkit`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod cipher;
 pub mod clock;
 pub mod credentials;
@@ -21,9 +23,11 @@ pub mod diff;
 pub mod driver;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod import;
 pub mod inventory;
 #[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
 pub mod logging;
 pub mod maintenance;
 pub mod memory;
@@ -36,6 +40,7 @@ pub mod secret;
 pub mod snapshot;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 
 pub use error::{Error, ErrorKind, Result};

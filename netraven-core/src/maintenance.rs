@@ -12,10 +12,15 @@
 //!
 //! On shutdown it flushes the sink once more (a clean stop leaves git up to date) and releases
 //! the lease.
+//!
+//! Failures are not only logged: each step's outcome goes to the engine's
+//! [`Health`](crate::events::Health) (`lease`, `recover`, `reap`, `sink`, `prune`), and each
+//! failure is published as [`Event::BackgroundError`] on the engine's events.
 
 use crate::clock::Clock;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::snapshot::SnapshotSink;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,27 +111,44 @@ impl Maintenance {
         &self.config
     }
 
+    /// Records a step's outcome in the engine's health and publishes a failure.
+    fn step<T>(
+        &self,
+        component: &str,
+        r: &std::result::Result<T, Error>,
+        report: &mut RoundReport,
+    ) {
+        let now = self.clock.now();
+        match r {
+            Ok(_) => self.engine.health().ok(component, now),
+            Err(e) => {
+                tracing::warn!(error = %e, step = component, "maintenance step failed");
+                report.errors.push(format!("{component}: {e}"));
+                self.engine.health().failed(component, &e.to_string(), now);
+                self.engine.events().publish(Event::BackgroundError {
+                    component: component.to_string(),
+                    error: e.to_string(),
+                    at: now,
+                });
+            }
+        }
+    }
+
     /// One round: acquire or renew the lease, and if held, do what is due. Step errors are
     /// logged and reported, never returned, so one failing backend does not stop the others.
     pub async fn round(&mut self) -> RoundReport {
         let mut report = RoundReport::default();
         let store = self.engine.store().clone();
-        report.leader = match store
+        let lease = store
             .try_acquire_lease(
                 MAINTENANCE_LEASE,
                 &self.config.holder,
                 self.config.lease,
                 self.clock.now(),
             )
-            .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::warn!(error = %e, "maintenance lease: store unavailable");
-                report.errors.push(format!("lease: {e}"));
-                false
-            }
-        };
+            .await;
+        self.step("lease", &lease, &mut report);
+        report.leader = lease.unwrap_or(false);
         if !report.leader {
             return report;
         }
@@ -136,28 +158,16 @@ impl Maintenance {
             .is_none_or(|t| now.duration_since(t) >= self.config.recover_every)
         {
             self.last_recover = Some(now);
-            match self.engine.recover().await {
-                Ok(n) => report.recovered = Some(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "recovery failed");
-                    report.errors.push(format!("recover: {e}"));
-                }
-            }
+            let r = self.engine.recover().await;
+            self.step("recover", &r, &mut report);
+            report.recovered = r.ok();
         }
-        match self.engine.queue().reap_expired().await {
-            Ok(n) => report.reaped = n,
-            Err(e) => {
-                tracing::warn!(error = %e, "reaping expired leases failed");
-                report.errors.push(format!("reap: {e}"));
-            }
-        }
-        match self.sink.flush().await {
-            Ok(()) => report.flushed = true,
-            Err(e) => {
-                tracing::warn!(error = %e, "flushing the snapshot sink failed");
-                report.errors.push(format!("flush: {e}"));
-            }
-        }
+        let r = self.engine.queue().reap_expired().await;
+        self.step("reap", &r, &mut report);
+        report.reaped = r.unwrap_or(0);
+        let r = self.sink.flush().await;
+        self.step("sink", &r, &mut report);
+        report.flushed = r.is_ok();
         if self
             .last_prune
             .is_none_or(|t| now.duration_since(t) >= self.config.prune_every)
@@ -166,14 +176,10 @@ impl Maintenance {
             let retention = chrono::Duration::from_std(self.config.log_retention)
                 .unwrap_or(chrono::Duration::MAX);
             let before = self.clock.now() - retention;
-            match store.prune_logs(before, self.config.prune_batch).await {
-                // The store logs what it deleted (one line per prune).
-                Ok(n) => report.pruned = Some(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "pruning logs failed");
-                    report.errors.push(format!("prune: {e}"));
-                }
-            }
+            // The store logs what it deleted (one line per prune).
+            let r = store.prune_logs(before, self.config.prune_batch).await;
+            self.step("prune", &r, &mut report);
+            report.pruned = r.ok();
         }
         report
     }
@@ -195,7 +201,9 @@ impl Maintenance {
             }
         }
         let flushed = if was_leader {
-            self.sink.flush().await
+            let r = self.sink.flush().await;
+            self.step("sink", &r, &mut RoundReport::default());
+            r
         } else {
             Ok(())
         };

@@ -125,6 +125,21 @@ pub struct QueueStats {
 }
 
 /// A work queue with leases.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// use netraven_core::clock::SystemClock;
+/// use netraven_core::memory::MemoryQueue;
+/// use netraven_core::queue::{TaskKind, TaskSpec};
+/// use std::{sync::Arc, time::Duration};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let q = MemoryQueue::new(Arc::new(SystemClock));
+/// q.enqueue(TaskSpec::new(TaskKind::StartRun { run_id: 1 })).await?;
+/// let lease = q.claim("w1", Duration::from_secs(30), Duration::ZERO).await?.expect("a task");
+/// q.complete(&lease).await?;
+/// assert_eq!(q.stats().await?.ready, 0);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Queue: Send + Sync + Debug + 'static {
     /// Queues a task (see [`TaskSpec::dedupe_key`]).

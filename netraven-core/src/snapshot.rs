@@ -16,6 +16,23 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 /// A destination for configuration snapshots with history.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// use netraven_core::memory::MemoryStore;
+/// use netraven_core::snapshot::StoreSnapshotSink;
+/// use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let sink = StoreSnapshotSink::new(Arc::new(MemoryStore::new()));
+/// let snap = |content: &str| NewSnapshot {
+///     device_id: 1, hostname: "core-1".into(), run_id: None,
+///     content: content.into(), taken_at: chrono::Utc::now(),
+/// };
+/// assert!(sink.put(snap("hostname core-1\n")).await?.changed);
+/// assert!(!sink.put(snap("hostname core-1\n")).await?.changed, "same content, no new snapshot");
+/// assert_eq!(sink.latest(1).await?.map(|s| s.content), Some("hostname core-1\n".into()));
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait SnapshotSink: Send + Sync + Debug + 'static {
     /// Stores a snapshot unless its content equals the device's latest one (then nothing is
@@ -34,6 +51,33 @@ pub trait SnapshotSink: Send + Sync + Debug + 'static {
         Ok(())
     }
 }
+
+macro_rules! delegate_sink {
+    ($ptr:ident) => {
+        /// A shared or boxed sink is a sink, so layers can hold their inner sink in any form.
+        #[async_trait]
+        impl<T: SnapshotSink + ?Sized> SnapshotSink for $ptr<T> {
+            async fn put(&self, snapshot: NewSnapshot) -> Result<SnapshotPut> {
+                (**self).put(snapshot).await
+            }
+            async fn latest(&self, device: DeviceId) -> Result<Option<Snapshot>> {
+                (**self).latest(device).await
+            }
+            async fn history(&self, device: DeviceId, page: Page) -> Result<Paged<SnapshotMeta>> {
+                (**self).history(device, page).await
+            }
+            async fn get(&self, id: SnapshotId) -> Result<Snapshot> {
+                (**self).get(id).await
+            }
+            async fn flush(&self) -> Result<()> {
+                (**self).flush().await
+            }
+        }
+    };
+}
+
+delegate_sink!(Arc);
+delegate_sink!(Box);
 
 /// The file name of a device's configuration in a tree of snapshots (git, a directory mirror):
 /// `<hostname>.cfg`, with characters that cannot appear in a file name replaced by `_`, no

@@ -14,6 +14,17 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 /// Devices.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let d = store.create_device(&Device::new("core-1", "10.0.0.1", "cisco_ios")).await?;
+/// assert_eq!(store.get_device(d.id).await?.hostname, "core-1");
+/// assert_eq!(store.list_devices(&DeviceFilter::default(), Page::first(10)).await?.total, 1);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait DeviceStore: Send + Sync + Debug + 'static {
     /// Creates a device (its `id` is ignored); unknown tags are created. Conflict on a duplicate
@@ -34,6 +45,16 @@ pub trait DeviceStore: Send + Sync + Debug + 'static {
 }
 
 /// Tags.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let t = store.create_tag(&Tag { id: 0, name: "core".into(), description: None }).await?;
+/// assert_eq!(store.get_tag(t.id).await?.name, "core");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait TagStore: Send + Sync + Debug + 'static {
     /// Creates a tag; Conflict on a duplicate name.
@@ -50,6 +71,17 @@ pub trait TagStore: Send + Sync + Debug + 'static {
 
 /// Credentials. Backends that persist store the secrets encrypted with a
 /// [`crate::cipher::SecretCipher`]; this trait always speaks plain [`crate::secret::Secret`]s.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let c = store.create_credential(&Credential::new("lab", "netops", Secret::new("pw"))).await?;
+/// assert_eq!(store.get_credential(c.id).await?.password.expose(), "pw");
+/// assert_eq!(store.all_credentials().await?.len(), 1);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait CredentialStore: Send + Sync + Debug + 'static {
     /// Creates a credential; Conflict on a duplicate name.
@@ -74,6 +106,17 @@ pub trait CredentialStore: Send + Sync + Debug + 'static {
 }
 
 /// Jobs.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let j = store.create_job(&Job::backup("nightly", Targets::default())).await?;
+/// assert_eq!(store.get_job(j.id).await?.name, "nightly");
+/// assert!(store.scheduled_jobs().await?.is_empty(), "manual jobs are not scheduled");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait JobStore: Send + Sync + Debug + 'static {
     /// Creates a job; Conflict on a duplicate name.
@@ -100,6 +143,23 @@ pub struct CreatedRun {
 }
 
 /// Runs and their device sets.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let job = store.create_job(&Job::backup("nightly", Targets::default())).await?;
+/// let new = NewRun {
+///     job_id: job.id, trigger: Trigger::Manual, fire_time: None, idempotency_key: None,
+///     status: RunStatus::Queued, message: None, queued_at: chrono::Utc::now(),
+/// };
+/// let run = store.create_run(&new).await?.run;
+/// assert!(store.job_has_active_run(job.id).await?);
+/// store.finish_run(run.id, RunStatus::CompletedNoDevices, chrono::Utc::now(), None).await?;
+/// assert!(!store.job_has_active_run(job.id).await?);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait RunStore: Send + Sync + Debug + 'static {
     /// Creates a run unless one with the same (job, fire time) or (job, idempotency key)
@@ -133,6 +193,17 @@ pub trait RunStore: Send + Sync + Debug + 'static {
 }
 
 /// Device results.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let page = store.list_results(&ResultFilter::default(), Page::first(10)).await?;
+/// assert_eq!(page.total, 0);
+/// assert!(store.get_result(1, 1).await?.is_none());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait ResultStore: Send + Sync + Debug + 'static {
     /// Records the result of a (run, device) pair and adds it to the run's tallies, atomically.
@@ -146,6 +217,17 @@ pub trait ResultStore: Send + Sync + Debug + 'static {
 }
 
 /// Logs.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let now = chrono::Utc::now();
+/// store.append_logs(&[LogEntry::new(now, LogLevel::Info, LogKind::Job, "me", "hello")]).await?;
+/// assert_eq!(store.list_logs(&LogFilter::default(), Page::first(10)).await?.items[0].message, "hello");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait LogStore: Send + Sync + Debug + 'static {
     /// Appends entries (their ids are assigned in order).
@@ -158,6 +240,17 @@ pub trait LogStore: Send + Sync + Debug + 'static {
 }
 
 /// The snapshot index (and pending content) behind the snapshot sinks.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let d = store.create_device(&Device::new("core-1", "10.0.0.1", "cisco_ios")).await?;
+/// assert!(store.latest_snapshot(d.id).await?.is_none());
+/// assert!(store.uncommitted_snapshots(10).await?.is_empty());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait SnapshotStore: Send + Sync + Debug + 'static {
     /// Inserts a snapshot with its content; the id is assigned.
@@ -180,6 +273,20 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
 }
 
 /// Pinned SSH host keys (trust on first use).
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let key = HostKey {
+///     host: "10.0.0.1".into(), port: 22, key_type: "ssh-ed25519".into(),
+///     fingerprint: "SHA256:abc".into(), first_seen: chrono::Utc::now(),
+/// };
+/// store.pin_host_key(&key).await?;
+/// assert_eq!(store.get_host_key("10.0.0.1", 22).await?.map(|k| k.fingerprint), Some("SHA256:abc".into()));
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait HostKeyStore: Send + Sync + Debug + 'static {
     /// The pinned key for a host and port.
@@ -191,6 +298,18 @@ pub trait HostKeyStore: Send + Sync + Debug + 'static {
 }
 
 /// Named leases (scheduler leadership, the git writer).
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let ttl = std::time::Duration::from_secs(30);
+/// let now = chrono::Utc::now();
+/// assert!(store.try_acquire_lease("scheduler", "a", ttl, now).await?);
+/// assert!(!store.try_acquire_lease("scheduler", "b", ttl, now).await?, "a holds it");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait LeaseStore: Send + Sync + Debug + 'static {
     /// Takes or renews the lease `name` for `holder` until `now + ttl`. True if `holder` holds it
@@ -207,6 +326,20 @@ pub trait LeaseStore: Send + Sync + Debug + 'static {
 }
 
 /// API users and tokens.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let u = User {
+///     id: 0, username: "alice".into(), password_hash: "$argon2id$...".into(),
+///     role: Role::Viewer, active: true, created_at: chrono::Utc::now(),
+/// };
+/// let u = store.create_user(&u).await?;
+/// assert_eq!(store.get_user_by_name("alice").await?.map(|x| x.id), Some(u.id));
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait UserStore: Send + Sync + Debug + 'static {
     /// Creates a user; Conflict on a duplicate name.
@@ -252,6 +385,15 @@ impl SchemaStatus {
 }
 
 /// The schema version (readiness probes, `netraven migrate --check`).
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// assert!(store.schema_status().await?.is_current());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait SchemaStore: Send + Sync + Debug + 'static {
     /// Which migrations are applied. Reads the database, so it also shows it is reachable.
@@ -310,6 +452,19 @@ impl<T> Store for T where
 
 /// A [`Store`] that also keeps API users and tokens: what the reference server and its API
 /// need. The memory and SQL stores are one; an embedder's store need not be.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let server: std::sync::Arc<dyn ServerStore> = std::sync::Arc::new(store);
+/// // The engine's view of the same store (trait upcasting).
+/// let engine_view: std::sync::Arc<dyn Store> = server.clone();
+/// assert!(engine_view.schema_status().await?.is_current());
+/// assert_eq!(server.list_users(Page::first(1)).await?.total, 0);
+/// # Ok(()) }
+/// ```
 pub trait ServerStore: Store + UserStore {}
 
 impl<T> ServerStore for T where T: Store + UserStore {}

@@ -35,3 +35,19 @@ async fn three_schedulers_on_memory_store_make_one_run_per_fire() {
     )));
     testkit::scheduler::one_run_per_fire_with_three_schedulers(store, queue).await;
 }
+
+#[tokio::test]
+async fn boxed_and_shared_sinks_are_sinks() {
+    let store = Arc::new(MemoryStore::new());
+    let boxed: Box<dyn netraven_core::snapshot::SnapshotSink> =
+        Box::new(StoreSnapshotSink::new(store.clone()));
+    testkit::sink::run_all(Arc::new(boxed), 2).await;
+    let shared: Arc<StoreSnapshotSink> = Arc::new(StoreSnapshotSink::new(store));
+    testkit::sink::run_all(Arc::new(shared), 3).await;
+}
+
+#[tokio::test]
+async fn an_engine_only_store_passes_the_engine_suite() {
+    // What a store of an embedder's own (no users) must pass.
+    testkit::store::run_engine(Arc::new(MemoryStore::new())).await;
+}

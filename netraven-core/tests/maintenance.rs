@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 struct CountingSink {
     inner: StoreSnapshotSink,
     flushes: AtomicUsize,
+    /// When set, flushes fail (a full disk under the git repository).
+    fail: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -39,6 +41,9 @@ impl SnapshotSink for CountingSink {
     }
     async fn flush(&self) -> Result<()> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(Error::unavailable("git: no space left on device"));
+        }
         Ok(())
     }
 }
@@ -59,6 +64,7 @@ impl Rig {
             sink: Arc::new(CountingSink {
                 inner: StoreSnapshotSink::new(store.clone()),
                 flushes: AtomicUsize::new(0),
+                fail: std::sync::atomic::AtomicBool::new(false),
             }),
             store,
             clock,
@@ -67,8 +73,12 @@ impl Rig {
 
     /// One process's maintenance over the shared store, queue and sink.
     fn maintenance(&self, holder: &str) -> Maintenance {
+        self.maintenance_of(self.engine(), holder)
+    }
+
+    fn engine(&self) -> Arc<Engine> {
         let clock: Arc<dyn Clock> = self.clock.clone();
-        let engine = Arc::new(Engine::new(
+        Arc::new(Engine::new(
             EngineParts {
                 store: self.store.clone(),
                 queue: self.queue.clone(),
@@ -77,7 +87,10 @@ impl Rig {
                 clock,
             },
             EngineConfig::default(),
-        ));
+        ))
+    }
+
+    fn maintenance_of(&self, engine: Arc<Engine>, holder: &str) -> Maintenance {
         Maintenance::new(
             engine,
             MaintenanceConfig {
@@ -165,4 +178,46 @@ async fn run_flushes_on_shutdown_and_hands_the_lease_over() {
     // The lease was released: another process leads at once, without waiting for expiry.
     let mut b = rig.maintenance("b");
     assert!(b.round().await.leader);
+}
+
+#[tokio::test]
+async fn a_failing_flush_is_a_status_and_an_event_not_only_a_log_line() {
+    let rig = Rig::new();
+    let engine = rig.engine();
+    let mut events = engine.events().subscribe();
+    let mut m = rig.maintenance_of(engine.clone(), "a");
+    rig.sink.fail.store(true, Ordering::SeqCst);
+    let r = m.round().await;
+    assert!(r.leader && !r.flushed, "{r:?}");
+    assert!(!engine.health().is_healthy());
+    let sink = engine
+        .health()
+        .components()
+        .into_iter()
+        .find(|c| c.component == "sink")
+        .expect("the sink has a status");
+    assert_eq!(sink.failures, 1);
+    assert!(
+        sink.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no space left")),
+        "{sink:?}"
+    );
+    match events.try_recv() {
+        Ok(netraven_core::events::Event::BackgroundError {
+            component, error, ..
+        }) => {
+            assert_eq!(component, "sink");
+            assert!(error.contains("no space left"), "{error}");
+        }
+        other => panic!("expected a background error event, got {other:?}"),
+    }
+    rig.sink.fail.store(false, Ordering::SeqCst);
+    let r = m.round().await;
+    assert!(r.flushed, "{r:?}");
+    assert!(
+        engine.health().is_healthy(),
+        "{:?}",
+        engine.health().components()
+    );
 }

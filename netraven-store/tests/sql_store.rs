@@ -9,7 +9,7 @@ use chrono::{Duration as CDuration, TimeZone, Utc};
 use netraven_core::ErrorKind;
 use netraven_core::model::*;
 use netraven_core::secret::Secret;
-use netraven_core::store::{DeviceStore, Store};
+use netraven_core::store::{DeviceStore, ServerStore, Store};
 use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
 use netraven_store::sql::{PostgresStore, SecretCipher, SqliteStore};
 use sql_support::*;
@@ -136,7 +136,7 @@ async fn concurrent_results(store: Arc<dyn Store>) {
     assert!(store.pending_device_ids(run.id).await.unwrap().is_empty());
 }
 
-async fn hostile_filters(store: Arc<dyn Store>) {
+async fn hostile_filters(store: Arc<dyn ServerStore>) {
     let evil = [
         "'; DROP TABLE devices; --",
         "\" OR 1=1 --",

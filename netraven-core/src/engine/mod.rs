@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::credentials::CredentialIndex;
 use crate::driver::DriverRegistry;
 use crate::error::Result;
+use crate::events::{Event, Events, Health};
 use crate::model::*;
 use crate::queue::{Queue, TaskKind, TaskSpec};
 use crate::snapshot::SnapshotSink;
@@ -100,6 +101,8 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) metrics: Arc<EngineMetrics>,
     pub(crate) runs: RunCache,
+    pub(crate) events: Events,
+    pub(crate) health: Health,
 }
 
 /// What every device of a run needs from the store, read once per run: the job's kind and the
@@ -160,7 +163,33 @@ impl Engine {
             config,
             metrics: Arc::new(EngineMetrics::default()),
             runs: RunCache::default(),
+            events: Events::new(),
+            health: Health::new(),
         }
+    }
+
+    /// The events of this engine (device results, log lines, finished runs) and of the
+    /// maintenance over it (background failures).
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The status of the background work over this engine (maintenance steps).
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Writes log entries and publishes them.
+    pub(crate) async fn write_logs(&self, entries: &[LogEntry]) -> Result<()> {
+        for e in entries {
+            self.events.publish(Event::Log(e.clone()));
+        }
+        self.store.append_logs(entries).await
+    }
+
+    /// Publishes a run's final status.
+    pub(crate) fn run_finished(&self, run_id: RunId, status: RunStatus) {
+        self.events.publish(Event::RunFinished { run_id, status });
     }
 
     /// The settings.
@@ -303,7 +332,8 @@ impl Engine {
             e.run_id = Some(run_id);
             e.job_id = Some(job_id);
             e.fields = serde_json::json!({ "status": status.as_str(), "counts": counts });
-            self.store.append_logs(&[e]).await?;
+            self.write_logs(&[e]).await?;
+            self.run_finished(run_id, status);
         }
         Ok(())
     }

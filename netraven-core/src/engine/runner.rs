@@ -47,7 +47,7 @@ impl DeviceLog<'_> {
             return;
         }
         let entries = std::mem::take(&mut self.entries);
-        if let Err(e) = self.engine.store.append_logs(&entries).await {
+        if let Err(e) = self.engine.write_logs(&entries).await {
             tracing::warn!(error = %e, run = self.run, device = self.device, "could not write device logs");
         }
     }
@@ -79,7 +79,7 @@ impl Engine {
         e.run_id = Some(run.id);
         e.job_id = Some(run.job_id);
         e.fields = fields;
-        if let Err(err) = self.store.append_logs(&[e]).await {
+        if let Err(err) = self.write_logs(&[e]).await {
             tracing::warn!(error = %err, run = run.id, "could not write a run log entry");
         }
     }
@@ -126,6 +126,7 @@ impl Engine {
                         Some("the job was deleted"),
                     )
                     .await?;
+                self.run_finished(run.id, RunStatus::FailedError);
                 self.run_log(
                     &run,
                     LogLevel::Error,
@@ -179,6 +180,7 @@ impl Engine {
                     serde_json::Value::Null,
                 )
                 .await;
+                self.run_finished(run.id, RunStatus::CompletedNoDevices);
             }
             return Ok(TaskOutcome::Done);
         }
@@ -249,7 +251,9 @@ impl Engine {
                 started_at: now,
                 finished_at: now,
             };
-            self.store.record_result(&r).await?;
+            if self.store.record_result(&r).await?.inserted {
+                self.events.publish(crate::events::Event::Result(r));
+            }
         }
         self.run_log(
             run,
@@ -261,6 +265,7 @@ impl Engine {
             serde_json::Value::Null,
         )
         .await;
+        self.run_finished(run.id, RunStatus::CompletedNoCredentials);
         Ok(TaskOutcome::Done)
     }
 
@@ -391,6 +396,8 @@ impl Engine {
         log.flush().await;
         let outcome = self.store.record_result(&result).await?;
         if outcome.inserted {
+            self.events
+                .publish(crate::events::Event::Result(result.clone()));
             self.metrics
                 .device_done(result.status == DeviceStatus::Success, ms);
             if outcome.counts.is_complete() {

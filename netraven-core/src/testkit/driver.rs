@@ -21,6 +21,23 @@ const SHORT: Duration = Duration::from_millis(800);
 const GIVE_UP: Duration = Duration::from_secs(120);
 
 /// Host-key support of a driver that pins host keys (see [`DriverHarness::host_keys`]).
+///
+/// ```
+/// use netraven_core::testkit::driver::HostKeyCase;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// /// A simulated device whose key can be changed and which counts the passwords it receives.
+/// struct SimKeys { generation: AtomicUsize, passwords: AtomicUsize }
+///
+/// impl HostKeyCase for SimKeys {
+///     fn rotate_host_key(&self) { self.generation.fetch_add(1, Ordering::SeqCst); }
+///     fn passwords_received(&self) -> usize { self.passwords.load(Ordering::SeqCst) }
+/// }
+///
+/// let k = SimKeys { generation: AtomicUsize::new(0), passwords: AtomicUsize::new(0) };
+/// k.rotate_host_key();
+/// assert_eq!(k.passwords_received(), 0);
+/// ```
 pub trait HostKeyCase: Send + Sync {
     /// Makes [`DriverHarness::device`] present a host key other than the one pinned by the
     /// suite's earlier successful connect.
@@ -30,6 +47,66 @@ pub trait HostKeyCase: Send + Sync {
 }
 
 /// The devices the suite talks to.
+///
+/// A driver whose appliances answer over some API, checked by the suite (the full version is
+/// `examples/custom_driver.rs` of the `netraven` crate):
+///
+/// ```
+/// use netraven_core::prelude::*;
+/// use netraven_core::normalise::Rules;
+/// use netraven_core::testkit::driver::{DriverHarness, HostKeyCase, run_all};
+/// use std::{sync::Arc, time::Duration};
+///
+/// #[derive(Debug)]
+/// struct Api(Rules);
+/// #[derive(Debug)]
+/// struct ApiSession { host: String, stuck: bool }
+///
+/// #[async_trait::async_trait]
+/// impl Driver for Api {
+///     fn platform(&self) -> &str { "api" }
+///     fn rules(&self) -> &Rules { &self.0 }
+///     async fn connect(&self, d: &Device, c: &Credential, _t: Duration) -> Result<Box<dyn Session>> {
+///         if c.password.expose() != "good" {
+///             return Err(Error::new(ErrorKind::Auth, "refused"));
+///         }
+///         Ok(Box::new(ApiSession { host: d.hostname.clone(), stuck: d.address == "192.0.2.99" }))
+///     }
+///     async fn probe(&self, _d: &Device, _t: Duration) -> Result<Duration> { Ok(Duration::ZERO) }
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Session for ApiSession {
+///     async fn run_command(&mut self, c: &str, _t: Duration) -> Result<String> { Ok(c.into()) }
+///     async fn fetch_config(&mut self, t: Duration) -> Result<String> {
+///         if self.stuck {
+///             tokio::time::sleep(t).await;
+///             return Err(Error::timeout("no answer"));
+///         }
+///         Ok(format!("hostname {}\n", self.host))
+///     }
+///     async fn close(self: Box<Self>) -> Result<()> { Ok(()) }
+/// }
+///
+/// struct Harness(Arc<Api>);
+///
+/// impl DriverHarness for Harness {
+///     fn driver(&self) -> Arc<dyn Driver> { self.0.clone() }
+///     fn device(&self) -> Device { Device::new("a1", "192.0.2.1", "api") }
+///     fn good_credential(&self) -> Credential { Credential::new("g", "u", Secret::new("good")) }
+///     fn bad_credential(&self) -> Credential { Credential::new("b", "u", Secret::new("bad")) }
+///     fn expected_config(&self) -> String { "hostname a1\n".into() }
+///     fn hanging_device(&self) -> (Device, Credential) {
+///         (Device::new("a2", "192.0.2.99", "api"), self.good_credential())
+///     }
+///     fn host_keys(&self) -> Option<&dyn HostKeyCase> { None } // no host keys to pin
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let report = run_all(&Harness(Arc::new(Api(Rules::empty())))).await;
+/// assert!(report.skipped.iter().any(|s| s.contains("host")), "{report:?}");
+/// # }
+/// ```
 #[async_trait]
 pub trait DriverHarness: Send + Sync {
     /// The driver under test.
