@@ -554,7 +554,11 @@ impl Netraven {
     /// The maintenance service over these parts (recovery, lease reaping, git commits, log
     /// pruning).
     pub fn maintenance(&self) -> Maintenance {
-        Maintenance::new(self.engine.clone(), self.maintenance.clone())
+        Maintenance::new(
+            self.engine.clone(),
+            self.store.clone(),
+            self.maintenance.clone(),
+        )
     }
 
     fn spawn(&self, task: impl Future<Output = Result<()>> + Send + 'static) {

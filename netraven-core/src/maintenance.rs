@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::snapshot::SnapshotSink;
+use crate::store::LeaseStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +86,7 @@ pub struct RoundReport {
 #[derive(Debug)]
 pub struct Maintenance {
     engine: Arc<Engine>,
+    leases: Arc<dyn LeaseStore>,
     sink: Arc<dyn SnapshotSink>,
     clock: Arc<dyn Clock>,
     config: MaintenanceConfig,
@@ -93,10 +95,15 @@ pub struct Maintenance {
 }
 
 impl Maintenance {
-    /// Maintenance over `engine`: its store (lease, log pruning), queue (reaping), recovery, and
-    /// its snapshot sink (flushed every round).
-    pub fn new(engine: Arc<Engine>, config: MaintenanceConfig) -> Self {
+    /// Maintenance over `engine` — its queue (reaping), recovery, log store (pruning) and
+    /// snapshot sink (flushed every round) — with the maintenance lease in `leases`.
+    pub fn new(
+        engine: Arc<Engine>,
+        leases: Arc<dyn LeaseStore>,
+        config: MaintenanceConfig,
+    ) -> Self {
         Maintenance {
+            leases,
             sink: engine.sink().clone(),
             clock: engine.clock().clone(),
             engine,
@@ -138,8 +145,8 @@ impl Maintenance {
     /// logged and reported, never returned, so one failing backend does not stop the others.
     pub async fn round(&mut self) -> RoundReport {
         let mut report = RoundReport::default();
-        let store = self.engine.store().clone();
-        let lease = store
+        let lease = self
+            .leases
             .try_acquire_lease(
                 MAINTENANCE_LEASE,
                 &self.config.holder,
@@ -177,7 +184,12 @@ impl Maintenance {
                 .unwrap_or(chrono::Duration::MAX);
             let before = self.clock.now() - retention;
             // The store logs what it deleted (one line per prune).
-            let r = store.prune_logs(before, self.config.prune_batch).await;
+            let r = self
+                .engine
+                .stores()
+                .logs
+                .prune_logs(before, self.config.prune_batch)
+                .await;
             self.step("prune", &r, &mut report);
             report.pruned = r.ok();
         }
@@ -208,8 +220,7 @@ impl Maintenance {
             Ok(())
         };
         if let Err(e) = self
-            .engine
-            .store()
+            .leases
             .release_lease(MAINTENANCE_LEASE, &self.config.holder)
             .await
         {

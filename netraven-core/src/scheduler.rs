@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::model::*;
 use crate::queue::Queue;
 pub use crate::schedule::{MIN_INTERVAL_SECS, latest_due, next_fire, validate_schedule};
-use crate::store::Store;
+use crate::store::{JobStore, LeaseStore, LogStore, RunStore, Store};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,25 +55,60 @@ pub struct TickReport {
     pub skipped: Vec<RunId>,
 }
 
+/// The store traits the scheduler uses (each at most a dozen methods).
+#[derive(Debug, Clone)]
+pub struct SchedulerStores {
+    /// Scheduled jobs (read only).
+    pub jobs: Arc<dyn JobStore>,
+    /// Runs: fire dedupe, overlap checks.
+    pub runs: Arc<dyn RunStore>,
+    /// The leader lease.
+    pub leases: Arc<dyn LeaseStore>,
+    /// Log entries.
+    pub logs: Arc<dyn LogStore>,
+}
+
+impl SchedulerStores {
+    /// All four from one store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        SchedulerStores {
+            jobs: store.clone(),
+            runs: store.clone(),
+            leases: store.clone(),
+            logs: store,
+        }
+    }
+}
+
 /// Turns due fires into runs.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    store: Arc<dyn Store>,
+    stores: SchedulerStores,
     queue: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
 }
 
 impl Scheduler {
-    /// A scheduler over a store and queue.
+    /// A scheduler over a store and queue (it keeps the [`SchedulerStores`] it uses).
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
     ) -> Self {
+        Scheduler::with_stores(SchedulerStores::new(store), queue, clock, config)
+    }
+
+    /// A scheduler over the focused store traits it uses.
+    pub fn with_stores(
+        stores: SchedulerStores,
+        queue: Arc<dyn Queue>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+    ) -> Self {
         Scheduler {
-            store,
+            stores,
             queue,
             clock,
             config,
@@ -85,7 +120,8 @@ impl Scheduler {
         let now = self.clock.now();
         let mut report = TickReport::default();
         if !self
-            .store
+            .stores
+            .leases
             .try_acquire_lease(
                 SCHEDULER_LEASE,
                 &self.config.holder,
@@ -97,7 +133,7 @@ impl Scheduler {
             return Ok(report);
         }
         report.leader = true;
-        for job in self.store.scheduled_jobs().await? {
+        for job in self.stores.jobs.scheduled_jobs().await? {
             if let Err(e) = self.tick_job(&job, now, &mut report).await {
                 tracing::warn!(job_id = job.id, error = %e, "scheduling a job failed");
             }
@@ -106,7 +142,7 @@ impl Scheduler {
     }
 
     async fn tick_job(&self, job: &Job, now: DateTime<Utc>, report: &mut TickReport) -> Result<()> {
-        let last = self.store.last_fire_time(job.id).await?;
+        let last = self.stores.runs.last_fire_time(job.id).await?;
         // After an edit, the schedule counts from the edit, not from older fires.
         let since = match last {
             Some(l) if l > job.updated_at => l,
@@ -120,9 +156,12 @@ impl Scheduler {
         {
             return Ok(());
         }
-        if job.overlap == OverlapPolicy::Forbid && self.store.job_has_active_run(job.id).await? {
+        if job.overlap == OverlapPolicy::Forbid
+            && self.stores.runs.job_has_active_run(job.id).await?
+        {
             let created = self
-                .store
+                .stores
+                .runs
                 .create_run(&NewRun {
                     job_id: job.id,
                     trigger: Trigger::Schedule,
@@ -144,7 +183,7 @@ impl Scheduler {
             return Ok(());
         }
         let created = submit_run(
-            self.store.as_ref(),
+            self.stores.runs.as_ref(),
             self.queue.as_ref(),
             &NewRun {
                 job_id: job.id,
@@ -185,7 +224,7 @@ impl Scheduler {
         );
         e.job_id = Some(job.id);
         e.run_id = run;
-        if let Err(err) = self.store.append_logs(&[e]).await {
+        if let Err(err) = self.stores.logs.append_logs(&[e]).await {
             tracing::warn!(error = %err, "could not write a scheduler log entry");
         }
     }
@@ -202,7 +241,8 @@ impl Scheduler {
             }
         }
         let _ = self
-            .store
+            .stores
+            .leases
             .release_lease(SCHEDULER_LEASE, &self.config.holder)
             .await;
         Ok(())

@@ -406,7 +406,7 @@ pub trait SchemaStore: Send + Sync + Debug + 'static {
 /// implements each focused trait and gets [`Store`] through the blanket impl.
 ///
 /// The engine's parts hold only the focused traits they use (see
-/// [`crate::engine::EngineStores`]); `Arc<dyn Store>` converts into them.
+/// [`crate::engine::WorkerStores`], [`crate::scheduler::SchedulerStores`]); `Arc<dyn Store>` converts into them.
 ///
 /// ```
 /// use netraven_core::memory::MemoryStore;

@@ -93,6 +93,7 @@ impl Rig {
     fn maintenance_of(&self, engine: Arc<Engine>, holder: &str) -> Maintenance {
         Maintenance::new(
             engine,
+            self.store.clone(),
             MaintenanceConfig {
                 holder: holder.into(),
                 tick: Duration::from_millis(10),

@@ -23,7 +23,9 @@ use crate::events::{Event, Events, Health};
 use crate::model::*;
 use crate::queue::{Queue, TaskKind, TaskSpec};
 use crate::snapshot::SnapshotSink;
-use crate::store::{CreatedRun, Store};
+use crate::store::{
+    CreatedRun, CredentialStore, DeviceStore, JobStore, LogStore, ResultStore, RunStore, Store,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,11 +91,50 @@ pub struct EngineParts {
     pub clock: Arc<dyn Clock>,
 }
 
+/// The store traits a worker uses, each a focused trait of at most a dozen methods: a worker
+/// never sees tags, snapshots' index, host keys, leases or users. Usually all six are the same
+/// store ([`WorkerStores::new`]); an embedder may split them over backends.
+#[derive(Debug, Clone)]
+pub struct WorkerStores {
+    /// Targets and device details.
+    pub devices: Arc<dyn DeviceStore>,
+    /// Credentials and their use statistics.
+    pub credentials: Arc<dyn CredentialStore>,
+    /// Jobs (read only).
+    pub jobs: Arc<dyn JobStore>,
+    /// Runs and their device sets.
+    pub runs: Arc<dyn RunStore>,
+    /// Device results.
+    pub results: Arc<dyn ResultStore>,
+    /// Log entries.
+    pub logs: Arc<dyn LogStore>,
+}
+
+impl WorkerStores {
+    /// All six from one store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        WorkerStores {
+            devices: store.clone(),
+            credentials: store.clone(),
+            jobs: store.clone(),
+            runs: store.clone(),
+            results: store.clone(),
+            logs: store,
+        }
+    }
+}
+
+impl From<Arc<dyn Store>> for WorkerStores {
+    fn from(store: Arc<dyn Store>) -> Self {
+        WorkerStores::new(store)
+    }
+}
+
 /// The job lifecycle engine. Cheap to share (`Arc<Engine>`); any number of engines on any number
 /// of machines can work on the same store and queue.
 #[derive(Debug)]
 pub struct Engine {
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stores: WorkerStores,
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) drivers: Arc<DriverRegistry>,
     pub(crate) sink: Arc<dyn SnapshotSink>,
@@ -134,14 +175,16 @@ impl RunCache {
         &self,
         run: RunId,
         job: JobId,
-        store: &dyn Store,
+        stores: &WorkerStores,
     ) -> Result<Arc<RunContext>> {
         let mut runs = self.runs.lock().await;
         if let Some((_, ctx)) = runs.iter().find(|(id, _)| *id == run) {
             return Ok(ctx.clone());
         }
-        let kind = store.get_job(job).await?.kind;
-        let credentials = Arc::new(CredentialIndex::new(store.all_credentials().await?));
+        let kind = stores.jobs.get_job(job).await?.kind;
+        let credentials = Arc::new(CredentialIndex::new(
+            stores.credentials.all_credentials().await?,
+        ));
         let ctx = Arc::new(RunContext { kind, credentials });
         if runs.len() >= CACHED_RUNS {
             runs.pop_front();
@@ -152,14 +195,33 @@ impl RunCache {
 }
 
 impl Engine {
-    /// An engine over the given parts.
+    /// An engine over the given parts (the store is split into the [`WorkerStores`] it uses).
     pub fn new(parts: EngineParts, config: EngineConfig) -> Self {
+        Engine::with_stores(
+            WorkerStores::new(parts.store),
+            parts.queue,
+            parts.drivers,
+            parts.sink,
+            parts.clock,
+            config,
+        )
+    }
+
+    /// An engine over the focused store traits it uses, possibly from different backends.
+    pub fn with_stores(
+        stores: WorkerStores,
+        queue: Arc<dyn Queue>,
+        drivers: Arc<DriverRegistry>,
+        sink: Arc<dyn SnapshotSink>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Self {
         Engine {
-            store: parts.store,
-            queue: parts.queue,
-            drivers: parts.drivers,
-            sink: parts.sink,
-            clock: parts.clock,
+            stores,
+            queue,
+            drivers,
+            sink,
+            clock,
             config,
             metrics: Arc::new(EngineMetrics::default()),
             runs: RunCache::default(),
@@ -184,7 +246,7 @@ impl Engine {
         for e in entries {
             self.events.publish(Event::Log(e.clone()));
         }
-        self.store.append_logs(entries).await
+        self.stores.logs.append_logs(entries).await
     }
 
     /// Publishes a run's final status.
@@ -202,9 +264,9 @@ impl Engine {
         self.metrics.clone()
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The store traits the engine uses.
+    pub fn stores(&self) -> &WorkerStores {
+        &self.stores
     }
 
     /// The queue.
@@ -228,9 +290,9 @@ impl Engine {
         job_id: JobId,
         idempotency_key: Option<String>,
     ) -> Result<CreatedRun> {
-        self.store.get_job(job_id).await?;
+        self.stores.jobs.get_job(job_id).await?;
         submit_run(
-            self.store.as_ref(),
+            self.stores.runs.as_ref(),
             self.queue.as_ref(),
             &NewRun {
                 job_id,
@@ -250,7 +312,7 @@ impl Engine {
     /// Dedupe keys make this harmless when the tasks are still queued. Returns tasks newly queued.
     pub async fn recover(&self) -> Result<u64> {
         let mut queued = 0;
-        for run in self.store.active_runs().await? {
+        for run in self.stores.runs.active_runs().await? {
             match run.status {
                 RunStatus::Queued => {
                     if matches!(
@@ -263,11 +325,11 @@ impl Engine {
                     }
                 }
                 RunStatus::Running => {
-                    let pending = self.store.pending_device_ids(run.id).await?;
+                    let pending = self.stores.runs.pending_device_ids(run.id).await?;
                     if pending.is_empty() {
                         // Every device has a result but the run was not closed (crash between
                         // the last result and finish_run): close it now.
-                        let run = self.store.get_run(run.id).await?;
+                        let run = self.stores.runs.get_run(run.id).await?;
                         if run.counts.is_complete() {
                             self.finish(run.id, run.job_id, run.counts).await?;
                         }
@@ -308,7 +370,12 @@ impl Engine {
     ) -> Result<()> {
         let status = counts.final_status();
         let now = self.clock.now();
-        if self.store.finish_run(run_id, status, now, None).await? {
+        if self
+            .stores
+            .runs
+            .finish_run(run_id, status, now, None)
+            .await?
+        {
             self.metrics.run_finished(status);
             let mut e = LogEntry::new(
                 now,
@@ -344,8 +411,12 @@ impl Engine {
 }
 
 /// Creates a run (deduplicated by (job, fire time) or idempotency key) and queues its start.
-pub async fn submit_run(store: &dyn Store, queue: &dyn Queue, new: &NewRun) -> Result<CreatedRun> {
-    let created = store.create_run(new).await?;
+pub async fn submit_run(
+    runs: &dyn RunStore,
+    queue: &dyn Queue,
+    new: &NewRun,
+) -> Result<CreatedRun> {
+    let created = runs.create_run(new).await?;
     if created.run.status == RunStatus::Queued {
         queue
             .enqueue(TaskSpec::new(TaskKind::StartRun {

@@ -88,13 +88,19 @@ impl Engine {
     async fn resolve_targets(&self, job: &Job) -> Result<Vec<DeviceId>> {
         let mut ids: BTreeSet<DeviceId> = job.targets.device_ids.iter().copied().collect();
         if !job.targets.tags.is_empty() {
-            ids.extend(self.store.device_ids_with_tags(&job.targets.tags).await?);
+            ids.extend(
+                self.stores
+                    .devices
+                    .device_ids_with_tags(&job.targets.tags)
+                    .await?,
+            );
         }
         let ids: Vec<DeviceId> = ids.into_iter().collect();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             out.extend(
-                self.store
+                self.stores
+                    .devices
                     .devices_by_ids(chunk)
                     .await?
                     .into_iter()
@@ -106,7 +112,7 @@ impl Engine {
     }
 
     async fn start_run(&self, run_id: RunId) -> Result<TaskOutcome> {
-        let run = match self.store.get_run(run_id).await {
+        let run = match self.stores.runs.get_run(run_id).await {
             Ok(r) => r,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
             Err(e) => return Err(e),
@@ -114,11 +120,12 @@ impl Engine {
         if run.status.is_final() {
             return Ok(TaskOutcome::Done);
         }
-        let job = match self.store.get_job(run.job_id).await {
+        let job = match self.stores.jobs.get_job(run.job_id).await {
             Ok(j) => j,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let now = self.clock.now();
-                self.store
+                self.stores
+                    .runs
                     .finish_run(
                         run.id,
                         RunStatus::FailedError,
@@ -140,7 +147,11 @@ impl Engine {
         };
         let run = if run.status == RunStatus::Queued {
             let ids = self.resolve_targets(&job).await?;
-            let started = self.store.start_run(run.id, &ids, self.clock.now()).await?;
+            let started = self
+                .stores
+                .runs
+                .start_run(run.id, &ids, self.clock.now())
+                .await?;
             self.run_log(
                 &started,
                 LogLevel::Info,
@@ -159,11 +170,12 @@ impl Engine {
         } else {
             run
         };
-        let ids = self.store.run_device_ids(run.id).await?;
+        let ids = self.stores.runs.run_device_ids(run.id).await?;
         if ids.is_empty() {
             let now = self.clock.now();
             if self
-                .store
+                .stores
+                .runs
                 .finish_run(
                     run.id,
                     RunStatus::CompletedNoDevices,
@@ -184,17 +196,17 @@ impl Engine {
             }
             return Ok(TaskOutcome::Done);
         }
-        let pending = self.store.pending_device_ids(run.id).await?;
+        let pending = self.stores.runs.pending_device_ids(run.id).await?;
         if job.kind != JobKind::Reachability && !pending.is_empty() {
             let creds = self
                 .runs
-                .for_run(run.id, run.job_id, self.store.as_ref())
+                .for_run(run.id, run.job_id, &self.stores)
                 .await?
                 .credentials
                 .clone();
             let mut any = false;
             for chunk in ids.chunks(1000) {
-                let devices = self.store.devices_by_ids(chunk).await?;
+                let devices = self.stores.devices.devices_by_ids(chunk).await?;
                 if devices.iter().any(|d| creds.has_candidates(d)) {
                     any = true;
                     break;
@@ -220,7 +232,8 @@ impl Engine {
         let now = self.clock.now();
         // Final status first, so the result that completes the tallies does not overwrite it.
         if self
-            .store
+            .stores
+            .runs
             .finish_run(
                 run.id,
                 RunStatus::CompletedNoCredentials,
@@ -251,7 +264,7 @@ impl Engine {
                 started_at: now,
                 finished_at: now,
             };
-            if self.store.record_result(&r).await?.inserted {
+            if self.stores.results.record_result(&r).await?.inserted {
                 self.events.publish(crate::events::Event::Result(r));
             }
         }
@@ -275,11 +288,17 @@ impl Engine {
         device_id: DeviceId,
         attempt: u32,
     ) -> Result<TaskOutcome> {
-        if self.store.get_result(run_id, device_id).await?.is_some() {
+        if self
+            .stores
+            .results
+            .get_result(run_id, device_id)
+            .await?
+            .is_some()
+        {
             // A second delivery of a finished device: the one result stands.
             return Ok(TaskOutcome::Done);
         }
-        let run = match self.store.get_run(run_id).await {
+        let run = match self.stores.runs.get_run(run_id).await {
             Ok(r) => r,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
             Err(e) => return Err(e),
@@ -394,7 +413,7 @@ impl Engine {
             }),
         );
         log.flush().await;
-        let outcome = self.store.record_result(&result).await?;
+        let outcome = self.stores.results.record_result(&result).await?;
         if outcome.inserted {
             self.events
                 .publish(crate::events::Event::Result(result.clone()));
@@ -413,11 +432,8 @@ impl Engine {
         device_id: DeviceId,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
-        let ctx = self
-            .runs
-            .for_run(run.id, run.job_id, self.store.as_ref())
-            .await?;
-        let device = self.store.get_device(device_id).await?;
+        let ctx = self.runs.for_run(run.id, run.job_id, &self.stores).await?;
+        let device = self.stores.devices.get_device(device_id).await?;
         let driver = self.drivers.get(&device.platform)?;
         if ctx.kind == JobKind::Reachability {
             let took = driver.probe(&device, self.config.connect_timeout).await?;
@@ -471,7 +487,8 @@ impl Engine {
                 .await
             {
                 Ok(s) => {
-                    self.store
+                    self.stores
+                        .credentials
                         .record_credential_use(cred.id, true, self.clock.now())
                         .await?;
                     log.push(
@@ -485,7 +502,8 @@ impl Engine {
                 }
                 Err(e) if e.kind() == ErrorKind::Auth => {
                     rejected += 1;
-                    self.store
+                    self.stores
+                        .credentials
                         .record_credential_use(cred.id, false, self.clock.now())
                         .await?;
                     log.push(
