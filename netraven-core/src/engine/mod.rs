@@ -437,19 +437,20 @@ mod tests {
     /// credentials are not read again per device (a job's target list can hold the whole fleet).
     #[tokio::test]
     async fn run_context_is_read_once_per_run() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
         let job = store
             .create_job(&Job::backup("j", Targets::default()))
             .await
             .unwrap();
+        let stores = WorkerStores::new(store.clone());
         let cache = RunCache::default();
-        let first = cache.for_run(1, job.id, &store).await.unwrap();
+        let first = cache.for_run(1, job.id, &stores).await.unwrap();
         assert_eq!(first.kind, JobKind::Backup);
         // Gone from the store: a second device of the same run still gets the context ...
         store.delete_job(job.id).await.unwrap();
-        let again = cache.for_run(1, job.id, &store).await.unwrap();
+        let again = cache.for_run(1, job.id, &stores).await.unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         // ... while another run reads the store (and finds the job gone).
-        assert!(cache.for_run(2, job.id, &store).await.is_err());
+        assert!(cache.for_run(2, job.id, &stores).await.is_err());
     }
 }
