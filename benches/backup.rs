@@ -18,95 +18,17 @@ use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
 use netraven_core::memory::MemoryStore;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The simulator process; killed when dropped (also on panic).
-struct Sim {
-    child: Child,
-    inventory: PathBuf,
-}
+mod support;
 
-impl Sim {
-    fn start(
-        bin: &Path,
-        dir: &Path,
-        name: &str,
-        devices: usize,
-        port_base: u16,
-        legacy: bool,
-    ) -> Sim {
-        let inventory = dir.join(format!("{name}.csv"));
-        let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("sim log file");
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "sim",
-            "--devices",
-            &devices.to_string(),
-            "--platform",
-            "cisco_ios",
-        ])
-        .args(["--port-base", &port_base.to_string(), "--inventory"])
-        .arg(&inventory)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log));
-        if legacy {
-            cmd.arg("--legacy-kex");
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let mut sim = Sim { child, inventory };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !sim.inventory.exists() {
-            if let Ok(Some(status)) = sim.child.try_wait() {
-                panic!(
-                    "the simulator exited ({status}); see {}",
-                    dir.join(format!("{name}.log")).display()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the simulator did not start within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The inventory is written in one go once every device listens; let the write finish.
-        std::thread::sleep(Duration::from_millis(100));
-        sim
-    }
-}
+use support::{Sim, cpu_time_of, status_kb};
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Client CPU time (user + system) so far, from /proc/self/stat.
+/// Client CPU time (user + system) so far.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    // USER_HZ is 100 on every Linux architecture we run on.
-    Duration::from_millis(ticks * 10)
-}
-
-/// A field of /proc/self/status in kB.
-fn status_kb(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    cpu_time_of("self")
 }
 
 /// The soft limit of open files, from /proc/self/limits.
@@ -192,7 +114,7 @@ async fn one_backup(inventory: &Path, devices: usize, concurrency: usize) -> Sam
     let summary = run(&opts).await.expect("backup run");
     let wall = t0.elapsed();
     let cpu = cpu_time() - cpu0;
-    let peak_rss_kb = status_kb("VmHWM:");
+    let peak_rss_kb = status_kb("self", "VmHWM:");
     assert_eq!(
         summary.ok as usize,
         devices,
@@ -250,25 +172,13 @@ async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> 
     }
     let wall = t0.elapsed();
     let cpu = cpu_time() - cpu0;
-    let peak_rss_kb = status_kb("VmHWM:");
+    let peak_rss_kb = status_kb("self", "VmHWM:");
     assert_eq!(failed, 0, "devices failed");
     Sample {
         wall,
         cpu,
         peak_rss_kb,
     }
-}
-
-/// Reads the CPU time of another process (the simulator) from /proc/PID/stat.
-fn cpu_time_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(i) = stat.rfind(')') else {
-        return Duration::ZERO;
-    };
-    let f: Vec<&str> = stat[i + 2..].split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
 
 /// Child mode: `backup --child MODE INVENTORY DEVICES CONCURRENCY REPEATS` runs one row in a
@@ -398,7 +308,7 @@ fn main() {
         rows.push(r);
     };
     {
-        let sim = Sim::start(&bin, dir.path(), "modern", 1000, port_base, false);
+        let sim = Sim::start(&bin, dir.path(), "modern", 1000, port_base, &[]);
         let inv200 = sub_inventory(&sim.inventory, 200, &dir.path().join("inv200.csv"));
         // Warm-up: page cache, the simulator's first connections.
         run_row(&exe, &sim, "warm-up", "backup", &inv200, 200, 50, 1);
@@ -433,7 +343,14 @@ fn main() {
         ));
     }
     {
-        let sim = Sim::start(&bin, dir.path(), "legacy", 1000, port_base + 1000, true);
+        let sim = Sim::start(
+            &bin,
+            dir.path(),
+            "legacy",
+            1000,
+            port_base + 1000,
+            &["--legacy-kex"],
+        );
         report(run_row(
             &exe,
             &sim,

@@ -25,17 +25,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{Sim, cpu_time_of, status_kb};
+
 const PORT_BASE: u16 = 8000;
 const CONCURRENCY: usize = 200;
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -48,50 +43,9 @@ fn bin() -> PathBuf {
     b
 }
 
-fn start_sim(bin: &Path, dir: &Path, devices: usize) -> (Sim, PathBuf) {
-    let inv = dir.join("inventory.csv");
-    let log = std::fs::File::create(dir.join("sim.log")).expect("sim log");
-    let child = Command::new(bin)
-        .args([
-            "sim",
-            "--devices",
-            &devices.to_string(),
-            "--platform",
-            "cisco_ios",
-        ])
-        .args(["--port-base", &PORT_BASE.to_string(), "--inventory"])
-        .arg(&inv)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start the simulator");
-    let mut sim = Sim(child);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !inv.exists() {
-        if let Ok(Some(status)) = sim.0.try_wait() {
-            panic!(
-                "the simulator exited ({status}); see {}",
-                dir.join("sim.log").display()
-            );
-        }
-        assert!(Instant::now() < deadline, "the simulator did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    (sim, inv)
-}
-
-/// utime + stime of a process, in seconds.
+/// CPU time (user + system) of a process so far, in seconds.
 fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
+    cpu_time_of(pid).as_secs_f64()
 }
 
 struct Row {
@@ -193,17 +147,6 @@ fn api(path: &str) -> String {
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-/// Peak RSS (VmHWM) of a process, in MB.
-fn peak_rss_mb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        / 1024
 }
 
 /// `netraven serve` on SQLite with the embedded queue: the inventory imported through the API,
@@ -311,7 +254,7 @@ fn serve_rows(bin: &Path, sim_pid: u32, inv: &Path, dir: &Path, devices: usize) 
             label,
             wall,
             cpu_ms: (cpu_of(pid) - cpu_before) * 1000.0 / devices as f64,
-            rss_mb: peak_rss_mb(pid),
+            rss_mb: status_kb(pid, "VmHWM:") / 1024,
             sim_cpu_ms: (cpu_of(sim_pid) - sim_before) * 1000.0 / devices as f64,
             summary: format!("{} {}", run["status"], run["counts"]),
         });
@@ -335,12 +278,20 @@ fn main() {
     for &n in &sizes {
         let d = dir.path().join(format!("n{n}"));
         std::fs::create_dir_all(&d).expect("dir");
-        let (sim, inv) = start_sim(&bin, &d, n);
+        let sim = Sim::start(&bin, &d, "inventory", n, PORT_BASE, &[]);
+        let inv = sim.inventory.clone();
         let repo = d.join("backups.git");
-        rows.push(backup(&bin, sim.0.id(), &inv, &repo, n, "first run"));
-        rows.push(backup(&bin, sim.0.id(), &inv, &repo, n, "unchanged re-run"));
+        rows.push(backup(&bin, sim.child.id(), &inv, &repo, n, "first run"));
+        rows.push(backup(
+            &bin,
+            sim.child.id(),
+            &inv,
+            &repo,
+            n,
+            "unchanged re-run",
+        ));
         if std::env::var("NETRAVEN_SCALE_SERVE").map_or(true, |v| v != "0") {
-            rows.extend(serve_rows(&bin, sim.0.id(), &inv, &d, n));
+            rows.extend(serve_rows(&bin, sim.child.id(), &inv, &d, n));
         }
         drop(sim);
     }

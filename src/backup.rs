@@ -12,6 +12,7 @@ use crate::Netraven;
 use netraven_core::engine::EngineConfig;
 use netraven_core::inventory;
 use netraven_core::prelude::*;
+use netraven_core::store::failed_devices;
 use netraven_store::git::GitWriterConfig;
 use netraven_store::git_tree::GitTreeSink;
 use std::collections::{BTreeMap, HashMap};
@@ -235,38 +236,10 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         commit,
         ..Default::default()
     };
-    let mut page = 1;
-    loop {
-        let results = store
-            .list_results(
-                &ResultFilter {
-                    run_id: Some(run.id),
-                    status: Some(DeviceStatus::Failed),
-                    ..Default::default()
-                },
-                Page::new(page, 1000),
-            )
-            .await?;
-        for r in &results.items {
-            let kind = r
-                .error_kind
-                .map(|k| k.as_str())
-                .unwrap_or("unknown")
-                .to_string();
-            *summary.failed.entry(kind.clone()).or_default() += 1;
-            let host = store
-                .get_device(r.device_id)
-                .await
-                .map(|d| d.spec.hostname)
-                .unwrap_or_default();
-            summary
-                .failures
-                .push((host, kind, r.message.clone().unwrap_or_default()));
-        }
-        if page >= results.pages {
-            break;
-        }
-        page += 1;
+    for f in failed_devices(store.as_ref(), run.id, usize::MAX).await? {
+        let kind = f.kind.map(|k| k.as_str()).unwrap_or("unknown").to_string();
+        *summary.failed.entry(kind.clone()).or_default() += 1;
+        summary.failures.push((f.hostname, kind, f.message));
     }
     summary.failures.sort();
     summary.wall = started.elapsed();

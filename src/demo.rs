@@ -3,6 +3,7 @@
 //! hourly backup job, and a text report of a run.
 
 use netraven_core::prelude::*;
+use netraven_core::store::failed_devices;
 use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
 use std::collections::HashMap;
 
@@ -183,26 +184,12 @@ pub async fn report(store: &dyn Store, run: &Run) -> Result<String> {
         c.unchanged,
         c.failed
     ));
-    let failed = store
-        .list_results(
-            &ResultFilter {
-                run_id: Some(run.id),
-                status: Some(DeviceStatus::Failed),
-                ..Default::default()
-            },
-            Page::first(100),
-        )
-        .await?;
-    for r in failed.items {
-        let host = store
-            .get_device(r.device_id)
-            .await
-            .map(|d| d.spec.hostname)
-            .unwrap_or_default();
+    for f in failed_devices(store, run.id, 100).await? {
         out.push_str(&format!(
-            "  {host}: {} ({})\n",
-            r.error_kind.map(|k| k.as_str()).unwrap_or("?"),
-            r.message.unwrap_or_default()
+            "  {}: {} ({})\n",
+            f.hostname,
+            f.kind.map(|k| k.as_str()).unwrap_or("?"),
+            f.message
         ));
     }
     Ok(out)

@@ -21,22 +21,8 @@ use std::collections::HashSet;
 /// Largest number of rows one import accepts.
 pub const MAX_IMPORT_ROWS: usize = 10_000;
 
-/// The columns an import CSV may have.
-pub const CSV_COLUMNS: [&str; 13] = [
-    "hostname",
-    "address",
-    "port",
-    "platform",
-    "tags",
-    "description",
-    "serial",
-    "model",
-    "enabled",
-    "legacy_ssh",
-    "username",
-    "password",
-    "enable_secret",
-];
+/// The columns an import CSV may have (the inventory reader's).
+pub use crate::inventory::COLUMNS as CSV_COLUMNS;
 
 /// A login from an import row.
 #[derive(Debug, Clone)]

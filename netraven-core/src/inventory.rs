@@ -78,7 +78,9 @@ impl Default for ParseOptions {
 /// Rows in order, each read or refused on its own.
 pub type Rows = Vec<std::result::Result<InventoryRow, RowError>>;
 
-const DEVICE_COLUMNS: [&str; 10] = [
+/// Every column an inventory CSV may have: the device's fields, then the login's
+/// (`username`, `password`, `enable_secret`, accepted where the reader takes logins).
+pub const COLUMNS: [&str; 13] = [
     "hostname",
     "address",
     "port",
@@ -89,8 +91,12 @@ const DEVICE_COLUMNS: [&str; 10] = [
     "model",
     "enabled",
     "legacy_ssh",
+    "username",
+    "password",
+    "enable_secret",
 ];
-const LOGIN_COLUMNS: [&str; 3] = ["username", "password", "enable_secret"];
+/// How many of [`COLUMNS`] describe the device (the rest are the login).
+const DEVICE_COLUMNS: usize = 10;
 
 /// Splits a tag list on `;` or `|`, trimming and dropping empty names.
 pub fn split_tags(s: &str) -> Vec<String> {
@@ -122,11 +128,11 @@ pub fn parse_csv(body: &[u8], opts: ParseOptions) -> Result<Rows> {
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
-    let known: Vec<&str> = DEVICE_COLUMNS
-        .iter()
-        .chain(if opts.logins { &LOGIN_COLUMNS[..] } else { &[] })
-        .copied()
-        .collect();
+    let known = if opts.logins {
+        &COLUMNS[..]
+    } else {
+        &COLUMNS[..DEVICE_COLUMNS]
+    };
     for h in &headers {
         if !known.contains(&h.as_str()) {
             return Err(Error::invalid(format!(

@@ -665,3 +665,50 @@ pub mod check {
         }
     }
 }
+
+/// One failed device of a run, as the command-line summaries print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDevice {
+    /// The device's hostname (empty if the device was deleted since).
+    pub hostname: String,
+    /// Why it failed, when the result says.
+    pub kind: Option<crate::error::ErrorKind>,
+    /// The result's message.
+    pub message: String,
+}
+
+/// The first `limit` failed devices of `run`, in the store's result order, with their hostnames
+/// (read once per page of results, not once per device).
+pub async fn failed_devices<S>(store: &S, run: RunId, limit: usize) -> Result<Vec<FailedDevice>>
+where
+    S: ResultStore + DeviceStore + ?Sized,
+{
+    let filter = ResultFilter {
+        run_id: Some(run),
+        status: Some(DeviceStatus::Failed),
+        ..ResultFilter::default()
+    };
+    let mut out = Vec::new();
+    let mut page = 1;
+    while out.len() < limit {
+        let results = store.list_results(&filter, Page::new(page, 1000)).await?;
+        let ids: Vec<DeviceId> = results.items.iter().map(|r| r.device_id).collect();
+        let hosts: std::collections::HashMap<DeviceId, String> = store
+            .devices_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d.spec.hostname))
+            .collect();
+        let room = limit - out.len();
+        out.extend(results.items.into_iter().take(room).map(|r| FailedDevice {
+            hostname: hosts.get(&r.device_id).cloned().unwrap_or_default(),
+            kind: r.error_kind,
+            message: r.message.unwrap_or_default(),
+        }));
+        if page >= results.pages {
+            break;
+        }
+        page += 1;
+    }
+    Ok(out)
+}

@@ -424,13 +424,19 @@ fn re(what: &str, platform: &str, p: &str) -> Result<Regex> {
     })
 }
 
+impl PlatformSpec {
+    /// Parses a platform file (TOML) without compiling it.
+    pub fn from_toml(text: &str) -> Result<PlatformSpec> {
+        toml::from_str(text).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, format!("bad platform file: {e}")).with_source(e)
+        })
+    }
+}
+
 impl Platform {
     /// Parses and compiles a platform file.
     pub fn from_toml(text: &str) -> Result<Platform> {
-        let spec: PlatformSpec = toml::from_str(text).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("bad platform file: {e}")).with_source(e)
-        })?;
-        Platform::compile(spec)
+        Platform::compile(PlatformSpec::from_toml(text)?)
     }
 
     /// Compiles a parsed platform file.
@@ -578,13 +584,7 @@ pub fn builtin_platforms() -> Result<Vec<Platform>> {
 /// One built-in platform by name or alias (only that one is compiled).
 pub fn builtin_platform(name: &str) -> Result<Platform> {
     for (file, text) in BUILTIN_PLATFORM_FILES {
-        let spec: PlatformSpec = toml::from_str(text).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("bad platform file {file}: {e}"),
-            )
-            .with_source(e)
-        })?;
+        let spec = PlatformSpec::from_toml(text).map_err(|e| e.context(file))?;
         if spec.name == name || spec.aliases.iter().any(|a| a == name) {
             return Platform::compile(spec).map_err(|e| e.context(file));
         }

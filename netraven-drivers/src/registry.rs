@@ -43,26 +43,23 @@ fn register(registry: &mut DriverRegistry, driver: Arc<dyn Driver>, aliases: Vec
 /// compile makes every `connect` fail with that error.
 #[derive(Debug)]
 pub struct LazySshDriver {
-    name: String,
+    spec: PlatformSpec,
     file: String,
-    text: &'static str,
     host_keys: Arc<dyn HostKeyStore>,
     compiled: OnceLock<std::result::Result<SshDriver, (ErrorKind, String)>>,
 }
 
 impl LazySshDriver {
-    /// A driver for the platform file `text` (named `file` in errors), whose parsed name is
-    /// `name`; host keys are pinned in `host_keys`.
+    /// A driver for the parsed platform file `spec` (named `file` in errors); host keys are
+    /// pinned in `host_keys`.
     pub fn new(
-        name: impl Into<String>,
+        spec: PlatformSpec,
         file: impl Into<String>,
-        text: &'static str,
         host_keys: Arc<dyn HostKeyStore>,
     ) -> Self {
         LazySshDriver {
-            name: name.into(),
+            spec,
             file: file.into(),
-            text,
             host_keys,
             compiled: OnceLock::new(),
         }
@@ -76,8 +73,8 @@ impl LazySshDriver {
     /// The compiled driver, compiling it on the first call.
     pub fn driver(&self) -> Result<&SshDriver> {
         let r = self.compiled.get_or_init(|| {
-            tracing::debug!(platform = %self.name, "compiling platform");
-            Platform::from_toml(self.text)
+            tracing::debug!(platform = %self.spec.name, "compiling platform");
+            Platform::compile(self.spec.clone())
                 .map(|p| SshDriver::new(p, self.host_keys.clone()))
                 .map_err(|e| (e.kind(), format!("{}: {e}", self.file)))
         });
@@ -96,7 +93,7 @@ static REDACT_ALL: LazyLock<Rules> = LazyLock::new(|| {
 #[async_trait]
 impl Driver for LazySshDriver {
     fn platform(&self) -> &str {
-        &self.name
+        &self.spec.name
     }
 
     fn rules(&self) -> &Rules {
@@ -127,15 +124,10 @@ pub fn register_builtins(
     host_keys: Arc<dyn HostKeyStore>,
 ) -> Result<()> {
     for (file, text) in BUILTIN_PLATFORM_FILES {
-        let spec: PlatformSpec = toml::from_str(text).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("bad platform file {file}: {e}"),
-            )
-            .with_source(e)
-        })?;
-        let driver = LazySshDriver::new(spec.name, *file, text, host_keys.clone());
-        register(registry, Arc::new(driver), spec.aliases);
+        let spec = PlatformSpec::from_toml(text).map_err(|e| e.context(file))?;
+        let aliases = spec.aliases.clone();
+        let driver = LazySshDriver::new(spec, *file, host_keys.clone());
+        register(registry, Arc::new(driver), aliases);
     }
     Ok(())
 }
@@ -175,14 +167,14 @@ mod tests {
         assert!(reg.platforms().len() >= 40, "{:?}", reg.platforms());
         let xe = reg.get("cisco_xe").unwrap();
         assert_eq!(xe.platform(), "cisco_ios", "an alias reaches its platform");
+        let text = BUILTIN_PLATFORM_FILES
+            .iter()
+            .find(|(f, _)| *f == "cisco_ios.toml")
+            .unwrap()
+            .1;
         let mut lazy = LazySshDriver::new(
-            "cisco_ios",
+            PlatformSpec::from_toml(text).unwrap(),
             "cisco_ios.toml",
-            BUILTIN_PLATFORM_FILES
-                .iter()
-                .find(|(f, _)| *f == "cisco_ios.toml")
-                .unwrap()
-                .1,
             keys(),
         );
         assert!(!lazy.is_compiled());
@@ -202,11 +194,8 @@ mod tests {
     #[tokio::test]
     async fn a_platform_that_fails_to_compile_fails_connect_and_redacts_everything() {
         let bad = "name = \"broken\"\nprompt = \"(\"\n[[backup]]\ncommand = \"show run\"\n";
-        assert!(
-            toml::from_str::<PlatformSpec>(bad).is_ok(),
-            "parses, fails to compile"
-        );
-        let d = LazySshDriver::new("broken", "broken.toml", bad, keys());
+        let spec = PlatformSpec::from_toml(bad).expect("parses, fails to compile");
+        let d = LazySshDriver::new(spec, "broken.toml", keys());
         let dev = Device::new("r1", "127.0.0.1", "broken");
         let cred = Credential::new("c", "u", "p".into());
         let e = d
