@@ -549,6 +549,7 @@ impl Netraven {
                 ..SchedulerConfig::default()
             },
         )
+        .with_status(self.engine.scheduler_status().clone())
     }
 
     /// The maintenance service over these parts (recovery, lease reaping, git commits, log

@@ -141,6 +141,11 @@ impl DriverRegistry {
             .ok_or_else(|| Error::invalid(format!("no driver for platform '{platform}'")))
     }
 
+    /// Whether a driver is registered for this platform name (or alias).
+    pub fn contains(&self, platform: &str) -> bool {
+        self.drivers.contains_key(platform)
+    }
+
     /// Registered names, sorted.
     pub fn platforms(&self) -> Vec<String> {
         let mut v: Vec<String> = self.drivers.keys().cloned().collect();

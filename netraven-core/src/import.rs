@@ -46,6 +46,7 @@ pub struct ImportRow {
 
 /// Outcome of an import (what `POST /api/devices/import` answers).
 #[derive(Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportReport {
     /// Devices created.
     pub created: usize,
@@ -61,6 +62,7 @@ pub struct ImportReport {
 
 /// The credential part of an [`ImportReport`].
 #[derive(Debug, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialReport {
     /// Credentials created by this import.
     pub created: usize,
@@ -152,9 +154,11 @@ pub async fn import(
                     creds.used_by_device(id);
                 }
             }
-            Err(e) if e.kind() == crate::ErrorKind::Conflict => report
-                .duplicates
-                .push(json!({ "row": n, "hostname": host, "detail": e.message() })),
+            // The store's own wording may name tables and constraints: say it in the API's.
+            Err(e) if e.kind() == crate::ErrorKind::Conflict => report.duplicates.push(json!({
+                "row": n, "hostname": host,
+                "detail": format!("hostname: a device with hostname '{host}' already exists"),
+            })),
             Err(e) if e.kind() == crate::ErrorKind::InvalidInput => report
                 .errors
                 .push(json!({ "row": n, "hostname": host, "detail": e.message() })),

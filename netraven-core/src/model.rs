@@ -31,6 +31,7 @@ fn epoch() -> DateTime<Utc> {
 
 /// How the SSH host key of a device is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HostKeyPolicy {
     /// Trust on first use: pin the key on first contact, refuse a changed key before any
@@ -67,6 +68,7 @@ impl HostKeyPolicy {
 /// device body and an import row are this type) and what [`Device`] carries besides its id and
 /// timestamps. One definition, so input and stored device cannot drift apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
     /// Unique name of the device (used for the snapshot file name).
@@ -147,6 +149,7 @@ impl DeviceSpec {
 /// A network device to back up: its [`DeviceSpec`] plus the store-assigned id and timestamps.
 /// It dereferences to its spec, so `device.hostname` reads (and writes) the spec's field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// Store-assigned id.
     #[serde(default)]
@@ -219,6 +222,30 @@ impl Device {
     }
 }
 
+/// Checks that a device address is an IP address (v4 or v6) or a valid DNS name: at most 253
+/// characters, dot-separated labels of 1 to 63 letters, digits and hyphens that neither start nor
+/// end with a hyphen (one trailing dot allowed). Address policies build on this check.
+pub fn validate_address(address: &str) -> Result<()> {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = address.strip_suffix('.').unwrap_or(address);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // An all-numeric dotted name would be a mistyped IPv4 address, not a host name.
+    let numeric = name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if name.is_empty() || name.len() > 253 || numeric || !name.split('.').all(label_ok) {
+        return Err(Error::invalid(format!(
+            "address: '{address}' is neither an IP address nor a valid DNS name"
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a short identifier-like name (hostname, tag, job name): 1 to 128 characters, no
 /// control characters, no path separators.
 pub fn validate_name(field: &str, value: &str) -> Result<()> {
@@ -240,6 +267,7 @@ pub fn validate_name(field: &str, value: &str) -> Result<()> {
 
 /// A tag: a label that groups devices and credentials.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tag {
     /// Store-assigned id.
     #[serde(default)]
@@ -330,6 +358,7 @@ impl Credential {
 
 /// The public view of a [`Credential`]: everything but the secrets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CredentialInfo {
     /// Id.
     pub id: CredentialId,
@@ -359,6 +388,7 @@ pub struct CredentialInfo {
 
 /// What a job does on each device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum JobKind {
     /// Fetch, normalise, redact and store the configuration.
@@ -386,6 +416,7 @@ impl JobKind {
 /// Which devices a job runs on: the union of the listed ids and every device carrying one of
 /// the tags.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
     /// Device ids.
@@ -400,6 +431,7 @@ pub use crate::schedule::Schedule;
 
 /// What to do when a fire comes due while a run of the same job is still active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OverlapPolicy {
     /// Skip the fire and record that it was skipped.
@@ -411,6 +443,7 @@ pub enum OverlapPolicy {
 
 /// What to do with fires that came due while no scheduler was running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MissedPolicy {
     /// Drop missed fires; wait for the next one.
@@ -422,6 +455,7 @@ pub enum MissedPolicy {
 
 /// A job: what to do, on which devices, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Job {
     /// Store-assigned id.
@@ -500,6 +534,7 @@ impl Job {
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// A user, through the API or the command line.
@@ -528,6 +563,7 @@ impl Trigger {
 
 /// The status of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     /// Waiting for a worker.
@@ -592,6 +628,7 @@ impl RunStatus {
 
 /// Per-run tallies, kept by the store as device results are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunCounts {
     /// Devices in the run.
     pub total: u32,
@@ -647,6 +684,7 @@ impl RunCounts {
 
 /// A run: one execution of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     /// Store-assigned id.
     pub id: RunId,
@@ -693,6 +731,7 @@ pub struct NewRun {
 
 /// The outcome for one device in one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeviceStatus {
     /// It worked.
@@ -721,6 +760,7 @@ impl DeviceStatus {
 
 /// The one recorded result of a (run, device) pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceResult {
     /// Store-assigned id.
     pub id: i64,
@@ -765,6 +805,7 @@ pub struct RecordOutcome {
 
 /// Severity of a log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     /// Detail.
@@ -801,6 +842,7 @@ impl LogLevel {
 
 /// What a log entry is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LogKind {
     /// Run lifecycle (start, devices resolved, summary).
@@ -846,6 +888,7 @@ impl LogKind {
 
 /// One log entry. Never contains a secret: the engine only logs ids, names and error kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// Store-assigned id (increasing; live streams resume after an id).
     pub id: i64,
@@ -895,6 +938,7 @@ impl LogEntry {
 
 /// Index entry of one stored configuration snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotMeta {
     /// Store-assigned id.
     pub id: SnapshotId,
@@ -916,6 +960,7 @@ pub struct SnapshotMeta {
 
 /// A snapshot with its content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Index entry.
     #[serde(flatten)]
@@ -973,6 +1018,7 @@ pub struct HostKey {
 
 /// Roles for API users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read only.
@@ -1005,6 +1051,7 @@ impl Role {
 
 /// An API user. The password hash is never serialised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Store-assigned id.
     pub id: UserId,
@@ -1023,6 +1070,7 @@ pub struct User {
 
 /// An API token for scripts; only its hash is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     /// Store-assigned id.
     pub id: i64,
@@ -1081,6 +1129,7 @@ impl Default for Page {
 
 /// A page of results in the Python NetRaven's shape: `{items, total, page, size, pages}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Paged<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -1212,6 +1261,17 @@ pub struct JobFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_ips_or_dns_names() {
+        for ok in ["10.0.0.1", "::1", "fe80::1", "router-1", "core1.lab.example.com", "a.b."] {
+            assert!(validate_address(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "not an address!", "-a.b", "a-.b", "a..b", "999.1.1.1", "1.2.3", "a_b", "x/y"] {
+            assert!(validate_address(bad).is_err(), "{bad}");
+        }
+        assert!(validate_address(&"a".repeat(64)).is_err());
+    }
 
     #[test]
     fn final_status_rules() {

@@ -55,6 +55,49 @@ pub struct TickReport {
     pub skipped: Vec<RunId>,
 }
 
+/// What the schedulers of one process last did, for status pages: shared by cloning; a
+/// [`Scheduler`] given one with [`Scheduler::with_status`] records every tick in it.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerStatus {
+    state: Arc<std::sync::Mutex<SchedulerState>>,
+}
+
+/// A snapshot of a [`SchedulerStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SchedulerState {
+    /// The lease holder name of this process's scheduler (none: no scheduler ran here yet).
+    pub holder: Option<String>,
+    /// Whether it held the leader lease at its last tick.
+    pub leader: bool,
+    /// When its last tick ended.
+    pub last_tick: Option<DateTime<Utc>>,
+    /// The error of the last tick, if it failed.
+    pub last_error: Option<String>,
+    /// Runs it created since the process started.
+    pub runs_created: u64,
+}
+
+impl SchedulerStatus {
+    /// The current state.
+    pub fn get(&self) -> SchedulerState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, holder: &str, at: DateTime<Utc>, tick: &Result<TickReport>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.holder = Some(holder.to_string());
+        s.last_tick = Some(at);
+        match tick {
+            Ok(r) => {
+                s.leader = r.leader;
+                s.last_error = None;
+                s.runs_created += r.created.len() as u64;
+            }
+            Err(e) => s.last_error = Some(e.to_string()),
+        }
+    }
+}
+
 /// The store traits the scheduler uses (each at most a dozen methods).
 #[derive(Debug, Clone)]
 pub struct SchedulerStores {
@@ -87,6 +130,7 @@ pub struct Scheduler {
     queue: Arc<dyn Queue>,
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
+    status: SchedulerStatus,
 }
 
 impl Scheduler {
@@ -112,7 +156,14 @@ impl Scheduler {
             queue,
             clock,
             config,
+            status: SchedulerStatus::default(),
         }
+    }
+
+    /// Records every tick of [`Scheduler::run`] in `status` (e.g. the engine's, for the API).
+    pub fn with_status(mut self, status: SchedulerStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// One pass: if this scheduler holds the lease, create a run for every due fire.
@@ -232,9 +283,12 @@ impl Scheduler {
     /// Ticks until `shutdown`, then gives up the lease.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         loop {
-            if let Err(e) = self.tick().await {
+            let tick = self.tick().await;
+            if let Err(e) = &tick {
                 tracing::warn!(error = %e, "scheduler tick failed");
             }
+            self.status
+                .record(&self.config.holder, self.clock.now(), &tick);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.config.tick) => {}

@@ -419,11 +419,12 @@ impl LoginLimiter {
 
 /// Login form (form-encoded or JSON). Extra OAuth2 fields (`grant_type`, `scope`, …) are ignored
 /// so OAuth2 password-flow clients work.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
     /// User name.
     pub username: String,
     /// Password.
+    #[schema(value_type = String)]
     pub password: Secret,
 }
 

@@ -1,20 +1,39 @@
 //! Handlers for configuration history, snapshots, diffs and search.
 
 use super::ApiState;
-use super::common::{PageQuery, page_of};
+use super::common::page_of;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use axum::Json;
 use axum::extract::State;
 use netraven_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// `GET /api/configs/{device_id}/history`.
+/// Query of `GET /api/configs/{device_id}/history`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// `-created_at` only (newest first, the default; the history is kept in that order).
+    pub sort: Option<String>,
+    /// Page.
+    pub page: Option<u32>,
+    /// Size (≤ 100).
+    pub size: Option<u32>,
+}
+
+/// `GET /api/configs/{device_id}/history`: 404 for a device that does not exist (a deleted
+/// device's history stays readable only through its snapshots).
 pub async fn history(
     State(st): State<ApiState>,
     ApiPath(device_id): ApiPath<DeviceId>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Paged<SnapshotMeta>>> {
     let page = page_of(q.page, q.size)?;
+    if let Some(s) = q.sort.as_deref().filter(|s| *s != "-created_at") {
+        return Err(ApiError::invalid(format!(
+            "sort: '{s}' is not offered; the history is newest first (-created_at)"
+        )));
+    }
+    st.store.get_device(device_id).await?;
     Ok(Json(st.sink.history(device_id, page).await?))
 }
 
@@ -28,6 +47,7 @@ pub async fn snapshot(
 
 /// Query of `GET /api/configs/diff`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     /// Older snapshot id.
     pub from: SnapshotId,
@@ -38,7 +58,7 @@ pub struct DiffQuery {
 }
 
 /// Response of `GET /api/configs/diff`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DiffResponse {
     /// The older snapshot.
     pub from: SnapshotMeta,
@@ -74,6 +94,7 @@ pub async fn diff(
 
 /// Query of `GET /api/configs/search`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Text to find (literal, case-insensitive).
     pub q: String,

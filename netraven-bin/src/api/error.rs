@@ -4,8 +4,11 @@
 //! status (a 5xx is a bug, or a backend that is down: 503).
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netraven_core::{Error, ErrorKind};
@@ -120,13 +123,6 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> Self {
-        // A query string that does not fit its parameters is invalid input, as a body would be.
-        ApiError::invalid(r.body_text())
-    }
-}
-
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         let status = if r.status().is_server_error() {
@@ -148,16 +144,60 @@ impl From<BytesRejection> for ApiError {
 /// Result of a handler.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
-/// `axum::Json` with JSON error bodies: bad syntax 400, wrong types / unknown fields 422,
-/// missing content type 415, body over the limit 413.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body with JSON error bodies: malformed JSON 400, missing content type 415, body over
+/// the limit 413; valid JSON of the wrong shape or type (unknown fields, missing fields, a number
+/// for a string) 422 naming the field path.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-/// `axum::extract::Query` with JSON error bodies (422).
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // Read as a plain JSON value first, so only syntax errors are 400 and every error of
+        // shape or type is 422 (axum would answer some type errors of enums with 400).
+        let axum::Json(v) = axum::Json::<Value>::from_request(req, state).await?;
+        Ok(ApiJson(from_json(v)?))
+    }
+}
+
+/// Deserializes a JSON value into `T`; errors are 422 naming the field path (`targets.device_ids[0]: …`).
+pub fn from_json<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid(format!("body: {inner}"))
+        } else {
+            ApiError::invalid(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// Query parameters with JSON error bodies (422). Strict: a parameter the route does not know is
+/// 422 naming it (query structs deny unknown fields); a parameter may repeat where its field is a
+/// list (`tag=a&tag=b` means either), and an empty value counts as absent.
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or("");
+        // Drop empty values so `?name=` means "no filter" for every type, as the web page sends.
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let cleaned = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
+        serde_html_form::from_str(&cleaned)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid(format!("query: {e}")))
+    }
+}
 
 /// `axum::extract::Path` with JSON error bodies (422 for a malformed id).
 #[derive(Debug, FromRequestParts)]

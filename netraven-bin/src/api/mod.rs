@@ -14,8 +14,14 @@
 //! none reveals anything but counters and ok/not-ok, so probes and scrapers need no credentials. Everything else needs at least `viewer`.
 //!
 //! Errors are JSON `{error, detail}`: 400 bad JSON syntax, 401 bad or missing token, 403 role,
-//! 404 missing, 409 duplicate or protected, 413 body over 1 MiB, 415 wrong content type,
-//! 422 invalid input (wrong types, unknown fields, failed validation), 429 too many failed logins.
+//! 404 missing (every path id that does not exist), 409 duplicate or protected, 413 body over
+//! 1 MiB, 415 wrong content type, 422 invalid input (wrong types or shape with the field path,
+//! unknown fields or query parameters, failed validation, unknown references), 429 too many
+//! failed logins.
+//!
+//! The rules every route follows (docs/api.md): `/api` is v1; `PUT` replaces a resource, `PATCH`
+//! merges (RFC 7396); lists answer `{items, total, page, size, pages}`, take `page`, `size` ≤ 100,
+//! `sort=field`/`sort=-field` and filters that may repeat (any of the values).
 
 pub mod auth;
 pub mod common;
@@ -82,11 +88,35 @@ impl ApiState {
     }
 }
 
+/// A request body of a route, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqBody {
+    /// `application/json` of this component schema.
+    Json(&'static str),
+    /// `application/json` of this component schema, or the same fields form-encoded.
+    JsonOrForm(&'static str),
+    /// `text/csv`, or `application/json` with an array of this component schema.
+    CsvOrJsonArray(&'static str),
+}
+
+/// The success response of a route, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RespBody {
+    /// `application/json` of this component schema.
+    Json(&'static str),
+    /// A list: `{items, total, page, size, pages}` of this component schema.
+    Page(&'static str),
+    /// No content (204).
+    Empty,
+    /// Text of this media type (`text/plain`, `text/event-stream`, `text/html`).
+    Text(&'static str),
+}
+
 /// One route of the API: the single declaration the router, the role check and the OpenAPI
 /// document are built from.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
-    /// HTTP method (`GET`, `POST`, `PUT`, `DELETE`).
+    /// HTTP method (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`).
     pub method: &'static str,
     /// axum path, with `{param}` placeholders (also OpenAPI syntax).
     pub path: &'static str,
@@ -96,6 +126,23 @@ pub struct RouteSpec {
     pub summary: &'static str,
     /// Success status.
     pub success: u16,
+    /// Request body, if it takes one.
+    pub request: Option<ReqBody>,
+    /// Success response body.
+    pub response: RespBody,
+}
+
+impl RouteSpec {
+    /// The same route with another success status (201 created, 202 accepted).
+    fn status(mut self, success: u16) -> Self {
+        self.success = success;
+        self
+    }
+
+    /// Whether the route is a list (answers the page envelope and takes `page`, `size`, `sort`).
+    pub fn is_list(&self) -> bool {
+        matches!(self.response, RespBody::Page(_))
+    }
 }
 
 const V: Access = Access::Role(Role::Viewer);
@@ -103,9 +150,36 @@ const O: Access = Access::Role(Role::Operator);
 const A: Access = Access::Role(Role::Admin);
 const P: Access = Access::Public;
 
-/// The route table: every route with its access rule and handler.
+use RespBody::{Empty, Json as J, Page as Pg, Text};
+
+fn spec(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    request: Option<ReqBody>,
+    response: RespBody,
+) -> RouteSpec {
+    let success = if response == Empty { 204 } else { 200 };
+    RouteSpec {
+        method,
+        path,
+        access,
+        summary,
+        success,
+        request,
+        response,
+    }
+}
+
+fn body(schema: &'static str) -> Option<ReqBody> {
+    Some(ReqBody::Json(schema))
+}
+
+/// The route table: every route with its access rule, bodies and handler.
 fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use auth as au;
+    use axum::routing::patch;
     use configs as c;
     use credentials as cr;
     use devices as d;
@@ -115,402 +189,76 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use tags as t;
     use users as u;
     use views as vw;
-    fn spec(
-        method: &'static str,
-        path: &'static str,
-        access: Access,
-        success: u16,
-        summary: &'static str,
-    ) -> RouteSpec {
-        RouteSpec {
-            method,
-            path,
-            access,
-            summary,
-            success,
-        }
-    }
-    vec![
-        (
-            spec("GET", "/api/health", P, 200, "Liveness check"),
-            get(s::health),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/ready",
-                P,
-                200,
-                "Readiness: store and queue reachable, migrations current (503 if not)",
-            ),
-            get(s::ready),
-        ),
-        (
-            spec("GET", "/metrics", P, 200, "Prometheus metrics"),
-            get(s::metrics),
-        ),
-        (
-            spec("GET", "/api/openapi.json", V, 200, "This OpenAPI document"),
-            get(s::openapi),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/system/status",
-                V,
-                200,
-                "Store, queue and worker status",
-            ),
-            get(s::status),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/auth/token",
-                P,
-                200,
-                "Log in (form or JSON username/password); returns a bearer token",
-            ),
-            post(au::login),
-        ),
-        (
-            spec("GET", "/api/auth/me", V, 200, "The calling user"),
-            get(au::me),
-        ),
+    let mut v = vec![
+        (spec("GET", "/api/health", P, "Liveness check", None, J("Health")), get(s::health)),
+        (spec("GET", "/api/ready", P, "Readiness: store and queue reachable, migrations current (503 if not)", None, J("Ready")), get(s::ready)),
+        (spec("GET", "/metrics", P, "Prometheus metrics", None, Text("text/plain")), get(s::metrics)),
+        (spec("GET", "/api/openapi.json", V, "This OpenAPI document", None, J("OpenApiDocument")), get(s::openapi)),
+        (spec("GET", "/api/system/status", V, "Store, queue (ready, leased, delayed, dead), scheduler (leader, last tick, next fires), git writer, worker and maintenance status", None, J("SystemStatus")), get(s::status)),
+        (spec("POST", "/api/auth/token", P, "Log in (form or JSON username/password); returns a bearer token", Some(ReqBody::JsonOrForm("LoginForm")), J("TokenResponse")), post(au::login)),
+        (spec("GET", "/api/auth/me", V, "The calling user", None, J("Me")), get(au::me)),
         // Read models of the web page
-        (
-            spec(
-                "GET",
-                "/api/dashboard",
-                V,
-                200,
-                "Dashboard figures: device health, failing devices, latest runs, runs per day with p50/p95 durations (days, stale_hours)",
-            ),
-            get(vw::dashboard),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/devices/recent",
-                V,
-                200,
-                "Recent results of up to 100 devices (ids, n): last results, last success and failure, credential that worked",
-            ),
-            get(vw::recent_results),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/jobs/preview",
-                V,
-                200,
-                "The next fire times of a schedule (nothing is stored)",
-            ),
-            post(vw::preview_schedule),
-        ),
-        // Users
-        (
-            spec("GET", "/api/users", A, 200, "List users"),
-            get(u::list_users),
-        ),
-        (
-            spec("POST", "/api/users", A, 201, "Create a user"),
-            post(u::create_user),
-        ),
-        (
-            spec("GET", "/api/users/{id}", A, 200, "Get a user"),
-            get(u::get_user),
-        ),
-        (
-            spec(
-                "PUT",
-                "/api/users/{id}",
-                A,
-                200,
-                "Change a user's password, role or active flag",
-            ),
-            put(u::update_user),
-        ),
-        (
-            spec(
-                "DELETE",
-                "/api/users/{id}",
-                A,
-                204,
-                "Delete a user and its tokens",
-            ),
-            delete(u::delete_user),
-        ),
-        // API tokens
-        (
-            spec(
-                "GET",
-                "/api/tokens",
-                A,
-                200,
-                "List API tokens (of user_id, default the caller)",
-            ),
-            get(u::list_tokens),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/tokens",
-                A,
-                201,
-                "Create an API token; the token is shown only in this response",
-            ),
-            post(u::create_token),
-        ),
-        (
-            spec("DELETE", "/api/tokens/{id}", A, 204, "Revoke an API token"),
-            delete(u::delete_token),
-        ),
-        // Tags
-        (
-            spec("GET", "/api/tags", V, 200, "List tags"),
-            get(t::list_tags),
-        ),
-        (
-            spec("POST", "/api/tags", O, 201, "Create a tag"),
-            post(t::create_tag),
-        ),
-        (
-            spec("GET", "/api/tags/{id}", V, 200, "Get a tag"),
-            get(t::get_tag),
-        ),
-        (
-            spec("PUT", "/api/tags/{id}", O, 200, "Rename or describe a tag"),
-            put(t::update_tag),
-        ),
-        (
-            spec("DELETE", "/api/tags/{id}", O, 204, "Delete a tag"),
-            delete(t::delete_tag),
-        ),
-        // Credentials
-        (
-            spec(
-                "GET",
-                "/api/credentials",
-                V,
-                200,
-                "List credentials (never their secrets)",
-            ),
-            get(cr::list_credentials),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/credentials",
-                A,
-                201,
-                "Create a credential (password is write-only)",
-            ),
-            post(cr::create_credential),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/credentials/{id}",
-                V,
-                200,
-                "Get a credential (never its secrets)",
-            ),
-            get(cr::get_credential),
-        ),
-        (
-            spec(
-                "PUT",
-                "/api/credentials/{id}",
-                A,
-                200,
-                "Update a credential; omitted secrets are kept",
-            ),
-            put(cr::update_credential),
-        ),
-        (
-            spec(
-                "DELETE",
-                "/api/credentials/{id}",
-                A,
-                204,
-                "Delete a credential",
-            ),
-            delete(cr::delete_credential),
-        ),
-        // Devices
-        (
-            spec(
-                "GET",
-                "/api/devices",
-                V,
-                200,
-                "List devices (filters hostname, address, platform, tag)",
-            ),
-            get(d::list_devices),
-        ),
-        (
-            spec("POST", "/api/devices", O, 201, "Create a device"),
-            post(d::create_device),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/devices/import",
-                O,
-                200,
-                "Import devices from CSV (text/csv) or a JSON array; reports per-row errors and duplicates",
-            ),
-            post(d::import_devices),
-        ),
-        (
-            spec("GET", "/api/devices/{id}", V, 200, "Get a device"),
-            get(d::get_device),
-        ),
-        (
-            spec("PUT", "/api/devices/{id}", O, 200, "Replace a device"),
-            put(d::update_device),
-        ),
-        (
-            spec("DELETE", "/api/devices/{id}", O, 204, "Delete a device"),
-            delete(d::delete_device),
-        ),
-        // Jobs and runs
-        (
-            spec(
-                "GET",
-                "/api/jobs",
-                V,
-                200,
-                "List jobs (filters name, enabled)",
-            ),
-            get(j::list_jobs),
-        ),
-        (
-            spec("POST", "/api/jobs", O, 201, "Create a job"),
-            post(j::create_job),
-        ),
-        (
-            spec("GET", "/api/jobs/{id}", V, 200, "Get a job"),
-            get(j::get_job),
-        ),
-        (
-            spec("PUT", "/api/jobs/{id}", O, 200, "Replace a job"),
-            put(j::update_job),
-        ),
-        (
-            spec(
-                "DELETE",
-                "/api/jobs/{id}",
-                O,
-                204,
-                "Delete a job (system jobs: 409)",
-            ),
-            delete(j::delete_job),
-        ),
-        (
-            spec(
-                "POST",
-                "/api/jobs/{id}/run",
-                O,
-                202,
-                "Run a job now (Idempotency-Key header makes retries return the same run)",
-            ),
-            post(ru::run_job),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/runs",
-                V,
-                200,
-                "List runs (filters job_id, status, since, until)",
-            ),
-            get(ru::list_runs),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/runs/{id}",
-                V,
-                200,
-                "Get a run with status, counts and timings",
-            ),
-            get(ru::get_run),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/job-results",
-                V,
-                200,
-                "List per-device results (filters device_id, job_id, run_id, status, since, until)",
-            ),
-            get(ru::list_results),
-        ),
-        // Logs
-        (
-            spec(
-                "GET",
-                "/api/logs",
-                V,
-                200,
-                "List logs (filters run_id, device_id, job_id, level, kind, source, since, until, search; order)",
-            ),
-            get(ru::list_logs),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/logs/stream",
-                V,
-                200,
-                "A run's logs as server-sent events, live until the run ends",
-            ),
-            get(ru::stream_logs),
-        ),
-        // Configs
-        (
-            spec(
-                "GET",
-                "/api/configs/search",
-                V,
-                200,
-                "Search the latest configurations (q)",
-            ),
-            get(c::search),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/configs/diff",
-                V,
-                200,
-                "Unified diff of two snapshots (from, to)",
-            ),
-            get(c::diff),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/configs/snapshots/{id}",
-                V,
-                200,
-                "A snapshot with its content",
-            ),
-            get(c::snapshot),
-        ),
-        (
-            spec(
-                "GET",
-                "/api/configs/{device_id}/history",
-                V,
-                200,
-                "A device's snapshots, newest first",
-            ),
-            get(c::history),
-        ),
-    ]
+        (spec("GET", "/api/dashboard", V, "Dashboard figures: device health, failing devices, latest runs, runs per day with p50/p95 durations (days, stale_hours)", None, J("Dashboard")), get(vw::dashboard)),
+        (spec("GET", "/api/devices/recent", V, "Recent results of up to 100 devices (ids, n): last results, last success and failure, credential that worked", None, J("RecentResults")), get(vw::recent_results)),
+        (spec("POST", "/api/jobs/preview", V, "The next fire times of a schedule (nothing is stored)", body("PreviewInput"), J("SchedulePreview")), post(vw::preview_schedule)),
+    ];
+    // The five routes of a resource: list, create, get, replace (PUT), merge-patch (PATCH), delete.
+    macro_rules! resource {
+        ($base:literal, $item:literal, $schema:literal, $input:literal, $replace:literal,
+         $read:expr, $write:expr, $list:expr, $create:expr, $get:expr, $put:expr, $patch:expr, $del:expr,
+         $ls:literal, $cs:literal, $gs:literal, $ps:literal, $ds:literal) => {
+            v.push((spec("GET", $base, $read, $ls, None, Pg($schema)), get($list)));
+            v.push((spec("POST", $base, $write, $cs, body($input), J($schema)).status(201), post($create)));
+            v.push((spec("GET", $item, $read, $gs, None, J($schema)), get($get)));
+            v.push((spec("PUT", $item, $write, $ps, body($replace), J($schema)), put($put)));
+            v.push((spec("PATCH", $item, $write, "Change some fields (JSON merge patch: omitted fields stay, null resets a field to its default)", body("MergePatch"), J($schema)), patch($patch)));
+            v.push((spec("DELETE", $item, $write, $ds, None, Empty), delete($del)));
+        };
+    }
+    resource!("/api/users", "/api/users/{id}", "User", "UserCreate", "UserReplace", A, A,
+        u::list_users, u::create_user, u::get_user, u::update_user, u::patch_user, u::delete_user,
+        "List users (filters username, role, active; sort)", "Create a user", "Get a user",
+        "Replace a user's username, role and active flag (and password if given)",
+        "Delete a user and its tokens");
+    v.extend([
+        (spec("GET", "/api/tokens", A, "List API tokens (of user_id, default the caller)", None, J("TokenList")), get(u::list_tokens)),
+        (spec("POST", "/api/tokens", A, "Create an API token; the token is shown only in this response", body("TokenCreate"), J("TokenCreated")).status(201), post(u::create_token)),
+        (spec("DELETE", "/api/tokens/{id}", A, "Revoke an API token", None, Empty), delete(u::delete_token)),
+    ]);
+    resource!("/api/tags", "/api/tags/{id}", "Tag", "TagInput", "TagInput", V, O,
+        t::list_tags, t::create_tag, t::get_tag, t::update_tag, t::patch_tag, t::delete_tag,
+        "List tags (filter name; sort)", "Create a tag", "Get a tag",
+        "Replace a tag (name and description)", "Delete a tag");
+    resource!("/api/credentials", "/api/credentials/{id}", "CredentialInfo", "CredentialCreate", "CredentialReplace", V, A,
+        cr::list_credentials, cr::create_credential, cr::get_credential, cr::update_credential, cr::patch_credential, cr::delete_credential,
+        "List credentials, never their secrets (filters name, username, tag; sort)",
+        "Create a credential (password is write-only; create_missing_tags)",
+        "Get a credential (never its secrets)",
+        "Replace a credential; omitted secrets are kept", "Delete a credential");
+    v.push((spec("POST", "/api/devices/import", O, "Import devices from CSV (text/csv) or a JSON array; bad rows are reported with their row number and reason, good rows saved", Some(ReqBody::CsvOrJsonArray("DeviceSpec")), J("ImportReport")), post(d::import_devices)));
+    resource!("/api/devices", "/api/devices/{id}", "Device", "DeviceInput", "DeviceInput", V, O,
+        d::list_devices, d::create_device, d::get_device, d::update_device, d::patch_device, d::delete_device,
+        "List devices (filters hostname, address, platform, tag, enabled; sort)",
+        "Create a device (platform must have a driver, address an IP or DNS name; create_missing_tags)",
+        "Get a device", "Replace a device", "Delete a device");
+    resource!("/api/jobs", "/api/jobs/{id}", "Job", "JobInput", "JobInput", V, O,
+        j::list_jobs, j::create_job, j::get_job, j::update_job, j::patch_job, j::delete_job,
+        "List jobs (filters name, enabled, kind, tag; sort)",
+        "Create a job (targets must exist and not be empty; create_missing_tags)",
+        "Get a job", "Replace a job", "Delete a job (system jobs: 409)");
+    v.extend([
+        (spec("POST", "/api/jobs/{id}/run", O, "Run a job now (Idempotency-Key header makes retries return the same run)", None, J("RunAccepted")).status(202), post(ru::run_job)),
+        (spec("GET", "/api/runs", V, "List runs (filters job_id, status, since, until; sort)", None, Pg("Run")), get(ru::list_runs)),
+        (spec("GET", "/api/runs/{id}", V, "Get a run with status, counts and timings", None, J("Run")), get(ru::get_run)),
+        (spec("GET", "/api/job-results", V, "List per-device results (filters device_id, job_id, run_id, status, since, until; sort)", None, Pg("DeviceResult")), get(ru::list_results)),
+        (spec("GET", "/api/logs", V, "List logs (filters run_id, device_id, job_id, level, kind, source, since, until, search; after_id cursor; order or sort)", None, Pg("LogEntry")), get(ru::list_logs)),
+        (spec("GET", "/api/logs/stream", V, "A run's logs as server-sent events, live until the run ends (resumes after Last-Event-ID or after_id)", None, Text("text/event-stream")), get(ru::stream_logs)),
+        (spec("GET", "/api/configs/search", V, "Search the latest configurations (q)", None, Pg("SnapshotMeta")), get(c::search)),
+        (spec("GET", "/api/configs/diff", V, "Unified diff of two snapshots (from, to)", None, J("DiffResponse")), get(c::diff)),
+        (spec("GET", "/api/configs/snapshots/{id}", V, "A snapshot with its content", None, J("Snapshot")), get(c::snapshot)),
+        (spec("GET", "/api/configs/{device_id}/history", V, "A device's snapshots, newest first (404 for an unknown device)", None, Pg("SnapshotMeta")), get(c::history)),
+    ]);
+    v
 }
 
 /// Every route of the API with its access rule (for documentation and tests).

@@ -1,7 +1,7 @@
 //! Handlers for running jobs, runs, per-device results and logs (including the live stream).
 
 use super::ApiState;
-use super::common::page_of;
+use super::common::{any_of, page_items, page_of, parse_sort, read_all, single, values};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use axum::Json;
 use axum::extract::State;
@@ -53,34 +53,50 @@ pub async fn run_job(
         .into_response())
 }
 
-fn parse_statuses(s: Option<&str>) -> ApiResult<Vec<RunStatus>> {
-    let Some(s) = s.filter(|s| !s.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    s.split(',')
+fn parse_statuses(v: &[String]) -> ApiResult<Vec<RunStatus>> {
+    v.iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
         .map(|p| {
-            RunStatus::parse(&p.trim().to_ascii_uppercase())
-                .ok_or_else(|| ApiError::invalid(format!("unknown run status '{p}'")))
+            RunStatus::parse(&p.to_ascii_uppercase())
+                .ok_or_else(|| ApiError::invalid(format!("status: unknown run status '{p}'")))
         })
         .collect()
 }
 
 /// Query of `GET /api/runs`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunQuery {
-    /// Runs of this job.
-    pub job_id: Option<JobId>,
-    /// Status, or several separated by commas (`COMPLETED_SUCCESS,RUNNING`).
-    pub status: Option<String>,
+    /// Runs of this job (repeat for any of several).
+    #[serde(default)]
+    pub job_id: Vec<JobId>,
+    /// Status (repeat, or separate by commas, for any of several: `COMPLETED_SUCCESS,RUNNING`).
+    #[serde(default)]
+    pub status: Vec<String>,
     /// Queued at or after.
     pub since: Option<DateTime<Utc>>,
     /// Queued before.
     pub until: Option<DateTime<Utc>>,
+    /// `id`, `queued_at`, `started_at`, `finished_at`, `status`, `job_id` (`-` in front:
+    /// descending). Default: newest first (`-queued_at`, then `-id`).
+    pub sort: Option<String>,
     /// Page.
     pub page: Option<u32>,
-    /// Size.
+    /// Size (≤ 100).
     pub size: Option<u32>,
 }
+
+/// Fields `GET /api/runs` sorts by.
+pub const RUN_SORT: &[&str] = &[
+    "id",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "status",
+    "job_id",
+];
 
 /// `GET /api/runs`.
 pub async fn list_runs(
@@ -88,13 +104,22 @@ pub async fn list_runs(
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<Json<Paged<Run>>> {
     let page = page_of(q.page, q.size)?;
+    let sort = parse_sort(q.sort.as_deref(), RUN_SORT)?;
     let f = RunFilter {
-        job_id: q.job_id,
-        statuses: parse_statuses(q.status.as_deref())?,
+        job_id: single(&q.job_id),
+        statuses: parse_statuses(&q.status)?,
         since: q.since,
         until: q.until,
     };
-    Ok(Json(st.store.list_runs(&f, page).await?))
+    if q.job_id.len() <= 1 && sort.is_none() {
+        return Ok(Json(st.store.list_runs(&f, page).await?));
+    }
+    let all = read_all(|p| st.store.list_runs(&f, p)).await?;
+    let items = all
+        .into_iter()
+        .filter(|r| any_of(&r.job_id, &q.job_id))
+        .collect();
+    Ok(Json(page_items(items, sort.as_ref(), page)))
 }
 
 /// `GET /api/runs/{id}`.
@@ -107,24 +132,35 @@ pub async fn get_run(
 
 /// Query of `GET /api/job-results`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResultQuery {
-    /// Of this device.
-    pub device_id: Option<DeviceId>,
-    /// Of this job.
-    pub job_id: Option<JobId>,
-    /// Of this run.
-    pub run_id: Option<RunId>,
-    /// `SUCCESS` or `FAILED`.
-    pub status: Option<String>,
+    /// Of this device (repeat for any of several).
+    #[serde(default)]
+    pub device_id: Vec<DeviceId>,
+    /// Of this job (repeat for any of several).
+    #[serde(default)]
+    pub job_id: Vec<JobId>,
+    /// Of this run (repeat for any of several).
+    #[serde(default)]
+    pub run_id: Vec<RunId>,
+    /// `SUCCESS` or `FAILED` (repeat for either).
+    #[serde(default)]
+    pub status: Vec<String>,
     /// Finished at or after.
     pub since: Option<DateTime<Utc>>,
     /// Finished before.
     pub until: Option<DateTime<Utc>>,
+    /// `id`, `finished_at`, `duration_ms`, `device_id`, `status` (`-` in front: descending).
+    /// Default: newest first.
+    pub sort: Option<String>,
     /// Page.
     pub page: Option<u32>,
-    /// Size.
+    /// Size (≤ 100).
     pub size: Option<u32>,
 }
+
+/// Fields `GET /api/job-results` sorts by.
+pub const RESULT_SORT: &[&str] = &["id", "finished_at", "duration_ms", "device_id", "status"];
 
 /// `GET /api/job-results`.
 pub async fn list_results(
@@ -132,94 +168,159 @@ pub async fn list_results(
     ApiQuery(q): ApiQuery<ResultQuery>,
 ) -> ApiResult<Json<Paged<DeviceResult>>> {
     let page = page_of(q.page, q.size)?;
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(
+    let sort = parse_sort(q.sort.as_deref(), RESULT_SORT)?;
+    let statuses = values(q.status)
+        .iter()
+        .map(|s| {
             DeviceStatus::parse(&s.to_ascii_uppercase())
-                .ok_or_else(|| ApiError::invalid(format!("unknown result status '{s}'")))?,
-        ),
-    };
+                .ok_or_else(|| ApiError::invalid(format!("status: unknown result status '{s}'")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     let f = ResultFilter {
-        run_id: q.run_id,
-        job_id: q.job_id,
-        device_id: q.device_id,
-        status,
+        run_id: single(&q.run_id),
+        job_id: single(&q.job_id),
+        device_id: single(&q.device_id),
+        status: single(&statuses),
         since: q.since,
         until: q.until,
     };
-    Ok(Json(st.store.list_results(&f, page).await?))
+    let repeated = [q.run_id.len(), q.job_id.len(), q.device_id.len(), statuses.len()]
+        .iter()
+        .any(|n| *n > 1);
+    if !repeated && sort.is_none() {
+        return Ok(Json(st.store.list_results(&f, page).await?));
+    }
+    let all = read_all(|p| st.store.list_results(&f, p)).await?;
+    let items = all
+        .into_iter()
+        .filter(|r| any_of(&r.run_id, &q.run_id) && any_of(&r.job_id, &q.job_id))
+        .filter(|r| any_of(&r.device_id, &q.device_id) && any_of(&r.status, &statuses))
+        .collect();
+    Ok(Json(page_items(items, sort.as_ref(), page)))
 }
 
 /// Query of `GET /api/logs`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogQuery {
-    /// Of this run.
-    pub run_id: Option<RunId>,
-    /// Of this device.
-    pub device_id: Option<DeviceId>,
-    /// Of this job.
-    pub job_id: Option<JobId>,
+    /// Of this run (repeat for any of several).
+    #[serde(default)]
+    pub run_id: Vec<RunId>,
+    /// Of this device (repeat for any of several).
+    #[serde(default)]
+    pub device_id: Vec<DeviceId>,
+    /// Of this job (repeat for any of several).
+    #[serde(default)]
+    pub job_id: Vec<JobId>,
     /// Minimum level: debug, info, warning, error.
     pub level: Option<String>,
-    /// Kind: job, connection, session, snapshot, scheduler, system.
-    pub kind: Option<String>,
-    /// Source (`worker:<id>`, `scheduler`, `api`).
-    pub source: Option<String>,
+    /// Kind: job, connection, session, snapshot, scheduler, system (repeat for any of several).
+    #[serde(default)]
+    pub kind: Vec<String>,
+    /// Source (`worker:<id>`, `scheduler`, `api`; repeat for any of several).
+    #[serde(default)]
+    pub source: Vec<String>,
     /// At or after.
     pub since: Option<DateTime<Utc>>,
     /// Before.
     pub until: Option<DateTime<Utc>>,
     /// Message contains (literal).
     pub search: Option<String>,
-    /// `asc` or `desc` (default).
+    /// Cursor: only entries with an id greater than this, oldest first.
+    pub after_id: Option<i64>,
+    /// `asc` or `desc` (default; with `after_id`: asc).
     pub order: Option<Order>,
+    /// `time` or `id` (`-` in front: newest first), the same as `order`.
+    pub sort: Option<String>,
     /// Page.
     pub page: Option<u32>,
-    /// Size.
+    /// Size (≤ 100).
     pub size: Option<u32>,
 }
 
-fn log_filter(q: LogQuery) -> ApiResult<LogFilter> {
+/// Fields `GET /api/logs` sorts by (both give the time, id order).
+pub const LOG_SORT: &[&str] = &["time", "id"];
+
+fn log_filter(q: &LogQuery, kinds: &[LogKind]) -> ApiResult<LogFilter> {
     let min_level = match q.level.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(l) => Some(
-            LogLevel::parse(l).ok_or_else(|| ApiError::invalid(format!("unknown level '{l}'")))?,
+            LogLevel::parse(l)
+                .ok_or_else(|| ApiError::invalid(format!("level: unknown level '{l}'")))?,
         ),
     };
-    let kind = match q.kind.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(k) => Some(
-            LogKind::parse(&k.to_ascii_lowercase())
-                .ok_or_else(|| ApiError::invalid(format!("unknown log kind '{k}'")))?,
-        ),
+    let sort = parse_sort(q.sort.as_deref(), LOG_SORT)?;
+    let order = match (sort, q.order, q.after_id) {
+        (Some(s), _, _) => {
+            if s.desc {
+                Order::Desc
+            } else {
+                Order::Asc
+            }
+        }
+        (None, Some(o), _) => o,
+        (None, None, Some(_)) => Order::Asc,
+        (None, None, None) => Order::Desc,
     };
     Ok(LogFilter {
-        run_id: q.run_id,
-        job_id: q.job_id,
-        device_id: q.device_id,
+        run_id: single(&q.run_id),
+        job_id: single(&q.job_id),
+        device_id: single(&q.device_id),
         min_level,
-        kind,
-        source: q.source.filter(|s| !s.is_empty()),
+        kind: single(kinds),
+        source: single(&q.source),
         since: q.since,
         until: q.until,
-        search: q.search.filter(|s| !s.is_empty()),
-        after_id: None,
-        order: q.order.unwrap_or_default(),
+        search: q.search.clone().filter(|s| !s.is_empty()),
+        after_id: q.after_id,
+        order,
     })
 }
 
 /// `GET /api/logs`.
 pub async fn list_logs(
     State(st): State<ApiState>,
-    ApiQuery(q): ApiQuery<LogQuery>,
+    ApiQuery(mut q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<Paged<LogEntry>>> {
     let page = page_of(q.page, q.size)?;
-    let f = log_filter(q)?;
-    Ok(Json(st.store.list_logs(&f, page).await?))
+    q.source = values(std::mem::take(&mut q.source));
+    let kinds = values(std::mem::take(&mut q.kind))
+        .iter()
+        .map(|k| {
+            LogKind::parse(&k.to_ascii_lowercase())
+                .ok_or_else(|| ApiError::invalid(format!("kind: unknown log kind '{k}'")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let f = log_filter(&q, &kinds)?;
+    let repeated = [
+        q.run_id.len(),
+        q.job_id.len(),
+        q.device_id.len(),
+        kinds.len(),
+        q.source.len(),
+    ]
+    .iter()
+    .any(|n| *n > 1);
+    if !repeated {
+        return Ok(Json(st.store.list_logs(&f, page).await?));
+    }
+    let all = read_all(|p| st.store.list_logs(&f, p)).await?;
+    let items = all
+        .into_iter()
+        .filter(|e| q.run_id.is_empty() || e.run_id.is_some_and(|r| q.run_id.contains(&r)))
+        .filter(|e| q.job_id.is_empty() || e.job_id.is_some_and(|j| q.job_id.contains(&j)))
+        .filter(|e| {
+            q.device_id.is_empty() || e.device_id.is_some_and(|d| q.device_id.contains(&d))
+        })
+        .filter(|e| any_of(&e.kind, &kinds) && any_of(&e.source, &q.source))
+        .collect();
+    // The store already ordered the rows; paging keeps that order.
+    Ok(Json(page_items(items, None, page)))
 }
 
 /// Query of `GET /api/logs/stream`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// The run to follow.
     pub run_id: RunId,
@@ -289,18 +390,30 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
     }
 }
 
-/// `GET /api/logs/stream?run_id=`: server-sent events. Each `log` event carries one log entry
+/// `GET /api/logs/stream?run_id=&after_id=`: server-sent events, resumed after the
+/// `Last-Event-ID` header (it wins over `after_id`) so a reconnect neither loses nor repeats lines. Each `log` event carries one log entry
 /// (its `id` is the SSE id); when the run is final and every log was sent, an `end` event with
 /// the run's status closes the stream.
 pub async fn stream_logs(
     State(st): State<ApiState>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> ApiResult<Response> {
     st.store.get_run(q.run_id).await?;
+    // A reconnecting EventSource sends the id of the last event it got: resume right after it.
+    let last_event = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a log id"))?,
+        ),
+    };
     let state = StreamState {
         st,
         run_id: q.run_id,
-        after_id: q.after_id.unwrap_or(0),
+        after_id: last_event.or(q.after_id).unwrap_or(0),
         buf: VecDeque::new(),
         polled_once: false,
         done: false,

@@ -2,13 +2,15 @@
 
 use super::auth::Access;
 use super::error::ApiResult;
-use super::{ApiState, routes};
+use super::{ApiState, ReqBody, RespBody, RouteSpec, routes};
+use utoipa::OpenApi;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use netraven_core::prelude::*;
 use serde_json::{Value, json};
+use chrono::Utc;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
@@ -49,7 +51,48 @@ pub async fn ready(State(st): State<ApiState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// `GET /api/system/status`: store reachability, queue counts and this process's worker counters.
+/// Scheduled jobs' next fire times the status shows at most.
+const NEXT_FIRES: usize = 10;
+/// Uncommitted snapshots the status counts at most.
+const PENDING_CAP: u32 = 100;
+
+/// The scheduler part of the status: this process's scheduler (leader or not, last tick) and
+/// the next fires of every enabled scheduled job, soonest first.
+async fn scheduler_status(st: &ApiState) -> Value {
+    let s = st.engine.scheduler_status().get();
+    let now = Utc::now();
+    let next = match st.store.scheduled_jobs().await {
+        Ok(jobs) => {
+            let mut fires: Vec<Value> = jobs
+                .iter()
+                .filter_map(|j| {
+                    let at = netraven_core::scheduler::next_fire(&j.schedule, now).ok()??;
+                    Some(json!({ "job_id": j.id, "job": j.name, "at": at }))
+                })
+                .collect();
+            fires.sort_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+            fires.truncate(NEXT_FIRES);
+            json!(fires)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "status: scheduled jobs unreadable");
+            json!(null)
+        }
+    };
+    json!({
+        "running_here": s.holder.is_some(),
+        "holder": s.holder,
+        "leader": s.leader,
+        "last_tick": s.last_tick,
+        "last_error": s.last_error,
+        "runs_created": s.runs_created,
+        "next_fires": next,
+    })
+}
+
+/// `GET /api/system/status`: the store, the queue (ready, leased, delayed, dead), the scheduler
+/// (leader, last tick, next fires), the git writer (last commit step, pending snapshots), this
+/// process's worker (its counters and in-flight devices) and the maintenance steps.
 pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     let schema = st.store.schema_status().await;
     let store = match st.store.active_runs().await {
@@ -60,10 +103,23 @@ pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
         }
     };
     let queue = match st.engine.queue().stats().await {
-        Ok(s) => json!({ "ok": true, "stats": s }),
+        Ok(s) => json!({ "ok": true, "stats": s, "ready": s.ready, "leased": s.leased,
+                         "delayed": s.delayed, "dead": s.dead }),
         Err(e) => {
             tracing::warn!(error = %e, "status: queue unreachable");
             json!({ "ok": false, "error": e.kind().as_str() })
+        }
+    };
+    let steps = st.engine.health().components();
+    let git = match st.store.uncommitted_snapshots(PENDING_CAP).await {
+        Ok(p) => json!({
+            "pending_snapshots": p.len(),
+            "pending_at_least": p.len() as u32 >= PENDING_CAP,
+            "commit_step": steps.iter().find(|c| c.component.contains("git") || c.component.contains("sink")),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "status: snapshots unreadable");
+            json!({ "error": e.kind().as_str() })
         }
     };
     let m = st.engine.metrics();
@@ -71,14 +127,19 @@ pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({
         "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
+        "api_version": "v1",
         "commit": crate::GIT_COMMIT,
         "schema": schema.ok(),
         "uptime_seconds": st.started.elapsed().as_secs(),
         "store": store,
         "queue": queue,
+        "scheduler": scheduler_status(&st).await,
+        "git": git,
+        "maintenance": steps,
         "workers": {
             "worker_id": st.engine.config().worker_id,
             "concurrency": st.engine.config().concurrency,
+            "in_flight": m.active_devices.load(Ordering::Relaxed),
             "active_devices": m.active_devices.load(Ordering::Relaxed),
             "devices_ok": m.devices_ok.load(Ordering::Relaxed),
             "devices_failed": m.devices_failed.load(Ordering::Relaxed),
@@ -189,11 +250,110 @@ pub async fn metrics(State(st): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// The OpenAPI 3 document, generated from the route table.
+/// The component schemas derived from the Rust types (utoipa), referenced by name from the
+/// route table.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    Device, DeviceSpec, HostKeyPolicy, Tag, CredentialInfo, Job, JobKind, Targets, Schedule,
+    OverlapPolicy, MissedPolicy, Run, RunStatus, RunCounts, Trigger, DeviceResult, DeviceStatus,
+    ErrorKind, LogEntry, LogLevel, LogKind, SnapshotMeta, Snapshot, User, Role, ApiToken,
+    netraven_core::import::ImportReport, netraven_core::import::CredentialReport,
+    super::tags::TagInput, super::users::UserCreate, super::users::UserReplace,
+    super::users::TokenCreate, super::credentials::CredentialCreate,
+    super::credentials::CredentialReplace, super::jobs::JobInput, super::views::PreviewInput,
+    super::configs::DiffResponse, super::auth::LoginForm,
+)))]
+struct DerivedSchemas;
+
+/// Schemas of the free-form answers (status pages, read models) and small envelopes.
+fn handwritten_schemas() -> Value {
+    let obj = |desc: &str| json!({ "type": "object", "description": desc, "additionalProperties": true });
+    json!({
+        "Error": { "type": "object", "required": ["error", "detail"], "properties": {
+            "error": { "type": "string", "description": "stable snake_case code" },
+            "detail": { "type": "string", "description": "what went wrong, naming the field" } } },
+        "Health": { "type": "object", "properties": {
+            "status": { "type": "string" }, "version": { "type": "string" }, "commit": { "type": "string" } } },
+        "Ready": obj("status (ready/not_ready) with a store and a queue check, each {ok, error?}"),
+        "OpenApiDocument": obj("an OpenAPI 3 document"),
+        "SystemStatus": obj("status, version, api_version, uptime_seconds, store, queue {ready, leased, delayed, dead}, scheduler {running_here, holder, leader, last_tick, last_error, next_fires}, git {pending_snapshots, commit_step}, workers, maintenance"),
+        "TokenResponse": { "type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+            "access_token": { "type": "string" }, "token_type": { "type": "string", "enum": ["bearer"] },
+            "expires_in": { "type": "integer", "description": "seconds" } } },
+        "Me": { "type": "object", "properties": { "user": { "$ref": "#/components/schemas/User" },
+            "auth": { "type": "string", "description": "jwt or api_token" } } },
+        "Dashboard": obj("device health counts, failing devices, latest runs and runs per day with p50/p95 durations"),
+        "RecentResults": obj("per device id: its last results, last success, last failure and the credential that worked"),
+        "SchedulePreview": { "type": "object", "properties": { "valid": { "type": "boolean" },
+            "detail": { "type": "string" }, "fires": { "type": "array", "items": { "type": "string", "format": "date-time" } } } },
+        "MergePatch": obj("a JSON merge patch (RFC 7396) of the resource's writable fields: omitted fields stay, null resets a field to its default; create_missing_tags: true allows naming new tags"),
+        "CreateMissingTags": { "type": "object", "properties": { "create_missing_tags": { "type": "boolean", "default": false,
+            "description": "create the tags the body names that do not exist (default: 422 listing them)" } } },
+        "DeviceInput": { "allOf": [ { "$ref": "#/components/schemas/DeviceSpec" }, { "$ref": "#/components/schemas/CreateMissingTags" } ] },
+        "TokenList": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiToken" } },
+            "total": { "type": "integer" } } },
+        "TokenCreated": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" },
+            "user_id": { "type": "integer" }, "role": { "$ref": "#/components/schemas/Role" },
+            "token": { "type": "string", "description": "shown only in this response" },
+            "created_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time", "nullable": true } } },
+        "RunAccepted": { "type": "object", "properties": { "run_id": { "type": "integer" },
+            "created": { "type": "boolean", "description": "false when an Idempotency-Key returned an earlier run" },
+            "status": { "$ref": "#/components/schemas/RunStatus" } } },
+    })
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// A request body; bodies that name tags also take `create_missing_tags`.
+fn request_body(r: &RouteSpec, b: ReqBody) -> Value {
+    let with_flag = |name: &str| {
+        let tagged = ["/api/jobs", "/api/credentials"]
+            .iter()
+            .any(|p| r.path.starts_with(p));
+        if tagged && name != "MergePatch" {
+            json!({ "allOf": [schema_ref(name), schema_ref("CreateMissingTags")] })
+        } else {
+            schema_ref(name)
+        }
+    };
+    let content = match b {
+        ReqBody::Json(name) => json!({ "application/json": { "schema": with_flag(name) } }),
+        ReqBody::JsonOrForm(name) => json!({
+            "application/json": { "schema": schema_ref(name) },
+            "application/x-www-form-urlencoded": { "schema": schema_ref(name) },
+        }),
+        ReqBody::CsvOrJsonArray(name) => json!({
+            "text/csv": { "schema": { "type": "string", "description": "a header line, then one device per line" } },
+            "application/json": { "schema": { "type": "array", "items": schema_ref(name) } },
+        }),
+    };
+    json!({ "required": true, "content": content })
+}
+
+fn response_body(b: RespBody) -> Value {
+    match b {
+        RespBody::Json(name) => json!({ "description": "success",
+            "content": { "application/json": { "schema": schema_ref(name) } } }),
+        RespBody::Page(name) => json!({ "description": "one page of the list",
+            "content": { "application/json": { "schema": {
+                "type": "object", "required": ["items", "total", "page", "size", "pages"],
+                "properties": {
+                    "items": { "type": "array", "items": schema_ref(name) },
+                    "total": { "type": "integer" }, "page": { "type": "integer" },
+                    "size": { "type": "integer" }, "pages": { "type": "integer" } } } } } }),
+        RespBody::Empty => json!({ "description": "done, no content" }),
+        RespBody::Text(media) => json!({ "description": "success",
+            "content": { media: { "schema": { "type": "string" } } } }),
+    }
+}
+
+/// The OpenAPI 3 document: paths from the route table, schemas derived from the types.
 pub fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
     for r in routes() {
-        let params: Vec<Value> = r
+        let mut params: Vec<Value> = r
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -202,12 +362,23 @@ pub fn openapi_document() -> Value {
                         "schema": { "type": "integer", "format": "int64" } })
             })
             .collect();
+        if r.is_list() {
+            for (name, desc) in [
+                ("page", "1-based page (default 1)"),
+                ("size", "items per page, 1 to 100 (default 50)"),
+                ("sort", "a field, '-' in front for descending"),
+            ] {
+                let ty = if name == "sort" { "string" } else { "integer" };
+                params.push(json!({ "name": name, "in": "query", "required": false,
+                    "description": desc, "schema": { "type": ty } }));
+            }
+        }
         let mut responses = serde_json::Map::new();
-        responses.insert(r.success.to_string(), json!({ "description": "success" }));
+        responses.insert(r.success.to_string(), response_body(r.response));
         responses.insert(
             "4XX".into(),
             json!({ "description": "error", "content": { "application/json": {
-                "schema": { "$ref": "#/components/schemas/Error" } } } }),
+                "schema": schema_ref("Error") } } }),
         );
         let mut op = json!({
             "summary": r.summary,
@@ -215,6 +386,9 @@ pub fn openapi_document() -> Value {
             "parameters": params,
             "responses": responses,
         });
+        if let Some(b) = r.request {
+            op["requestBody"] = request_body(&r, b);
+        }
         match r.access {
             Access::Public => op["security"] = json!([]),
             Access::Role(role) => op["x-min-role"] = json!(role.as_str()),
@@ -222,12 +396,20 @@ pub fn openapi_document() -> Value {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.to_ascii_lowercase()] = op;
     }
+    let derived = serde_json::to_value(DerivedSchemas::openapi().components)
+        .ok()
+        .and_then(|c| c.get("schemas").cloned())
+        .unwrap_or_else(|| json!({}));
+    let mut schemas = handwritten_schemas();
+    if let (Some(all), Value::Object(d)) = (schemas.as_object_mut(), derived) {
+        all.extend(d);
+    }
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "NetRaven API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Network device configuration backup. Roles: viewer (read), operator (tags, devices, jobs, runs), admin (everything). x-min-role names the least role a route needs."
+            "description": "Network device configuration backup. /api is version 1 of the API: breaking changes get /api/v2. Roles: viewer (read), operator (tags, devices, jobs, runs), admin (everything). x-min-role names the least role a route needs. PUT replaces a resource, PATCH merges (RFC 7396). Lists take page, size (≤ 100), sort and repeatable filters; unknown parameters are 422. See docs/api.md."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }],
@@ -236,10 +418,7 @@ pub fn openapi_document() -> Value {
                 "bearer": { "type": "http", "scheme": "bearer",
                             "description": "A JWT from POST /api/auth/token or an API token from POST /api/tokens" }
             },
-            "schemas": {
-                "Error": { "type": "object", "required": ["error", "detail"], "properties": {
-                    "error": { "type": "string" }, "detail": { "type": "string" } } }
-            }
+            "schemas": schemas,
         },
         "paths": paths,
     })

@@ -1,17 +1,21 @@
 //! Handlers for tags.
 
 use super::ApiState;
-use super::common::{PageQuery, created, no_content, page_of};
-use super::error::{ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::common::{
+    conflict_on, contains_any, created, merge_patch, no_content, page_items, page_of, parse_sort,
+    read_all, to_json, values,
+};
+use super::error::{ApiJson, ApiPath, ApiQuery, ApiResult, from_json};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use netraven_core::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// Body of `POST/PUT /api/tags`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/tags` and `PUT /api/tags/{id}` (full replacement).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagInput {
     /// Unique name.
@@ -21,12 +25,53 @@ pub struct TagInput {
     pub description: Option<String>,
 }
 
+/// Query of `GET /api/tags`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagQuery {
+    /// Name contains (case-insensitive; repeat for any of several).
+    #[serde(default)]
+    pub name: Vec<String>,
+    /// `name`, `id` (`-` in front: descending). Default: name.
+    pub sort: Option<String>,
+    /// Page.
+    pub page: Option<u32>,
+    /// Size (≤ 100).
+    pub size: Option<u32>,
+}
+
+/// Fields `GET /api/tags` sorts by.
+pub const TAG_SORT: &[&str] = &["name", "id"];
+
 /// `GET /api/tags`.
 pub async fn list_tags(
     State(st): State<ApiState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<TagQuery>,
 ) -> ApiResult<Json<Paged<Tag>>> {
-    Ok(Json(st.store.list_tags(page_of(q.page, q.size)?).await?))
+    let page = page_of(q.page, q.size)?;
+    let sort = parse_sort(q.sort.as_deref(), TAG_SORT)?;
+    let names = values(q.name);
+    let all = read_all(|p| st.store.list_tags(p)).await?;
+    let items = all
+        .into_iter()
+        .filter(|t| contains_any(&t.name, &names))
+        .collect();
+    Ok(Json(page_items(items, sort.as_ref(), page)))
+}
+
+async fn save(st: &ApiState, id: TagId, b: TagInput) -> ApiResult<Tag> {
+    validate_name("name", &b.name)?;
+    let t = Tag {
+        id,
+        name: b.name,
+        description: b.description,
+    };
+    let saved = if id == 0 {
+        st.store.create_tag(&t).await
+    } else {
+        st.store.update_tag(&t).await
+    };
+    saved.map_err(|e| conflict_on(e, "tag", "name", &t.name))
 }
 
 /// `POST /api/tags`.
@@ -34,16 +79,7 @@ pub async fn create_tag(
     State(st): State<ApiState>,
     ApiJson(b): ApiJson<TagInput>,
 ) -> ApiResult<Response> {
-    validate_name("name", &b.name)?;
-    let t = st
-        .store
-        .create_tag(&Tag {
-            id: 0,
-            name: b.name,
-            description: b.description,
-        })
-        .await?;
-    Ok(created(t))
+    Ok(created(save(&st, 0, b).await?))
 }
 
 /// `GET /api/tags/{id}`.
@@ -54,23 +90,29 @@ pub async fn get_tag(
     Ok(Json(st.store.get_tag(id).await?))
 }
 
-/// `PUT /api/tags/{id}`.
+/// `PUT /api/tags/{id}`: replaces the tag (an omitted description is cleared).
 pub async fn update_tag(
     State(st): State<ApiState>,
     ApiPath(id): ApiPath<TagId>,
-    ApiJson(b): ApiJson<TagInput>,
+    ApiJson(b): ApiJson<Value>,
 ) -> ApiResult<Json<Tag>> {
-    validate_name("name", &b.name)?;
     st.store.get_tag(id).await?;
-    Ok(Json(
-        st.store
-            .update_tag(&Tag {
-                id,
-                name: b.name,
-                description: b.description,
-            })
-            .await?,
-    ))
+    Ok(Json(save(&st, id, from_json(b)?).await?))
+}
+
+/// `PATCH /api/tags/{id}`: JSON merge patch of the tag's fields.
+pub async fn patch_tag(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<TagId>,
+    ApiJson(p): ApiJson<Value>,
+) -> ApiResult<Json<Tag>> {
+    let old = st.store.get_tag(id).await?;
+    let mut v = to_json(&TagInput {
+        name: old.name,
+        description: old.description,
+    })?;
+    merge_patch(&mut v, p);
+    Ok(Json(save(&st, id, from_json(v)?).await?))
 }
 
 /// `DELETE /api/tags/{id}`.

@@ -2,8 +2,11 @@
 
 use super::ApiState;
 use super::auth::{self, Principal};
-use super::common::{PageQuery, created, no_content, page_of, yes};
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::common::{
+    any_of, conflict_on, contains_any, created, merge_patch, no_content, page_items, page_of,
+    parse_sort, read_all, values, yes,
+};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, from_json};
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
@@ -12,15 +15,16 @@ use axum::response::Response;
 use chrono::Utc;
 use netraven_core::prelude::*;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Body of `POST /api/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// Login name.
     pub username: String,
     /// Password (at least 8 characters).
+    #[schema(value_type = String)]
     pub password: Secret,
     /// Role (default viewer).
     #[serde(default = "viewer")]
@@ -34,17 +38,45 @@ fn viewer() -> Role {
     Role::Viewer
 }
 
-/// Body of `PUT /api/users/{id}`; omitted fields stay.
+/// Body of `PUT /api/users/{id}` (full replacement; the write-only password is kept when
+/// omitted) and the fields `PATCH /api/users/{id}` merges into.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserReplace {
+    /// Login name.
+    pub username: String,
+    /// New password (write-only; omitted: unchanged).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
+    /// Role.
+    pub role: Role,
+    /// Active flag.
+    pub active: bool,
+}
+
+/// Query of `GET /api/users`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserUpdate {
-    /// New password.
-    pub password: Option<Secret>,
-    /// New role.
-    pub role: Option<Role>,
-    /// Active flag.
+pub struct UserQuery {
+    /// Username contains (case-insensitive; repeat for any of several).
+    #[serde(default)]
+    pub username: Vec<String>,
+    /// Role (repeat for any of several).
+    #[serde(default)]
+    pub role: Vec<Role>,
+    /// Active or not.
     pub active: Option<bool>,
+    /// `username`, `id`, `role`, `created_at` (`-` in front: descending). Default: username.
+    pub sort: Option<String>,
+    /// Page.
+    pub page: Option<u32>,
+    /// Size (≤ 100).
+    pub size: Option<u32>,
 }
+
+/// Fields `GET /api/users` sorts by.
+pub const USER_SORT: &[&str] = &["username", "id", "role", "created_at"];
 
 async fn hash(pw: &Secret) -> ApiResult<String> {
     auth::validate_password(pw.expose())?;
@@ -57,9 +89,19 @@ async fn hash(pw: &Secret) -> ApiResult<String> {
 /// `GET /api/users`.
 pub async fn list_users(
     State(st): State<ApiState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<Paged<User>>> {
-    Ok(Json(st.store.list_users(page_of(q.page, q.size)?).await?))
+    let page = page_of(q.page, q.size)?;
+    let sort = parse_sort(q.sort.as_deref(), USER_SORT)?;
+    let names = values(q.username);
+    let all = read_all(|p| st.store.list_users(p)).await?;
+    let items = all
+        .into_iter()
+        .filter(|u| contains_any(&u.username, &names))
+        .filter(|u| any_of(&u.role, &q.role))
+        .filter(|u| q.active.is_none_or(|a| u.active == a))
+        .collect();
+    Ok(Json(page_items(items, sort.as_ref(), page)))
 }
 
 /// `POST /api/users`.
@@ -73,13 +115,14 @@ pub async fn create_user(
         .store
         .create_user(&User {
             id: 0,
-            username: b.username,
+            username: b.username.clone(),
             password_hash,
             role: b.role,
             active: b.active,
             created_at: Utc::now(),
         })
-        .await?;
+        .await
+        .map_err(|e| conflict_on(e, "user", "username", &b.username))?;
     Ok(created(u))
 }
 
@@ -100,15 +143,11 @@ async fn other_active_admins(st: &ApiState, except: UserId) -> ApiResult<usize> 
         .count())
 }
 
-/// `PUT /api/users/{id}`.
-pub async fn update_user(
-    State(st): State<ApiState>,
-    ApiPath(id): ApiPath<UserId>,
-    ApiJson(b): ApiJson<UserUpdate>,
-) -> ApiResult<Json<User>> {
-    let mut u = st.store.get_user(id).await?;
-    let demotes = b.role.is_some_and(|r| r != Role::Admin) || b.active == Some(false);
-    if u.role == Role::Admin && demotes && other_active_admins(&st, id).await? == 0 {
+/// Saves a user's replaced fields, keeping at least one active admin.
+async fn replace_user(st: &ApiState, mut u: User, b: UserReplace) -> ApiResult<User> {
+    validate_name("username", &b.username)?;
+    let demotes = b.role != Role::Admin || !b.active;
+    if u.role == Role::Admin && u.active && demotes && other_active_admins(st, u.id).await? == 0 {
         return Err(ApiError::conflict(
             "this is the last active admin; create another admin first",
         ));
@@ -116,13 +155,37 @@ pub async fn update_user(
     if let Some(pw) = &b.password {
         u.password_hash = hash(pw).await?;
     }
-    if let Some(r) = b.role {
-        u.role = r;
-    }
-    if let Some(a) = b.active {
-        u.active = a;
-    }
-    Ok(Json(st.store.update_user(&u).await?))
+    u.username = b.username;
+    u.role = b.role;
+    u.active = b.active;
+    st.store
+        .update_user(&u)
+        .await
+        .map_err(|e| conflict_on(e, "user", "username", &u.username))
+}
+
+/// `PUT /api/users/{id}`: replaces username, role and active flag (and the password if given).
+pub async fn update_user(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult<Json<User>> {
+    let u = st.store.get_user(id).await?;
+    let b: UserReplace = from_json(b)?;
+    Ok(Json(replace_user(&st, u, b).await?))
+}
+
+/// `PATCH /api/users/{id}`: JSON merge patch of username, password, role and active.
+pub async fn patch_user(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(p): ApiJson<Value>,
+) -> ApiResult<Json<User>> {
+    let u = st.store.get_user(id).await?;
+    let mut v = json!({ "username": u.username, "role": u.role, "active": u.active });
+    merge_patch(&mut v, p);
+    let b: UserReplace = from_json(v)?;
+    Ok(Json(replace_user(&st, u, b).await?))
 }
 
 /// `DELETE /api/users/{id}`.
@@ -141,7 +204,7 @@ pub async fn delete_user(
 }
 
 /// Body of `POST /api/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     /// Label.
@@ -154,6 +217,7 @@ pub struct TokenCreate {
 
 /// Query of `GET /api/tokens`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     /// Whose tokens (default: the caller's).
     pub user_id: Option<UserId>,

@@ -330,7 +330,7 @@ pub async fn recent_results(
 }
 
 /// Body of `POST /api/jobs/preview`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewInput {
     /// The schedule to preview.

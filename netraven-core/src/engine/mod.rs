@@ -144,6 +144,7 @@ pub struct Engine {
     pub(crate) runs: RunCache,
     pub(crate) events: Events,
     pub(crate) health: Health,
+    pub(crate) scheduler_status: crate::scheduler::SchedulerStatus,
 }
 
 /// What every device of a run needs from the store, read once per run: the job's kind and the
@@ -227,6 +228,7 @@ impl Engine {
             runs: RunCache::default(),
             events: Events::new(),
             health: Health::new(),
+            scheduler_status: Default::default(),
         }
     }
 
@@ -267,6 +269,17 @@ impl Engine {
     /// The store traits the engine uses.
     pub fn stores(&self) -> &WorkerStores {
         &self.stores
+    }
+
+    /// What the scheduler of this process last did (recorded by a scheduler given it with
+    /// [`crate::scheduler::Scheduler::with_status`]).
+    pub fn scheduler_status(&self) -> &crate::scheduler::SchedulerStatus {
+        &self.scheduler_status
+    }
+
+    /// The drivers by platform name.
+    pub fn drivers(&self) -> &Arc<DriverRegistry> {
+        &self.drivers
     }
 
     /// The queue.

@@ -86,6 +86,7 @@
         const body = {
           name: f.name.trim(), username: f.username.trim(), priority: Number(f.priority) || 100,
           tags: f.tags.split(/[,;]/).map((t) => t.trim()).filter(Boolean), description: f.description || null,
+          create_missing_tags: true,
         };
         // Secrets are write-only: sent only when typed; an edit with empty fields keeps them.
         if (f.password) body.password = f.password;
@@ -162,7 +163,7 @@
         const f = form.value;
         try {
           if (f.id) {
-            const body = { role: f.role, active: f.active };
+            const body = { username: f.username, role: f.role, active: f.active };
             if (f.password) body.password = f.password;
             await NR.api('PUT', 'users/' + f.id, { body });
           } else await NR.api('POST', 'users', { body: { username: f.username.trim(), password: f.password, role: f.role, active: f.active } });

@@ -117,6 +117,8 @@
           tags: tagText.value.split(/[,;]/).map((t) => t.trim()).filter(Boolean),
           description: d.description || null, serial: d.serial || null, model: d.model || null,
           credential_id: d.credential_id || null, host_key_policy: d.host_key_policy, legacy_ssh: !!d.legacy_ssh, enabled: !!d.enabled,
+          // Tags typed into the form are meant: create the ones that do not exist yet.
+          create_missing_tags: true,
         };
         try {
           const saved = d.id ? await NR.api('PUT', 'devices/' + d.id, { body }) : await NR.api('POST', 'devices', { body });
@@ -207,9 +209,8 @@
             else if (action === 'tag' && bulkTag.value.trim()) {
               const d = await NR.get('devices/' + id);
               if (!d.tags.includes(bulkTag.value.trim())) {
-                const body = Object.assign({}, d, { tags: d.tags.concat([bulkTag.value.trim()]) });
-                ['id', 'created_at', 'updated_at'].forEach((k) => delete body[k]);
-                await NR.api('PUT', 'devices/' + id, { body });
+                const body = { tags: d.tags.concat([bulkTag.value.trim()]), create_missing_tags: true };
+                await NR.api('PATCH', 'devices/' + id, { body });
               }
             }
           }

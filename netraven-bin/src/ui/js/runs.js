@@ -165,6 +165,7 @@
         const body = {
           name: j.name.trim(), description: j.description || null, kind, targets: { device_ids: j.device_ids, tags: j.tags },
           schedule: schedule.value, enabled: j.enabled, overlap: j.overlap, missed: j.missed,
+          create_missing_tags: true,
         };
         try {
           const saved = j.id ? await NR.api('PUT', 'jobs/' + j.id, { body }) : await NR.api('POST', 'jobs', { body });
