@@ -201,12 +201,12 @@ async fn device_import_reports_rows() {
     let t = r.operator.clone();
     r.json("POST", "/api/devices", &t, device("existing")).await;
     let csv = "hostname,address,port,platform,tags\n\
-               sw1,10.0.0.1,22,cisco_ios,core;dc1\n\
-               sw2,10.0.0.2,,cisco_ios,edge|dc1\n\
-               sw1,10.0.0.3,22,cisco_ios,\n\
-               existing,10.0.0.4,22,cisco_ios,\n\
-               bad/name,10.0.0.5,22,cisco_ios,\n\
-               sw3,10.0.0.6,notaport,cisco_ios,\n\
+               sw1,10.0.0.1,22,fake_ios,core;dc1\n\
+               sw2,10.0.0.2,,fake_ios,edge|dc1\n\
+               sw1,10.0.0.3,22,fake_ios,\n\
+               existing,10.0.0.4,22,fake_ios,\n\
+               bad/name,10.0.0.5,22,fake_ios,\n\
+               sw3,10.0.0.6,notaport,fake_ios,\n\
                sw4,10.0.0.7\n";
     let resp = r
         .raw(
@@ -341,7 +341,7 @@ async fn credential_secrets_are_never_returned() {
     let pw = "Sup3r-S3cret-Pw!";
     let en = "En4ble-S3cret!";
     let c = r
-        .json("POST", "/api/credentials", &r.admin, json!({"name": "lab", "username": "netops", "password": pw, "enable_secret": en, "tags": ["core"]}))
+        .json("POST", "/api/credentials", &r.admin, json!({"name": "lab", "username": "netops", "password": pw, "enable_secret": en, "tags": ["core"], "create_missing_tags": true}))
         .await;
     assert_eq!(c.status, 201, "{}", c.text());
     let id = c.json()["id"].as_i64().unwrap();
@@ -357,7 +357,7 @@ async fn credential_secrets_are_never_returned() {
     .assert_error(403);
     let u = r
         .json(
-            "PUT",
+            "PATCH",
             &format!("/api/credentials/{id}"),
             &r.admin,
             json!({"priority": 5, "password": "N3w-Secret-Pw"}),

@@ -101,7 +101,7 @@ async fn lifecycle(r: api_support::Rig) {
         "POST",
         "/api/jobs",
         &op,
-        json!({"name": "nightly", "kind": {"type": "backup"}, "schedule": {"type": "manual"}}),
+        json!({"name": "nightly", "kind": {"type": "backup"}, "targets": {"tags": ["core"]}, "schedule": {"type": "manual"}}),
     )
     .await
     .assert_error(409);

@@ -160,7 +160,7 @@ async fn deactivated_users_lose_access_and_last_admin_is_protected() {
     let admin_id = r.get("/api/auth/me", &r.admin).await.json()["user"]["id"].clone();
     let u = r
         .json(
-            "PUT",
+            "PATCH",
             &format!("/api/users/{viewer_id}"),
             &r.admin,
             json!({"active": false}),
@@ -170,7 +170,7 @@ async fn deactivated_users_lose_access_and_last_admin_is_protected() {
     assert!(!u.text().contains("password"));
     r.get("/api/devices", &r.viewer).await.assert_error(401);
     r.json(
-        "PUT",
+        "PATCH",
         &format!("/api/users/{admin_id}"),
         &r.admin,
         json!({"role": "viewer"}),

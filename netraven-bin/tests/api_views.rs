@@ -17,7 +17,7 @@ async fn dashboard_and_recent_results_reflect_a_run() {
             "POST",
             "/api/credentials",
             &r.admin,
-            json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"]}),
+            json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"], "create_missing_tags": true}),
         )
         .await;
     assert_eq!(c.status, 201, "{}", c.text());

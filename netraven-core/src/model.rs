@@ -237,7 +237,9 @@ pub fn validate_address(address: &str) -> Result<()> {
             && !l.ends_with('-')
     };
     // An all-numeric dotted name would be a mistyped IPv4 address, not a host name.
-    let numeric = name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = name
+        .split('.')
+        .all(|l| l.bytes().all(|b| b.is_ascii_digit()));
     if name.is_empty() || name.len() > 253 || numeric || !name.split('.').all(label_ok) {
         return Err(Error::invalid(format!(
             "address: '{address}' is neither an IP address nor a valid DNS name"
@@ -1264,10 +1266,27 @@ mod tests {
 
     #[test]
     fn addresses_are_ips_or_dns_names() {
-        for ok in ["10.0.0.1", "::1", "fe80::1", "router-1", "core1.lab.example.com", "a.b."] {
+        for ok in [
+            "10.0.0.1",
+            "::1",
+            "fe80::1",
+            "router-1",
+            "core1.lab.example.com",
+            "a.b.",
+        ] {
             assert!(validate_address(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "not an address!", "-a.b", "a-.b", "a..b", "999.1.1.1", "1.2.3", "a_b", "x/y"] {
+        for bad in [
+            "",
+            "not an address!",
+            "-a.b",
+            "a-.b",
+            "a..b",
+            "999.1.1.1",
+            "1.2.3",
+            "a_b",
+            "x/y",
+        ] {
             assert!(validate_address(bad).is_err(), "{bad}");
         }
         assert!(validate_address(&"a".repeat(64)).is_err());

@@ -207,13 +207,14 @@ pub fn merge_patch(target: &mut Value, patch: Value) {
     }
 }
 
-/// Checks that every tag named in a body exists, unless the body allows creating them.
+/// Checks that every tag named in a body exists; with `create_missing` (the body's
+/// `create_missing_tags`) the missing ones are created instead.
 pub async fn check_tags(
     store: &dyn ServerStore,
     tags: &[String],
     create_missing: bool,
 ) -> ApiResult<()> {
-    if tags.is_empty() || create_missing {
+    if tags.is_empty() {
         return Ok(());
     }
     let known = read_all(|p| store.list_tags(p)).await?;
@@ -223,6 +224,23 @@ pub async fn check_tags(
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
+        return Ok(());
+    }
+    if create_missing {
+        for name in missing {
+            validate_name("tag", name)?;
+            let tag = Tag {
+                id: 0,
+                name: name.to_string(),
+                description: None,
+            };
+            match store.create_tag(&tag).await {
+                // Created meanwhile by another request: it exists, which is all we need.
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Conflict => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         return Ok(());
     }
     Err(ApiError::invalid(format!(
@@ -240,16 +258,16 @@ pub fn take_create_missing_tags(body: &mut Value) -> ApiResult<bool> {
     {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(b),
-        Some(_) => Err(ApiError::invalid(
-            "create_missing_tags: expected a boolean",
-        )),
+        Some(_) => Err(ApiError::invalid("create_missing_tags: expected a boolean")),
     }
 }
 
 /// A conflict in the API's words: which field of which resource already has this value.
 pub fn conflict_on(e: Error, resource: &str, field: &str, value: &str) -> ApiError {
     if e.kind() == ErrorKind::Conflict {
-        ApiError::conflict(format!("{field}: a {resource} with {field} '{value}' already exists"))
+        ApiError::conflict(format!(
+            "{field}: a {resource} with {field} '{value}' already exists"
+        ))
     } else {
         e.into()
     }

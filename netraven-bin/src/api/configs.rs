@@ -20,8 +20,8 @@ pub struct HistoryQuery {
     pub size: Option<u32>,
 }
 
-/// `GET /api/configs/{device_id}/history`: 404 for a device that does not exist (a deleted
-/// device's history stays readable only through its snapshots).
+/// `GET /api/configs/{device_id}/history`: 404 for an id that is neither a device nor has
+/// snapshots (a deleted device's history stays readable).
 pub async fn history(
     State(st): State<ApiState>,
     ApiPath(device_id): ApiPath<DeviceId>,
@@ -33,8 +33,17 @@ pub async fn history(
             "sort: '{s}' is not offered; the history is newest first (-created_at)"
         )));
     }
-    st.store.get_device(device_id).await?;
-    Ok(Json(st.sink.history(device_id, page).await?))
+    let known = match st.store.get_device(device_id).await {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => return Err(e.into()),
+    };
+    let h = st.sink.history(device_id, page).await?;
+    // A deleted device keeps its history; an id that never had a device or a snapshot is 404.
+    if !known && h.total == 0 {
+        return Err(ApiError::not_found(format!("device {device_id}")));
+    }
+    Ok(Json(h))
 }
 
 /// `GET /api/configs/snapshots/{id}`: the snapshot with its content.

@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use netraven_core::{Error, ErrorKind};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// An error response: status, a stable code and a human-readable detail.
 #[derive(Debug, Clone)]

@@ -2,8 +2,8 @@
 
 use super::ApiState;
 use super::common::{
-    any_of, check_tags, conflict_on, contains_any, created, no_content, page_items, page_of,
-    parse_sort, read_all, single, take_create_missing_tags, values, yes, merge_patch,
+    any_of, check_tags, conflict_on, contains_any, created, merge_patch, no_content, page_items,
+    page_of, parse_sort, read_all, single, take_create_missing_tags, values, yes,
 };
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, from_json};
 use axum::Json;

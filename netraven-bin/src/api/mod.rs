@@ -190,17 +190,103 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use users as u;
     use views as vw;
     let mut v = vec![
-        (spec("GET", "/api/health", P, "Liveness check", None, J("Health")), get(s::health)),
-        (spec("GET", "/api/ready", P, "Readiness: store and queue reachable, migrations current (503 if not)", None, J("Ready")), get(s::ready)),
-        (spec("GET", "/metrics", P, "Prometheus metrics", None, Text("text/plain")), get(s::metrics)),
-        (spec("GET", "/api/openapi.json", V, "This OpenAPI document", None, J("OpenApiDocument")), get(s::openapi)),
-        (spec("GET", "/api/system/status", V, "Store, queue (ready, leased, delayed, dead), scheduler (leader, last tick, next fires), git writer, worker and maintenance status", None, J("SystemStatus")), get(s::status)),
-        (spec("POST", "/api/auth/token", P, "Log in (form or JSON username/password); returns a bearer token", Some(ReqBody::JsonOrForm("LoginForm")), J("TokenResponse")), post(au::login)),
-        (spec("GET", "/api/auth/me", V, "The calling user", None, J("Me")), get(au::me)),
+        (
+            spec("GET", "/api/health", P, "Liveness check", None, J("Health")),
+            get(s::health),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/ready",
+                P,
+                "Readiness: store and queue reachable, migrations current (503 if not)",
+                None,
+                J("Ready"),
+            ),
+            get(s::ready),
+        ),
+        (
+            spec(
+                "GET",
+                "/metrics",
+                P,
+                "Prometheus metrics",
+                None,
+                Text("text/plain"),
+            ),
+            get(s::metrics),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/openapi.json",
+                V,
+                "This OpenAPI document",
+                None,
+                J("OpenApiDocument"),
+            ),
+            get(s::openapi),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/system/status",
+                V,
+                "Store, queue (ready, leased, delayed, dead), scheduler (leader, last tick, next fires), git writer, worker and maintenance status",
+                None,
+                J("SystemStatus"),
+            ),
+            get(s::status),
+        ),
+        (
+            spec(
+                "POST",
+                "/api/auth/token",
+                P,
+                "Log in (form or JSON username/password); returns a bearer token",
+                Some(ReqBody::JsonOrForm("LoginForm")),
+                J("TokenResponse"),
+            ),
+            post(au::login),
+        ),
+        (
+            spec("GET", "/api/auth/me", V, "The calling user", None, J("Me")),
+            get(au::me),
+        ),
         // Read models of the web page
-        (spec("GET", "/api/dashboard", V, "Dashboard figures: device health, failing devices, latest runs, runs per day with p50/p95 durations (days, stale_hours)", None, J("Dashboard")), get(vw::dashboard)),
-        (spec("GET", "/api/devices/recent", V, "Recent results of up to 100 devices (ids, n): last results, last success and failure, credential that worked", None, J("RecentResults")), get(vw::recent_results)),
-        (spec("POST", "/api/jobs/preview", V, "The next fire times of a schedule (nothing is stored)", body("PreviewInput"), J("SchedulePreview")), post(vw::preview_schedule)),
+        (
+            spec(
+                "GET",
+                "/api/dashboard",
+                V,
+                "Dashboard figures: device health, failing devices, latest runs, runs per day with p50/p95 durations (days, stale_hours)",
+                None,
+                J("Dashboard"),
+            ),
+            get(vw::dashboard),
+        ),
+        (
+            spec(
+                "GET",
+                "/api/devices/recent",
+                V,
+                "Recent results of up to 100 devices (ids, n): last results, last success and failure, credential that worked",
+                None,
+                J("RecentResults"),
+            ),
+            get(vw::recent_results),
+        ),
+        (
+            spec(
+                "POST",
+                "/api/jobs/preview",
+                V,
+                "The next fire times of a schedule (nothing is stored)",
+                body("PreviewInput"),
+                J("SchedulePreview"),
+            ),
+            post(vw::preview_schedule),
+        ),
     ];
     // The five routes of a resource: list, create, get, replace (PUT), merge-patch (PATCH), delete.
     macro_rules! resource {
@@ -215,37 +301,143 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             v.push((spec("DELETE", $item, $write, $ds, None, Empty), delete($del)));
         };
     }
-    resource!("/api/users", "/api/users/{id}", "User", "UserCreate", "UserReplace", A, A,
-        u::list_users, u::create_user, u::get_user, u::update_user, u::patch_user, u::delete_user,
-        "List users (filters username, role, active; sort)", "Create a user", "Get a user",
+    resource!(
+        "/api/users",
+        "/api/users/{id}",
+        "User",
+        "UserCreate",
+        "UserReplace",
+        A,
+        A,
+        u::list_users,
+        u::create_user,
+        u::get_user,
+        u::update_user,
+        u::patch_user,
+        u::delete_user,
+        "List users (filters username, role, active; sort)",
+        "Create a user",
+        "Get a user",
         "Replace a user's username, role and active flag (and password if given)",
-        "Delete a user and its tokens");
+        "Delete a user and its tokens"
+    );
     v.extend([
-        (spec("GET", "/api/tokens", A, "List API tokens (of user_id, default the caller)", None, J("TokenList")), get(u::list_tokens)),
-        (spec("POST", "/api/tokens", A, "Create an API token; the token is shown only in this response", body("TokenCreate"), J("TokenCreated")).status(201), post(u::create_token)),
-        (spec("DELETE", "/api/tokens/{id}", A, "Revoke an API token", None, Empty), delete(u::delete_token)),
+        (
+            spec(
+                "GET",
+                "/api/tokens",
+                A,
+                "List API tokens (of user_id, default the caller)",
+                None,
+                J("TokenList"),
+            ),
+            get(u::list_tokens),
+        ),
+        (
+            spec(
+                "POST",
+                "/api/tokens",
+                A,
+                "Create an API token; the token is shown only in this response",
+                body("TokenCreate"),
+                J("TokenCreated"),
+            )
+            .status(201),
+            post(u::create_token),
+        ),
+        (
+            spec(
+                "DELETE",
+                "/api/tokens/{id}",
+                A,
+                "Revoke an API token",
+                None,
+                Empty,
+            ),
+            delete(u::delete_token),
+        ),
     ]);
-    resource!("/api/tags", "/api/tags/{id}", "Tag", "TagInput", "TagInput", V, O,
-        t::list_tags, t::create_tag, t::get_tag, t::update_tag, t::patch_tag, t::delete_tag,
-        "List tags (filter name; sort)", "Create a tag", "Get a tag",
-        "Replace a tag (name and description)", "Delete a tag");
-    resource!("/api/credentials", "/api/credentials/{id}", "CredentialInfo", "CredentialCreate", "CredentialReplace", V, A,
-        cr::list_credentials, cr::create_credential, cr::get_credential, cr::update_credential, cr::patch_credential, cr::delete_credential,
+    resource!(
+        "/api/tags",
+        "/api/tags/{id}",
+        "Tag",
+        "TagInput",
+        "TagInput",
+        V,
+        O,
+        t::list_tags,
+        t::create_tag,
+        t::get_tag,
+        t::update_tag,
+        t::patch_tag,
+        t::delete_tag,
+        "List tags (filter name; sort)",
+        "Create a tag",
+        "Get a tag",
+        "Replace a tag (name and description)",
+        "Delete a tag"
+    );
+    resource!(
+        "/api/credentials",
+        "/api/credentials/{id}",
+        "CredentialInfo",
+        "CredentialCreate",
+        "CredentialReplace",
+        V,
+        A,
+        cr::list_credentials,
+        cr::create_credential,
+        cr::get_credential,
+        cr::update_credential,
+        cr::patch_credential,
+        cr::delete_credential,
         "List credentials, never their secrets (filters name, username, tag; sort)",
         "Create a credential (password is write-only; create_missing_tags)",
         "Get a credential (never its secrets)",
-        "Replace a credential; omitted secrets are kept", "Delete a credential");
+        "Replace a credential; omitted secrets are kept",
+        "Delete a credential"
+    );
     v.push((spec("POST", "/api/devices/import", O, "Import devices from CSV (text/csv) or a JSON array; bad rows are reported with their row number and reason, good rows saved", Some(ReqBody::CsvOrJsonArray("DeviceSpec")), J("ImportReport")), post(d::import_devices)));
-    resource!("/api/devices", "/api/devices/{id}", "Device", "DeviceInput", "DeviceInput", V, O,
-        d::list_devices, d::create_device, d::get_device, d::update_device, d::patch_device, d::delete_device,
+    resource!(
+        "/api/devices",
+        "/api/devices/{id}",
+        "Device",
+        "DeviceInput",
+        "DeviceInput",
+        V,
+        O,
+        d::list_devices,
+        d::create_device,
+        d::get_device,
+        d::update_device,
+        d::patch_device,
+        d::delete_device,
         "List devices (filters hostname, address, platform, tag, enabled; sort)",
         "Create a device (platform must have a driver, address an IP or DNS name; create_missing_tags)",
-        "Get a device", "Replace a device", "Delete a device");
-    resource!("/api/jobs", "/api/jobs/{id}", "Job", "JobInput", "JobInput", V, O,
-        j::list_jobs, j::create_job, j::get_job, j::update_job, j::patch_job, j::delete_job,
+        "Get a device",
+        "Replace a device",
+        "Delete a device"
+    );
+    resource!(
+        "/api/jobs",
+        "/api/jobs/{id}",
+        "Job",
+        "JobInput",
+        "JobInput",
+        V,
+        O,
+        j::list_jobs,
+        j::create_job,
+        j::get_job,
+        j::update_job,
+        j::patch_job,
+        j::delete_job,
         "List jobs (filters name, enabled, kind, tag; sort)",
         "Create a job (targets must exist and not be empty; create_missing_tags)",
-        "Get a job", "Replace a job", "Delete a job (system jobs: 409)");
+        "Get a job",
+        "Replace a job",
+        "Delete a job (system jobs: 409)"
+    );
     v.extend([
         (spec("POST", "/api/jobs/{id}/run", O, "Run a job now (Idempotency-Key header makes retries return the same run)", None, J("RunAccepted")).status(202), post(ru::run_job)),
         (spec("GET", "/api/runs", V, "List runs (filters job_id, status, since, until; sort)", None, Pg("Run")), get(ru::list_runs)),

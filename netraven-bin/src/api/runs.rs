@@ -184,9 +184,14 @@ pub async fn list_results(
         since: q.since,
         until: q.until,
     };
-    let repeated = [q.run_id.len(), q.job_id.len(), q.device_id.len(), statuses.len()]
-        .iter()
-        .any(|n| *n > 1);
+    let repeated = [
+        q.run_id.len(),
+        q.job_id.len(),
+        q.device_id.len(),
+        statuses.len(),
+    ]
+    .iter()
+    .any(|n| *n > 1);
     if !repeated && sort.is_none() {
         return Ok(Json(st.store.list_results(&f, page).await?));
     }
@@ -309,9 +314,7 @@ pub async fn list_logs(
         .into_iter()
         .filter(|e| q.run_id.is_empty() || e.run_id.is_some_and(|r| q.run_id.contains(&r)))
         .filter(|e| q.job_id.is_empty() || e.job_id.is_some_and(|j| q.job_id.contains(&j)))
-        .filter(|e| {
-            q.device_id.is_empty() || e.device_id.is_some_and(|d| q.device_id.contains(&d))
-        })
+        .filter(|e| q.device_id.is_empty() || e.device_id.is_some_and(|d| q.device_id.contains(&d)))
         .filter(|e| any_of(&e.kind, &kinds) && any_of(&e.source, &q.source))
         .collect();
     // The store already ordered the rows; paging keeps that order.

@@ -3,16 +3,16 @@
 use super::auth::Access;
 use super::error::ApiResult;
 use super::{ApiState, ReqBody, RespBody, RouteSpec, routes};
-use utoipa::OpenApi;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use netraven_core::prelude::*;
 use serde_json::{Value, json};
-use chrono::Utc;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use utoipa::OpenApi;
 
 /// `GET /api/health` (no auth, liveness): the process answers. Touches no backend.
 pub async fn health() -> Json<Value> {
@@ -254,20 +254,51 @@ pub async fn metrics(State(st): State<ApiState>) -> Response {
 /// route table.
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(
-    Device, DeviceSpec, HostKeyPolicy, Tag, CredentialInfo, Job, JobKind, Targets, Schedule,
-    OverlapPolicy, MissedPolicy, Run, RunStatus, RunCounts, Trigger, DeviceResult, DeviceStatus,
-    ErrorKind, LogEntry, LogLevel, LogKind, SnapshotMeta, Snapshot, User, Role, ApiToken,
-    netraven_core::import::ImportReport, netraven_core::import::CredentialReport,
-    super::tags::TagInput, super::users::UserCreate, super::users::UserReplace,
-    super::users::TokenCreate, super::credentials::CredentialCreate,
-    super::credentials::CredentialReplace, super::jobs::JobInput, super::views::PreviewInput,
-    super::configs::DiffResponse, super::auth::LoginForm,
+    Device,
+    DeviceSpec,
+    HostKeyPolicy,
+    Tag,
+    CredentialInfo,
+    Job,
+    JobKind,
+    Targets,
+    Schedule,
+    OverlapPolicy,
+    MissedPolicy,
+    Run,
+    RunStatus,
+    RunCounts,
+    Trigger,
+    DeviceResult,
+    DeviceStatus,
+    ErrorKind,
+    LogEntry,
+    LogLevel,
+    LogKind,
+    SnapshotMeta,
+    Snapshot,
+    User,
+    Role,
+    ApiToken,
+    netraven_core::import::ImportReport,
+    netraven_core::import::CredentialReport,
+    super::tags::TagInput,
+    super::users::UserCreate,
+    super::users::UserReplace,
+    super::users::TokenCreate,
+    super::credentials::CredentialCreate,
+    super::credentials::CredentialReplace,
+    super::jobs::JobInput,
+    super::views::PreviewInput,
+    super::configs::DiffResponse,
+    super::auth::LoginForm,
 )))]
 struct DerivedSchemas;
 
 /// Schemas of the free-form answers (status pages, read models) and small envelopes.
 fn handwritten_schemas() -> Value {
-    let obj = |desc: &str| json!({ "type": "object", "description": desc, "additionalProperties": true });
+    let obj =
+        |desc: &str| json!({ "type": "object", "description": desc, "additionalProperties": true });
     json!({
         "Error": { "type": "object", "required": ["error", "detail"], "properties": {
             "error": { "type": "string", "description": "stable snake_case code" },
