@@ -355,12 +355,33 @@ async fn references_are_checked_and_tags_are_created_only_on_request() {
         "POST",
         "/api/credentials",
         &r.admin,
-        json!({"name": "c", "username": "u", "password": "p", "tags": ["ghost"]}),
+        json!({"name": "c", "username": "u", "password": "p", "tags": ["ghost"],
+               "create_missing_tags": false}),
     )
     .await
     .assert_error(422);
     let tags = r.get("/api/tags", &op).await.json();
     assert_eq!(tags["total"], 0, "no tag was created: {tags}");
+    // A credential creates its tags unless told not to (scripts set it up before its devices).
+    let c = r
+        .json(
+            "POST",
+            "/api/credentials",
+            &r.admin,
+            json!({"name": "c", "username": "u", "password": "p", "tags": ["cred-tag"]}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text());
+    device(&r, "after-cred", &[]).await;
+    let d = r
+        .json(
+            "POST",
+            "/api/devices",
+            &op,
+            json!({"hostname": "d0", "address": "192.0.2.1", "platform": PLATFORM, "tags": ["cred-tag"]}),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{}", d.text());
     let id = device(&r, "d1", &["ghost"]).await;
     let mut b = job("j5", json!({"device_ids": [id], "tags": ["ghost"]}));
     let ok = r.json("POST", "/api/jobs", &op, b.clone()).await;
@@ -370,7 +391,7 @@ async fn references_are_checked_and_tags_are_created_only_on_request() {
     b["create_missing_tags"] = json!(true);
     let ok = r.json("POST", "/api/jobs", &op, b).await;
     assert_eq!(ok.status, 201, "{}", ok.text());
-    assert_eq!(r.get("/api/tags", &op).await.json()["total"], 2);
+    assert_eq!(r.get("/api/tags", &op).await.json()["total"], 3);
 }
 
 #[tokio::test]

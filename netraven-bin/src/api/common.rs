@@ -249,14 +249,14 @@ pub async fn check_tags(
     )))
 }
 
-/// Takes the `create_missing_tags` flag out of a body (default false), so the rest can be read
-/// as the resource's own fields.
-pub fn take_create_missing_tags(body: &mut Value) -> ApiResult<bool> {
+/// Takes the `create_missing_tags` flag out of a body (`default` when absent), so the rest can
+/// be read as the resource's own fields.
+pub fn take_create_missing_tags(body: &mut Value, default: bool) -> ApiResult<bool> {
     match body
         .as_object_mut()
         .and_then(|o| o.remove("create_missing_tags"))
     {
-        None | Some(Value::Null) => Ok(false),
+        None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(b),
         Some(_) => Err(ApiError::invalid("create_missing_tags: expected a boolean")),
     }

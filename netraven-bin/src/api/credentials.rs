@@ -33,7 +33,7 @@ pub struct CredentialCreate {
     /// Lower is tried first (default 100).
     #[serde(default)]
     pub priority: Option<i32>,
-    /// Tags (must exist unless `create_missing_tags` is true).
+    /// Tags (missing ones are created unless `create_missing_tags` is false).
     #[serde(default)]
     pub tags: Vec<String>,
     /// Free text.
@@ -65,7 +65,7 @@ pub struct CredentialReplace {
     /// Priority (default 100).
     #[serde(default)]
     pub priority: Option<i32>,
-    /// Tags (must exist unless `create_missing_tags` is true).
+    /// Tags (missing ones are created unless `create_missing_tags` is false).
     #[serde(default)]
     pub tags: Vec<String>,
     /// Free text.
@@ -94,6 +94,12 @@ pub struct CredentialQuery {
     /// Size (≤ 100).
     pub size: Option<u32>,
 }
+
+/// Whether a credential body without `create_missing_tags` creates the tags it names. A
+/// credential's tags select the devices it serves and are usually set up before those devices
+/// (scripts create the credential, then devices with its tag), so credentials keep creating them
+/// unless the body says `"create_missing_tags": false`; devices and jobs refuse unknown tags.
+pub const CREATE_TAGS_BY_DEFAULT: bool = true;
 
 /// Fields `GET /api/credentials` sorts by.
 pub const CREDENTIAL_SORT: &[&str] = &[
@@ -142,7 +148,7 @@ pub async fn create_credential(
     State(st): State<ApiState>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, CREATE_TAGS_BY_DEFAULT)?;
     let b: CredentialCreate = from_json(v)?;
     let mut c = Credential::new(b.name, b.username, b.password);
     c.enable_secret = b.enable_secret.filter(|s| !s.is_empty());
@@ -207,7 +213,7 @@ pub async fn update_credential(
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Json<CredentialInfo>> {
     let c = st.store.get_credential(id).await?;
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, CREATE_TAGS_BY_DEFAULT)?;
     let b = from_json(v)?;
     Ok(Json(replace_credential(&st, c, b, create_tags).await?))
 }
@@ -219,7 +225,7 @@ pub async fn patch_credential(
     ApiJson(mut p): ApiJson<Value>,
 ) -> ApiResult<Json<CredentialInfo>> {
     let c = st.store.get_credential(id).await?;
-    let create_tags = take_create_missing_tags(&mut p)?;
+    let create_tags = take_create_missing_tags(&mut p, CREATE_TAGS_BY_DEFAULT)?;
     let mut v = json!({
         "name": c.name, "username": c.username, "priority": c.priority,
         "tags": c.tags, "description": c.description,

@@ -162,7 +162,7 @@ pub async fn create_device(
     State(st): State<ApiState>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, false)?;
     let d = new_device(from_json(v)?);
     check_device(&st, &d, create_tags).await?;
     Ok(created(save(&st, d).await?))
@@ -191,7 +191,7 @@ pub async fn update_device(
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Json<Device>> {
     let old = st.store.get_device(id).await?;
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, false)?;
     Ok(Json(replace(&st, old, v, create_tags).await?))
 }
 
@@ -202,7 +202,7 @@ pub async fn patch_device(
     ApiJson(mut p): ApiJson<Value>,
 ) -> ApiResult<Json<Device>> {
     let old = st.store.get_device(id).await?;
-    let create_tags = take_create_missing_tags(&mut p)?;
+    let create_tags = take_create_missing_tags(&mut p, false)?;
     let mut v = to_json(&old.spec)?;
     merge_patch(&mut v, p);
     Ok(Json(replace(&st, old, v, create_tags).await?))

@@ -153,7 +153,7 @@ pub async fn create_job(
     State(st): State<ApiState>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, false)?;
     let j = from_json::<JobInput>(v)?.into_job();
     Ok(created(save(&st, j, create_tags).await?))
 }
@@ -181,7 +181,7 @@ pub async fn update_job(
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Json<Job>> {
     let old = st.store.get_job(id).await?;
-    let create_tags = take_create_missing_tags(&mut v)?;
+    let create_tags = take_create_missing_tags(&mut v, false)?;
     Ok(Json(replace(&st, old, v, create_tags).await?))
 }
 
@@ -192,7 +192,7 @@ pub async fn patch_job(
     ApiJson(mut p): ApiJson<Value>,
 ) -> ApiResult<Json<Job>> {
     let old = st.store.get_job(id).await?;
-    let create_tags = take_create_missing_tags(&mut p)?;
+    let create_tags = take_create_missing_tags(&mut p, false)?;
     let mut v = json!({
         "name": old.name, "description": old.description, "kind": old.kind,
         "targets": old.targets, "schedule": old.schedule, "enabled": old.enabled,

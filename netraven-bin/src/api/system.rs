@@ -319,7 +319,7 @@ fn handwritten_schemas() -> Value {
             "detail": { "type": "string" }, "fires": { "type": "array", "items": { "type": "string", "format": "date-time" } } } },
         "MergePatch": obj("a JSON merge patch (RFC 7396) of the resource's writable fields: omitted fields stay, null resets a field to its default; create_missing_tags: true allows naming new tags"),
         "CreateMissingTags": { "type": "object", "properties": { "create_missing_tags": { "type": "boolean", "default": false,
-            "description": "create the tags the body names that do not exist (default: 422 listing them)" } } },
+            "description": "create the tags the body names that do not exist; when false, unknown tags are 422 listing them (default false for devices and jobs, true for credentials)" } } },
         "DeviceInput": { "allOf": [ { "$ref": "#/components/schemas/DeviceSpec" }, { "$ref": "#/components/schemas/CreateMissingTags" } ] },
         "TokenList": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiToken" } },
             "total": { "type": "integer" } } },
