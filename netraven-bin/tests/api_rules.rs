@@ -886,3 +886,94 @@ async fn openapi_has_a_schema_for_every_body() {
         assert!(schemas.contains_key(item), "{item}");
     }
 }
+
+#[tokio::test]
+async fn devices_show_their_state_and_filter_by_it() {
+    let r = rig().await;
+    let op = r.operator.clone();
+    let c = r
+        .json(
+            "POST",
+            "/api/credentials",
+            &r.admin,
+            json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"]}),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.text());
+    r.driver.set_config("good", "hostname good\n");
+    r.driver.script(
+        "bad",
+        netraven_core::memory::FakeBehavior {
+            connect_error: Some(ErrorKind::Timeout),
+            ..Default::default()
+        },
+    );
+    let good = device(&r, "good", &["core"]).await;
+    let bad = device(&r, "bad", &["core"]).await;
+    let never = device(&r, "never", &[]).await;
+    let before = chrono::Utc::now();
+    let job = r
+        .json(
+            "POST",
+            "/api/jobs",
+            &op,
+            json!({"name": "n", "kind": {"type": "backup"}, "targets": {"device_ids": [good, bad]},
+                   "schedule": {"type": "manual"}}),
+        )
+        .await;
+    let job_id = job.json()["id"].as_i64().unwrap();
+    let run = r
+        .send(
+            "POST",
+            &format!("/api/jobs/{job_id}/run"),
+            Some(&op),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(run.status, 202, "{}", run.text());
+    r.engine.drain().await.unwrap();
+    let g = r.get(&format!("/api/devices/{good}"), &op).await.json();
+    let s = &g["state"];
+    assert_eq!(s["last_status"], "SUCCESS", "{g}");
+    assert!(
+        s["last_success"].is_string() && s["last_change"].is_string(),
+        "{g}"
+    );
+    assert_eq!(s["credential"], "lab", "{g}");
+    assert!(s["failure_reason"].is_null(), "{g}");
+    let b = r.get(&format!("/api/devices/{bad}"), &op).await.json();
+    assert_eq!(b["state"]["last_status"], "FAILED", "{b}");
+    assert!(
+        b["state"]["failure_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("timeout"),
+        "{b}"
+    );
+    assert!(b["state"]["last_success"].is_null(), "{b}");
+    let list = r.get("/api/devices", &op).await.json();
+    assert_eq!(list["items"][0]["state"]["last_status"], "FAILED", "{list}");
+    // Filters on the state.
+    let v = r.get("/api/devices?last_status=failed", &op).await.json();
+    assert_eq!(ids(&v), vec![bad]);
+    let v = r
+        .get("/api/devices?last_status=FAILED&last_status=none", &op)
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![bad, never]);
+    let since = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let v = r
+        .get(&format!("/api/devices?changed_since={since}"), &op)
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![good]);
+    let v = r
+        .get(&format!("/api/devices?stale_since={since}"), &op)
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![bad, never]);
+    r.get("/api/devices?last_status=maybe", &op)
+        .await
+        .assert_error(422);
+}

@@ -12,11 +12,13 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use chrono::DateTime;
 use chrono::Utc;
 use netraven_core::import::ImportRow;
 use netraven_core::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A new device from its writable fields, stamped now.
 fn new_device(spec: DeviceSpec) -> Device {
@@ -59,6 +61,118 @@ fn check_reachable_fields(st: &ApiState, d: &DeviceSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// A device's current state, from its latest results and snapshots.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct DeviceState {
+    /// Status of its latest result.
+    pub last_status: Option<DeviceStatus>,
+    /// When its latest result was recorded.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// The run of its latest result.
+    pub last_run_id: Option<RunId>,
+    /// When it last succeeded.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When its configuration last changed (its newest snapshot).
+    pub last_change: Option<DateTime<Utc>>,
+    /// Why its latest result failed (`<error kind>: <message>`), if it did.
+    pub failure_reason: Option<String>,
+    /// Name of the credential that logged in at its last success (never a secret).
+    pub credential: Option<String>,
+}
+
+/// A device with its current state, as `GET /api/devices` and `GET /api/devices/{id}` answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    /// The device.
+    #[serde(flatten)]
+    pub device: Device,
+    /// Its current state.
+    pub state: DeviceState,
+}
+
+/// The current state of each device (two indexed result reads per device, one snapshot read for
+/// all, one credential read per credential seen).
+async fn states(st: &ApiState, devices: &[Device]) -> ApiResult<Vec<DeviceState>> {
+    let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
+    let snaps = st.store.latest_snapshots(&ids).await?;
+    let mut names: HashMap<CredentialId, Option<String>> = HashMap::new();
+    let mut out = Vec::with_capacity(devices.len());
+    for d in devices {
+        let f = ResultFilter {
+            device_id: Some(d.id),
+            ..ResultFilter::default()
+        };
+        let latest = st
+            .store
+            .list_results(&f, Page::new(1, 1))
+            .await?
+            .items
+            .pop();
+        let success = match &latest {
+            Some(r) if r.status == DeviceStatus::Success => Some(r.clone()),
+            Some(_) => {
+                let f = ResultFilter {
+                    status: Some(DeviceStatus::Success),
+                    ..f
+                };
+                st.store
+                    .list_results(&f, Page::new(1, 1))
+                    .await?
+                    .items
+                    .pop()
+            }
+            None => None,
+        };
+        let credential = match success.as_ref().and_then(|r| r.credential_id) {
+            None => None,
+            Some(cid) => match names.get(&cid) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = match st.store.get_credential(cid).await {
+                        Ok(c) => Some(c.name),
+                        Err(e) if e.kind() == ErrorKind::NotFound => None,
+                        Err(e) => return Err(e.into()),
+                    };
+                    names.insert(cid, n.clone());
+                    n
+                }
+            },
+        };
+        let failure_reason = latest
+            .as_ref()
+            .filter(|r| r.status == DeviceStatus::Failed)
+            .map(|r| {
+                let kind = r.error_kind.map(|k| k.as_str()).unwrap_or("failed");
+                match &r.message {
+                    Some(m) => format!("{kind}: {m}"),
+                    None => kind.to_string(),
+                }
+            });
+        out.push(DeviceState {
+            last_status: latest.as_ref().map(|r| r.status),
+            last_run_at: latest.as_ref().map(|r| r.finished_at),
+            last_run_id: latest.as_ref().map(|r| r.run_id),
+            last_success: success.as_ref().map(|r| r.finished_at),
+            last_change: snaps
+                .iter()
+                .find(|s| s.device_id == d.id)
+                .map(|s| s.created_at),
+            failure_reason,
+            credential,
+        });
+    }
+    Ok(out)
+}
+
+async fn views(st: &ApiState, p: Paged<Device>) -> ApiResult<Paged<DeviceView>> {
+    let s = states(st, &p.items).await?;
+    let mut s = s.into_iter();
+    Ok(p.map(|device| DeviceView {
+        device,
+        state: s.next().unwrap_or_default(),
+    }))
+}
+
 /// Query of `GET /api/devices`. Every filter may repeat (any of its values).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +191,13 @@ pub struct DeviceQuery {
     pub tag: Vec<String>,
     /// Enabled or not.
     pub enabled: Option<bool>,
+    /// Status of the latest result: `SUCCESS`, `FAILED`, or `none` for never run (repeat for any).
+    #[serde(default)]
+    pub last_status: Vec<String>,
+    /// Configuration changed (a new snapshot) at or after this time.
+    pub changed_since: Option<DateTime<Utc>>,
+    /// Stale: no successful result at or after this time.
+    pub stale_since: Option<DateTime<Utc>>,
     /// `hostname`, `id`, `address`, `platform`, `created_at`, `updated_at` (`-` in front:
     /// descending). Default: hostname, then id.
     pub sort: Option<String>,
@@ -96,11 +217,11 @@ pub const DEVICE_SORT: &[&str] = &[
     "updated_at",
 ];
 
-/// `GET /api/devices`.
+/// `GET /api/devices`: devices with their current state.
 pub async fn list_devices(
     State(st): State<ApiState>,
     ApiQuery(q): ApiQuery<DeviceQuery>,
-) -> ApiResult<Json<Paged<Device>>> {
+) -> ApiResult<Json<Paged<DeviceView>>> {
     let page = page_of(q.page, q.size)?;
     let sort = parse_sort(q.sort.as_deref(), DEVICE_SORT)?;
     let (hosts, addrs, platforms, tags) = (
@@ -109,6 +230,18 @@ pub async fn list_devices(
         values(q.platform),
         values(q.tag),
     );
+    // `None` stands for "never run".
+    let last_status = values(q.last_status)
+        .iter()
+        .map(|s| match s.to_ascii_uppercase().as_str() {
+            "NONE" => Ok(None),
+            u => DeviceStatus::parse(u).map(Some).ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "last_status: unknown status '{s}' (SUCCESS, FAILED or none)"
+                ))
+            }),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     // What the store can filter: one value per filter.
     let f = DeviceFilter {
         hostname: single(&hosts),
@@ -119,8 +252,10 @@ pub async fn list_devices(
     let in_store = [&hosts, &addrs, &platforms, &tags]
         .iter()
         .all(|v| v.len() <= 1);
-    if in_store && sort.is_none() && q.enabled.is_none() {
-        return Ok(Json(st.store.list_devices(&f, page).await?));
+    let by_state = !last_status.is_empty() || q.changed_since.is_some() || q.stale_since.is_some();
+    if in_store && sort.is_none() && q.enabled.is_none() && !by_state {
+        let p = st.store.list_devices(&f, page).await?;
+        return Ok(Json(views(&st, p).await?));
     }
     let candidates = if tags.len() > 1 {
         // Any of several tags: the store finds their devices by id.
@@ -137,24 +272,49 @@ pub async fn list_devices(
     } else {
         read_all(|p| st.store.list_devices(&f, p)).await?
     };
-    let items = candidates
+    let matching: Vec<Device> = candidates
         .into_iter()
         .filter(|d| contains_any(&d.hostname, &hosts) && contains_any(&d.address, &addrs))
         .filter(|d| any_of(&d.platform, &platforms))
         .filter(|d| tags.is_empty() || d.tags.iter().any(|t| tags.contains(t)))
         .filter(|d| q.enabled.is_none_or(|e| d.enabled == e))
         .collect();
+    if !by_state {
+        let p = page_items(matching, sort.as_ref(), page);
+        return Ok(Json(views(&st, p).await?));
+    }
+    let s = states(&st, &matching).await?;
+    let items: Vec<DeviceView> = matching
+        .into_iter()
+        .zip(s)
+        .filter(|(_, s)| any_of(&s.last_status, &last_status))
+        .filter(|(_, s)| {
+            q.changed_since
+                .is_none_or(|t| s.last_change.is_some_and(|c| c >= t))
+        })
+        .filter(|(_, s)| {
+            q.stale_since
+                .is_none_or(|t| s.last_success.is_none_or(|c| c < t))
+        })
+        .map(|(device, state)| DeviceView { device, state })
+        .collect();
     Ok(Json(page_items(items, sort.as_ref(), page)))
 }
 
-/// Saves a device (id 0: a new one), mapping a duplicate hostname to a 409 naming it.
-async fn save(st: &ApiState, d: Device) -> ApiResult<Device> {
+/// Saves a device (id 0: a new one), mapping a duplicate hostname to a 409 naming it; answers
+/// the saved device with its state.
+async fn save(st: &ApiState, d: Device) -> ApiResult<DeviceView> {
     let saved = if d.id == 0 {
         st.store.create_device(&d).await
     } else {
         st.store.update_device(&d).await
     };
-    saved.map_err(|e| conflict_on(e, "device", "hostname", &d.hostname))
+    let device = saved.map_err(|e| conflict_on(e, "device", "hostname", &d.hostname))?;
+    let state = states(st, std::slice::from_ref(&device))
+        .await?
+        .pop()
+        .unwrap_or_default();
+    Ok(DeviceView { device, state })
 }
 
 /// `POST /api/devices`: a [`DeviceSpec`] plus `create_missing_tags` (default false).
@@ -168,15 +328,25 @@ pub async fn create_device(
     Ok(created(save(&st, d).await?))
 }
 
-/// `GET /api/devices/{id}`.
+/// `GET /api/devices/{id}`: the device with its current state.
 pub async fn get_device(
     State(st): State<ApiState>,
     ApiPath(id): ApiPath<DeviceId>,
-) -> ApiResult<Json<Device>> {
-    Ok(Json(st.store.get_device(id).await?))
+) -> ApiResult<Json<DeviceView>> {
+    let device = st.store.get_device(id).await?;
+    let state = states(&st, std::slice::from_ref(&device))
+        .await?
+        .pop()
+        .unwrap_or_default();
+    Ok(Json(DeviceView { device, state }))
 }
 
-async fn replace(st: &ApiState, old: Device, spec: Value, create_tags: bool) -> ApiResult<Device> {
+async fn replace(
+    st: &ApiState,
+    old: Device,
+    spec: Value,
+    create_tags: bool,
+) -> ApiResult<DeviceView> {
     let mut d = new_device(from_json(spec)?);
     d.id = old.id;
     d.created_at = old.created_at;
@@ -189,7 +359,7 @@ pub async fn update_device(
     State(st): State<ApiState>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(mut v): ApiJson<Value>,
-) -> ApiResult<Json<Device>> {
+) -> ApiResult<Json<DeviceView>> {
     let old = st.store.get_device(id).await?;
     let create_tags = take_create_missing_tags(&mut v, false)?;
     Ok(Json(replace(&st, old, v, create_tags).await?))
@@ -200,7 +370,7 @@ pub async fn patch_device(
     State(st): State<ApiState>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(mut p): ApiJson<Value>,
-) -> ApiResult<Json<Device>> {
+) -> ApiResult<Json<DeviceView>> {
     let old = st.store.get_device(id).await?;
     let create_tags = take_create_missing_tags(&mut p, false)?;
     let mut v = to_json(&old.spec)?;

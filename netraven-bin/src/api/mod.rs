@@ -412,7 +412,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         d::update_device,
         d::patch_device,
         d::delete_device,
-        "List devices (filters hostname, address, platform, tag, enabled; sort)",
+        "List devices with their current state (filters hostname, address, platform, tag, enabled, last_status, changed_since, stale_since; sort)",
         "Create a device (platform must have a driver, address an IP or DNS name; create_missing_tags)",
         "Get a device",
         "Replace a device",
