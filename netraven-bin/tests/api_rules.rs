@@ -10,6 +10,7 @@ use netraven_core::prelude::*;
 use netraven_server::api::{self, RespBody};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tower::ServiceExt;
 
 /// An id no test creates.
 const MISSING: i64 = 2_000_000_001;
@@ -976,4 +977,94 @@ async fn devices_show_their_state_and_filter_by_it() {
     r.get("/api/devices?last_status=maybe", &op)
         .await
         .assert_error(422);
+}
+
+#[tokio::test]
+async fn latest_config_downloads_as_text_and_snapshots_have_etags() {
+    let r = rig().await;
+    let op = r.operator.clone();
+    r.driver.set_config("r1", "hostname r1\ninterface x\n");
+    r.json(
+        "POST",
+        "/api/credentials",
+        &r.admin,
+        json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"]}),
+    )
+    .await;
+    let id = device(&r, "r1", &["core"]).await;
+    r.get(&format!("/api/configs/{id}/latest"), &op)
+        .await
+        .assert_error(404);
+    let job = r
+        .json(
+            "POST",
+            "/api/jobs",
+            &op,
+            json!({"name": "n", "kind": {"type": "backup"}, "targets": {"device_ids": [id]},
+                   "schedule": {"type": "manual"}}),
+        )
+        .await;
+    let job_id = job.json()["id"].as_i64().unwrap();
+    r.send(
+        "POST",
+        &format!("/api/jobs/{job_id}/run"),
+        Some(&op),
+        None,
+        &[],
+    )
+    .await;
+    r.engine.drain().await.unwrap();
+    let latest = r.get(&format!("/api/configs/{id}/latest"), &op).await;
+    assert_eq!(latest.status, 200, "{}", latest.text());
+    let v = latest.json();
+    assert!(
+        v["content"].as_str().unwrap().contains("interface x"),
+        "{v}"
+    );
+    let raw = r
+        .get(&format!("/api/configs/{id}/latest?format=text"), &op)
+        .await;
+    assert_eq!(raw.status, 200);
+    assert!(
+        raw.content_type.starts_with("text/plain"),
+        "{}",
+        raw.content_type
+    );
+    assert!(raw.text().contains("interface x"));
+    // ETag: the same snapshot again is 304 with If-None-Match.
+    let snap = v["id"].as_i64().unwrap();
+    let resp = r
+        .app
+        .clone()
+        .oneshot(
+            axum::http::Request::get(format!("/api/configs/snapshots/{snap}"))
+                .header("authorization", format!("Bearer {op}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let tag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let again = r
+        .send(
+            "GET",
+            &format!("/api/configs/snapshots/{snap}"),
+            Some(&op),
+            None,
+            &[("if-none-match", tag.as_str())],
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let other = r
+        .send(
+            "GET",
+            &format!("/api/configs/{id}/latest"),
+            Some(&op),
+            None,
+            &[("if-none-match", "\"0-other\"")],
+        )
+        .await;
+    assert_eq!(other.status, 200);
 }

@@ -5,6 +5,8 @@ use super::common::page_of;
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use netraven_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -46,12 +48,97 @@ pub async fn history(
     Ok(Json(h))
 }
 
-/// `GET /api/configs/snapshots/{id}`: the snapshot with its content.
+/// An entity tag for a snapshot: its id and content hash (snapshots never change).
+fn etag(meta: &SnapshotMeta) -> String {
+    format!("\"{}-{}\"", meta.id, meta.hash)
+}
+
+/// Whether the client's `If-None-Match` already names this entity tag.
+fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+}
+
+/// The snapshot as JSON, or as a `text/plain` download named after the device, with its ETag
+/// (304 when the client has it).
+fn snapshot_response(
+    snap: Snapshot,
+    format: Option<&str>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let tag = etag(&snap.meta);
+    let cache = [
+        (header::ETAG, tag.clone()),
+        (
+            header::CACHE_CONTROL,
+            "private, max-age=0, must-revalidate".to_string(),
+        ),
+    ];
+    if not_modified(headers, &tag) {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    match format.unwrap_or("json") {
+        "json" => Ok((cache, Json(snap)).into_response()),
+        "text" | "raw" => {
+            // The hostname passed validate_name (no quotes or separators), so it is a safe name.
+            let name = format!(
+                "attachment; filename=\"{}-{}.cfg\"",
+                snap.meta.hostname, snap.meta.id
+            );
+            Ok((
+                cache,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "text/plain; charset=utf-8".to_string(),
+                    ),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                snap.content,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::invalid(format!(
+            "format: '{other}' is not offered (json or text)"
+        ))),
+    }
+}
+
+/// Query of the snapshot routes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    /// `json` (default: the snapshot with its content) or `text` (the configuration as a
+    /// `text/plain` download).
+    pub format: Option<String>,
+}
+
+/// `GET /api/configs/snapshots/{id}`: the snapshot with its content (ETag, `If-None-Match`).
 pub async fn snapshot(
     State(st): State<ApiState>,
     ApiPath(id): ApiPath<SnapshotId>,
-) -> ApiResult<Json<Snapshot>> {
-    Ok(Json(st.sink.get(id).await?))
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
+) -> ApiResult<Response> {
+    snapshot_response(st.sink.get(id).await?, q.format.as_deref(), &headers)
+}
+
+/// `GET /api/configs/{device_id}/latest`: the device's newest snapshot (404 for an unknown
+/// device or one without a snapshot), as JSON or `format=text`, with its ETag.
+pub async fn latest(
+    State(st): State<ApiState>,
+    ApiPath(device_id): ApiPath<DeviceId>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<SnapshotQuery>,
+) -> ApiResult<Response> {
+    let meta = st
+        .store
+        .latest_snapshot(device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no snapshot of device {device_id}")))?;
+    snapshot_response(st.sink.get(meta.id).await?, q.format.as_deref(), &headers)
 }
 
 /// Query of `GET /api/configs/diff`.

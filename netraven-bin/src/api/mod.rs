@@ -447,7 +447,8 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (spec("GET", "/api/logs/stream", V, "A run's logs as server-sent events, live until the run ends (resumes after Last-Event-ID or after_id)", None, Text("text/event-stream")), get(ru::stream_logs)),
         (spec("GET", "/api/configs/search", V, "Search the latest configurations (q)", None, Pg("SnapshotMeta")), get(c::search)),
         (spec("GET", "/api/configs/diff", V, "Unified diff of two snapshots (from, to)", None, J("DiffResponse")), get(c::diff)),
-        (spec("GET", "/api/configs/snapshots/{id}", V, "A snapshot with its content", None, J("Snapshot")), get(c::snapshot)),
+        (spec("GET", "/api/configs/snapshots/{id}", V, "A snapshot with its content (format=text: a text/plain download); ETag and If-None-Match (304)", None, J("Snapshot")), get(c::snapshot)),
+        (spec("GET", "/api/configs/{device_id}/latest", V, "A device's newest snapshot with its content (format=text: a text/plain download); ETag and If-None-Match (304)", None, J("Snapshot")), get(c::latest)),
         (spec("GET", "/api/configs/{device_id}/history", V, "A device's snapshots, newest first (404 for an unknown device)", None, Pg("SnapshotMeta")), get(c::history)),
     ]);
     v
