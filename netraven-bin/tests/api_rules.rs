@@ -1068,3 +1068,77 @@ async fn latest_config_downloads_as_text_and_snapshots_have_etags() {
         .await;
     assert_eq!(other.status, 200);
 }
+
+#[tokio::test]
+async fn bulk_retags_and_deletes_many_devices() {
+    let r = rig().await;
+    let op = r.operator.clone();
+    let a = device(&r, "a", &["x"]).await;
+    let b = device(&r, "b", &[]).await;
+    let c = device(&r, "c", &[]).await;
+    let e = r
+        .json(
+            "POST",
+            "/api/devices/bulk",
+            &op,
+            json!({"ids": [a, MISSING], "action": "delete"}),
+        )
+        .await
+        .assert_error(422);
+    assert!(
+        e["detail"].as_str().unwrap().contains(&MISSING.to_string()),
+        "{e}"
+    );
+    assert_eq!(r.device_count().await, 3, "nothing deleted");
+    r.json(
+        "POST",
+        "/api/devices/bulk",
+        &op,
+        json!({"ids": [a, b], "action": "add_tags", "tags": ["new"]}),
+    )
+    .await
+    .assert_error(422);
+    let v = r
+        .json(
+            "POST",
+            "/api/devices/bulk",
+            &op,
+            json!({"ids": [a, b], "action": "add_tags", "tags": ["x", "new"], "create_missing_tags": true}),
+        )
+        .await
+        .json();
+    assert_eq!(v["changed"], 2, "{v}");
+    let t = r.get("/api/devices?tag=new", &op).await.json();
+    assert_eq!(ids(&t), vec![a, b]);
+    let v = r
+        .json(
+            "POST",
+            "/api/devices/bulk",
+            &op,
+            json!({"ids": [a], "action": "remove_tags", "tags": ["x"]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["changed"], 1, "{v}");
+    let d = r.get(&format!("/api/devices/{a}"), &op).await.json();
+    assert_eq!(d["tags"], json!(["new"]));
+    r.json(
+        "POST",
+        "/api/devices/bulk",
+        &r.viewer,
+        json!({"ids": [c], "action": "delete"}),
+    )
+    .await
+    .assert_error(403);
+    let v = r
+        .json(
+            "POST",
+            "/api/devices/bulk",
+            &op,
+            json!({"ids": [b, c], "action": "delete"}),
+        )
+        .await
+        .json();
+    assert_eq!(v["changed"], 2, "{v}");
+    assert_eq!(r.device_count().await, 1);
+}

@@ -1,7 +1,7 @@
 //! Handlers for configuration history, snapshots, diffs and search.
 
 use super::ApiState;
-use super::common::page_of;
+use super::common::{page_of, parse_sort};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use axum::Json;
 use axum::extract::State;
@@ -194,6 +194,8 @@ pub async fn diff(
 pub struct SearchQuery {
     /// Text to find (literal, case-insensitive).
     pub q: String,
+    /// `hostname` only (the default order).
+    pub sort: Option<String>,
     /// Page.
     pub page: Option<u32>,
     /// Size.
@@ -206,6 +208,13 @@ pub async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<Paged<SnapshotMeta>>> {
     let page = page_of(q.page, q.size)?;
+    parse_sort(q.sort.as_deref(), &["hostname"])?
+        .filter(|s| s.desc)
+        .map_or(Ok(()), |_| {
+            Err(ApiError::invalid(
+                "sort: the search is ordered by hostname, ascending only",
+            ))
+        })?;
     if q.q.trim().is_empty() || q.q.len() > 1000 {
         return Err(ApiError::invalid("q must be 1 to 1000 characters"));
     }

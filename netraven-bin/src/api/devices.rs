@@ -378,6 +378,121 @@ pub async fn patch_device(
     Ok(Json(replace(&st, old, v, create_tags).await?))
 }
 
+/// What `POST /api/devices/bulk` does to every listed device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    /// Delete the devices.
+    Delete,
+    /// Add `tags` to each device.
+    AddTags,
+    /// Remove `tags` from each device.
+    RemoveTags,
+}
+
+/// Body of `POST /api/devices/bulk`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkInput {
+    /// The devices (1 to 1000 ids; every one must exist).
+    pub ids: Vec<DeviceId>,
+    /// What to do.
+    pub action: BulkAction,
+    /// The tags to add or remove.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// With `add_tags`: create the tags that do not exist (default: 422 listing them).
+    #[serde(default)]
+    pub create_missing_tags: bool,
+}
+
+/// Answer of `POST /api/devices/bulk`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BulkReport {
+    /// What was done.
+    pub action: BulkAction,
+    /// The devices it was done to.
+    pub ids: Vec<DeviceId>,
+    /// The devices that changed (a tag already present or absent changes nothing).
+    pub changed: usize,
+}
+
+/// Most devices one bulk request changes.
+pub const MAX_BULK: usize = 1000;
+
+/// `POST /api/devices/bulk`: delete or retag many devices. Every id must exist (422 naming the
+/// unknown ones, nothing is changed).
+pub async fn bulk(
+    State(st): State<ApiState>,
+    ApiJson(b): ApiJson<BulkInput>,
+) -> ApiResult<Json<BulkReport>> {
+    let mut ids = b.ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > MAX_BULK {
+        return Err(ApiError::invalid(format!(
+            "ids: 1 to {MAX_BULK} device ids"
+        )));
+    }
+    let devices = st.store.devices_by_ids(&ids).await?;
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !devices.iter().any(|d| d.id == **id))
+        .map(|id| id.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "ids: unknown device id(s) {}",
+            missing.join(", ")
+        )));
+    }
+    if b.action != BulkAction::Delete {
+        if b.tags.is_empty() {
+            return Err(ApiError::invalid("tags: name at least one tag"));
+        }
+        for t in &b.tags {
+            validate_name("tags", t)?;
+        }
+    }
+    if b.action == BulkAction::AddTags {
+        check_tags(st.store.as_ref(), &b.tags, b.create_missing_tags).await?;
+    }
+    let mut changed = 0;
+    for mut d in devices {
+        match b.action {
+            BulkAction::Delete => match st.store.delete_device(d.id).await {
+                Ok(()) => changed += 1,
+                // Deleted meanwhile by another request: the outcome is the same.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            },
+            BulkAction::AddTags | BulkAction::RemoveTags => {
+                let before = d.tags.clone();
+                if b.action == BulkAction::AddTags {
+                    for t in &b.tags {
+                        if !d.tags.contains(t) {
+                            d.tags.push(t.clone());
+                        }
+                    }
+                } else {
+                    d.tags.retain(|t| !b.tags.contains(t));
+                }
+                if d.tags != before {
+                    d.updated_at = Utc::now();
+                    st.store.update_device(&d).await?;
+                    changed += 1;
+                }
+            }
+        }
+    }
+    tracing::info!(action = ?b.action, devices = ids.len(), changed, "bulk device change");
+    Ok(Json(BulkReport {
+        action: b.action,
+        ids,
+        changed,
+    }))
+}
+
 /// `DELETE /api/devices/{id}`.
 pub async fn delete_device(
     State(st): State<ApiState>,

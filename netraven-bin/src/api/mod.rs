@@ -327,9 +327,9 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
                 "GET",
                 "/api/tokens",
                 A,
-                "List API tokens (of user_id, default the caller)",
+                "List API tokens (of user_id, default the caller; sort)",
                 None,
-                J("TokenList"),
+                Pg("ApiToken"),
             ),
             get(u::list_tokens),
         ),
@@ -398,6 +398,17 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         "Delete a credential"
     );
     v.push((spec("POST", "/api/devices/import", O, "Import devices from CSV (text/csv) or a JSON array; bad rows are reported with their row number and reason, good rows saved", Some(ReqBody::CsvOrJsonArray("DeviceSpec")), J("ImportReport")), post(d::import_devices)));
+    v.push((
+        spec(
+            "POST",
+            "/api/devices/bulk",
+            O,
+            "Delete or retag many devices at once (every id must exist)",
+            body("BulkInput"),
+            J("BulkReport"),
+        ),
+        post(d::bulk),
+    ));
     resource!(
         "/api/devices",
         "/api/devices/{id}",

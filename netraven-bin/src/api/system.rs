@@ -292,6 +292,11 @@ pub async fn metrics(State(st): State<ApiState>) -> Response {
     super::views::PreviewInput,
     super::configs::DiffResponse,
     super::auth::LoginForm,
+    super::devices::DeviceView,
+    super::devices::DeviceState,
+    super::devices::BulkInput,
+    super::devices::BulkReport,
+    super::devices::BulkAction,
 )))]
 struct DerivedSchemas;
 
@@ -321,8 +326,6 @@ fn handwritten_schemas() -> Value {
         "CreateMissingTags": { "type": "object", "properties": { "create_missing_tags": { "type": "boolean", "default": false,
             "description": "create the tags the body names that do not exist; when false, unknown tags are 422 listing them (default false for devices and jobs, true for credentials)" } } },
         "DeviceInput": { "allOf": [ { "$ref": "#/components/schemas/DeviceSpec" }, { "$ref": "#/components/schemas/CreateMissingTags" } ] },
-        "TokenList": { "type": "object", "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/ApiToken" } },
-            "total": { "type": "integer" } } },
         "TokenCreated": { "type": "object", "properties": { "id": { "type": "integer" }, "name": { "type": "string" },
             "user_id": { "type": "integer" }, "role": { "$ref": "#/components/schemas/Role" },
             "token": { "type": "string", "description": "shown only in this response" },

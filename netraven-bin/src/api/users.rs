@@ -221,17 +221,29 @@ pub struct TokenCreate {
 pub struct TokenQuery {
     /// Whose tokens (default: the caller's).
     pub user_id: Option<UserId>,
+    /// `id`, `name`, `created_at`, `last_used`, `expires_at` (`-` in front: descending).
+    /// Default: id.
+    pub sort: Option<String>,
+    /// Page.
+    pub page: Option<u32>,
+    /// Size (≤ 100).
+    pub size: Option<u32>,
 }
 
-/// `GET /api/tokens`.
+/// Fields `GET /api/tokens` sorts by.
+pub const TOKEN_SORT: &[&str] = &["id", "name", "created_at", "last_used", "expires_at"];
+
+/// `GET /api/tokens`: a user's API tokens (never the tokens themselves, only their names).
 pub async fn list_tokens(
     State(st): State<ApiState>,
     Extension(p): Extension<Principal>,
     ApiQuery(q): ApiQuery<TokenQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Paged<ApiToken>>> {
+    let page = page_of(q.page, q.size)?;
+    let sort = parse_sort(q.sort.as_deref(), TOKEN_SORT)?;
     let uid = q.user_id.unwrap_or(p.user.id);
     let items = st.store.list_tokens(uid).await?;
-    Ok(Json(json!({ "items": items, "total": items.len() })))
+    Ok(Json(page_items(items, sort.as_ref(), page)))
 }
 
 /// `POST /api/tokens`.
