@@ -169,6 +169,14 @@ async function noSidewaysScroll(page, label) {
     check((await page.evaluate(() => location.hash)).includes('hostname=ui-test'), 'device filter is not kept in the URL');
     const dev = (await api('GET', 'devices?hostname=ui-test-device', admin)).data.items[0];
     check(dev && dev.tags.includes('ui-test'), 'the added device was not stored with its tag');
+    // Bulk: tag the filtered device through the selection bar (one POST devices/bulk).
+    await page.click(t('device-select'));
+    await page.waitForSelector(t('bulk-bar'));
+    await page.type(t('bulk-tag-name'), 'ui-bulk');
+    await page.click(t('bulk-tag'));
+    await page.waitForSelector(t('bulk-bar'), { hidden: true, timeout: 10000 });
+    const tagged = (await api('GET', 'devices?tag=ui-bulk', admin)).data;
+    check(tagged && tagged.total === 1 && tagged.items[0].hostname === 'ui-test-device', 'bulk tag did not tag the selected device');
 
     // ---- create a cron job with a preview of its next fires, run it from the page
     await open(page, '/jobs/new', 'page-job-edit', 'job-new');

@@ -204,15 +204,11 @@
             NR.go('/runs/' + r.run_id);
             return;
           }
-          for (const id of ids) {
-            if (action === 'delete') await NR.api('DELETE', 'devices/' + id);
-            else if (action === 'tag' && bulkTag.value.trim()) {
-              const d = await NR.get('devices/' + id);
-              if (!d.tags.includes(bulkTag.value.trim())) {
-                const body = { tags: d.tags.concat([bulkTag.value.trim()]), create_missing_tags: true };
-                await NR.api('PATCH', 'devices/' + id, { body });
-              }
-            }
+          // One request for the whole selection (the server checks every id first).
+          if (action === 'delete') await NR.api('POST', 'devices/bulk', { body: { ids, action: 'delete' } });
+          else if (action === 'tag' && bulkTag.value.trim()) {
+            const body = { ids, action: 'add_tags', tags: [bulkTag.value.trim()], create_missing_tags: true };
+            await NR.api('POST', 'devices/bulk', { body });
           }
           state.notice = action === 'delete' ? ids.length + ' devices deleted' : 'tag ' + bulkTag.value + ' added to ' + ids.length + ' devices';
           selected.clear();
