@@ -1142,3 +1142,65 @@ async fn bulk_retags_and_deletes_many_devices() {
     assert_eq!(v["changed"], 2, "{v}");
     assert_eq!(r.device_count().await, 1);
 }
+
+#[tokio::test]
+async fn search_gives_line_numbers_context_and_takes_regexes() {
+    let r = rig().await;
+    let op = r.operator.clone();
+    r.json(
+        "POST",
+        "/api/credentials",
+        &r.admin,
+        json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"]}),
+    )
+    .await;
+    r.driver.set_config(
+        "s1",
+        "hostname s1\ninterface Gi0/1\n ip address 10.1.1.1 255.255.255.0\n!\n",
+    );
+    r.driver
+        .set_config("s2", "hostname s2\ninterface Gi0/2\n shutdown\n!\n");
+    let a = device(&r, "s1", &["core"]).await;
+    let b = device(&r, "s2", &["core"]).await;
+    let job = r
+        .json(
+            "POST",
+            "/api/jobs",
+            &op,
+            json!({"name": "n", "kind": {"type": "backup"}, "targets": {"device_ids": [a, b]},
+                   "schedule": {"type": "manual"}}),
+        )
+        .await;
+    let job_id = job.json()["id"].as_i64().unwrap();
+    r.send(
+        "POST",
+        &format!("/api/jobs/{job_id}/run"),
+        Some(&op),
+        None,
+        &[],
+    )
+    .await;
+    r.engine.drain().await.unwrap();
+    let v = r
+        .get("/api/configs/search?q=IP%20ADDRESS&context=1", &op)
+        .await
+        .json();
+    assert_eq!(v["total"], 1, "{v}");
+    let m = &v["items"][0]["matches"][0];
+    assert_eq!(v["items"][0]["hostname"], "s1");
+    assert_eq!(m["line"], 3, "{v}");
+    assert_eq!(m["before"], json!(["interface Gi0/1"]));
+    assert_eq!(m["after"], json!(["!"]));
+    let v = r
+        .get(
+            "/api/configs/search?q=%5Einterface%20gi0%2F%5B12%5D%24&regex=true",
+            &op,
+        )
+        .await
+        .json();
+    assert_eq!(v["total"], 2, "{v}");
+    assert_eq!(v["items"][1]["matches"][0]["line"], 2, "{v}");
+    r.get("/api/configs/search?q=(unclosed&regex=true", &op)
+        .await
+        .assert_error(422);
+}

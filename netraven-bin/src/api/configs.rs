@@ -1,7 +1,7 @@
 //! Handlers for configuration history, snapshots, diffs and search.
 
 use super::ApiState;
-use super::common::{page_of, parse_sort};
+use super::common::{page_of, parse_sort, read_all};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use axum::Json;
 use axum::extract::State;
@@ -192,21 +192,83 @@ pub async fn diff(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Text to find (literal, case-insensitive).
+    /// Text to find: literal and case-insensitive, or a regular expression with `regex=true`.
     pub q: String,
+    /// Treat `q` as a regular expression (case-insensitive, `^`/`$` at line ends; default false).
+    pub regex: Option<bool>,
+    /// Lines of context around each matching line (0 to 10, default 2).
+    pub context: Option<usize>,
     /// `hostname` only (the default order).
     pub sort: Option<String>,
     /// Page.
     pub page: Option<u32>,
-    /// Size.
+    /// Size (≤ 100).
     pub size: Option<u32>,
 }
 
-/// `GET /api/configs/search?q=`: latest snapshots (one per device) containing `q`.
+/// One matching line of a configuration.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LineMatch {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line.
+    pub text: String,
+    /// Up to `context` lines before it.
+    pub before: Vec<String>,
+    /// Up to `context` lines after it.
+    pub after: Vec<String>,
+}
+
+/// A device's latest snapshot that matches, with its matching lines.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    /// The snapshot.
+    #[serde(flatten)]
+    pub meta: SnapshotMeta,
+    /// Its matching lines (at most [`MAX_LINE_MATCHES`]).
+    pub matches: Vec<LineMatch>,
+    /// Whether more lines match than are listed.
+    pub more_matches: bool,
+}
+
+/// Matching lines listed per snapshot at most.
+pub const MAX_LINE_MATCHES: usize = 20;
+
+/// The lines of `content` that match, with their context.
+fn line_matches(
+    content: &str,
+    is_match: &dyn Fn(&str) -> bool,
+    context: usize,
+) -> (Vec<LineMatch>, bool) {
+    let lines: Vec<&str> = content.lines().collect();
+    let mut out = Vec::new();
+    let mut more = false;
+    for (i, l) in lines.iter().enumerate() {
+        if !is_match(l) {
+            continue;
+        }
+        if out.len() == MAX_LINE_MATCHES {
+            more = true;
+            break;
+        }
+        let own = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        out.push(LineMatch {
+            line: i + 1,
+            text: l.to_string(),
+            before: own(&lines[i.saturating_sub(context)..i]),
+            after: own(&lines[i + 1..(i + 1 + context).min(lines.len())]),
+        });
+    }
+    (out, more)
+}
+
+/// `GET /api/configs/search?q=`: the latest snapshot of each device whose configuration
+/// contains `q` (or matches it as a regular expression with `regex=true`), by hostname, each
+/// with its matching lines, their line numbers and `context` lines around them.
 pub async fn search(
     State(st): State<ApiState>,
     ApiQuery(q): ApiQuery<SearchQuery>,
-) -> ApiResult<Json<Paged<SnapshotMeta>>> {
+) -> ApiResult<Json<Paged<SearchHit>>> {
     let page = page_of(q.page, q.size)?;
     parse_sort(q.sort.as_deref(), &["hostname"])?
         .filter(|s| s.desc)
@@ -216,7 +278,65 @@ pub async fn search(
             ))
         })?;
     if q.q.trim().is_empty() || q.q.len() > 1000 {
-        return Err(ApiError::invalid("q must be 1 to 1000 characters"));
+        return Err(ApiError::invalid("q: 1 to 1000 characters"));
     }
-    Ok(Json(st.store.search_latest(&q.q, page).await?))
+    let context = q.context.unwrap_or(2);
+    if context > 10 {
+        return Err(ApiError::invalid("context: 0 to 10 lines"));
+    }
+    let (metas, re) = if q.regex.unwrap_or(false) {
+        // Bounded compiled size: a pattern cannot make the server build a huge automaton.
+        let re = regex::RegexBuilder::new(&q.q)
+            .case_insensitive(true)
+            .multi_line(true)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| ApiError::invalid(format!("q: not a valid regular expression: {e}")))?;
+        let all = DeviceFilter::default();
+        let devices = read_all(|p| st.store.list_devices(&all, p)).await?;
+        let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
+        let mut latest = Vec::new();
+        for chunk in ids.chunks(500) {
+            latest.extend(st.store.latest_snapshots(chunk).await?);
+        }
+        latest.sort_by(|a, b| {
+            a.hostname
+                .cmp(&b.hostname)
+                .then(a.device_id.cmp(&b.device_id))
+        });
+        let mut hits = Vec::new();
+        for m in latest {
+            let snap = st.sink.get(m.id).await?;
+            if re.is_match(&snap.content) {
+                hits.push(snap);
+            }
+        }
+        let total = hits.len() as u64;
+        let items: Vec<Snapshot> = hits
+            .into_iter()
+            .skip(page.offset() as usize)
+            .take(page.size as usize)
+            .collect();
+        (Paged::new(items, total, page), Some(re))
+    } else {
+        let p = st.store.search_latest(&q.q, page).await?;
+        let mut items = Vec::with_capacity(p.items.len());
+        for m in &p.items {
+            items.push(st.sink.get(m.id).await?);
+        }
+        (Paged::new(items, p.total, page), None)
+    };
+    let needle = q.q.to_lowercase();
+    let is_match = |l: &str| match &re {
+        Some(re) => re.is_match(l),
+        None => l.to_lowercase().contains(&needle),
+    };
+    Ok(Json(metas.map(|snap| {
+        let (matches, more_matches) = line_matches(&snap.content, &is_match, context);
+        SearchHit {
+            meta: snap.meta,
+            matches,
+            more_matches,
+        }
+    })))
 }

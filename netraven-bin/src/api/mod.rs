@@ -456,7 +456,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         (spec("GET", "/api/job-results", V, "List per-device results (filters device_id, job_id, run_id, status, since, until; sort)", None, Pg("DeviceResult")), get(ru::list_results)),
         (spec("GET", "/api/logs", V, "List logs (filters run_id, device_id, job_id, level, kind, source, since, until, search; after_id cursor; order or sort)", None, Pg("LogEntry")), get(ru::list_logs)),
         (spec("GET", "/api/logs/stream", V, "A run's logs as server-sent events, live until the run ends (resumes after Last-Event-ID or after_id)", None, Text("text/event-stream")), get(ru::stream_logs)),
-        (spec("GET", "/api/configs/search", V, "Search the latest configurations (q)", None, Pg("SnapshotMeta")), get(c::search)),
+        (spec("GET", "/api/configs/search", V, "Search the latest configurations (q, regex=true, context): matching lines with line numbers and context", None, Pg("SearchHit")), get(c::search)),
         (spec("GET", "/api/configs/diff", V, "Unified diff of two snapshots (from, to)", None, J("DiffResponse")), get(c::diff)),
         (spec("GET", "/api/configs/snapshots/{id}", V, "A snapshot with its content (format=text: a text/plain download); ETag and If-None-Match (304)", None, J("Snapshot")), get(c::snapshot)),
         (spec("GET", "/api/configs/{device_id}/latest", V, "A device's newest snapshot with its content (format=text: a text/plain download); ETag and If-None-Match (304)", None, J("Snapshot")), get(c::latest)),

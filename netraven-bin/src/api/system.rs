@@ -297,6 +297,8 @@ pub async fn metrics(State(st): State<ApiState>) -> Response {
     super::devices::BulkInput,
     super::devices::BulkReport,
     super::devices::BulkAction,
+    super::configs::SearchHit,
+    super::configs::LineMatch,
 )))]
 struct DerivedSchemas;
 
