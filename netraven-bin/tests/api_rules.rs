@@ -117,6 +117,29 @@ async fn every_list_is_strict_and_paged_and_every_path_id_is_404_when_unknown() 
         checked += 1;
     }
     assert!(checked >= 20, "{checked} routes with a path id");
+    // Every route refuses a parameter it does not know, lists or not.
+    for s in &routes {
+        let path = s
+            .path
+            .replace("{id}", &MISSING.to_string())
+            .replace("{device_id}", &id.to_string());
+        let body = s.request.map(|_| ("application/json", b"{}".to_vec()));
+        let resp = r
+            .send(
+                s.method,
+                &format!("{path}?no_such_filter=1"),
+                Some(&r.admin),
+                body,
+                &[],
+            )
+            .await;
+        let v = resp.assert_error(422);
+        assert!(
+            v["detail"].as_str().unwrap().contains("no_such_filter"),
+            "{} {path}: {v}",
+            s.method
+        );
+    }
 }
 
 #[tokio::test]

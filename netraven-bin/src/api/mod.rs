@@ -143,6 +143,48 @@ impl RouteSpec {
     pub fn is_list(&self) -> bool {
         matches!(self.response, RespBody::Page(_))
     }
+
+    /// Whether the route reads query parameters (its handler then refuses unknown ones); every
+    /// other route refuses any query parameter.
+    pub fn takes_query(&self) -> bool {
+        self.is_list() || QUERY_ROUTES.contains(&(self.method, self.path))
+    }
+}
+
+/// The routes besides the lists that take query parameters.
+const QUERY_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/dashboard"),
+    ("GET", "/api/devices/recent"),
+    ("GET", "/api/logs/stream"),
+    ("GET", "/api/configs/diff"),
+    ("GET", "/api/configs/snapshots/{id}"),
+    ("GET", "/api/configs/{device_id}/latest"),
+];
+
+/// Refuses a query string on a route that reads none (422 naming the parameters), so a typo is
+/// never silently ignored.
+async fn no_query(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let names: Vec<String> = req
+        .uri()
+        .query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return next.run(req).await;
+    }
+    ApiError::invalid(format!(
+        "query: unknown parameter(s) {}; this route takes none",
+        names.join(", ")
+    ))
+    .into_response()
 }
 
 const V: Access = Access::Role(Role::Viewer);
@@ -474,6 +516,11 @@ pub fn routes() -> Vec<RouteSpec> {
 pub fn router(state: ApiState) -> Router {
     let mut r: Router<ApiState> = Router::new();
     for (spec, mr) in table() {
+        let mr = if spec.takes_query() {
+            mr
+        } else {
+            mr.layer(axum::middleware::from_fn(no_query))
+        };
         let mr = match spec.access {
             Access::Public => mr,
             Access::Role(role) => mr.route_layer(axum::middleware::from_fn_with_state(
