@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(step, Step::TooLarge("line"));
         r.clear();
         let mut step = Step::More;
-        for _ in 0..200 {
+        for _ in 0..600 {
             step = r.feed(b"0123456789abcdefghi\n");
             if step != Step::More {
                 break;

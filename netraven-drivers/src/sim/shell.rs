@@ -263,6 +263,9 @@ impl Terminal {
                 let n = left.min(chunk.len() as u64) as usize;
                 self.send(&chunk[..n]).await?;
                 left -= n as u64;
+                // russh queues what the client's window does not take yet: pace the flood so
+                // the simulator's own memory does not grow with it (about 64 MB/s at most).
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
             let p = self.prompt();
             return self.emit(&p).await;
