@@ -324,6 +324,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("NETRAVEN_SCHEDULER_TICK_SECS", "scheduler.tick_secs"),
     ("NETRAVEN_ENCRYPTION_KEY", "security.encryption_key"),
     ("NETRAVEN_KEY_FILE", "security.key_file"),
+    ("NETRAVEN_ALLOW_LOOPBACK", "security.allow_loopback"),
+    ("NETRAVEN_MAX_OUTPUT_BYTES", "worker.max_output_bytes"),
     ("NETRAVEN_PLATFORMS_DIR", "platforms_dir"),
     ("NETRAVEN_LOG_RETENTION_DAYS", "logs.retention_days"),
     ("NETRAVEN_LOG_FORMAT", "logs.format"),
@@ -381,6 +383,11 @@ impl Config {
                 .parse()
                 .map(toml::Value::Integer)
                 .map_err(|_| format!("'{value}' is not a number"))?,
+            Some(toml::Value::Boolean(_)) => match value.trim() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" => toml::Value::Boolean(false),
+                _ => return Err(format!("'{value}' is not true or false")),
+            },
             _ => toml::Value::String(value.to_string()),
         };
         table.insert(leaf.to_string(), new);
@@ -584,6 +591,8 @@ mod tests {
         assert!(lab.address_policy().unwrap().check_ip("127.0.0.1".parse().unwrap()).is_ok());
         lab.security.allowed_networks = vec!["10.0.0.0/99".into()];
         assert!(lab.builder("cli").is_err());
+        let env = vec![("NETRAVEN_ALLOW_LOOPBACK".to_string(), "true".to_string())];
+        assert!(Config::load(None, env).unwrap().security.allow_loopback);
     }
 
     #[test]
@@ -623,7 +632,8 @@ mod tests {
         // every variable but the format.
         for (var, key) in ENV_VARS {
             let c = Config::load(None, vec![(var.to_string(), "7".to_string())]);
-            assert_eq!(c.is_ok(), *key != "logs.format", "{var} -> {key}: {c:?}");
+            let text_ok = !matches!(*key, "logs.format" | "security.allow_loopback");
+            assert_eq!(c.is_ok(), text_ok, "{var} -> {key}: {c:?}");
         }
         let c = Config::load(
             None,
