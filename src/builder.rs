@@ -435,12 +435,11 @@ impl Builder {
                  (set the CFLAGS described in the netraven_drivers crate docs)"
             );
         }
-        let mut drivers: DriverRegistry =
-            netraven_drivers::build_registry_with(
-                store.clone(),
-                self.platforms_dir.as_deref(),
-                self.ssh_options.clone(),
-            )?;
+        let mut drivers: DriverRegistry = netraven_drivers::build_registry_with(
+            store.clone(),
+            self.platforms_dir.as_deref(),
+            self.ssh_options.clone(),
+        )?;
         for d in self.drivers {
             drivers.register(d);
         }

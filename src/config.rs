@@ -413,9 +413,11 @@ impl Config {
 
     /// The device address policy (`security.allowed_networks`, `security.allow_loopback`).
     pub fn address_policy(&self) -> Result<AddressPolicy> {
-        Ok(AddressPolicy::with_networks(&self.security.allowed_networks)
-            .map_err(|e| e.context("security.allowed_networks"))?
-            .allow_loopback(self.security.allow_loopback))
+        Ok(
+            AddressPolicy::with_networks(&self.security.allowed_networks)
+                .map_err(|e| e.context("security.allowed_networks"))?
+                .allow_loopback(self.security.allow_loopback),
+        )
     }
 
     /// Engine settings (zero durations and counts raised to their minimum); fails on a bad
@@ -560,7 +562,13 @@ mod tests {
         c.queue.redis_url = Some("redis://:redis-canary@cache:6379".into());
         c.git.push_remote = Some("https://bot:git-canary@git.example/r.git".into());
         let shown = format!("{c:?} {c:#?}");
-        for canary in ["jwt-canary", "key-canary", "pg-canary", "redis-canary", "git-canary"] {
+        for canary in [
+            "jwt-canary",
+            "key-canary",
+            "pg-canary",
+            "redis-canary",
+            "git-canary",
+        ] {
             assert!(!shown.contains(canary), "{canary} in {shown}");
         }
         assert!(shown.contains("postgres://u:********@db/x"));
@@ -585,10 +593,18 @@ mod tests {
         assert!(policy.check_ip("10.1.2.3".parse().unwrap()).is_ok());
         assert!(policy.check_ip("192.168.1.1".parse().unwrap()).is_err());
         let d = Config::default().address_policy().unwrap();
-        assert!(d.check_ip("127.0.0.1".parse().unwrap()).is_err(), "loopback refused by default");
+        assert!(
+            d.check_ip("127.0.0.1".parse().unwrap()).is_err(),
+            "loopback refused by default"
+        );
         let mut lab = Config::default();
         lab.security.allow_loopback = true;
-        assert!(lab.address_policy().unwrap().check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(
+            lab.address_policy()
+                .unwrap()
+                .check_ip("127.0.0.1".parse().unwrap())
+                .is_ok()
+        );
         lab.security.allowed_networks = vec!["10.0.0.0/99".into()];
         assert!(lab.builder("cli").is_err());
         let env = vec![("NETRAVEN_ALLOW_LOOPBACK".to_string(), "true".to_string())];

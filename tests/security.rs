@@ -78,7 +78,10 @@ fn assert_clean(results: &[DeviceResult], logs: &[LogEntry], forbidden: &[String
         all.push_str(&format!("{} {}\n", l.message, l.fields));
     }
     for f in forbidden {
-        assert!(!all.contains(f.as_str()), "`{f}` reached results or logs:\n{all}");
+        assert!(
+            !all.contains(f.as_str()),
+            "`{f}` reached results or logs:\n{all}"
+        );
     }
 }
 
@@ -90,9 +93,16 @@ async fn a_hang_after_a_secret_line_leaves_no_device_bytes_in_results_or_logs() 
     })
     .await;
     assert_eq!(results.len(), 1);
-    assert_eq!(results[0].error_kind, Some(ErrorKind::Timeout), "{results:?}");
+    assert_eq!(
+        results[0].error_kind,
+        Some(ErrorKind::Timeout),
+        "{results:?}"
+    );
     let msg = results[0].message.as_deref().unwrap_or("");
-    assert!(msg.contains("show running-config"), "says what was awaited: {msg}");
+    assert!(
+        msg.contains("show running-config"),
+        "says what was awaited: {msg}"
+    );
     secrets.push("secret 9".into());
     assert_clean(&results, &logs, &secrets);
 }
@@ -104,7 +114,11 @@ async fn a_flooding_device_fails_too_large_without_its_bytes_anywhere() {
         ..Faults::default()
     })
     .await;
-    assert_eq!(results[0].error_kind, Some(ErrorKind::TooLarge), "{results:?}");
+    assert_eq!(
+        results[0].error_kind,
+        Some(ErrorKind::TooLarge),
+        "{results:?}"
+    );
     secrets.push("xxxxxxxx".into());
     assert_clean(&results, &logs, &secrets);
 }

@@ -125,7 +125,8 @@ mod tests {
         assert_eq!(mask_url("origin"), "origin");
         assert_eq!(mask_url("git@host:repo.git"), "git@host:repo.git");
         assert_eq!(mask_url("https://host/r.git"), "https://host/r.git");
-        let line = mask_urls_in("fatal: unable to access 'https://bot:s3cr3t@git.example/r.git/': 403");
+        let line =
+            mask_urls_in("fatal: unable to access 'https://bot:s3cr3t@git.example/r.git/': 403");
         assert!(!line.contains("s3cr3t"), "{line}");
         assert!(line.starts_with("fatal: unable to access '") && line.ends_with("': 403"));
     }

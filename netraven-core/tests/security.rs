@@ -112,7 +112,10 @@ async fn a_device_at_a_refused_address_fails_before_any_credential_is_sent() {
     for res in &results {
         assert_eq!(res.error_kind, Some(ErrorKind::AddressRefused), "{res:?}");
     }
-    assert!(r.driver.attempts().is_empty(), "a refused device saw a login");
+    assert!(
+        r.driver.attempts().is_empty(),
+        "a refused device saw a login"
+    );
     // Reachability probes are refused too.
     let (_, results) = run_job(&r, JobKind::Reachability, vec![meta.id]).await;
     assert_eq!(results[0].error_kind, Some(ErrorKind::AddressRefused));
@@ -151,7 +154,11 @@ async fn a_device_not_trusted_yet_is_offered_one_credential_per_attempt() {
     let (_, results) = run_job(&r, JobKind::Backup, vec![rogue.id]).await;
     assert_eq!(results[0].error_kind, Some(ErrorKind::Auth), "{results:?}");
     let tried: Vec<CredentialId> = r.driver.attempts().iter().map(|a| a.1).collect();
-    assert_eq!(tried, vec![first.id], "only the first candidate was offered");
+    assert_eq!(
+        tried,
+        vec![first.id],
+        "only the first candidate was offered"
+    );
     // The ranking is unchanged, so the next run offers the same one again, not the next.
     let c = r.store.get_credential(first.id).await.unwrap();
     assert_eq!(c.failure_count, 0);
@@ -235,7 +242,13 @@ async fn a_redelivered_command_task_records_interrupted_instead_of_running_again
     )
     .await;
     assert_eq!(run.status, RunStatus::CompletedSuccess, "{results:?}");
-    assert!(results[0].output.as_deref().unwrap_or("").contains("output of show clock"));
+    assert!(
+        results[0]
+            .output
+            .as_deref()
+            .unwrap_or("")
+            .contains("output of show clock")
+    );
     assert!(
         !r.store
             .mark_device_started(run.id, d2.id, chrono::Utc::now())
@@ -260,6 +273,9 @@ async fn an_unreadable_credential_is_skipped_not_fatal() {
     assert_eq!(run.status, RunStatus::CompletedSuccess, "{results:?}");
     assert_eq!(results[0].credential_id, Some(good.id));
     let tried: Vec<CredentialId> = r.driver.attempts().iter().map(|a| a.1).collect();
-    assert!(!tried.contains(&broken.id), "an unreadable credential was tried");
+    assert!(
+        !tried.contains(&broken.id),
+        "an unreadable credential was tried"
+    );
     assert!(broken.info().unreadable);
 }

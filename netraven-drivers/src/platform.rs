@@ -689,11 +689,10 @@ mod tests {
         let p = Platform::from_toml(&none).unwrap();
         assert!(p.spec.no_secrets);
         assert!(Platform::from_toml(&format!("secrets = \"nope\"\n{base}")).is_err());
-        let both = format!(
-            "secrets = \"none\"\n{base}[[secret_blocks]]\nbegin = 'a'\nend = 'b'\n"
-        );
+        let both = format!("secrets = \"none\"\n{base}[[secret_blocks]]\nbegin = 'a'\nend = 'b'\n");
         assert!(Platform::from_toml(&both).is_err());
-        let with = format!("{base}[[secrets]]\npattern = '^(pw )\\S+'\nreplace = '${{1}}{{marker}}'\n");
+        let with =
+            format!("{base}[[secrets]]\npattern = '^(pw )\\S+'\nreplace = '${{1}}{{marker}}'\n");
         assert!(Platform::from_toml(&with).is_ok());
     }
 

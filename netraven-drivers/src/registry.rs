@@ -93,7 +93,9 @@ impl LazySshDriver {
         let r = self.compiled.get_or_init(|| {
             tracing::debug!(platform = %self.spec.name, "compiling platform");
             Platform::compile(self.spec.clone())
-                .map(|p| SshDriver::new(p, self.host_keys.clone()).with_options(self.options.clone()))
+                .map(|p| {
+                    SshDriver::new(p, self.host_keys.clone()).with_options(self.options.clone())
+                })
                 .map_err(|e| (e.kind(), format!("{}: {e}", self.file)))
         });
         r.as_ref()

@@ -424,7 +424,9 @@ impl Shell {
                 Step::TooLarge(what_limit) => {
                     self.reader.clear();
                     let limit = match what_limit {
-                        "line" => format!("a line longer than {} bytes", self.limits.max_line_bytes),
+                        "line" => {
+                            format!("a line longer than {} bytes", self.limits.max_line_bytes)
+                        }
                         _ => format!("more than {} bytes", self.limits.max_output_bytes),
                     };
                     return Err(Error::new(

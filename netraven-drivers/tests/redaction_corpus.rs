@@ -22,7 +22,11 @@ fn check(platform: &str, secrets: &[Case], plain: &[&str], must_not_survive: &[&
     }
     let out = p.rules.redact(&raw);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), secrets.len() + plain.len(), "{platform}: line count");
+    assert_eq!(
+        lines.len(),
+        secrets.len() + plain.len(),
+        "{platform}: line count"
+    );
     for (i, (line, want)) in secrets.iter().enumerate() {
         assert_eq!(lines[i], *want, "{platform}: secret form `{line}`");
     }
@@ -43,13 +47,22 @@ fn cisco_ios() {
     check(
         "cisco_ios",
         &[
-            ("enable secret 9 $9$nhEmQVczB7dqsO$X.HsgL6x1il0", "enable secret 9 <removed>"),
-            ("enable password 7 0822455D0A16", "enable password 7 <removed>"),
+            (
+                "enable secret 9 $9$nhEmQVczB7dqsO$X.HsgL6x1il0",
+                "enable secret 9 <removed>",
+            ),
+            (
+                "enable password 7 0822455D0A16",
+                "enable password 7 <removed>",
+            ),
             (
                 "username admin privilege 15 secret 9 $9$abcdEFGH$xyz",
                 "username admin privilege 15 secret 9 <removed>",
             ),
-            ("snmp-server community PubL1c RO 10", "snmp-server community <removed> RO 10"),
+            (
+                "snmp-server community PubL1c RO 10",
+                "snmp-server community <removed> RO 10",
+            ),
             (
                 "snmp-server host 10.0.0.9 version 2c Tr4pC0mm",
                 "snmp-server host 10.0.0.9 version 2c <removed>",
@@ -58,7 +71,10 @@ fn cisco_ios() {
                 "snmp-server host 10.0.0.9 vrf MGMT informs version 2c Inf0rmC udp-port 162 config",
                 "snmp-server host 10.0.0.9 vrf MGMT informs version 2c <removed> udp-port 162 config",
             ),
-            ("snmp-server host 10.0.0.8 Pl4inC0mm", "snmp-server host 10.0.0.8 <removed>"),
+            (
+                "snmp-server host 10.0.0.8 Pl4inC0mm",
+                "snmp-server host 10.0.0.8 <removed>",
+            ),
             (
                 "snmp-server user ops grp v3 auth sha Auth3Key priv aes 128 Priv3Key",
                 "snmp-server user ops grp v3 auth sha <removed> priv aes 128 <removed>",
@@ -68,16 +84,25 @@ fn cisco_ios() {
                 " wpa-psk ascii 0 <removed>",
             ),
             (" wpa-psk hex 7 0A1B2C3D", " wpa-psk hex 7 <removed>"),
-            (" client 10.0.0.7 server-key 7 DynAuthK3y", " client 10.0.0.7 server-key 7 <removed>"),
+            (
+                " client 10.0.0.7 server-key 7 DynAuthK3y",
+                " client 10.0.0.7 server-key 7 <removed>",
+            ),
             (" server-key S3rv3rK3y", " server-key <removed>"),
             (" area-password IsisAr3a", " area-password <removed>"),
             (" domain-password IsisD0m", " domain-password <removed>"),
-            (" isis password IsisL1nk level-2", " isis password <removed> level-2"),
+            (
+                " isis password IsisL1nk level-2",
+                " isis password <removed> level-2",
+            ),
             (
                 " ip ospf message-digest-key 1 md5 7 0011OSPF",
                 " ip ospf message-digest-key 1 md5 7 <removed>",
             ),
-            (" ip ospf authentication-key 0SPFplain", " ip ospf authentication-key <removed>"),
+            (
+                " ip ospf authentication-key 0SPFplain",
+                " ip ospf authentication-key <removed>",
+            ),
             (
                 " ipv6 ospf authentication ipsec spi 256 md5 0 1234567890ABCDEF1234567890ABCDEF",
                 " ipv6 ospf authentication ipsec spi 256 md5 0 <removed>",
@@ -86,18 +111,30 @@ fn cisco_ios() {
                 " neighbor 10.255.0.2 password 7 BGPsecret",
                 " neighbor 10.255.0.2 password 7 <removed>",
             ),
-            (" ip nhrp authentication NhrpK3y", " ip nhrp authentication <removed>"),
-            (" vrrp 2 authentication text VrrpPlain", " vrrp 2 authentication text <removed>"),
+            (
+                " ip nhrp authentication NhrpK3y",
+                " ip nhrp authentication <removed>",
+            ),
+            (
+                " vrrp 2 authentication text VrrpPlain",
+                " vrrp 2 authentication text <removed>",
+            ),
             (
                 " vrrp 3 authentication md5 key-string 7 VrrpMd5",
                 " vrrp 3 authentication md5 key-string 7 <removed>",
             ),
-            (" standby 1 authentication HsrpText", " standby 1 authentication <removed>"),
+            (
+                " standby 1 authentication HsrpText",
+                " standby 1 authentication <removed>",
+            ),
             (
                 " standby 1 authentication md5 key-string 7 HsrpMd5",
                 " standby 1 authentication md5 key-string 7 <removed>",
             ),
-            (" glbp 5 authentication text GlbpTxt", " glbp 5 authentication text <removed>"),
+            (
+                " glbp 5 authentication text GlbpTxt",
+                " glbp 5 authentication text <removed>",
+            ),
             ("  key-string 7 KeyChainStr", "  key-string 7 <removed>"),
             (" key PlainRadiusKey", " key <removed>"),
             (" key 7 0822455D0A16RAD", " key 7 <removed>"),
@@ -105,7 +142,10 @@ fn cisco_ios() {
                 "radius-server host 10.0.0.6 auth-port 1812 acct-port 1813 key Rad1usK",
                 "radius-server host 10.0.0.6 auth-port 1812 acct-port 1813 key <removed>",
             ),
-            ("tacacs-server key 7 TacacsK3y", "tacacs-server key 7 <removed>"),
+            (
+                "tacacs-server key 7 TacacsK3y",
+                "tacacs-server key 7 <removed>",
+            ),
             (
                 "tacacs-server host 10.0.0.5 key 0 TacHostK",
                 "tacacs-server host 10.0.0.5 key 0 <removed>",
@@ -118,14 +158,23 @@ fn cisco_ios() {
                 " pre-shared-key address 198.51.100.1 key KeyringPsk",
                 " pre-shared-key address 198.51.100.1 key <removed>",
             ),
-            (" ppp chap password 7 PppChapPw", " ppp chap password 7 <removed>"),
+            (
+                " ppp chap password 7 PppChapPw",
+                " ppp chap password 7 <removed>",
+            ),
             (
                 " ppp pap sent-username isp password 0 PppPapPw",
                 " ppp pap sent-username isp password 0 <removed>",
             ),
-            ("ntp authentication-key 1 md5 NtpK3y 7", "ntp authentication-key 1 md5 <removed> 7"),
+            (
+                "ntp authentication-key 1 md5 NtpK3y 7",
+                "ntp authentication-key 1 md5 <removed> 7",
+            ),
             (" password 7 LineVtyPw", " password 7 <removed>"),
-            ("key config-key password-encrypt Mast3rK3y", "key config-key password-encrypt <removed>"),
+            (
+                "key config-key password-encrypt Mast3rK3y",
+                "key config-key password-encrypt <removed>",
+            ),
         ],
         &[
             "hostname core-sw1",
@@ -149,12 +198,43 @@ fn cisco_ios() {
             "end",
         ],
         &[
-            "$9$", "0822455D0A16", "PubL1c", "Tr4pC0mm", "Inf0rmC", "Pl4inC0mm", "Auth3Key",
-            "Priv3Key", "W1f1", "0A1B2C3D", "DynAuthK3y", "S3rv3rK3y", "IsisAr3a", "IsisD0m",
-            "IsisL1nk", "0011OSPF", "0SPFplain", "1234567890ABCDEF", "BGPsecret", "NhrpK3y",
-            "VrrpPlain", "VrrpMd5", "HsrpText", "HsrpMd5", "GlbpTxt", "KeyChainStr",
-            "PlainRadiusKey", "Rad1usK", "TacacsK3y", "TacHostK", "IsakmpPsk", "KeyringPsk",
-            "PppChapPw", "PppPapPw", "NtpK3y", "LineVtyPw", "Mast3rK3y",
+            "$9$",
+            "0822455D0A16",
+            "PubL1c",
+            "Tr4pC0mm",
+            "Inf0rmC",
+            "Pl4inC0mm",
+            "Auth3Key",
+            "Priv3Key",
+            "W1f1",
+            "0A1B2C3D",
+            "DynAuthK3y",
+            "S3rv3rK3y",
+            "IsisAr3a",
+            "IsisD0m",
+            "IsisL1nk",
+            "0011OSPF",
+            "0SPFplain",
+            "1234567890ABCDEF",
+            "BGPsecret",
+            "NhrpK3y",
+            "VrrpPlain",
+            "VrrpMd5",
+            "HsrpText",
+            "HsrpMd5",
+            "GlbpTxt",
+            "KeyChainStr",
+            "PlainRadiusKey",
+            "Rad1usK",
+            "TacacsK3y",
+            "TacHostK",
+            "IsakmpPsk",
+            "KeyringPsk",
+            "PppChapPw",
+            "PppPapPw",
+            "NtpK3y",
+            "LineVtyPw",
+            "Mast3rK3y",
         ],
     );
 }
@@ -176,13 +256,22 @@ fn arista_eos() {
     check(
         "arista_eos",
         &[
-            ("enable password sha512 $6$salt$hash", "enable password sha512 <removed>"),
+            (
+                "enable password sha512 $6$salt$hash",
+                "enable password sha512 <removed>",
+            ),
             (
                 "username admin privilege 15 role network-admin secret sha512 $6$s$h",
                 "username admin privilege 15 role network-admin secret sha512 <removed>",
             ),
-            ("username ops secret 5 $1$s$h", "username ops secret 5 <removed>"),
-            ("snmp-server community Publ1cRo ro", "snmp-server community <removed> ro"),
+            (
+                "username ops secret 5 $1$s$h",
+                "username ops secret 5 <removed>",
+            ),
+            (
+                "snmp-server community Publ1cRo ro",
+                "snmp-server community <removed> ro",
+            ),
             (
                 "snmp-server user ops grp v3 auth sha EosAuth priv aes EosPriv",
                 "snmp-server user ops grp v3 auth sha <removed> priv aes <removed>",
@@ -195,10 +284,22 @@ fn arista_eos() {
                 "snmp-server user ops2 grp v3 auth md5 EosAuthOnly",
                 "snmp-server user ops2 grp v3 auth md5 <removed>",
             ),
-            ("ntp authentication-key 1 md5 7 EosNtp7", "ntp authentication-key 1 md5 7 <removed>"),
-            ("ntp authentication-key 2 sha1 EosNtpPlain", "ntp authentication-key 2 sha1 <removed>"),
-            ("tacacs-server host 10.0.0.5 key 7 EosTac", "tacacs-server host 10.0.0.5 key 7 <removed>"),
-            ("radius-server key 7 EosRad", "radius-server key 7 <removed>"),
+            (
+                "ntp authentication-key 1 md5 7 EosNtp7",
+                "ntp authentication-key 1 md5 7 <removed>",
+            ),
+            (
+                "ntp authentication-key 2 sha1 EosNtpPlain",
+                "ntp authentication-key 2 sha1 <removed>",
+            ),
+            (
+                "tacacs-server host 10.0.0.5 key 7 EosTac",
+                "tacacs-server host 10.0.0.5 key 7 <removed>",
+            ),
+            (
+                "radius-server key 7 EosRad",
+                "radius-server key 7 <removed>",
+            ),
             (
                 "   neighbor 10.0.0.2 password 7 EosBgp",
                 "   neighbor 10.0.0.2 password 7 <removed>",
@@ -207,12 +308,18 @@ fn arista_eos() {
                 "   ip ospf message-digest-key 1 md5 7 EosOspf",
                 "   ip ospf message-digest-key 1 md5 7 <removed>",
             ),
-            ("   vrrp 1 authentication text EosVrrp", "   vrrp 1 authentication text <removed>"),
+            (
+                "   vrrp 1 authentication text EosVrrp",
+                "   vrrp 1 authentication text <removed>",
+            ),
             (
                 "   vrrp 2 peer authentication ietf-md5 key-string 7 EosVrrpMd5",
                 "   vrrp 2 peer authentication ietf-md5 key-string 7 <removed>",
             ),
-            ("   authentication key 7 EosIsis", "   authentication key 7 <removed>"),
+            (
+                "   authentication key 7 EosIsis",
+                "   authentication key 7 <removed>",
+            ),
         ],
         &[
             "hostname leaf1",
@@ -278,7 +385,10 @@ fn juniper_junos() {
                 "set snmp v3 usm local-engine user ops authentication-sha authentication-key \"$9$UsmAuth\"",
                 "set snmp v3 usm local-engine user ops authentication-sha authentication-key \"<removed>\"",
             ),
-            ("set snmp community Publ1cJ authorization read-only", "set snmp community <removed> authorization read-only"),
+            (
+                "set snmp community Publ1cJ authorization read-only",
+                "set snmp community <removed> authorization read-only",
+            ),
             (
                 "set system radius-server 10.0.0.6 secret \"$9$RadSec\"",
                 "set system radius-server 10.0.0.6 secret \"<removed>\"",
@@ -312,8 +422,14 @@ fn linux() {
     let p = builtin_platform("linux").unwrap();
     let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQUJDREVGR0g=\n-----END OPENSSH PRIVATE KEY-----\n";
     let out = p.rules.redact(key);
-    assert!(!out.contains("b3Blbn") && !out.contains("QUJDREVGR0g"), "{out}");
-    assert!(out.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"), "{out}");
+    assert!(
+        !out.contains("b3Blbn") && !out.contains("QUJDREVGR0g"),
+        "{out}"
+    );
+    assert!(
+        out.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+        "{out}"
+    );
     check(
         "linux",
         &[
@@ -325,7 +441,10 @@ fn linux() {
                 "admin:$y$j9T$saltsalt$YescryptHash:19500:0:99999:7:::",
                 "admin:<removed>:19500:0:99999:7:::",
             ),
-            ("ops:$1$salt$md5hash:18000::::::", "ops:<removed>:18000::::::"),
+            (
+                "ops:$1$salt$md5hash:18000::::::",
+                "ops:<removed>:18000::::::",
+            ),
             ("password=Hunter2Pw", "password=<removed>"),
             ("  db_password = \"Quoted Pw\"", "  db_password = <removed>"),
             ("wpa_passphrase='WifiPass'", "wpa_passphrase=<removed>"),
@@ -344,6 +463,15 @@ fn linux() {
             "www-data:!:19000::::::",
             "COMMIT",
         ],
-        &["HashHashHash", "YescryptHash", "md5hash", "Hunter2Pw", "Quoted Pw", "WifiPass", "WgPsk123", "OauthSecret"],
+        &[
+            "HashHashHash",
+            "YescryptHash",
+            "md5hash",
+            "Hunter2Pw",
+            "Quoted Pw",
+            "WifiPass",
+            "WgPsk123",
+            "OauthSecret",
+        ],
     );
 }

@@ -706,13 +706,13 @@ async fn a_device_streaming_200_mib_without_newlines_fails_too_large_in_bounded_
         .connect(&dev.core_device(), &dev.credential(), T)
         .await
         .unwrap();
-    let e = s
-        .fetch_config(Duration::from_secs(120))
-        .await
-        .unwrap_err();
+    let e = s.fetch_config(Duration::from_secs(120)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
     assert!(e.message().contains("line longer than"), "{e}");
-    assert!(!e.message().contains("xxxx"), "device bytes in the message: {e}");
+    assert!(
+        !e.message().contains("xxxx"),
+        "device bytes in the message: {e}"
+    );
     // A per-command output limit (`worker.max_output_bytes`) below the line limit.
     let keys = Arc::new(MemKeys::default());
     let small = SshDriver::new(builtin_platform("cisco_ios").unwrap(), keys).with_options(
@@ -725,10 +725,7 @@ async fn a_device_streaming_200_mib_without_newlines_fails_too_large_in_bounded_
         .connect(&dev.core_device(), &dev.credential(), T)
         .await
         .unwrap();
-    let e = s
-        .fetch_config(Duration::from_secs(120))
-        .await
-        .unwrap_err();
+    let e = s.fetch_config(Duration::from_secs(120)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
     assert!(e.message().contains("more than 1048576 bytes"), "{e}");
     if let (Some(b), Some(a)) = (before, rss_kib()) {
@@ -762,7 +759,10 @@ async fn a_hang_right_after_a_secret_line_says_what_was_awaited_not_what_came() 
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     let shown = format!("{e} {e:?}");
     assert!(shown.contains("show running-config"), "{shown}");
-    assert!(!shown.contains("secret 9"), "device output in the error: {shown}");
+    assert!(
+        !shown.contains("secret 9"),
+        "device output in the error: {shown}"
+    );
     for secret in dev.secrets() {
         assert!(!shown.contains(&secret), "secret in the error: {shown}");
     }
@@ -790,13 +790,23 @@ async fn a_rejection_by_a_first_seen_host_is_marked_and_its_key_not_kept() {
     assert_eq!(e.kind(), ErrorKind::Auth);
     assert!(e.is_on_untrusted_host(), "first contact: {e}");
     // Trust on first use starts with a login: the key pinned by the failed attempt is gone.
-    assert!(keys.get_host_key("127.0.0.1", d.port).await.unwrap().is_none());
+    assert!(
+        keys.get_host_key("127.0.0.1", d.port)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let s = drv
         .connect(&d, &creds[1].to_credential("b"), T)
         .await
         .unwrap();
     s.close().await.unwrap();
-    assert!(keys.get_host_key("127.0.0.1", d.port).await.unwrap().is_some());
+    assert!(
+        keys.get_host_key("127.0.0.1", d.port)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Once logged into, a rejection is an ordinary one (the next credential may be tried).
     let e = drv
         .connect(&d, &creds[0].to_credential("a"), T)

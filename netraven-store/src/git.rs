@@ -657,7 +657,10 @@ impl std::fmt::Debug for GitWriterConfig {
             .field("author_email", &self.author_email)
             .field(
                 "push_remote",
-                &self.push_remote.as_deref().map(netraven_core::secret::mask_url),
+                &self
+                    .push_remote
+                    .as_deref()
+                    .map(netraven_core::secret::mask_url),
             )
             .field("push_timeout", &self.push_timeout)
             .finish()

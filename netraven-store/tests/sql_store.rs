@@ -598,14 +598,19 @@ async fn credentials_at_rest<S: Store>(
     let page = store.list_credentials(Page::first(10)).await.unwrap();
     assert_eq!(page.items.iter().filter(|c| c.unreadable).count(), 1);
     // Renaming it keeps its stored ciphertext (never an encrypted empty password).
-    let before = raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
+    let before =
+        raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
     let mut renamed = bad.clone();
     renamed.name = "other-renamed".into();
     let renamed = store.update_credential(&renamed).await.unwrap();
     assert!(renamed.unreadable);
     assert_eq!(renamed.name, "other-renamed");
-    let after = raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
-    assert_eq!(before, after, "the secrets of an unreadable row were rewritten");
+    let after =
+        raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
+    assert_eq!(
+        before, after,
+        "the secrets of an unreadable row were rewritten"
+    );
     // New secrets make it readable again.
     let mut fixed = renamed.clone();
     fixed.unreadable = false;

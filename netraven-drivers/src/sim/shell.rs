@@ -321,9 +321,15 @@ impl Terminal {
         if let Some(l) = self.faults.latency {
             tokio::time::sleep(l).await;
         }
-        let needle = self.faults.hang_in_line.as_deref().filter(|n| !n.is_empty());
+        let needle = self
+            .faults
+            .hang_in_line
+            .as_deref()
+            .filter(|n| !n.is_empty());
         let hang_at = needle.and_then(|needle| {
-            let at = data.windows(needle.len()).position(|w| w == needle.as_bytes())?;
+            let at = data
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())?;
             let end = data[at..]
                 .iter()
                 .position(|&b| b == b'\r' || b == b'\n')
