@@ -77,12 +77,18 @@ pub fn mask_url(text: &str) -> String {
             // A URL that cannot carry a password has none to leak; keep only its scheme.
             format!("{}://********", u.scheme())
         }
+        // `https://<token>@host/repo.git`: git hosts take a token as the user name.
+        Ok(mut u) if !u.username().is_empty() && matches!(u.scheme(), "http" | "https") => {
+            match u.set_username("********") {
+                Ok(()) => u.to_string(),
+                Err(()) => format!("{}://********", u.scheme()),
+            }
+        }
         Ok(_) => text.to_string(),
         // Not parseable but shaped like `scheme://user:password@…`: hide the whole user part.
         Err(_) => match (text.split_once("://"), text.rfind('@')) {
-            (Some((scheme, rest)), Some(_)) if rest.contains('@') => {
-                let host = &rest[rest.rfind('@').map_or(0, |i| i + 1)..];
-                format!("{scheme}://********@{host}")
+            (Some((scheme, _)), Some(at)) if at > scheme.len() + 3 => {
+                format!("{scheme}://********@{}", &text[at + 1..])
             }
             _ => text.to_string(),
         },
@@ -125,6 +131,10 @@ mod tests {
         assert_eq!(mask_url("origin"), "origin");
         assert_eq!(mask_url("git@host:repo.git"), "git@host:repo.git");
         assert_eq!(mask_url("https://host/r.git"), "https://host/r.git");
+        let m = mask_url("https://ghp_tokencanary@github.example/r.git");
+        assert!(!m.contains("tokencanary"), "{m}");
+        let m = mask_url("postgres://u:pw@[bad");
+        assert!(!m.contains("pw"), "{m}");
         let line =
             mask_urls_in("fatal: unable to access 'https://bot:s3cr3t@git.example/r.git/': 403");
         assert!(!line.contains("s3cr3t"), "{line}");
