@@ -148,6 +148,10 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
             // A one-shot command reports failures instead of waiting to retry them.
             device_attempts: 1,
             claim_wait: Duration::from_millis(50),
+            // The operator runs this on their own host from their own inventory file (no API,
+            // no other user): loopback stays allowed (labs, `netraven sim`); link-local and
+            // metadata addresses are still refused.
+            address_policy: netraven_core::netpolicy::AddressPolicy::default().allow_loopback(true),
             ..EngineConfig::default()
         })
         .build()

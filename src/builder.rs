@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 /// Wraps the sink built so far in another (a mirror, a tee, an embedder's own layer).
 pub type SinkLayer = Box<dyn FnOnce(Arc<dyn SnapshotSink>) -> Result<Arc<dyn SnapshotSink>> + Send>;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum StoreChoice {
     Sqlite,
     Postgres { url: String, schema: String },
@@ -48,11 +48,42 @@ enum StoreChoice {
     CustomServer(Arc<dyn ServerStore>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum QueueChoice {
     Embedded,
     Redis { url: String, prefix: String },
     Custom(Arc<dyn Queue>),
+}
+
+// Hand-written so that a URL's password never reaches `{:?}` of a builder.
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Sqlite => f.write_str("Sqlite"),
+            StoreChoice::Postgres { url, schema } => f
+                .debug_struct("Postgres")
+                .field("url", &netraven_core::secret::mask_url(url))
+                .field("schema", schema)
+                .finish(),
+            StoreChoice::Memory => f.write_str("Memory"),
+            StoreChoice::Custom(s) => f.debug_tuple("Custom").field(s).finish(),
+            StoreChoice::CustomServer(s) => f.debug_tuple("CustomServer").field(s).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueChoice::Embedded => f.write_str("Embedded"),
+            QueueChoice::Redis { url, prefix } => f
+                .debug_struct("Redis")
+                .field("url", &netraven_core::secret::mask_url(url))
+                .field("prefix", prefix)
+                .finish(),
+            QueueChoice::Custom(q) => f.debug_tuple("Custom").field(q).finish(),
+        }
+    }
 }
 
 /// Builds a [`Netraven`]. Every setting has the reference server's default.
@@ -65,6 +96,7 @@ pub struct Builder {
     git: Option<GitWriterConfig>,
     git_enabled: bool,
     platforms_dir: Option<PathBuf>,
+    ssh_options: netraven_drivers::SshOptions,
     drivers: Vec<Arc<dyn Driver>>,
     layers: Vec<SinkLayer>,
     base_sink: Option<Arc<dyn SnapshotSink>>,
@@ -97,6 +129,7 @@ impl Default for Builder {
             git: None,
             git_enabled: true,
             platforms_dir: None,
+            ssh_options: netraven_drivers::SshOptions::default(),
             drivers: Vec::new(),
             layers: Vec::new(),
             base_sink: None,
@@ -221,6 +254,13 @@ impl Builder {
         self
     }
 
+    /// Options of the built-in SSH drivers (e.g. `max_output_bytes`, the largest output of one
+    /// command).
+    pub fn ssh_options(mut self, options: netraven_drivers::SshOptions) -> Self {
+        self.ssh_options = options;
+        self
+    }
+
     /// A code driver, registered after the built-in platforms (so it overrides one by name).
     pub fn driver(mut self, driver: Arc<dyn Driver>) -> Self {
         self.drivers.push(driver);
@@ -272,9 +312,22 @@ impl Builder {
             .unwrap_or_else(|| self.data_dir.join("secret.key"))
     }
 
-    /// The credential cipher: the configured key, or the key file (created on first use).
+    /// The credential cipher: the configured key, or the key file (created on first use —
+    /// except with PostgreSQL or Redis, where several hosts share the data: a key generated on
+    /// one host would make every other host's credentials unreadable, so a missing key stops
+    /// the process instead).
     pub fn cipher(&self) -> Result<AesGcmCipher> {
+        let shared = matches!(self.store, StoreChoice::Postgres { .. })
+            || matches!(self.queue, QueueChoice::Redis { .. });
         if self.encryption_key.is_none() {
+            let path = self.key_path();
+            if shared && !path.exists() {
+                return Err(Error::invalid(format!(
+                    "no credential encryption key: with PostgreSQL or Redis set                      security.encryption_key (NETRAVEN_ENCRYPTION_KEY) or provide the key file {}                      (a base64 AES-256 key, e.g. `openssl rand -base64 32`, the same on every host); \
+                     refusing to generate one",
+                    path.display()
+                )));
+            }
             create_dir(&self.data_dir)?;
         }
         load_cipher(self.encryption_key.as_deref(), &self.key_path())
@@ -382,8 +435,11 @@ impl Builder {
                  (set the CFLAGS described in the netraven_drivers crate docs)"
             );
         }
-        let mut drivers: DriverRegistry =
-            netraven_drivers::build_registry(store.clone(), self.platforms_dir.as_deref())?;
+        let mut drivers: DriverRegistry = netraven_drivers::build_registry_with(
+            store.clone(),
+            self.platforms_dir.as_deref(),
+            self.ssh_options.clone(),
+        )?;
         for d in self.drivers {
             drivers.register(d);
         }

@@ -8,7 +8,9 @@ use crate::{Builder, Netraven};
 use netraven_core::engine::EngineConfig;
 use netraven_core::logging::LogFormat;
 use netraven_core::maintenance::MaintenanceConfig;
+use netraven_core::netpolicy::AddressPolicy;
 use netraven_core::prelude::{Error, Result};
+use netraven_drivers::SshOptions;
 use netraven_store::git::GitWriterConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -88,7 +90,7 @@ impl Default for Config {
 }
 
 /// REST API settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Listen address. Default `127.0.0.1:8000`.
@@ -107,7 +109,7 @@ impl Default for ApiConfig {
 }
 
 /// Store settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://…` for PostgreSQL; unset for SQLite at `<data_dir>/netraven.db`.
@@ -126,7 +128,7 @@ impl Default for DatabaseConfig {
 }
 
 /// Queue settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// `redis://…` for the Redis queue; unset for the in-process queue (single process only).
@@ -145,7 +147,7 @@ impl Default for QueueConfig {
 }
 
 /// Git settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct GitConfig {
     /// Bare repository path; default `<data_dir>/configs.git`.
@@ -176,6 +178,9 @@ pub struct WorkerConfig {
     /// Queue lease length in seconds: a task whose worker died is delivered again this long
     /// after its last heartbeat (the lease is extended every third of it). Default 60.
     pub lease_secs: u64,
+    /// Largest output of one device command in bytes; past it the device fails with
+    /// `too_large` and nothing of the output is kept. Default 64 MiB.
+    pub max_output_bytes: u64,
 }
 
 impl Default for WorkerConfig {
@@ -189,6 +194,7 @@ impl Default for WorkerConfig {
             retry_backoff_secs: 30,
             shutdown_grace_secs: 30,
             lease_secs: 60,
+            max_output_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -207,15 +213,78 @@ impl Default for SchedulerSettings {
     }
 }
 
-/// Secrets-at-rest settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Security settings: secrets at rest and the device address policy.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Base64 AES-256 key for credential secrets; default: `<data_dir>/secret.key` (generated
-    /// once, mode 0600).
+    /// once, mode 0600 — only with SQLite and the embedded queue: with PostgreSQL or Redis a
+    /// missing key stops the process).
     pub encryption_key: Option<String>,
     /// Key file path instead of the default.
     pub key_file: Option<PathBuf>,
+    /// Networks (CIDR) devices may be at; empty (the default): everything but link-local,
+    /// cloud metadata and loopback addresses (see `netraven_core::netpolicy`).
+    pub allowed_networks: Vec<String>,
+    /// Allow devices on the loopback interface (labs, the simulator). Default false.
+    pub allow_loopback: bool,
+}
+
+/// Prints `Some("********")` for a set secret, so `{:?}` of a configuration shows which
+/// secrets are set but never their values.
+fn masked(s: &Option<String>) -> Option<&'static str> {
+    s.as_ref().map(|_| "********")
+}
+
+fn masked_url(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(netraven_core::secret::mask_url)
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("jwt_secret", &masked(&self.jwt_secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &masked_url(&self.url))
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for QueueConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueConfig")
+            .field("redis_url", &masked_url(&self.redis_url))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitConfig")
+            .field("repo", &self.repo)
+            .field("push_remote", &masked_url(&self.push_remote))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("encryption_key", &masked(&self.encryption_key))
+            .field("key_file", &self.key_file)
+            .field("allowed_networks", &self.allowed_networks)
+            .field("allow_loopback", &self.allow_loopback)
+            .finish()
+    }
 }
 
 /// Logging settings.
@@ -255,6 +324,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("NETRAVEN_SCHEDULER_TICK_SECS", "scheduler.tick_secs"),
     ("NETRAVEN_ENCRYPTION_KEY", "security.encryption_key"),
     ("NETRAVEN_KEY_FILE", "security.key_file"),
+    ("NETRAVEN_ALLOW_LOOPBACK", "security.allow_loopback"),
+    ("NETRAVEN_MAX_OUTPUT_BYTES", "worker.max_output_bytes"),
     ("NETRAVEN_PLATFORMS_DIR", "platforms_dir"),
     ("NETRAVEN_LOG_RETENTION_DAYS", "logs.retention_days"),
     ("NETRAVEN_LOG_FORMAT", "logs.format"),
@@ -274,7 +345,7 @@ impl Config {
                 })?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: p.to_path_buf(),
-                    message: e.to_string(),
+                    message: parse_message(&e, &text),
                 })?
             }
             None => Config::default(),
@@ -312,6 +383,11 @@ impl Config {
                 .parse()
                 .map(toml::Value::Integer)
                 .map_err(|_| format!("'{value}' is not a number"))?,
+            Some(toml::Value::Boolean(_)) => match value.trim() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" => toml::Value::Boolean(false),
+                _ => return Err(format!("'{value}' is not true or false")),
+            },
             _ => toml::Value::String(value.to_string()),
         };
         table.insert(leaf.to_string(), new);
@@ -335,11 +411,21 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("secret.key"))
     }
 
-    /// Engine settings (zero durations and counts raised to their minimum).
-    pub fn engine_config(&self) -> EngineConfig {
+    /// The device address policy (`security.allowed_networks`, `security.allow_loopback`).
+    pub fn address_policy(&self) -> Result<AddressPolicy> {
+        Ok(
+            AddressPolicy::with_networks(&self.security.allowed_networks)
+                .map_err(|e| e.context("security.allowed_networks"))?
+                .allow_loopback(self.security.allow_loopback),
+        )
+    }
+
+    /// Engine settings (zero durations and counts raised to their minimum); fails on a bad
+    /// `security.allowed_networks` entry.
+    pub fn engine_config(&self) -> Result<EngineConfig> {
         let w = &self.worker;
         let secs = |s: u64| Duration::from_secs(s.max(1));
-        EngineConfig {
+        Ok(EngineConfig {
             concurrency: w.concurrency.max(1),
             device_timeout: secs(w.device_timeout_secs),
             connect_timeout: secs(w.connect_timeout_secs),
@@ -348,8 +434,9 @@ impl Config {
             retry_backoff: Duration::from_secs(w.retry_backoff_secs),
             shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
             lease: secs(w.lease_secs),
+            address_policy: self.address_policy()?,
             ..EngineConfig::default()
-        }
+        })
     }
 
     /// The library builder for this configuration (store, queue, key, git, platforms, engine,
@@ -363,7 +450,12 @@ impl Config {
             .key_file(self.key_file())
             .git_config(git)
             .platform_dir(self.platforms_dir.clone())
-            .engine_config(self.engine_config())
+            .engine_config(self.engine_config()?)
+            .ssh_options(SshOptions {
+                max_output_bytes: usize::try_from(self.worker.max_output_bytes.max(1024))
+                    .unwrap_or(usize::MAX),
+                ..SshOptions::default()
+            })
             .scheduler_tick(Duration::from_secs(self.scheduler.tick_secs.max(1)))
             .maintenance_config(MaintenanceConfig {
                 log_retention: Duration::from_secs(u64::from(self.logs.retention_days) * 86_400),
@@ -375,7 +467,7 @@ impl Config {
             Some(url) => {
                 return Err(Error::invalid(format!(
                     "database.url must be a postgres:// URL (got '{}'); leave it unset for SQLite",
-                    mask_url_password(url)
+                    netraven_core::secret::mask_url(url)
                 )));
             }
             None => {}
@@ -396,22 +488,32 @@ impl Config {
         };
         mask(&mut c.api.jwt_secret);
         mask(&mut c.security.encryption_key);
-        c.database.url = c.database.url.as_deref().map(mask_url_password);
-        c.queue.redis_url = c.queue.redis_url.as_deref().map(mask_url_password);
-        c.git.push_remote = c.git.push_remote.as_deref().map(mask_url_password);
+        c.database.url = masked_url(&c.database.url);
+        c.queue.redis_url = masked_url(&c.queue.redis_url);
+        c.git.push_remote = masked_url(&c.git.push_remote);
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
-/// Replaces the password of a `scheme://user:password@host` URL with `********`.
+/// Replaces the password of a URL with `********` (a URL parser's view; see
+/// [`netraven_core::secret::mask_url`]).
 pub fn mask_url_password(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:********@{host}");
+    netraven_core::secret::mask_url(url)
+}
+
+/// A TOML error without the offending line: the parser's own rendering quotes the line, which
+/// may hold a secret (`jwt_secret = "…` with a missing quote). Only the message and the
+/// position are kept.
+fn parse_message(e: &toml::de::Error, text: &str) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{} (line {line}, column {column})", e.message())
+        }
+        None => e.message().to_string(),
     }
-    url.to_string()
 }
 
 #[cfg(test)]
@@ -452,6 +554,64 @@ mod tests {
     }
 
     #[test]
+    fn debug_prints_no_secret_and_parse_errors_do_not_echo_lines() {
+        let mut c = Config::default();
+        c.api.jwt_secret = Some("jwt-canary-0123456789abcdef0123456789".into());
+        c.security.encryption_key = Some("key-canary".into());
+        c.database.url = Some("postgres://u:pg-canary@db/x".into());
+        c.queue.redis_url = Some("redis://:redis-canary@cache:6379".into());
+        c.git.push_remote = Some("https://bot:git-canary@git.example/r.git".into());
+        let shown = format!("{c:?} {c:#?}");
+        for canary in [
+            "jwt-canary",
+            "key-canary",
+            "pg-canary",
+            "redis-canary",
+            "git-canary",
+        ] {
+            assert!(!shown.contains(canary), "{canary} in {shown}");
+        }
+        assert!(shown.contains("postgres://u:********@db/x"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[api]\njwt_secret = \"line-canary-unterminated\n").unwrap();
+        let e = Config::load(Some(&p), Vec::new()).unwrap_err().to_string();
+        assert!(!e.contains("line-canary"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::write(&p, "[api]\njwt_secret = 12\n[api]\nx = \"dup-canary\"\n").unwrap();
+        let e = Config::load(Some(&p), Vec::new()).unwrap_err().to_string();
+        assert!(!e.contains("dup-canary"), "{e}");
+    }
+
+    #[test]
+    fn address_policy_from_the_security_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[security]\nallowed_networks = [\"10.0.0.0/8\"]\n").unwrap();
+        let c = Config::load(Some(&p), Vec::new()).unwrap();
+        let policy = c.engine_config().unwrap().address_policy;
+        assert!(policy.check_ip("10.1.2.3".parse().unwrap()).is_ok());
+        assert!(policy.check_ip("192.168.1.1".parse().unwrap()).is_err());
+        let d = Config::default().address_policy().unwrap();
+        assert!(
+            d.check_ip("127.0.0.1".parse().unwrap()).is_err(),
+            "loopback refused by default"
+        );
+        let mut lab = Config::default();
+        lab.security.allow_loopback = true;
+        assert!(
+            lab.address_policy()
+                .unwrap()
+                .check_ip("127.0.0.1".parse().unwrap())
+                .is_ok()
+        );
+        lab.security.allowed_networks = vec!["10.0.0.0/99".into()];
+        assert!(lab.builder("cli").is_err());
+        let env = vec![("NETRAVEN_ALLOW_LOOPBACK".to_string(), "true".to_string())];
+        assert!(Config::load(None, env).unwrap().security.allow_loopback);
+    }
+
+    #[test]
     fn log_format_from_file_and_env() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
@@ -488,7 +648,8 @@ mod tests {
         // every variable but the format.
         for (var, key) in ENV_VARS {
             let c = Config::load(None, vec![(var.to_string(), "7".to_string())]);
-            assert_eq!(c.is_ok(), *key != "logs.format", "{var} -> {key}: {c:?}");
+            let text_ok = !matches!(*key, "logs.format" | "security.allow_loopback");
+            assert_eq!(c.is_ok(), text_ok, "{var} -> {key}: {c:?}");
         }
         let c = Config::load(
             None,
@@ -510,9 +671,9 @@ mod tests {
     #[test]
     fn the_builder_refuses_a_non_postgres_database_url() {
         let mut c = Config::default();
-        assert_eq!(c.engine_config().concurrency, 100);
+        assert_eq!(c.engine_config().unwrap().concurrency, 100);
         c.worker.lease_secs = 0;
-        assert_eq!(c.engine_config().lease, Duration::from_secs(1));
+        assert_eq!(c.engine_config().unwrap().lease, Duration::from_secs(1));
         c.database.url = Some("mysql://u:hunter2@db/x".into());
         let e = c.builder("cli").err().unwrap();
         assert!(e.to_string().contains("postgres://") && !e.to_string().contains("hunter2"));

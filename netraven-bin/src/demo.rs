@@ -19,6 +19,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let mut cfg = cfg.clone();
+    // The demo's simulated devices listen on 127.0.0.1.
+    cfg.security.allow_loopback = true;
     // The demo's faulty devices fail within seconds, so the first summary does not wait on them.
     let w = &mut cfg.worker;
     (w.device_timeout_secs, w.attempts) = (w.device_timeout_secs.min(5), 1);

@@ -8,15 +8,34 @@ use netraven_core::prelude::*;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Shortest JWT signing secret accepted (HS256 keys shorter than the hash are guessable).
+pub const MIN_JWT_SECRET: usize = 32;
+
 /// Reads the JWT secret from configuration, or from `<data_dir>/jwt.secret` (created once with
-/// mode 0600).
+/// mode 0600 — only with SQLite and the embedded queue: with PostgreSQL or Redis several hosts
+/// must share one secret, so a missing one stops the process instead of being generated).
 pub fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.api.jwt_secret {
+        if s.len() < MIN_JWT_SECRET {
+            return Err(Error::invalid(format!(
+                "api.jwt_secret (NETRAVEN_JWT_SECRET) is {} bytes; at least {MIN_JWT_SECRET} are required",
+                s.len()
+            )));
+        }
         return Ok(s.as_bytes().to_vec());
+    }
+    let path = cfg.data_dir.join("jwt.secret");
+    if (cfg.database.url.is_some() || cfg.queue.redis_url.is_some()) && !path.exists() {
+        return Err(Error::invalid(format!(
+            "no JWT secret: with PostgreSQL or Redis set api.jwt_secret (NETRAVEN_JWT_SECRET, at \
+             least {MIN_JWT_SECRET} bytes, the same on every API host) or provide {}; refusing to \
+             generate one",
+            path.display()
+        )));
     }
     // Same file handling as the credential key: generated once with mode 0600, never
     // overwritten when damaged.
-    let key = netraven_store::cipher::load_or_create_key_file(&cfg.data_dir.join("jwt.secret"))?;
+    let key = netraven_store::cipher::load_or_create_key_file(&path)?;
     Ok(key.to_base64().into_bytes())
 }
 

@@ -22,10 +22,11 @@ pub struct CredentialIndex {
 }
 
 impl CredentialIndex {
-    /// Indexes `all` (consumed: nothing is copied).
+    /// Indexes `all` (consumed: nothing is copied). Credentials whose secrets the store could
+    /// not decrypt ([`Credential::unreadable`]) are left out: they are never tried.
     pub fn new(all: Vec<Credential>) -> Self {
         let mut index = CredentialIndex::default();
-        for c in all {
+        for c in all.into_iter().filter(|c| !c.unreadable) {
             let c = Arc::new(c);
             for t in &c.tags {
                 index.by_tag.entry(t.clone()).or_default().push(c.clone());
@@ -163,6 +164,19 @@ mod tests {
         let mut gone = lone.clone();
         gone.credential_id = Some(99);
         assert!(!index.has_candidates(&gone));
+    }
+
+    #[test]
+    fn unreadable_credentials_are_never_candidates() {
+        let mut broken = cred(1, 1, &["core"], 0, 0);
+        broken.unreadable = true;
+        let all = vec![broken, cred(2, 5, &["core"], 0, 0)];
+        let mut d = Device::new("r1", "127.0.0.1", "cisco_ios").with_tags(["core"]);
+        d.credential_id = Some(1);
+        let index = CredentialIndex::new(all);
+        let ids: Vec<i64> = index.candidates(&d).iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec![2]);
+        assert_eq!(index.len(), 1);
     }
 
     #[test]

@@ -53,6 +53,15 @@ pub enum ErrorKind {
     Crypto,
     /// A bug or an unexpected state.
     Internal,
+    /// A device sent more output than allowed (per command, or in one line); nothing of it is
+    /// kept.
+    TooLarge,
+    /// A task was delivered again after an attempt had already started working on the device
+    /// (a command job): it is recorded instead of being executed a second time.
+    Interrupted,
+    /// The device's address is outside the allowed networks (`security.allowed_networks`):
+    /// nothing was sent to it.
+    AddressRefused,
 }
 
 impl ErrorKind {
@@ -83,6 +92,9 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Crypto => "crypto",
             ErrorKind::Internal => "internal",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::AddressRefused => "address_refused",
         }
     }
 
@@ -106,6 +118,7 @@ pub struct Error {
     message: String,
     #[source]
     source: Option<BoxError>,
+    untrusted_host: bool,
 }
 
 impl Error {
@@ -115,7 +128,22 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            untrusted_host: false,
         }
+    }
+
+    /// Marks a failure (an `auth` rejection) as coming from a device not trusted yet: its host
+    /// key was first seen during this connection, or is not verified at all. The engine then
+    /// tries no further credential on it in the same attempt, so a server posing as a device
+    /// collects at most one.
+    pub fn on_untrusted_host(mut self) -> Self {
+        self.untrusted_host = true;
+        self
+    }
+
+    /// Whether the failure came from a device not trusted yet (see [`Error::on_untrusted_host`]).
+    pub fn is_on_untrusted_host(&self) -> bool {
+        self.untrusted_host
     }
 
     /// Attaches the underlying cause.
@@ -193,6 +221,9 @@ mod tests {
             ErrorKind::NoCredentials,
             ErrorKind::HostKey,
             ErrorKind::Timeout,
+            ErrorKind::TooLarge,
+            ErrorKind::Interrupted,
+            ErrorKind::AddressRefused,
         ] {
             assert_eq!(ErrorKind::parse(k.as_str()), Some(k));
         }

@@ -32,6 +32,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod memory;
 pub mod model;
+pub mod netpolicy;
 pub mod normalise;
 pub mod queue;
 pub mod schedule;

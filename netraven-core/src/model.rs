@@ -308,6 +308,10 @@ pub struct Credential {
     pub last_used: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The store could not decrypt its secrets (a lost or wrong key, a damaged row): `password`
+    /// and `enable_secret` are empty, it is never tried on a device, and an update keeps its
+    /// stored secrets unless this flag is cleared together with new ones.
+    pub unreadable: bool,
 }
 
 impl Credential {
@@ -326,6 +330,7 @@ impl Credential {
             failure_count: 0,
             last_used: None,
             created_at: epoch(),
+            unreadable: false,
         }
     }
 
@@ -354,6 +359,7 @@ impl Credential {
             success_rate: self.success_rate(),
             last_used: self.last_used,
             created_at: self.created_at,
+            unreadable: self.unreadable,
         }
     }
 }
@@ -386,6 +392,10 @@ pub struct CredentialInfo {
     pub last_used: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Its secrets cannot be decrypted with the store's key: it is skipped for connections
+    /// until an admin sets new secrets.
+    #[serde(default)]
+    pub unreadable: bool,
 }
 
 /// What a job does on each device.

@@ -176,6 +176,16 @@ pub trait RunStore: Send + Sync + Debug + 'static {
     async fn run_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>>;
     /// Devices of the run's set that have no result yet.
     async fn pending_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>>;
+    /// Records that an attempt started acting on `device` in run `id` (before anything is sent
+    /// to it). `true` only for the first call per (run, device): a redelivered task learns that
+    /// an earlier attempt may already have run commands there. A device outside the run's set
+    /// is NotFound.
+    async fn mark_device_started(
+        &self,
+        id: RunId,
+        device: DeviceId,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
     /// Sets a final status unless the run already has one. Returns whether it changed.
     async fn finish_run(
         &self,

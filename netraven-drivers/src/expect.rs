@@ -5,6 +5,13 @@
 //! backspaces and carriage returns applied). [`ShellReader`] accumulates that text and, after each
 //! chunk, looks at the last (unfinished) line only: a pager (`--More--`) means "send a key", the
 //! platform's prompt means "the command is done". Nothing is ever read to EOF.
+//!
+//! Hostile or broken devices are bounded: a command's output may not exceed
+//! [`ReaderLimits::max_output_bytes`] and no line [`ReaderLimits::max_line_bytes`]
+//! ([`Step::TooLarge`]), and each chunk costs time in proportion to its own size, never to the
+//! text before it: the start of the last line is tracked as bytes arrive, and a last line longer
+//! than [`MATCH_WINDOW`] is not matched at all (no prompt or pager is that long), so a device
+//! streaming one endless line cannot make every chunk rescan it.
 
 use regex::Regex;
 use std::borrow::Cow;
@@ -27,6 +34,10 @@ pub struct TermFilter {
     pending_cr: bool,
     /// Numeric parameter of the CSI sequence being read.
     csi_param: u32,
+    /// Where the last line of the output starts (just after its last newline), tracked as
+    /// newlines are written: nothing ever removes a newline, so it only moves forward (or back
+    /// to 0 when the caller clears the output; [`TermFilter::line_start_in`] checks it).
+    line_start: usize,
 }
 
 impl Default for TermFilter {
@@ -35,6 +46,7 @@ impl Default for TermFilter {
             esc: Esc::None,
             pending_cr: false,
             csi_param: 0,
+            line_start: 0,
         }
     }
 }
@@ -49,9 +61,25 @@ impl TermFilter {
         Self::default()
     }
 
+    /// Where the last line of `out` starts, in constant time when `out` is the buffer this
+    /// filter writes to (a position that cannot be right for `out` is found by a scan).
+    pub fn line_start_in(&self, out: &[u8]) -> usize {
+        let s = self.line_start;
+        if s <= out.len() && (s == 0 || out[s - 1] == b'\n') {
+            return s;
+        }
+        line_start(out)
+    }
+
+    /// Says that the caller emptied its output buffer.
+    pub fn output_cleared(&mut self) {
+        self.line_start = 0;
+    }
+
     /// Filters `input`, appending plain text to `out`. A carriage return not followed by a line
     /// feed returns to the start of the line: the text after it replaces the line.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.line_start = self.line_start_in(out);
         for &b in input {
             match self.esc {
                 Esc::Start => {
@@ -108,6 +136,7 @@ impl TermFilter {
                 b'\n' => {
                     self.pending_cr = false;
                     out.push(b'\n');
+                    self.line_start = out.len();
                 }
                 0x08 => self.delete_one(out),
                 b'\t' => {
@@ -140,8 +169,29 @@ impl TermFilter {
     fn resolve_cr(&mut self, out: &mut Vec<u8>) {
         if self.pending_cr {
             self.pending_cr = false;
-            let start = line_start(out);
-            out.truncate(start);
+            out.truncate(self.line_start.min(out.len()));
+        }
+    }
+}
+
+/// A last line longer than this is not matched against prompt and pager patterns: none is
+/// this long, and matching it would cost time in proportion to the line for every chunk.
+pub const MATCH_WINDOW: usize = 4096;
+
+/// How much output one command may produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Bytes received (before terminal filtering) since the output was last taken or cleared.
+    pub max_output_bytes: usize,
+    /// Length of one line of filtered output.
+    pub max_line_bytes: usize,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_output_bytes: 64 * 1024 * 1024,
+            max_line_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -157,6 +207,8 @@ pub enum Step {
     Prompt(String),
     /// One of the extra patterns (e.g. a password prompt) matched; its index.
     Extra(usize),
+    /// The output passed a limit of [`ReaderLimits`]; the reader should be cleared.
+    TooLarge(&'static str),
 }
 
 /// Accumulates a shell's output and recognises prompts and pagers at its end.
@@ -169,10 +221,13 @@ pub struct ShellReader {
     extra: Vec<Regex>,
     base: Option<String>,
     base_pattern: Option<Regex>,
+    limits: ReaderLimits,
+    /// Raw bytes fed since the text was last taken or cleared.
+    received: usize,
 }
 
 impl ShellReader {
-    /// A reader for a platform's prompt and pager patterns.
+    /// A reader for a platform's prompt and pager patterns, with the default limits.
     pub fn new(prompt: Regex, pager: Option<Regex>) -> Self {
         ShellReader {
             filter: TermFilter::new(),
@@ -182,7 +237,14 @@ impl ShellReader {
             extra: Vec::new(),
             base: None,
             base_pattern: None,
+            limits: ReaderLimits::default(),
+            received: 0,
         }
+    }
+
+    /// Replaces the output limits.
+    pub fn set_limits(&mut self, limits: ReaderLimits) {
+        self.limits = limits;
     }
 
     /// Sets the extra patterns checked after the prompt (e.g. an enable password prompt).
@@ -209,20 +271,31 @@ impl ShellReader {
         self.base.as_deref()
     }
 
-    /// The text of the last, unfinished line.
+    /// The text of the last, unfinished line. Device bytes, unredacted: for tests and
+    /// diagnostics, never for messages or logs.
     pub fn last_line(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.text[line_start(&self.text)..])
+        String::from_utf8_lossy(&self.text[self.filter.line_start_in(&self.text)..])
     }
 
     /// Feeds a chunk of raw bytes and says what the end of the text looks like now.
     pub fn feed(&mut self, chunk: &[u8]) -> Step {
+        self.received = self.received.saturating_add(chunk.len());
+        if self.received > self.limits.max_output_bytes {
+            return Step::TooLarge("output");
+        }
         self.filter.push(chunk, &mut self.text);
+        if self.text.len() - self.filter.line_start_in(&self.text) > self.limits.max_line_bytes {
+            return Step::TooLarge("line");
+        }
         self.check()
     }
 
     /// Looks at the last line.
     pub fn check(&mut self) -> Step {
-        let start = line_start(&self.text);
+        let start = self.filter.line_start_in(&self.text);
+        if self.text.len() - start > MATCH_WINDOW {
+            return Step::More;
+        }
         let line = String::from_utf8_lossy(&self.text[start..]);
         if line.is_empty() {
             return Step::More;
@@ -256,13 +329,19 @@ impl ShellReader {
     /// Takes the text accumulated so far (prompt included) and starts afresh.
     pub fn take(&mut self) -> String {
         let s = String::from_utf8_lossy(&self.text).into_owned();
-        self.text.clear();
+        self.clear();
         s
     }
 
     /// Discards the accumulated text.
     pub fn clear(&mut self) {
         self.text.clear();
+        if self.text.capacity() > 1024 * 1024 {
+            // A huge output's buffer is not kept for the rest of the session.
+            self.text = Vec::with_capacity(8 * 1024);
+        }
+        self.filter.output_cleared();
+        self.received = 0;
     }
 }
 
@@ -367,6 +446,54 @@ mod tests {
         assert_eq!(r.feed(b"show x\r\nline1\r\n --More-- "), Step::Pager);
         assert_eq!(r.feed(b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08          \x08\x08\x08\x08\x08\x08\x08\x08\x08\x08line2\r\nr1#"), Step::Prompt("r1#".into()));
         assert_eq!(clean_output(&r.take(), "show x"), "line1\nline2\n");
+    }
+
+    #[test]
+    fn output_and_line_lengths_are_capped() {
+        let prompt = Regex::new(r"^[\w.-]+[>#]\s?$").unwrap();
+        let mut r = ShellReader::new(prompt.clone(), None);
+        r.set_limits(ReaderLimits {
+            max_output_bytes: 10_000,
+            max_line_bytes: 1_000,
+        });
+        let line = [b'x'; 100];
+        let mut step = Step::More;
+        for _ in 0..20 {
+            step = r.feed(&line);
+            if step != Step::More {
+                break;
+            }
+        }
+        assert_eq!(step, Step::TooLarge("line"));
+        r.clear();
+        let mut step = Step::More;
+        for _ in 0..600 {
+            step = r.feed(b"0123456789abcdefghi\n");
+            if step != Step::More {
+                break;
+            }
+        }
+        assert_eq!(step, Step::TooLarge("output"));
+        r.clear();
+        assert_eq!(r.feed(b"ok\nr1#"), Step::Prompt("r1#".into()));
+    }
+
+    #[test]
+    fn a_long_line_is_not_rescanned_and_the_prompt_after_it_is_found() {
+        let prompt = Regex::new(r"^[\w.-]+[>#]\s?$").unwrap();
+        let mut r = ShellReader::new(prompt, Some(Regex::new(r"--More--\s*$").unwrap()));
+        // A long line ending in something prompt-like is not a prompt (and is not matched).
+        let mut long = vec![b'y'; MATCH_WINDOW + 10];
+        long.extend_from_slice(b" r1#");
+        assert_eq!(r.feed(&long), Step::More);
+        // Carriage returns, backspaces and newlines keep the tracked line start right.
+        assert_eq!(r.feed(b"\r\nab\x08\x08\r\n"), Step::More);
+        assert_eq!(r.feed(b"\rzz\rr1#"), Step::Prompt("r1#".into()));
+        let text = r.take();
+        assert!(text.ends_with("\n\nr1#"), "{:?}", &text[text.len() - 10..]);
+        assert_eq!(r.feed(b"more\n --More-- "), Step::Pager);
+        assert_eq!(r.feed(b"r1#"), Step::Prompt("r1#".into()));
+        assert_eq!(r.take(), "more\nr1#");
     }
 
     #[test]

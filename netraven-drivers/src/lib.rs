@@ -51,5 +51,8 @@ pub mod ssh;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
 pub use platform_builder::PlatformBuilder;
-pub use registry::{LazySshDriver, build_registry, register_builtins, register_platform};
+pub use registry::{
+    LazySshDriver, build_registry, build_registry_with, register_builtins, register_builtins_with,
+    register_platform, register_platform_with,
+};
 pub use ssh::{SshDriver, SshOptions, legacy_algorithms_missing, probe_ssh};

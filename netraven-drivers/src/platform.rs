@@ -204,9 +204,14 @@ pub struct PlatformSpec {
     /// Regexes of volatile lines (dropped before hashing and storing).
     #[serde(default)]
     pub volatile: Vec<String>,
-    /// Secret rules: a regex and its replacement (`${1}`, `{marker}`).
+    /// Secret rules: a regex and its replacement (`${1}`, `{marker}`). A file must have at
+    /// least one (or a `[[secret_blocks]]`), or say `secrets = "none"` explicitly: a platform
+    /// that forgot its rules would store every password it is shown.
     #[serde(default)]
     pub secrets: Vec<SecretSpec>,
+    /// Set by `secrets = "none"` in the file: the platform's output holds no secrets.
+    #[serde(skip)]
+    pub no_secrets: bool,
     /// Multi-line secrets (PEM private keys): every line between a `begin` and an `end` match
     /// becomes one marker line.
     #[serde(default)]
@@ -425,11 +430,28 @@ fn re(what: &str, platform: &str, p: &str) -> Result<Regex> {
 }
 
 impl PlatformSpec {
-    /// Parses a platform file (TOML) without compiling it.
+    /// Parses a platform file (TOML) without compiling it. `secrets = "none"` is the explicit
+    /// statement that the platform needs no secret rules.
     pub fn from_toml(text: &str) -> Result<PlatformSpec> {
-        toml::from_str(text).map_err(|e| {
+        let bad = |e: toml::de::Error| {
             Error::new(ErrorKind::InvalidInput, format!("bad platform file: {e}")).with_source(e)
-        })
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(bad)?;
+        let no_secrets = match table.get("secrets") {
+            Some(toml::Value::String(s)) if s == "none" => {
+                table.remove("secrets");
+                true
+            }
+            Some(toml::Value::String(s)) => {
+                return Err(Error::invalid(format!(
+                    "bad platform file: secrets = \"{s}\": the only text value is \"none\" (else give [[secrets]] tables)"
+                )));
+            }
+            _ => false,
+        };
+        let mut spec: PlatformSpec = table.try_into().map_err(bad)?;
+        spec.no_secrets = no_secrets;
+        Ok(spec)
     }
 }
 
@@ -496,7 +518,7 @@ impl Platform {
             .and_then(|r| r.with_scoped_secrets(&scoped))
             .and_then(|r| r.with_secret_blocks(&blocks))
             .map_err(|e| e.context(&n))?;
-        Ok(Platform {
+        let platform = Platform {
             prompt: re("prompt", &n, &spec.prompt)?,
             pager: spec
                 .pager
@@ -536,7 +558,26 @@ impl Platform {
                 .transpose()?,
             rules,
             spec,
-        })
+        };
+        let spec = &platform.spec;
+        match (
+            spec.secrets.is_empty() && spec.secret_blocks.is_empty(),
+            spec.no_secrets,
+        ) {
+            (true, false) => {
+                return Err(Error::invalid(format!(
+                    "platform '{n}': no [[secrets]] rules; add the platform's secret forms, or \
+                     write `secrets = \"none\"` if its output never holds one"
+                )));
+            }
+            (false, true) => {
+                return Err(Error::invalid(format!(
+                    "platform '{n}': secrets = \"none\" together with secret rules"
+                )));
+            }
+            _ => {}
+        }
+        Ok(platform)
     }
 
     /// The platform name.
@@ -637,6 +678,22 @@ mod tests {
         let linux = builtin_platform("linux").unwrap();
         assert!(linux.prompt.is_match("admin@web-01:~$ "));
         assert!(linux.prompt.is_match("[root@web-01 ~]# "));
+    }
+
+    #[test]
+    fn a_platform_without_secret_rules_is_refused_unless_it_says_none() {
+        let base = "name = \"bare\"\nprompt = '^x>$'\n[[backup]]\ncommand = \"show\"\n";
+        let e = Platform::from_toml(base).unwrap_err();
+        assert!(e.message().contains("no [[secrets]]"), "{e}");
+        let none = format!("secrets = \"none\"\n{base}");
+        let p = Platform::from_toml(&none).unwrap();
+        assert!(p.spec.no_secrets);
+        assert!(Platform::from_toml(&format!("secrets = \"nope\"\n{base}")).is_err());
+        let both = format!("secrets = \"none\"\n{base}[[secret_blocks]]\nbegin = 'a'\nend = 'b'\n");
+        assert!(Platform::from_toml(&both).is_err());
+        let with =
+            format!("{base}[[secrets]]\npattern = '^(pw )\\S+'\nreplace = '${{1}}{{marker}}'\n");
+        assert!(Platform::from_toml(&with).is_ok());
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Platform {
                 backup: Vec::new(),
                 volatile: Vec::new(),
                 secrets: Vec::new(),
+                no_secrets: false,
                 secret_blocks: Vec::new(),
                 sim: None,
             },
@@ -216,6 +217,13 @@ impl PlatformBuilder {
         self
     }
 
+    /// States that the platform's output never holds a secret (`secrets = "none"` in a file):
+    /// without it, a platform with no secret rule is refused.
+    pub fn no_secrets(mut self) -> Self {
+        self.spec.no_secrets = true;
+        self
+    }
+
     /// A multi-line secret between a `begin` and an `end` line.
     pub fn secret_block(mut self, begin: impl Into<String>, end: impl Into<String>) -> Self {
         self.spec.secret_blocks.push(SecretBlock {
@@ -242,6 +250,16 @@ mod tests {
             .build()
             .expect_err("no backup");
         assert!(err.message().contains("backup"), "{err}");
+        let err = Platform::builder("x", "^>$")
+            .backup("show config")
+            .build()
+            .expect_err("no secret rules");
+        assert!(err.message().contains("secrets"), "{err}");
+        Platform::builder("x", "^>$")
+            .backup("show config")
+            .no_secrets()
+            .build()
+            .expect("explicitly without secrets");
         let err = Platform::builder("x", "([")
             .backup("show config")
             .build()

@@ -6,7 +6,7 @@
 //! files are compiled when the registry is built, so a bad file is reported at start.
 
 use crate::platform::{BUILTIN_PLATFORM_FILES, Platform, PlatformSpec, load_platform_dir};
-use crate::ssh::SshDriver;
+use crate::ssh::{SshDriver, SshOptions};
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, DriverRegistry, Session};
 use netraven_core::error::{Error, ErrorKind, Result};
@@ -23,10 +23,20 @@ pub fn register_platform(
     platform: Platform,
     host_keys: Arc<dyn HostKeyStore>,
 ) {
+    register_platform_with(registry, platform, host_keys, SshOptions::default());
+}
+
+/// [`register_platform`] with transport options.
+pub fn register_platform_with(
+    registry: &mut DriverRegistry,
+    platform: Platform,
+    host_keys: Arc<dyn HostKeyStore>,
+    options: SshOptions,
+) {
     let aliases = platform.spec.aliases.clone();
     register(
         registry,
-        Arc::new(SshDriver::new(platform, host_keys)),
+        Arc::new(SshDriver::new(platform, host_keys).with_options(options)),
         aliases,
     );
 }
@@ -46,6 +56,7 @@ pub struct LazySshDriver {
     spec: PlatformSpec,
     file: String,
     host_keys: Arc<dyn HostKeyStore>,
+    options: SshOptions,
     compiled: OnceLock<std::result::Result<SshDriver, (ErrorKind, String)>>,
 }
 
@@ -61,8 +72,15 @@ impl LazySshDriver {
             spec,
             file: file.into(),
             host_keys,
+            options: SshOptions::default(),
             compiled: OnceLock::new(),
         }
+    }
+
+    /// Replaces the transport options (before the first use).
+    pub fn with_options(mut self, options: SshOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Whether the platform has been compiled (successfully or not).
@@ -75,7 +93,9 @@ impl LazySshDriver {
         let r = self.compiled.get_or_init(|| {
             tracing::debug!(platform = %self.spec.name, "compiling platform");
             Platform::compile(self.spec.clone())
-                .map(|p| SshDriver::new(p, self.host_keys.clone()))
+                .map(|p| {
+                    SshDriver::new(p, self.host_keys.clone()).with_options(self.options.clone())
+                })
                 .map_err(|e| (e.kind(), format!("{}: {e}", self.file)))
         });
         r.as_ref()
@@ -123,10 +143,20 @@ pub fn register_builtins(
     registry: &mut DriverRegistry,
     host_keys: Arc<dyn HostKeyStore>,
 ) -> Result<()> {
+    register_builtins_with(registry, host_keys, SshOptions::default())
+}
+
+/// [`register_builtins`] with transport options.
+pub fn register_builtins_with(
+    registry: &mut DriverRegistry,
+    host_keys: Arc<dyn HostKeyStore>,
+    options: SshOptions,
+) -> Result<()> {
     for (file, text) in BUILTIN_PLATFORM_FILES {
         let spec = PlatformSpec::from_toml(text).map_err(|e| e.context(file))?;
         let aliases = spec.aliases.clone();
-        let driver = LazySshDriver::new(spec, *file, host_keys.clone());
+        let driver =
+            LazySshDriver::new(spec, *file, host_keys.clone()).with_options(options.clone());
         register(registry, Arc::new(driver), aliases);
     }
     Ok(())
@@ -141,12 +171,21 @@ pub fn build_registry(
     host_keys: Arc<dyn HostKeyStore>,
     user_dir: Option<&Path>,
 ) -> Result<DriverRegistry> {
+    build_registry_with(host_keys, user_dir, SshOptions::default())
+}
+
+/// [`build_registry`] with transport options for every SSH driver (output limits, PTY size).
+pub fn build_registry_with(
+    host_keys: Arc<dyn HostKeyStore>,
+    user_dir: Option<&Path>,
+    options: SshOptions,
+) -> Result<DriverRegistry> {
     let mut registry = DriverRegistry::new();
-    register_builtins(&mut registry, host_keys.clone())?;
+    register_builtins_with(&mut registry, host_keys.clone(), options.clone())?;
     if let Some(dir) = user_dir {
         for p in load_platform_dir(dir)? {
             tracing::info!(platform = %p.name(), "loaded user platform file");
-            register_platform(&mut registry, p, host_keys.clone());
+            register_platform_with(&mut registry, p, host_keys.clone(), options.clone());
         }
     }
     Ok(registry)

@@ -6,7 +6,7 @@
 //! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
 //! deadline of the operation.
 
-use crate::expect::{ShellReader, Step, clean_output, comment_lines};
+use crate::expect::{ReaderLimits, ShellReader, Step, clean_output, comment_lines};
 use crate::platform::Platform;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
@@ -52,14 +52,22 @@ pub struct SshOptions {
     pub pty_height: u32,
     /// Read buffer size per session.
     pub read_buffer: usize,
+    /// Largest output of one command (bytes received); past it the command fails with
+    /// `too_large` (`worker.max_output_bytes`, default 64 MiB).
+    pub max_output_bytes: usize,
+    /// Longest line of output; past it the command fails with `too_large` (default 4 MiB).
+    pub max_line_bytes: usize,
 }
 
 impl Default for SshOptions {
     fn default() -> Self {
+        let limits = ReaderLimits::default();
         SshOptions {
             pty_width: 511,
             pty_height: 24,
             read_buffer: 32 * 1024,
+            max_output_bytes: limits.max_output_bytes,
+            max_line_bytes: limits.max_line_bytes,
         }
     }
 }
@@ -203,6 +211,17 @@ fn key_type_name(t: ssh2::HostKeyType) -> &'static str {
     }
 }
 
+/// How far a device's host key is trusted for this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostTrust {
+    /// The key matched one pinned before this connection.
+    Known,
+    /// No key was pinned: this connection pinned it (trust on first use).
+    FirstUse,
+    /// The policy is `off`: the key is not checked.
+    Unverified,
+}
+
 /// Checks the server's host key against the policy. Runs after the key exchange and before
 /// any credential is sent.
 fn check_host_key(
@@ -210,9 +229,9 @@ fn check_host_key(
     device: &Device,
     store: &Arc<dyn HostKeyStore>,
     rt: &tokio::runtime::Handle,
-) -> Result<()> {
+) -> Result<HostTrust> {
     if device.host_key_policy == HostKeyPolicy::Off {
-        return Ok(());
+        return Ok(HostTrust::Unverified);
     }
     let key_type = sess
         .host_key()
@@ -223,6 +242,7 @@ fn check_host_key(
         .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
     let fingerprint = format!("SHA256:{}", b64_nopad(hash));
     let pinned = rt.block_on(store.get_host_key(&device.address, device.port))?;
+    let mut trust = HostTrust::Known;
     let pinned = match (pinned, device.host_key_policy) {
         (Some(k), _) => k,
         (None, HostKeyPolicy::Strict) => {
@@ -245,6 +265,7 @@ fn check_host_key(
             let k = rt.block_on(store.pin_host_key(&key))?;
             if k.fingerprint == fingerprint {
                 tracing::info!(host = %device.address, port = device.port, %fingerprint, "pinned host key on first use");
+                trust = HostTrust::FirstUse;
             }
             k
         }
@@ -259,7 +280,7 @@ fn check_host_key(
             ),
         ));
     }
-    Ok(())
+    Ok(trust)
 }
 
 /// Answers keyboard-interactive prompts: hidden prompts get the password, echoed ones the user.
@@ -357,6 +378,7 @@ struct Shell {
     platform: Arc<Platform>,
     buf: Vec<u8>,
     hostname: String,
+    limits: ReaderLimits,
 }
 
 impl Shell {
@@ -384,9 +406,10 @@ impl Shell {
                 Err(e) => {
                     let err = map_io(e, what);
                     if err.kind() == ErrorKind::Timeout {
+                        // What was awaited, never what the device sent: its last line may be
+                        // half a secret (`enable secret 9 $9$…` and then silence).
                         return Err(Error::timeout(format!(
-                            "no prompt within the deadline while {what} (last line: {:?})",
-                            self.reader.last_line().chars().take(80).collect::<String>()
+                            "no prompt within the deadline while {what}"
                         )));
                     }
                     return Err(err);
@@ -397,6 +420,19 @@ impl Shell {
                 Step::Pager => {
                     let reply = self.platform.spec.pager_reply.clone();
                     self.send(&reply, deadline)?;
+                }
+                Step::TooLarge(what_limit) => {
+                    self.reader.clear();
+                    let limit = match what_limit {
+                        "line" => {
+                            format!("a line longer than {} bytes", self.limits.max_line_bytes)
+                        }
+                        _ => format!("more than {} bytes", self.limits.max_output_bytes),
+                    };
+                    return Err(Error::new(
+                        ErrorKind::TooLarge,
+                        format!("the device sent {limit} while {what}; nothing of it is kept"),
+                    ));
                 }
                 s => return Ok(s),
             }
@@ -411,9 +447,12 @@ impl Shell {
         self.read_until(deadline, &format!("running '{command}'"))?;
         let out = clean_output(&self.reader.take(), command);
         if let Some(line) = self.platform.is_command_error(&out) {
+            // The device's error line goes through the platform's secret rules first: it is
+            // device output like any other.
+            let line = self.platform.rules.redact(&line);
             return Err(Error::new(
                 ErrorKind::Command,
-                format!("'{command}' rejected: {line}"),
+                format!("'{command}' rejected: {}", line.trim()),
             ));
         }
         Ok(out)
@@ -601,15 +640,29 @@ fn open_shell(
         "negotiated"
     );
     check_kex(&sess, device)?;
-    check_host_key(&sess, device, store, rt)?;
+    let trust = check_host_key(&sess, device, store, rt)?;
+    // A rejection by a device never logged into is marked, and a key pinned by this very
+    // connection is unpinned again: trust on first use starts only with a successful login, so
+    // a server posing as a device stays "first seen" and is offered one credential per attempt.
+    let untrusted = |e: Error| -> Error {
+        if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
+            return e;
+        }
+        if trust == HostTrust::FirstUse
+            && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
+        {
+            tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
+        }
+        e.on_untrusted_host()
+    };
     sess.set_timeout(ms(remaining(deadline, "authenticating")?));
     match &platform.spec.username_suffix {
         Some(suffix) => {
             let mut c = cred.clone();
             c.username = format!("{}{suffix}", cred.username);
-            authenticate(&sess, &c)?;
+            authenticate(&sess, &c).map_err(untrusted)?;
         }
-        None => authenticate(&sess, cred)?,
+        None => authenticate(&sess, cred).map_err(untrusted)?,
     }
     tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
     sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
@@ -623,7 +676,12 @@ fn open_shell(
     )
     .map_err(|e| map_ssh(e, "requesting a PTY"))?;
     chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
-    let reader = ShellReader::new(platform.prompt.clone(), platform.pager.clone());
+    let limits = ReaderLimits {
+        max_output_bytes: options.max_output_bytes,
+        max_line_bytes: options.max_line_bytes,
+    };
+    let mut reader = ShellReader::new(platform.prompt.clone(), platform.pager.clone());
+    reader.set_limits(limits);
     let mut shell = Shell {
         sock,
         sess,
@@ -632,14 +690,16 @@ fn open_shell(
         platform,
         buf: vec![0u8; options.read_buffer.max(1024)],
         hostname: device.hostname.clone(),
+        limits,
     };
-    let prompt = shell.find_prompt(cred, deadline)?;
+    let prompt = shell.find_prompt(cred, deadline).map_err(untrusted)?;
     shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
     shell
         .reader
         .set_base_pattern(shell.platform.prompt_base.clone());
-    let prompt = shell.enable(&prompt, cred, deadline)?;
-    tracing::debug!(device = %device.hostname, prompt = %prompt, "logged in");
+    let prompt = shell.enable(&prompt, cred, deadline).map_err(untrusted)?;
+    // The prompt itself is device output: not logged.
+    tracing::debug!(device = %device.hostname, prompt_len = prompt.len(), "logged in");
     let paging = shell.platform.spec.paging_off.clone();
     for cmd in &paging {
         if let Err(e) = shell.command(cmd, deadline) {

@@ -679,3 +679,147 @@ async fn an_optional_backup_command_the_device_rejects_is_left_out() {
     assert_eq!(err.kind(), ErrorKind::Command);
     s.close().await.unwrap();
 }
+
+/// Resident memory of this process in KiB (Linux), for growth checks (no timing involved).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_streaming_200_mib_without_newlines_fails_too_large_in_bounded_memory() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            flood: Some(200 * 1024 * 1024),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dev = f.device(0);
+    let before = rss_kib();
+    // The default limits: the line limit (4 MiB) is reached first.
+    let (drv, _) = driver("cisco_ios");
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let e = s.fetch_config(Duration::from_secs(120)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+    assert!(e.message().contains("line longer than"), "{e}");
+    assert!(
+        !e.message().contains("xxxx"),
+        "device bytes in the message: {e}"
+    );
+    // A per-command output limit (`worker.max_output_bytes`) below the line limit.
+    let keys = Arc::new(MemKeys::default());
+    let small = SshDriver::new(builtin_platform("cisco_ios").unwrap(), keys).with_options(
+        netraven_drivers::SshOptions {
+            max_output_bytes: 1024 * 1024,
+            ..Default::default()
+        },
+    );
+    let mut s = small
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let e = s.fetch_config(Duration::from_secs(120)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+    assert!(e.message().contains("more than 1048576 bytes"), "{e}");
+    if let (Some(b), Some(a)) = (before, rss_kib()) {
+        let grown_mib = a.saturating_sub(b) / 1024;
+        eprintln!("RSS grew by {grown_mib} MiB");
+        assert!(grown_mib < 100, "RSS grew by {grown_mib} MiB");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_right_after_a_secret_line_says_what_was_awaited_not_what_came() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            hang_in_line: Some("enable secret 9 ".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, _) = driver("cisco_ios");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let e = s
+        .fetch_config(Duration::from_millis(1500))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("show running-config"), "{shown}");
+    assert!(
+        !shown.contains("secret 9"),
+        "device output in the error: {shown}"
+    );
+    for secret in dev.secrets() {
+        assert!(!shown.contains(&secret), "secret in the error: {shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_by_a_first_seen_host_is_marked_and_its_key_not_kept() {
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            second_credential_only: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (drv, keys) = driver("cisco_ios");
+    let dev = f.device(0);
+    let d = dev.core_device();
+    let creds = dev.credentials();
+    let e = drv
+        .connect(&d, &creds[0].to_credential("a"), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert!(e.is_on_untrusted_host(), "first contact: {e}");
+    // Trust on first use starts with a login: the key pinned by the failed attempt is gone.
+    assert!(
+        keys.get_host_key("127.0.0.1", d.port)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let s = drv
+        .connect(&d, &creds[1].to_credential("b"), T)
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+    assert!(
+        keys.get_host_key("127.0.0.1", d.port)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Once logged into, a rejection is an ordinary one (the next credential may be tried).
+    let e = drv
+        .connect(&d, &creds[0].to_credential("a"), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert!(!e.is_on_untrusted_host(), "{e}");
+    // A device whose key is not checked at all is never trusted.
+    let mut off = d.clone();
+    off.host_key_policy = HostKeyPolicy::Off;
+    let e = drv
+        .connect(&off, &creds[0].to_credential("a"), T)
+        .await
+        .unwrap_err();
+    assert!(e.is_on_untrusted_host(), "{e}");
+}

@@ -91,7 +91,7 @@ impl Layout {
 }
 
 /// Settings of a [`GitWriter`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitWriterConfig {
     /// The bare repository (created if missing).
     pub path: PathBuf,
@@ -643,6 +643,30 @@ impl GitWriter {
     }
 }
 
+// Hand-written: a push remote may be a URL with a token in it.
+impl std::fmt::Debug for GitWriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitWriterConfig")
+            .field("path", &self.path)
+            .field("branch", &self.branch)
+            .field("batch_limit", &self.batch_limit)
+            .field("debounce", &self.debounce)
+            .field("interval", &self.interval)
+            .field("layout", &self.layout)
+            .field("author_name", &self.author_name)
+            .field("author_email", &self.author_email)
+            .field(
+                "push_remote",
+                &self
+                    .push_remote
+                    .as_deref()
+                    .map(netraven_core::secret::mask_url),
+            )
+            .field("push_timeout", &self.push_timeout)
+            .finish()
+    }
+}
+
 impl GitWriter {
     /// Pushes the branch to [`GitWriterConfig::push_remote`] (a no-op when unset), with the
     /// `git` command line and within `push_timeout`.
@@ -652,6 +676,8 @@ impl GitWriter {
             return Ok(());
         };
         let refspec = format!("refs/heads/{0}:refs/heads/{0}", cfg.branch);
+        // Logs and errors name the remote with its password masked.
+        let shown = netraven_core::secret::mask_url(remote);
         let mut cmd = tokio::process::Command::new("git");
         cmd.arg("--git-dir")
             .arg(&cfg.path)
@@ -664,18 +690,20 @@ impl GitWriter {
             .await
             .map_err(|_| {
                 Error::timeout(format!(
-                    "git push to {remote} took longer than {:?}",
+                    "git push to {shown} took longer than {:?}",
                     cfg.push_timeout
                 ))
             })?
             .map_err(|e| Error::unavailable(format!("cannot run git push: {e}")))?;
         if out.status.success() {
-            tracing::debug!(remote, "pushed");
+            tracing::debug!(remote = %shown, "pushed");
             Ok(())
         } else {
+            // git may echo the URL (credentials included) in its error output.
+            let stderr = String::from_utf8_lossy(&out.stderr).replace(remote, &shown);
             Err(Error::unavailable(format!(
-                "git push to {remote} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "git push to {shown} failed: {}",
+                netraven_core::secret::mask_urls_in(stderr.trim())
             )))
         }
     }

@@ -658,3 +658,26 @@ async fn a_directory_mirror_over_git_passes_the_suite_and_matches_the_tree() {
         Some(writer.path_for(&latest.meta).as_str())
     );
 }
+
+/// A push remote's password shows in no log, error or `{:?}`: the remote is masked by a URL
+/// parser, and git's own error output is masked too.
+#[tokio::test]
+async fn a_failed_push_names_the_remote_without_its_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("r.git");
+    let store = Arc::new(MemoryStore::new());
+    let mut cfg = GitWriterConfig::new(&repo);
+    // Port 9 on the loopback: refused at once, nothing leaves the host.
+    cfg.push_remote = Some("http://bot:push-canary@127.0.0.1:9/r.git".into());
+    cfg.push_timeout = Duration::from_secs(20);
+    assert!(!format!("{cfg:?}").contains("push-canary"));
+    let writer = GitWriter::open(cfg, store.clone()).expect("open");
+    let sink = StoreSnapshotSink::new(store.clone());
+    sink.put(new_snap(1, Some(1), "a\n")).await.expect("put");
+    writer.commit_pending().await.expect("commit");
+    let e = writer.push().await.expect_err("nothing listens on port 9");
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("push-canary"), "{shown}");
+    assert!(shown.contains("bot:********@127.0.0.1:9"), "{shown}");
+    assert!(!format!("{writer:?}").contains("push-canary"));
+}

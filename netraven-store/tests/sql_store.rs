@@ -572,28 +572,52 @@ async fn credentials_at_rest<S: Store>(
             .kind(),
         ErrorKind::NotFound
     );
-    // Moved row: copy c1's password ciphertext onto c2.
+    // Moved row: copy c1's password ciphertext onto c2. A row the key cannot open is returned
+    // flagged, without secrets, and breaks neither the listing nor the other credentials.
     exec(&format!(
         "UPDATE credentials SET password_enc = (SELECT password_enc FROM credentials WHERE id = {}) WHERE id = {}",
         c1.id, c2.id
     ))
     .await;
-    assert_eq!(
-        store.get_credential(c2.id).await.unwrap_err().kind(),
-        ErrorKind::Crypto
-    );
+    let moved = store.get_credential(c2.id).await.unwrap();
+    assert!(moved.unreadable && moved.password.is_empty(), "{moved:?}");
     // Tampered value.
     exec(&format!(
         "UPDATE credentials SET password_enc = password_enc || 'AAAA' WHERE id = {}",
         c2.id
     ))
     .await;
-    let err = store.get_credential(c2.id).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Crypto);
-    assert!(
-        store.all_credentials().await.is_err(),
-        "never an empty password"
+    let bad = store.get_credential(c2.id).await.unwrap();
+    assert!(bad.unreadable && bad.password.is_empty() && bad.enable_secret.is_none());
+    assert!(bad.info().unreadable);
+    let all = store.all_credentials().await.unwrap();
+    assert_eq!(all.len(), 2, "one bad row does not fail the list");
+    let good = all.iter().find(|c| c.id == c1.id).unwrap();
+    assert!(!good.unreadable);
+    assert_eq!(good.password.expose(), "s3cret-pw");
+    let page = store.list_credentials(Page::first(10)).await.unwrap();
+    assert_eq!(page.items.iter().filter(|c| c.unreadable).count(), 1);
+    // Renaming it keeps its stored ciphertext (never an encrypted empty password).
+    let before =
+        raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
+    let mut renamed = bad.clone();
+    renamed.name = "other-renamed".into();
+    let renamed = store.update_credential(&renamed).await.unwrap();
+    assert!(renamed.unreadable);
+    assert_eq!(renamed.name, "other-renamed");
+    let after =
+        raw("SELECT id, password_enc, enable_secret_enc FROM credentials ORDER BY id").await;
+    assert_eq!(
+        before, after,
+        "the secrets of an unreadable row were rewritten"
     );
+    // New secrets make it readable again.
+    let mut fixed = renamed.clone();
+    fixed.unreadable = false;
+    fixed.password = Secret::new("new-pw");
+    let fixed = store.update_credential(&fixed).await.unwrap();
+    assert!(!fixed.unreadable);
+    assert_eq!(fixed.password.expose(), "new-pw");
     store.delete_credential(c2.id).await.unwrap();
     assert_eq!(store.all_credentials().await.unwrap().len(), 1);
 }
@@ -725,10 +749,11 @@ async fn rotation<S: Store>(
         .await
         .unwrap();
     drop(store);
-    // Wrong key: a clear Crypto error, never an empty password.
+    // Wrong key: flagged unreadable (never tried, never an empty password sent), and key
+    // rotation with it refuses to run.
     let wrong = open(cipher()).await;
-    let err = wrong.get_credential(c1.id).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Crypto);
+    let got = wrong.get_credential(c1.id).await.unwrap();
+    assert!(got.unreadable && got.password.is_empty());
     drop(wrong);
     // Rotate: the store with the old key re-encrypts everything with the new key.
     let new_key = KeyMaterial::generate();
@@ -744,10 +769,7 @@ async fn rotation<S: Store>(
     assert_eq!(got.enable_secret.unwrap().expose(), "en1");
     assert_eq!(only_new.all_credentials().await.unwrap().len(), 2);
     let old_only = open(old).await;
-    assert_eq!(
-        old_only.get_credential(c1.id).await.unwrap_err().kind(),
-        ErrorKind::Crypto
-    );
+    assert!(old_only.get_credential(c1.id).await.unwrap().unreadable);
 }
 
 #[tokio::test]

@@ -55,7 +55,9 @@ impl Proc {
             }
         }
         // No NO_COLOR: logs written to a file must come without colour codes by themselves.
+        // The simulated devices listen on 127.0.0.1, which servers refuse by default.
         cmd.env("NETRAVEN_LOG", "info,sqlx=warn")
+            .env("NETRAVEN_ALLOW_LOOPBACK", "true")
             .env_remove("NO_COLOR");
         for (k, v) in envs {
             cmd.env(k, v);

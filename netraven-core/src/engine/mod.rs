@@ -56,6 +56,11 @@ pub struct EngineConfig {
     pub retry_backoff: Duration,
     /// On shutdown, how long in-flight tasks may finish before their leases are released.
     pub shutdown_grace: Duration,
+    /// Which device addresses may be connected to; checked before every connection and probe,
+    /// so a refused device fails with `address_refused` and is sent nothing. The library's
+    /// default allows loopback (an embedder runs on its own host); the server's configuration
+    /// refuses it unless `security.allow_loopback` is set.
+    pub address_policy: crate::netpolicy::AddressPolicy,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +77,7 @@ impl Default for EngineConfig {
             max_deliveries: 5,
             retry_backoff: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            address_policy: crate::netpolicy::AddressPolicy::default().allow_loopback(true),
         }
     }
 }

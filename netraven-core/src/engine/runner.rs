@@ -435,6 +435,12 @@ impl Engine {
         let ctx = self.runs.for_run(run.id, run.job_id, &self.stores).await?;
         let device = self.stores.devices.get_device(device_id).await?;
         let driver = self.drivers.get(&device.platform)?;
+        // Before anything is sent to the device: a refused address gets no probe and no
+        // credential.
+        self.config
+            .address_policy
+            .check_host(&device.address, device.port)
+            .await?;
         if ctx.kind == JobKind::Reachability {
             let took = driver.probe(&device, self.config.connect_timeout).await?;
             let msg = format!(
@@ -499,6 +505,29 @@ impl Engine {
                     );
                     session = Some((s, cred.id));
                     break;
+                }
+                Err(e) if e.kind() == ErrorKind::Auth && e.is_on_untrusted_host() => {
+                    // A device never logged into before (new host key) may be a server
+                    // collecting passwords: it gets one candidate per attempt, and the failure
+                    // does not change the ranking (so the next attempt offers the same one).
+                    log.push(
+                        LogLevel::Warning,
+                        LogKind::Connection,
+                        format!(
+                            "credential '{}' rejected by a device whose host key is not trusted \
+                             yet; no further credential is tried on it",
+                            cred.name
+                        ),
+                        serde_json::json!({ "credential_id": cred.id }),
+                    );
+                    return Err(Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "credential '{}' rejected by a device not trusted yet (first login); \
+                             other credentials are tried only after one has logged in",
+                            cred.name
+                        ),
+                    ));
                 }
                 Err(e) if e.kind() == ErrorKind::Auth => {
                     rejected += 1;
@@ -596,6 +625,28 @@ impl Engine {
                 })
             }
             JobKind::Command { commands } => {
+                // Commands may change the device: they run at most once per run. The mark is
+                // set before the first one is sent, so a redelivered task (a worker died, a
+                // retry after a timeout mid-command) records `interrupted` instead.
+                if !self
+                    .stores
+                    .runs
+                    .mark_device_started(run.id, device.id, self.clock.now())
+                    .await?
+                {
+                    log.push(
+                        LogLevel::Warning,
+                        LogKind::Session,
+                        "an earlier attempt already started the commands; not running them again"
+                            .into(),
+                        serde_json::Value::Null,
+                    );
+                    return Err(Error::new(
+                        ErrorKind::Interrupted,
+                        "an earlier attempt started running the commands on this device and did \
+                         not finish; they are not run a second time",
+                    ));
+                }
                 let mut out = String::new();
                 for c in commands {
                     log.push(

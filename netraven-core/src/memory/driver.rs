@@ -22,6 +22,9 @@ pub struct FakeBehavior {
     pub delay: Duration,
     /// The configuration it returns.
     pub config: String,
+    /// Its rejections come from a device not trusted yet (a new host key):
+    /// [`Error::on_untrusted_host`].
+    pub untrusted_host: bool,
 }
 
 /// A driver whose devices follow scripts keyed by hostname. Records every login attempt.
@@ -127,13 +130,18 @@ impl Driver for FakeDriver {
                 .iter()
                 .any(|p| p == credential.password.expose())
         {
-            return Err(Error::new(
+            let e = Error::new(
                 ErrorKind::Auth,
                 format!(
                     "{} rejected user '{}'",
                     device.hostname, credential.username
                 ),
-            ));
+            );
+            return Err(if b.untrusted_host {
+                e.on_untrusted_host()
+            } else {
+                e
+            });
         }
         Ok(Box::new(FakeSession { config: b.config }))
     }

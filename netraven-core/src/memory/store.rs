@@ -18,6 +18,7 @@ struct Inner {
     jobs: BTreeMap<JobId, Job>,
     runs: BTreeMap<RunId, Run>,
     run_devices: HashMap<RunId, Vec<DeviceId>>,
+    started_devices: std::collections::HashSet<(RunId, DeviceId)>,
     results: BTreeMap<i64, DeviceResult>,
     result_keys: HashMap<(RunId, DeviceId), i64>,
     logs: BTreeMap<i64, LogEntry>,
@@ -312,6 +313,12 @@ impl CredentialStore for MemoryStore {
         c.failure_count = old.failure_count;
         c.last_used = old.last_used;
         c.created_at = old.created_at;
+        if cred.unreadable {
+            // Placeholders of an unreadable credential never replace stored secrets.
+            c.password = old.password.clone();
+            c.enable_secret = old.enable_secret.clone();
+            c.unreadable = old.unreadable;
+        }
         g.credentials.insert(c.id, c.clone());
         Ok(c)
     }
@@ -525,6 +532,23 @@ impl RunStore for MemoryStore {
             .get(&id)
             .cloned()
             .unwrap_or_default())
+    }
+
+    async fn mark_device_started(
+        &self,
+        id: RunId,
+        device: DeviceId,
+        _at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut g = self.lock();
+        if !g
+            .run_devices
+            .get(&id)
+            .is_some_and(|ids| ids.contains(&device))
+        {
+            return Err(Error::not_found(format!("device {device} in run {id}")));
+        }
+        Ok(g.started_devices.insert((id, device)))
     }
 
     async fn pending_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>> {

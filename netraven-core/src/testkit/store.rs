@@ -476,6 +476,29 @@ pub async fn runs_and_results(s: &dyn Store) {
         s.run_device_ids(run.id).await.expect("ids"),
         vec![11, 12, 13]
     );
+    // An attempt marks a device as started once: a second mark (a redelivery) is told so.
+    assert!(
+        s.mark_device_started(run.id, 12, t0())
+            .await
+            .expect("mark started")
+    );
+    assert!(
+        !s.mark_device_started(run.id, 12, t0())
+            .await
+            .expect("mark again")
+    );
+    assert!(
+        s.mark_device_started(run.id, 13, t0())
+            .await
+            .expect("another device")
+    );
+    assert_eq!(
+        s.mark_device_started(run.id, 99, t0())
+            .await
+            .expect_err("outside the run")
+            .kind(),
+        ErrorKind::NotFound
+    );
 
     let o = s
         .record_result(&result(&run, 11, true, Some(true)))

@@ -49,6 +49,13 @@ pub struct Faults {
     pub change_every: Option<u64>,
     /// The paging-off command is accepted but paging stays on (answer `--More--`).
     pub ignore_paging_off: bool,
+    /// The configuration command answers this many bytes without a single newline (then the
+    /// prompt) instead of the configuration: a device flooding its client.
+    pub flood: Option<u64>,
+    /// Stop sending (but keep the connection open) inside the first output line containing
+    /// this text: the line is sent up to its end, its line break never comes (e.g.
+    /// `secret 9`: a hang right after a secret).
+    pub hang_in_line: Option<String>,
 }
 
 /// What to simulate.

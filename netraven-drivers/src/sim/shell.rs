@@ -254,6 +254,22 @@ impl Terminal {
             let rev = self.faults.change_every.map_or(0, |k| f / k.max(1));
             dev.last_rev.store(rev, Ordering::SeqCst);
         }
+        if is_config && let Some(total) = self.faults.flood {
+            self.emit(&echo).await?;
+            // Sent in chunks, so the simulator's own memory stays small.
+            let chunk = [b'x'; 64 * 1024];
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                self.send(&chunk[..n]).await?;
+                left -= n as u64;
+                // russh queues what the client's window does not take yet: pace the flood so
+                // the simulator's own memory does not grow with it (about 64 MB/s at most).
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let p = self.prompt();
+            return self.emit(&p).await;
+        }
         let ctx = Ctx {
             hostname: &dev.hostname,
             user: &dev.accepted.username,
@@ -305,9 +321,27 @@ impl Terminal {
         if let Some(l) = self.faults.latency {
             tokio::time::sleep(l).await;
         }
+        let needle = self
+            .faults
+            .hang_in_line
+            .as_deref()
+            .filter(|n| !n.is_empty());
+        let hang_at = needle.and_then(|needle| {
+            let at = data
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())?;
+            let end = data[at..]
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .map_or(data.len(), |e| at + e);
+            Some(self.sent + end)
+        });
         if let Some(k) = self
             .faults
             .hang_after
+            .into_iter()
+            .chain(hang_at)
+            .min()
             .filter(|k| self.sent + data.len() > *k)
         {
             {

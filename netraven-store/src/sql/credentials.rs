@@ -6,7 +6,7 @@ use crate::sql::query::{Sql, Where, or_now};
 use crate::sql::tags::{Tagged, load_tags, set_tags};
 use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
-use netraven_core::error::{Error, Result};
+use netraven_core::error::{Error, ErrorKind, Result};
 use netraven_core::model::{Credential, CredentialId, Page, Paged};
 use netraven_core::secret::Secret;
 use netraven_core::store::{CredentialStore, check};
@@ -49,17 +49,30 @@ impl<D: Dialect> SqlStore<D> {
         let id = r.i64("id")?;
         let password_enc = r.text("password_enc")?;
         let enable_enc = r.opt_text("enable_secret_enc")?;
-        let password = self
+        let secrets = self
             .cipher
             .decrypt(&password_enc, password_aad(id).as_bytes())
-            .map_err(|e| e.context(format!("credential {id} password")))?;
-        let enable_secret = enable_enc
-            .map(|c| {
-                self.cipher
-                    .decrypt(&c, enable_aad(id).as_bytes())
-                    .map_err(|e| e.context(format!("credential {id} enable secret")))
-            })
-            .transpose()?;
+            .map_err(|e| e.context(format!("credential {id} password")))
+            .and_then(|password| {
+                let enable = enable_enc
+                    .map(|c| {
+                        self.cipher
+                            .decrypt(&c, enable_aad(id).as_bytes())
+                            .map_err(|e| e.context(format!("credential {id} enable secret")))
+                    })
+                    .transpose()?;
+                Ok((password, enable))
+            });
+        // One row the key cannot open must not fail every listing and every device: it is
+        // returned without secrets, flagged, and left out of connections.
+        let (password, enable_secret, unreadable) = match secrets {
+            Ok((p, e)) => (p, e, false),
+            Err(e) if e.kind() == ErrorKind::Crypto => {
+                self.note_unreadable(id, &e);
+                (Secret::default(), None, true)
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Credential {
             id,
             name: r.text("name")?,
@@ -73,7 +86,26 @@ impl<D: Dialect> SqlStore<D> {
             failure_count: r.int("failure_count")?,
             last_used: r.opt_ts("last_used")?,
             created_at: r.ts("created_at")?,
+            unreadable,
         })
+    }
+
+    /// Logs an undecryptable credential once per store handle (it is read on every run).
+    fn note_unreadable(&self, id: CredentialId, e: &Error) {
+        let first = self
+            .unreadable_seen
+            .lock()
+            .map(|mut seen| seen.insert(id))
+            .unwrap_or(true);
+        if first {
+            tracing::error!(
+                credential = id,
+                key_id = %self.cipher.current_key_id(),
+                error = %e,
+                "credential cannot be decrypted with the configured key; it is skipped until an \
+                 admin sets its secrets again"
+            );
+        }
     }
 
     async fn credentials_with_tags(&self, rows: Vec<D::Row>) -> Result<Vec<Credential>> {
@@ -87,6 +119,32 @@ impl<D: Dialect> SqlStore<D> {
             c.tags = tags.remove(&c.id).unwrap_or_default();
         }
         Ok(creds)
+    }
+
+    /// Updates everything of an unreadable credential but its secrets: its empty placeholders
+    /// must never be encrypted over the stored (perhaps recoverable) ciphertexts.
+    async fn update_unreadable_credential(&self, cred: &Credential) -> Result<Credential> {
+        check::credential(cred)?;
+        let mut tx = self.db.begin_write().await?;
+        let n = D::tx_execute(
+            &mut tx,
+            Sql::new(
+                "UPDATE credentials SET name = $2, username = $3, priority = $4, \
+                 description = $5 WHERE id = $1",
+            )
+            .bind(cred.id)
+            .bind(&cred.name)
+            .bind(&cred.username)
+            .bind(i64::from(cred.priority))
+            .bind(&cred.description),
+        )
+        .await?;
+        if n == 0 {
+            return Err(Error::not_found(format!("credential {}", cred.id)));
+        }
+        set_tags::<D>(&mut tx, Tagged::Credential, cred.id, &cred.tags).await?;
+        D::commit(tx).await?;
+        self.get_credential(cred.id).await
     }
 
     /// Re-encrypts every credential secret with `new_cipher` (key rotation), in one
@@ -178,6 +236,9 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
     }
 
     async fn update_credential(&self, cred: &Credential) -> Result<Credential> {
+        if cred.unreadable {
+            return self.update_unreadable_credential(cred).await;
+        }
         check::credential(cred)?;
         let (p, e) = encrypt_secrets(
             self.cipher.as_ref(),

@@ -69,6 +69,8 @@ pub type PostgresStore = SqlStore<PostgresBackend>;
 pub struct SqlStore<B> {
     db: B,
     cipher: Arc<dyn SecretCipher>,
+    /// Credentials already reported as undecryptable (each is logged once, clones share it).
+    unreadable_seen: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 impl<B: std::fmt::Debug> std::fmt::Debug for SqlStore<B> {

@@ -223,6 +223,7 @@ impl PostgresStore {
                 schema: options.schema,
             },
             cipher,
+            unreadable_seen: Default::default(),
         };
         if !options.migrate {
             return Ok(store);

@@ -190,6 +190,42 @@ impl<D: Dialect> RunStore for SqlStore<D> {
         rows.iter().map(|r| r.i64("device_id")).collect()
     }
 
+    async fn mark_device_started(
+        &self,
+        id: RunId,
+        device: DeviceId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        // One conditional update: of two concurrent deliveries exactly one sees a row change.
+        let n = self
+            .db
+            .execute(
+                Sql::new(
+                    "UPDATE run_devices SET started_at = $3 \
+                     WHERE run_id = $1 AND device_id = $2 AND started_at IS NULL",
+                )
+                .bind(id)
+                .bind(device)
+                .bind(at),
+            )
+            .await?;
+        if n == 1 {
+            return Ok(true);
+        }
+        let exists = self
+            .db
+            .fetch_all(
+                Sql::new("SELECT device_id FROM run_devices WHERE run_id = $1 AND device_id = $2")
+                    .bind(id)
+                    .bind(device),
+            )
+            .await?;
+        if exists.is_empty() {
+            return Err(Error::not_found(format!("device {device} in run {id}")));
+        }
+        Ok(false)
+    }
+
     async fn pending_device_ids(&self, id: RunId) -> Result<Vec<DeviceId>> {
         let rows = self
             .db

@@ -212,6 +212,7 @@ impl SqliteStore {
         let store = SqlStore {
             db: SqliteBackend { pool },
             cipher,
+            unreadable_seen: Default::default(),
         };
         if options.migrate {
             store.migrate().await?;
@@ -237,6 +238,7 @@ impl SqliteStore {
         let store = SqlStore {
             db: SqliteBackend { pool },
             cipher,
+            unreadable_seen: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
