@@ -90,14 +90,18 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Import devices (and the credentials of login columns) into the configured store, e.g.
-    /// the inventory `netraven sim --inventory` writes.
+    /// Import devices into the configured store: a CSV inventory (with the credentials of its
+    /// login columns, e.g. what `netraven sim --inventory` writes) or another tool's inventory,
+    /// kept in step on every re-import (added, updated, never deleted).
     Import {
         /// Input format.
-        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        #[arg(long, value_parser = ["csv", "netbox", "nornir", "oxidized", "rancid", "ansible"], default_value = "csv")]
         from: String,
-        /// The file.
+        /// The file, the Nornir inventory directory or the NetBox URL.
         file: PathBuf,
+        /// Options of the other formats.
+        #[command(flatten)]
+        opts: netraven::integrations::ImportOptions,
     },
     /// Manage API users.
     User {
@@ -340,7 +344,19 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
-        Command::Import { from: _, file } => {
+        Command::Import { from, file, opts } if from != "csv" => {
+            let store = crate::wiring::open_store(&cfg).await?;
+            let location = file.to_string_lossy();
+            let r = netraven::integrations::import(store.as_ref(), &from, &location, &opts).await?;
+            print!("{}", r.render());
+            if !r.errors.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Import { file, opts, .. } => {
+            if opts.dry_run {
+                return Err(Error::invalid("--dry-run is for the other formats than csv"));
+            }
             let body = std::fs::read(&file)
                 .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
             let rows = netraven_core::import::parse_csv(&body)?;
