@@ -106,7 +106,8 @@ pub fn parse_page(body: &[u8], map: &PlatformMap) -> Result<(Vec<SourceDevice>, 
     let mut out = Vec::new();
     for d in results {
         let Some(name) = text(d, &["name"]) else {
-            tracing::warn!(id = %d.get("id").unwrap_or(&Value::Null), "NetBox device without a name left out");
+            let id = d.get("id").cloned().unwrap_or_default();
+            tracing::warn!(%id, "NetBox device without a name left out");
             continue;
         };
         let ip = ["primary_ip", "primary_ip4", "primary_ip6"]
