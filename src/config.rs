@@ -68,6 +68,8 @@ pub struct Config {
     /// Logging: format and retention (`[log]` or `[logs]`).
     #[serde(alias = "log")]
     pub logs: LogConfig,
+    /// Notifications: webhooks and e-mail (`[notify]`, used with the feature `integrations`).
+    pub notify: netraven_core::notify::NotifySettings,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             platforms_dir: None,
             logs: LogConfig::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -399,6 +402,14 @@ impl Config {
         c.database.url = c.database.url.as_deref().map(mask_url_password);
         c.queue.redis_url = c.queue.redis_url.as_deref().map(mask_url_password);
         c.git.push_remote = c.git.push_remote.as_deref().map(mask_url_password);
+        // Chat webhook URLs carry their token in the path: masked whole.
+        for w in &mut c.notify.webhooks {
+            w.url = "********".into();
+            mask(&mut w.secret);
+        }
+        if let Some(e) = &mut c.notify.email {
+            mask(&mut e.password);
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

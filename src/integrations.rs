@@ -4,10 +4,13 @@
 //!   host it was not configured for);
 //! - [`SmtpMailer`]: [`MailTransport`] over `lettre` (STARTTLS, or plain SMTP for a local relay);
 //! - [`ImportOptions`] and [`source`]: an inventory source by kind name, as
-//!   `netraven import --from KIND SOURCE` names it.
+//!   `netraven import --from KIND SOURCE` names it;
+//! - [`notifier`] / [`start_notifier`]: the notifier the `[notify]` settings describe.
 
 use async_trait::async_trait;
-use netraven_core::notify::{Mail, MailTransport};
+use netraven_core::notify::{
+    EmailChannel, Mail, MailTransport, Notifier, NotifySettings, WebhookChannel,
+};
 use netraven_core::sources::http::{HttpClient, HttpRequest, HttpResponse};
 use netraven_core::sources::netbox::{NetboxFilter, NetboxSource};
 use netraven_core::sources::platforms::PlatformMap;
@@ -248,4 +251,66 @@ pub async fn import(
         owner_tag: opts.owner_tag.clone(),
     };
     netraven_core::sources::sync::sync(store, src.as_ref(), &sync, opts.dry_run).await
+}
+
+/// The notifier `settings` describe (webhooks over [`ReqwestClient`], e-mail over
+/// [`SmtpMailer`]), or `None` without channels.
+pub fn notifier(settings: &NotifySettings) -> Result<Option<Notifier>> {
+    if settings.is_empty() {
+        return Ok(None);
+    }
+    let mut n = Notifier::new(settings.failing_after);
+    if !settings.webhooks.is_empty() {
+        let http: Arc<dyn HttpClient> = Arc::new(ReqwestClient::new(Duration::from_secs(15))?);
+        for w in &settings.webhooks {
+            let ch = WebhookChannel::new(
+                &w.name,
+                &w.url,
+                w.format,
+                w.secret.clone().map(Secret::new),
+                http.clone(),
+            );
+            n = n.channel(Arc::new(ch), w.filter.clone());
+        }
+    }
+    if let Some(e) = &settings.email {
+        let security = match e.security.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "plain" => SmtpSecurity::Plain,
+            other => {
+                return Err(Error::invalid(format!(
+                    "notify.email.security '{other}' is not starttls or plain"
+                )));
+            }
+        };
+        let login = e
+            .username
+            .clone()
+            .map(|u| (u, Secret::new(e.password.clone().unwrap_or_default())));
+        let mailer = Arc::new(SmtpMailer::new(&e.relay, e.port, security, login)?);
+        let ch = EmailChannel::new("email", &e.from, e.to.clone(), mailer);
+        n = n.channel(Arc::new(ch), e.filter.clone());
+    }
+    Ok(Some(n))
+}
+
+/// Starts the notifier of `settings` on `nr`'s events until `shutdown` (nothing without
+/// channels); deliveries are also written to the store's logs (source `notify`).
+#[cfg(all(feature = "drivers", feature = "store"))]
+pub fn start_notifier(
+    nr: &crate::Netraven,
+    settings: &NotifySettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let Some(n) = notifier(settings)? else {
+        return Ok(());
+    };
+    let n = Arc::new(n.record_in(nr.store().clone()));
+    tokio::spawn(n.run(
+        nr.engine().events().subscribe(),
+        nr.store().clone(),
+        nr.sink().clone(),
+        shutdown,
+    ));
+    Ok(())
 }

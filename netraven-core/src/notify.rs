@@ -21,7 +21,7 @@ use crate::model::*;
 use crate::secret::Secret;
 use crate::snapshot::SnapshotSink;
 use crate::sources::http::{HttpClient, HttpRequest};
-use crate::store::Store;
+use crate::store::{LogStore, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -409,6 +409,92 @@ impl Default for Retry {
     }
 }
 
+/// One webhook in the configuration (`[[notify.webhooks]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Name in the delivery log.
+    pub name: String,
+    /// URL (chat webhook URLs are secrets: `config check` masks them).
+    pub url: String,
+    /// Body format; default `generic`.
+    #[serde(default = "generic")]
+    pub format: WebhookFormat,
+    /// HMAC-SHA256 key of the signature header (generic format).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Kinds and tags taken.
+    #[serde(default, flatten)]
+    pub filter: Filter,
+}
+
+fn generic() -> WebhookFormat {
+    WebhookFormat::Generic
+}
+
+/// E-mail in the configuration (`[notify.email]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// SMTP relay host.
+    pub relay: String,
+    /// Port; default 587.
+    #[serde(default = "submission")]
+    pub port: u16,
+    /// `starttls` (default) or `plain` (a relay on the same host or network only).
+    #[serde(default = "starttls")]
+    pub security: String,
+    /// Login user name, if the relay wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Login password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Kinds and tags taken.
+    #[serde(default, flatten)]
+    pub filter: Filter,
+}
+
+fn submission() -> u16 {
+    587
+}
+fn starttls() -> String {
+    "starttls".into()
+}
+
+/// The `[notify]` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// Failed backups in a row before `device_failing`; default 3.
+    pub failing_after: u32,
+    /// Webhooks.
+    pub webhooks: Vec<WebhookSettings>,
+    /// E-mail.
+    pub email: Option<EmailSettings>,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            failing_after: 3,
+            webhooks: Vec::new(),
+            email: None,
+        }
+    }
+}
+
+impl NotifySettings {
+    /// Whether any channel is configured.
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty() && self.email.is_none()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Route {
     channel: Arc<dyn Channel>,
@@ -420,6 +506,7 @@ struct Route {
 pub struct Notifier {
     routes: Vec<Route>,
     log: DeliveryLog,
+    record: Option<Arc<dyn LogStore>>,
     failing_after: u32,
     retry: Retry,
 }
@@ -431,6 +518,7 @@ impl Notifier {
         Notifier {
             routes: Vec::new(),
             log: DeliveryLog::default(),
+            record: None,
             failing_after: failing_after.max(1),
             retry: Retry::default(),
         }
@@ -439,6 +527,13 @@ impl Notifier {
     /// Builder-style: adds a channel with its filter.
     pub fn channel(mut self, channel: Arc<dyn Channel>, filter: Filter) -> Self {
         self.routes.push(Route { channel, filter });
+        self
+    }
+
+    /// Builder-style: also writes every delivery to `logs` (kind `system`, source `notify`), so
+    /// the API's log endpoints show deliveries made by any process.
+    pub fn record_in(mut self, logs: Arc<dyn LogStore>) -> Self {
+        self.record = Some(logs);
         self
     }
 
@@ -613,7 +708,7 @@ impl Notifier {
             if let Some(e) = &outcome {
                 tracing::warn!(channel = route.channel.name(), kind = n.kind.as_str(), error = %e, "notification not delivered");
             }
-            self.log.push(Delivery {
+            let d = Delivery {
                 at: Utc::now(),
                 channel: route.channel.name().to_string(),
                 kind: n.kind,
@@ -622,7 +717,25 @@ impl Notifier {
                 attempts,
                 delivered: outcome.is_none(),
                 error: outcome,
-            });
+            };
+            if let Some(logs) = &self.record {
+                let level = if d.delivered { LogLevel::Info } else { LogLevel::Warning };
+                let verb = if d.delivered { "delivered" } else { "not delivered" };
+                let mut e = LogEntry::new(
+                    d.at,
+                    level,
+                    LogKind::System,
+                    "notify",
+                    format!("{} {verb} to {} after {} attempt(s)", d.kind.as_str(), d.channel, d.attempts),
+                );
+                e.run_id = d.run_id;
+                e.device_id = n.device_id;
+                e.fields = serde_json::to_value(&d).unwrap_or(Value::Null);
+                if let Err(err) = logs.append_logs(&[e]).await {
+                    tracing::warn!(error = %err, "delivery not recorded in the log store");
+                }
+            }
+            self.log.push(d);
         }
     }
 
