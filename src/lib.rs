@@ -33,6 +33,9 @@ mod builder;
 pub mod config;
 #[cfg(feature = "integrations")]
 #[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
+pub mod ctl;
+#[cfg(feature = "integrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
 pub mod integrations;
 #[cfg(all(feature = "drivers", feature = "store"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "drivers", feature = "store"))))]

@@ -121,6 +121,9 @@ pub enum Command {
         #[command(subcommand)]
         action: PlatformsAction,
     },
+    /// A client of a running server's API (NETRAVEN_URL, NETRAVEN_TOKEN): devices, jobs (run
+    /// with progress; exit 2 on failures), runs, configurations, logs.
+    Ctl(netraven::ctl::CtlArgs),
     /// Inspect the configuration.
     Config {
         /// What to do.
@@ -199,7 +202,10 @@ pub fn main() -> ExitCode {
         }
     };
     // These draw progress on a terminal, which INFO lines would tear.
-    let progress = matches!(cli.command, Command::Backup { .. } | Command::Demo { .. });
+    let progress = matches!(
+        cli.command,
+        Command::Backup { .. } | Command::Demo { .. } | Command::Ctl(_)
+    );
     let plan = LogPlan::decide(&LogEnv::from_process(
         cfg.logs.format,
         cli.verbose,
@@ -377,6 +383,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Ctl(args) => return Ok(ExitCode::from(netraven::ctl::run(args).await?)),
         Command::User { action } => user(&cfg, action).await?,
         Command::Keys {
             action: KeyAction::Rotate,
