@@ -181,7 +181,11 @@ impl Api {
             None => {}
         }
         let resp = req.send().await.map_err(|e| {
-            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Connection };
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Connection
+            };
             Error::new(kind, format!("cannot reach {}: {e}", self.base))
         })?;
         let status = resp.status().as_u16();
@@ -191,7 +195,10 @@ impl Api {
             .map_err(|e| Error::new(ErrorKind::Connection, format!("reading the answer: {e}")))?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
-            let detail = v["detail"].as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let detail = v["detail"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             let kind = match status {
                 401 | 403 => ErrorKind::Auth,
                 404 => ErrorKind::NotFound,
@@ -213,7 +220,9 @@ impl Api {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut out = Vec::new();
         for page in 1..=10_000 {
-            let v = self.get(&format!("{path}{sep}page={page}&size=100")).await?;
+            let v = self
+                .get(&format!("{path}{sep}page={page}&size=100"))
+                .await?;
             let items = v["items"].as_array().cloned().unwrap_or_default();
             out.extend(items);
             if page >= v["pages"].as_u64().unwrap_or(1) as usize {
@@ -292,22 +301,38 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
                 print_json(&Value::Array(items));
             } else {
                 table(
-                    &["id", "hostname", "address", "port", "platform", "tags", "enabled"],
+                    &[
+                        "id", "hostname", "address", "port", "platform", "tags", "enabled",
+                    ],
                     items
                         .iter()
                         .map(|d| {
-                            ["id", "hostname", "address", "port", "platform", "tags", "enabled"]
-                                .iter()
-                                .map(|k| s(&d[*k]))
-                                .collect()
+                            [
+                                "id", "hostname", "address", "port", "platform", "tags", "enabled",
+                            ]
+                            .iter()
+                            .map(|k| s(&d[*k]))
+                            .collect()
                         })
                         .collect(),
                 );
             }
         }
-        CtlCommand::Devices(DevicesCmd::Add { hostname, address, platform, port, tag }) => {
+        CtlCommand::Devices(DevicesCmd::Add {
+            hostname,
+            address,
+            platform,
+            port,
+            tag,
+        }) => {
             let body = json!({"hostname": hostname, "address": address, "platform": platform, "port": port, "tags": tag});
-            let d = api.call(reqwest::Method::POST, "/api/devices", Some(Body::Json(body))).await?;
+            let d = api
+                .call(
+                    reqwest::Method::POST,
+                    "/api/devices",
+                    Some(Body::Json(body)),
+                )
+                .await?;
             if json {
                 print_json(&d);
             } else {
@@ -318,7 +343,11 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
             let r = api
-                .call(reqwest::Method::POST, "/api/devices/import", Some(Body::Csv(bytes)))
+                .call(
+                    reqwest::Method::POST,
+                    "/api/devices/import",
+                    Some(Body::Csv(bytes)),
+                )
                 .await?;
             if json {
                 print_json(&r);
@@ -365,23 +394,37 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
                 let c = &r["counts"];
                 out!(
                     "run {} of job {}: {}\n  devices {}  succeeded {}  failed {}  changed {}  unchanged {}\n  queued {}  started {}  finished {}",
-                    s(&r["id"]), s(&r["job_id"]), s(&r["status"]),
-                    s(&c["total"]), s(&c["succeeded"]), s(&c["failed"]), s(&c["changed"]), s(&c["unchanged"]),
-                    s(&r["queued_at"]), s(&r["started_at"]), s(&r["finished_at"])
+                    s(&r["id"]),
+                    s(&r["job_id"]),
+                    s(&r["status"]),
+                    s(&c["total"]),
+                    s(&c["succeeded"]),
+                    s(&c["failed"]),
+                    s(&c["changed"]),
+                    s(&c["unchanged"]),
+                    s(&r["queued_at"]),
+                    s(&r["started_at"]),
+                    s(&r["finished_at"])
                 );
             }
         }
         CtlCommand::Config(ConfigCmd::Show { hostname }) => {
-            let devs = api.all(&format!("/api/devices?hostname={}", percent(&hostname))).await?;
+            let devs = api
+                .all(&format!("/api/devices?hostname={}", percent(&hostname)))
+                .await?;
             let d = devs
                 .iter()
                 .find(|d| d["hostname"] == hostname.as_str())
                 .ok_or_else(|| Error::not_found(format!("device '{hostname}'")))?;
-            let h = api.get(&format!("/api/configs/{}/history?size=1", s(&d["id"]))).await?;
+            let h = api
+                .get(&format!("/api/configs/{}/history?size=1", s(&d["id"])))
+                .await?;
             let snap = h["items"]
                 .get(0)
                 .ok_or_else(|| Error::not_found(format!("no configuration of {hostname} yet")))?;
-            let full = api.get(&format!("/api/configs/snapshots/{}", s(&snap["id"]))).await?;
+            let full = api
+                .get(&format!("/api/configs/snapshots/{}", s(&snap["id"])))
+                .await?;
             if json {
                 print_json(&full);
             } else {
@@ -389,7 +432,9 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
             }
         }
         CtlCommand::Config(ConfigCmd::Diff { from, to }) => {
-            let d = api.get(&format!("/api/configs/diff?from={from}&to={to}")).await?;
+            let d = api
+                .get(&format!("/api/configs/diff?from={from}&to={to}"))
+                .await?;
             if json {
                 print_json(&d);
             } else {
@@ -397,7 +442,9 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
             }
         }
         CtlCommand::Config(ConfigCmd::Search { text }) => {
-            let items = api.all(&format!("/api/configs/search?q={}", percent(&text))).await?;
+            let items = api
+                .all(&format!("/api/configs/search?q={}", percent(&text)))
+                .await?;
             if json {
                 print_json(&Value::Array(items));
             } else {
@@ -405,7 +452,14 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
                     &["device", "hostname", "snapshot", "taken"],
                     items
                         .iter()
-                        .map(|m| vec![s(&m["device_id"]), s(&m["hostname"]), s(&m["id"]), s(&m["created_at"])])
+                        .map(|m| {
+                            vec![
+                                s(&m["device_id"]),
+                                s(&m["hostname"]),
+                                s(&m["id"]),
+                                s(&m["created_at"]),
+                            ]
+                        })
                         .collect(),
                 );
             }
@@ -418,13 +472,19 @@ pub async fn run(args: CtlArgs) -> Result<u8> {
 }
 
 async fn run_job(api: &Api, name: &str, json: bool) -> Result<u8> {
-    let jobs = api.all(&format!("/api/jobs?name={}", percent(name))).await?;
+    let jobs = api
+        .all(&format!("/api/jobs?name={}", percent(name)))
+        .await?;
     let job = jobs
         .iter()
         .find(|j| j["name"] == name)
         .ok_or_else(|| Error::not_found(format!("job '{name}'")))?;
     let started = api
-        .call(reqwest::Method::POST, &format!("/api/jobs/{}/run", s(&job["id"])), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/jobs/{}/run", s(&job["id"])),
+            None,
+        )
         .await?;
     let run_id = s(&started["run_id"]);
     let bar = (!json).then(|| {
@@ -465,16 +525,31 @@ async fn run_job(api: &Api, name: &str, json: bool) -> Result<u8> {
         let c = &run["counts"];
         out!(
             "run {run_id} of {name}: {status} ({} devices: {} ok, {} failed, {} changed)",
-            s(&c["total"]), s(&c["succeeded"]), s(&c["failed"]), s(&c["changed"])
+            s(&c["total"]),
+            s(&c["succeeded"]),
+            s(&c["failed"]),
+            s(&c["changed"])
         );
     }
-    Ok(if matches!(status.as_str(), "COMPLETED_SUCCESS" | "COMPLETED_NO_DEVICES") { 0 } else { 2 })
+    Ok(
+        if matches!(
+            status.as_str(),
+            "COMPLETED_SUCCESS" | "COMPLETED_NO_DEVICES"
+        ) {
+            0
+        } else {
+            2
+        },
+    )
 }
 
 async fn tail(api: &Api, lines: u32, run: Option<i64>, follow: bool, json: bool) -> Result<()> {
     let filter = run.map(|r| format!("&run_id={r}")).unwrap_or_default();
     let first = api
-        .get(&format!("/api/logs?order=desc&size={}{filter}", lines.clamp(1, 100)))
+        .get(&format!(
+            "/api/logs?order=desc&size={}{filter}",
+            lines.clamp(1, 100)
+        ))
         .await?;
     let mut items = first["items"].as_array().cloned().unwrap_or_default();
     items.reverse();
@@ -482,7 +557,13 @@ async fn tail(api: &Api, lines: u32, run: Option<i64>, follow: bool, json: bool)
         if json {
             out!("{l}");
         } else {
-            out!("{} {:<7} {} {}", s(&l["time"]), s(&l["level"]), s(&l["source"]), s(&l["message"]));
+            out!(
+                "{} {:<7} {} {}",
+                s(&l["time"]),
+                s(&l["level"]),
+                s(&l["source"]),
+                s(&l["message"])
+            );
         }
     };
     let mut last = 0;
@@ -490,7 +571,11 @@ async fn tail(api: &Api, lines: u32, run: Option<i64>, follow: bool, json: bool)
         show(l);
         last = last.max(l["id"].as_i64().unwrap_or(0));
     }
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    // Until interrupted (Ctrl-C ends the process).
+    loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // The newest page, printed oldest first from the first line not yet shown.
         let next = api
@@ -509,5 +594,4 @@ async fn tail(api: &Api, lines: u32, run: Option<i64>, follow: bool, json: bool)
             last = last.max(l["id"].as_i64().unwrap_or(0));
         }
     }
-    Ok(())
 }

@@ -63,7 +63,10 @@ impl HttpClient for ReqwestClient {
         };
         // reqwest's errors name the URL, which may hold a query token: only the kind is kept.
         let resp = req.send().await.map_err(|e| {
-            Error::new(kind(&e), format!("HTTP request to {} failed", host_of(&request.url)))
+            Error::new(
+                kind(&e),
+                format!("HTTP request to {} failed", host_of(&request.url)),
+            )
         })?;
         let status = resp.status().as_u16();
         let headers = resp
@@ -108,7 +111,9 @@ pub struct SmtpMailer {
 
 impl std::fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpMailer").field("relay", &self.relay).finish()
+        f.debug_struct("SmtpMailer")
+            .field("relay", &self.relay)
+            .finish()
     }
 }
 
@@ -167,7 +172,10 @@ impl MailTransport for SmtpMailer {
             } else {
                 ErrorKind::Unavailable
             };
-            Error::new(kind, format!("SMTP delivery through {} failed: {e}", self.relay))
+            Error::new(
+                kind,
+                format!("SMTP delivery through {} failed: {e}", self.relay),
+            )
         })?;
         Ok(())
     }
@@ -211,7 +219,11 @@ pub struct ImportOptions {
 
 /// The inventory source `kind` reads at `location` (a file, a directory for Nornir, the base
 /// URL for NetBox).
-pub fn source(kind: &str, location: &str, opts: &ImportOptions) -> Result<Box<dyn InventorySource>> {
+pub fn source(
+    kind: &str,
+    location: &str,
+    opts: &ImportOptions,
+) -> Result<Box<dyn InventorySource>> {
     let mut map = PlatformMap::default();
     map.parse_pairs(&opts.platform_map)?;
     Ok(match kind {
@@ -227,7 +239,13 @@ pub fn source(kind: &str, location: &str, opts: &ImportOptions) -> Result<Box<dy
                 status: opts.status.clone(),
             };
             let client = Arc::new(ReqwestClient::new(Duration::from_secs(60))?);
-            Box::new(NetboxSource::new(location, Secret::new(token), filter, map, client)?)
+            Box::new(NetboxSource::new(
+                location,
+                Secret::new(token),
+                filter,
+                map,
+                client,
+            )?)
         }
         "oxidized" => Box::new(RouterDbSource::new(
             PathBuf::from(location),

@@ -7,7 +7,9 @@
 #![cfg(all(feature = "integrations", feature = "sim"))]
 
 use netraven::Netraven;
-use netraven::core::notify::{EmailChannel, Filter, Notifier, SIGNATURE_HEADER, WebhookChannel, WebhookFormat};
+use netraven::core::notify::{
+    EmailChannel, Filter, Notifier, SIGNATURE_HEADER, WebhookChannel, WebhookFormat,
+};
 use netraven::core::prelude::*;
 use netraven::core::sources::netbox::{NetboxFilter, NetboxSource};
 use netraven::core::sources::sync::{SyncOptions, sync};
@@ -56,10 +58,17 @@ async fn http_server(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
                         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
                     }
                 }
-                let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
                 let mut body = vec![0; len];
                 r.read_exact(&mut body).await.ok();
-                let req = Seen { target, headers, body };
+                let req = Seen {
+                    target,
+                    headers,
+                    body,
+                };
                 let n = {
                     let mut l = log.lock().unwrap();
                     l.push(req.clone());
@@ -142,7 +151,14 @@ async fn device_rows(store: &dyn Store) -> Vec<(String, String, String, Vec<Stri
         .unwrap()
         .items
         .into_iter()
-        .map(|d| (d.hostname.clone(), d.address.clone(), d.platform.clone(), d.tags.clone()))
+        .map(|d| {
+            (
+                d.hostname.clone(),
+                d.address.clone(),
+                d.platform.clone(),
+                d.tags.clone(),
+            )
+        })
         .collect()
 }
 
@@ -166,20 +182,39 @@ async fn netbox_replay_imports_into_a_fresh_server_store() {
     });
     let (url, seen) = http_server(answer).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Netraven::builder().data_dir(dir.path()).open_store().await.unwrap();
+    let store = Netraven::builder()
+        .data_dir(dir.path())
+        .open_store()
+        .await
+        .unwrap();
     let client = Arc::new(ReqwestClient::new(Duration::from_secs(10)).unwrap());
     let filter = NetboxFilter {
         sites: vec!["ams1".into(), "fra1".into()],
         ..NetboxFilter::default()
     };
-    let src = NetboxSource::new(&url, Secret::new("nb-test-token"), filter, Default::default(), client.clone())
-        .unwrap()
-        .page_size(2);
-    let opts = SyncOptions { owner_tag: Some("netbox".into()) };
+    let src = NetboxSource::new(
+        &url,
+        Secret::new("nb-test-token"),
+        filter,
+        Default::default(),
+        client.clone(),
+    )
+    .unwrap()
+    .page_size(2);
+    let opts = SyncOptions {
+        owner_tag: Some("netbox".into()),
+    };
 
     let dry = sync(store.as_ref(), &src, &opts, true).await.unwrap();
-    assert_eq!(dry.added, vec!["ams-core-1", "ams-sw-1", "fra-edge-1"], "{dry:?}");
-    assert!(device_rows(store.as_ref()).await.is_empty(), "the dry run wrote nothing");
+    assert_eq!(
+        dry.added,
+        vec!["ams-core-1", "ams-sw-1", "fra-edge-1"],
+        "{dry:?}"
+    );
+    assert!(
+        device_rows(store.as_ref()).await.is_empty(),
+        "the dry run wrote nothing"
+    );
 
     let first = sync(store.as_ref(), &src, &opts, false).await.unwrap();
     assert_eq!(first.added, dry.added);
@@ -187,23 +222,51 @@ async fn netbox_replay_imports_into_a_fresh_server_store() {
     assert_eq!(
         device_rows(store.as_ref()).await,
         vec![
-            ("ams-core-1".into(), "192.0.2.71".into(), "cisco_ios".into(), tags(&["backbone", "site:ams1", "role:core", "netbox"])),
-            ("ams-sw-1".into(), "192.0.2.72".into(), "arista_eos".into(), tags(&["site:ams1", "role:access", "netbox"])),
-            ("fra-edge-1".into(), "2001:db8::13".into(), "juniper_junos".into(), tags(&["backbone", "peering", "site:fra1", "role:edge", "netbox"])),
+            (
+                "ams-core-1".into(),
+                "192.0.2.71".into(),
+                "cisco_ios".into(),
+                tags(&["backbone", "site:ams1", "role:core", "netbox"])
+            ),
+            (
+                "ams-sw-1".into(),
+                "192.0.2.72".into(),
+                "arista_eos".into(),
+                tags(&["site:ams1", "role:access", "netbox"])
+            ),
+            (
+                "fra-edge-1".into(),
+                "2001:db8::13".into(),
+                "juniper_junos".into(),
+                tags(&["backbone", "peering", "site:fra1", "role:edge", "netbox"])
+            ),
         ]
     );
     let again = sync(store.as_ref(), &src, &opts, false).await.unwrap();
     assert_eq!((again.changes(), again.unchanged), (0, 3), "{again:?}");
 
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen[1].target, "/api/dcim/devices/?limit=2&status=active&site=ams1&site=fra1");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[1].target,
+        "/api/dcim/devices/?limit=2&status=active&site=ams1&site=fra1"
+    );
     // The `next` link named another host: it was followed on the configured one.
-    assert_eq!(seen[2].target, "/api/dcim/devices/?limit=2&offset=2&status=active");
-    drop(seen);
+    assert_eq!(
+        seen[2].target,
+        "/api/dcim/devices/?limit=2&offset=2&status=active"
+    );
 
-    let wrong = NetboxSource::new(&url, Secret::new("bad"), NetboxFilter::default(), Default::default(), client)
-        .unwrap();
-    let e = sync(store.as_ref(), &wrong, &opts, false).await.unwrap_err();
+    let wrong = NetboxSource::new(
+        &url,
+        Secret::new("bad"),
+        NetboxFilter::default(),
+        Default::default(),
+        client,
+    )
+    .unwrap();
+    let e = sync(store.as_ref(), &wrong, &opts, false)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Auth);
 }
 
@@ -223,24 +286,54 @@ async fn a_config_change_sends_one_signed_webhook_and_one_email_with_the_redacte
     let (hook_url, hooks) = http_server(ok).await;
     let (smtp_port, mails) = smtp_sink().await;
 
-    let nr = Netraven::builder().in_memory().without_git().build().await.unwrap();
+    let nr = Netraven::builder()
+        .in_memory()
+        .without_git()
+        .build()
+        .await
+        .unwrap();
     let dev = &fleet.devices()[0];
-    let cred = nr.store().upsert_credential(&dev.credential()).await.unwrap();
+    let cred = nr
+        .store()
+        .upsert_credential(&dev.credential())
+        .await
+        .unwrap();
     let mut device = dev.core_device();
     device.credential_id = Some(cred.id);
     device.tags = vec!["core".into()];
     let device = nr.store().upsert_device(&device).await.unwrap();
     let job = nr
         .store()
-        .upsert_job(&Job::backup("nightly", Targets { device_ids: vec![device.id], ..Default::default() }))
+        .upsert_job(&Job::backup(
+            "nightly",
+            Targets {
+                device_ids: vec![device.id],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap();
 
     let http = Arc::new(ReqwestClient::new(Duration::from_secs(10)).unwrap());
-    let webhook = WebhookChannel::new("hook", format!("{hook_url}/hook"), WebhookFormat::Generic, Some(Secret::new("hook-key")), http);
-    let mailer = Arc::new(SmtpMailer::new("127.0.0.1", smtp_port, SmtpSecurity::Plain, None).unwrap());
-    let email = EmailChannel::new("mail", "netraven@example.net", vec!["noc@example.net".into()], mailer);
-    let only_changes = Filter { events: vec![netraven::core::notify::EventKind::ConfigChanged], tags: vec!["core".into()] };
+    let webhook = WebhookChannel::new(
+        "hook",
+        format!("{hook_url}/hook"),
+        WebhookFormat::Generic,
+        Some(Secret::new("hook-key")),
+        http,
+    );
+    let mailer =
+        Arc::new(SmtpMailer::new("127.0.0.1", smtp_port, SmtpSecurity::Plain, None).unwrap());
+    let email = EmailChannel::new(
+        "mail",
+        "netraven@example.net",
+        vec!["noc@example.net".into()],
+        mailer,
+    );
+    let only_changes = Filter {
+        events: vec![netraven::core::notify::EventKind::ConfigChanged],
+        tags: vec!["core".into()],
+    };
     let notifier = Arc::new(
         Notifier::new(3)
             .channel(Arc::new(webhook), only_changes.clone())
@@ -274,7 +367,7 @@ async fn a_config_change_sends_one_signed_webhook_and_one_email_with_the_redacte
 
     let secrets = dev.secrets();
     assert!(!secrets.is_empty());
-    let hooks = hooks.lock().unwrap();
+    let hooks = hooks.lock().unwrap().clone();
     assert_eq!(hooks.len(), 1, "one webhook delivery");
     let h = &hooks[0];
     // The receiver checks the signature with its own HMAC implementation.
@@ -282,20 +375,32 @@ async fn a_config_change_sends_one_signed_webhook_and_one_email_with_the_redacte
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-key").unwrap();
     mac.update(&h.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    assert_eq!(h.headers.get(&SIGNATURE_HEADER.to_ascii_lowercase()), Some(&expected));
+    assert_eq!(
+        h.headers.get(&SIGNATURE_HEADER.to_ascii_lowercase()),
+        Some(&expected)
+    );
     let body: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
     assert_eq!(body["kind"], "config_changed");
     assert_eq!(body["device"], dev.hostname());
     let diff = body["diff"].as_str().unwrap();
     assert!(diff.contains("+snmp-server location"), "{diff}");
-    assert!(diff.contains("<removed>"), "secrets near the change are redacted: {diff}");
-    let mails = mails.lock().unwrap();
+    assert!(
+        diff.contains("<removed>"),
+        "secrets near the change are redacted: {diff}"
+    );
+    let mails = mails.lock().unwrap().clone();
     assert_eq!(mails.len(), 1, "one e-mail");
     let mail = &mails[0];
-    assert!(mail.contains("Subject: [NetRaven] configuration of"), "{mail}");
+    assert!(
+        mail.contains("Subject: [NetRaven] configuration of"),
+        "{mail}"
+    );
     assert!(mail.contains("+snmp-server location"), "{mail}");
     for s in &secrets {
-        assert!(!diff.contains(s.as_str()) && !mail.contains(s.as_str()), "secret {s} leaked");
+        assert!(
+            !diff.contains(s.as_str()) && !mail.contains(s.as_str()),
+            "secret {s} leaked"
+        );
     }
     nr.shutdown().await.unwrap();
 }

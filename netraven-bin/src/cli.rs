@@ -361,7 +361,9 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
         }
         Command::Import { file, opts, .. } => {
             if opts.dry_run {
-                return Err(Error::invalid("--dry-run is for the other formats than csv"));
+                return Err(Error::invalid(
+                    "--dry-run is for the other formats than csv",
+                ));
             }
             let body = std::fs::read(&file)
                 .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;

@@ -142,7 +142,10 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         ipad[i] ^= k[i];
         opad[i] ^= k[i];
     }
-    let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
     Sha256::new()
         .chain_update(opad)
         .chain_update(inner)
@@ -678,7 +681,10 @@ impl Notifier {
                     out.push(make(
                         EventKind::DeviceRecovered,
                         format!("{host} recovered"),
-                        format!("{host} ({}) was backed up again after failing.", device.address),
+                        format!(
+                            "{host} ({}) was backed up again after failing.",
+                            device.address
+                        ),
                         None,
                     ));
                 }
@@ -719,14 +725,27 @@ impl Notifier {
                 error: outcome,
             };
             if let Some(logs) = &self.record {
-                let level = if d.delivered { LogLevel::Info } else { LogLevel::Warning };
-                let verb = if d.delivered { "delivered" } else { "not delivered" };
+                let level = if d.delivered {
+                    LogLevel::Info
+                } else {
+                    LogLevel::Warning
+                };
+                let verb = if d.delivered {
+                    "delivered"
+                } else {
+                    "not delivered"
+                };
                 let mut e = LogEntry::new(
                     d.at,
                     level,
                     LogKind::System,
                     "notify",
-                    format!("{} {verb} to {} after {} attempt(s)", d.kind.as_str(), d.channel, d.attempts),
+                    format!(
+                        "{} {verb} to {} after {} attempt(s)",
+                        d.kind.as_str(),
+                        d.channel,
+                        d.attempts
+                    ),
                 );
                 e.run_id = d.run_id;
                 e.device_id = n.device_id;
@@ -761,7 +780,10 @@ impl Notifier {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            match self.notifications(store.as_ref(), sink.as_ref(), &event).await {
+            match self
+                .notifications(store.as_ref(), sink.as_ref(), &event)
+                .await
+            {
                 Ok(list) => {
                     for n in list {
                         let me = self.clone();
@@ -787,7 +809,10 @@ mod tests {
         );
         let long = [0xaau8; 131];
         assert_eq!(
-            hex::encode(hmac_sha256(&long, b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            hex::encode(hmac_sha256(
+                &long,
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
@@ -816,7 +841,10 @@ mod tests {
         assert!(!f.accepts(&note(EventKind::ConfigChanged, &["edge"], true)));
         assert!(!f.accepts(&note(EventKind::DeviceFailing, &["core"], true)));
         assert!(f.accepts(&note(EventKind::RunFailed, &[], false)));
-        assert_eq!(EventKind::parse("device_recovered"), Some(EventKind::DeviceRecovered));
+        assert_eq!(
+            EventKind::parse("device_recovered"),
+            Some(EventKind::DeviceRecovered)
+        );
     }
 
     #[derive(Debug)]
@@ -843,14 +871,17 @@ mod tests {
             attempts: 5,
             backoff: Duration::from_millis(1),
         };
-        let ok = Notifier::new(3)
-            .retry(retry)
-            .channel(Arc::new(Flaky(Mutex::new(0), ErrorKind::Unavailable)), Filter::default());
+        let ok = Notifier::new(3).retry(retry).channel(
+            Arc::new(Flaky(Mutex::new(0), ErrorKind::Unavailable)),
+            Filter::default(),
+        );
         ok.deliver(&note(EventKind::ConfigChanged, &[], true)).await;
-        let bad = Notifier::new(3)
-            .retry(retry)
-            .channel(Arc::new(Flaky(Mutex::new(0), ErrorKind::Protocol)), Filter::default());
-        bad.deliver(&note(EventKind::ConfigChanged, &[], true)).await;
+        let bad = Notifier::new(3).retry(retry).channel(
+            Arc::new(Flaky(Mutex::new(0), ErrorKind::Protocol)),
+            Filter::default(),
+        );
+        bad.deliver(&note(EventKind::ConfigChanged, &[], true))
+            .await;
         let (a, b) = (ok.log().entries(), bad.log().entries());
         assert_eq!((a[0].attempts, a[0].delivered), (3, true));
         assert_eq!((b[0].attempts, b[0].delivered), (1, false));

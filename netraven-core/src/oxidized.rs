@@ -172,7 +172,10 @@ pub async fn version(sink: &dyn SnapshotSink, device: &Device, oid: &str) -> Res
         .map_err(|_| Error::invalid(format!("oid '{oid}' is not a version of this node")))?;
     let s = sink.get(id).await?;
     if s.meta.device_id != device.id {
-        return Err(Error::not_found(format!("version {oid} of {}", device.hostname)));
+        return Err(Error::not_found(format!(
+            "version {oid} of {}",
+            device.hostname
+        )));
     }
     Ok(s)
 }

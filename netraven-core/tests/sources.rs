@@ -9,7 +9,9 @@ use netraven_core::sources::{InventorySource, file_source};
 use std::path::PathBuf;
 
 fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sources").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sources")
+        .join(p)
 }
 
 async fn devices(store: &MemoryStore) -> Vec<Device> {
@@ -58,9 +60,15 @@ async fn round_trip(src: &dyn InventorySource, expect_added: usize) -> MemorySto
     let dry = sync(&store, src, &opts, true).await.unwrap();
     assert_eq!(dry.added.len(), expect_added, "{dry:?}");
     assert!(dry.errors.is_empty(), "{dry:?}");
-    assert!(devices(&store).await.is_empty(), "the dry run wrote nothing");
+    assert!(
+        devices(&store).await.is_empty(),
+        "the dry run wrote nothing"
+    );
     let first = sync(&store, src, &opts, false).await.unwrap();
-    assert_eq!(first.added, dry.added, "the dry run said what the import did");
+    assert_eq!(
+        first.added, dry.added,
+        "the dry run said what the import did"
+    );
     let again = sync(&store, src, &opts, false).await.unwrap();
     assert_eq!(again.changes(), 0, "re-import: {again:?}");
     assert_eq!(again.unchanged, expect_added);
@@ -74,9 +82,30 @@ async fn nornir_sample() {
     assert_eq!(
         rows(&store).await,
         vec![
-            row("core-fra-1", "192.0.2.21", 22, "juniper_junos", &["core", "network"], true),
-            row("edge-ams-1", "192.0.2.11", 22, "cisco_ios", &["edge", "network", "ams", "internet"], true),
-            row("edge-ams-2", "192.0.2.12", 2222, "cisco_ios", &["edge", "network", "ams"], true),
+            row(
+                "core-fra-1",
+                "192.0.2.21",
+                22,
+                "juniper_junos",
+                &["core", "network"],
+                true
+            ),
+            row(
+                "edge-ams-1",
+                "192.0.2.11",
+                22,
+                "cisco_ios",
+                &["edge", "network", "ams", "internet"],
+                true
+            ),
+            row(
+                "edge-ams-2",
+                "192.0.2.12",
+                2222,
+                "cisco_ios",
+                &["edge", "network", "ams"],
+                true
+            ),
         ]
     );
     let all = devices(&store).await;
@@ -93,31 +122,81 @@ async fn nornir_sample() {
 async fn oxidized_router_db_sample() {
     let src = netraven_core::sources::routerdb::RouterDbSource::new(
         fixture("router.db"),
-        netraven_core::sources::routerdb::RouterDbFormat::oxidized(":", "name=0,ip=1,model=2,group=3")
-            .unwrap(),
+        netraven_core::sources::routerdb::RouterDbFormat::oxidized(
+            ":",
+            "name=0,ip=1,model=2,group=3",
+        )
+        .unwrap(),
         PlatformMap::default(),
     );
     let store = round_trip(&src, 3).await;
     assert_eq!(
         rows(&store).await,
         vec![
-            row("fw-fra-1", "192.0.2.41", 22, "fortinet", &["security"], true),
-            row("sw-ams-1", "192.0.2.31", 22, "hp_procurve", &["access"], true),
-            row("sw-ams-2", "192.0.2.32", 22, "aruba_aoscx", &["access"], true),
+            row(
+                "fw-fra-1",
+                "192.0.2.41",
+                22,
+                "fortinet",
+                &["security"],
+                true
+            ),
+            row(
+                "sw-ams-1",
+                "192.0.2.31",
+                22,
+                "hp_procurve",
+                &["access"],
+                true
+            ),
+            row(
+                "sw-ams-2",
+                "192.0.2.32",
+                22,
+                "aruba_aoscx",
+                &["access"],
+                true
+            ),
         ]
     );
 }
 
 #[tokio::test]
 async fn rancid_router_db_sample() {
-    let src = file_source("rancid", fixture("rancid/core/router.db"), PlatformMap::default()).unwrap();
+    let src = file_source(
+        "rancid",
+        fixture("rancid/core/router.db"),
+        PlatformMap::default(),
+    )
+    .unwrap();
     let store = round_trip(src.as_ref(), 3).await;
     assert_eq!(
         rows(&store).await,
         vec![
-            row("rtr-1.example.net", "rtr-1.example.net", 22, "cisco_ios", &["core"], true),
-            row("rtr-2.example.net", "rtr-2.example.net", 22, "juniper_junos", &["core"], true),
-            row("rtr-old.example.net", "rtr-old.example.net", 22, "cisco_ios", &["core"], false),
+            row(
+                "rtr-1.example.net",
+                "rtr-1.example.net",
+                22,
+                "cisco_ios",
+                &["core"],
+                true
+            ),
+            row(
+                "rtr-2.example.net",
+                "rtr-2.example.net",
+                22,
+                "juniper_junos",
+                &["core"],
+                true
+            ),
+            row(
+                "rtr-old.example.net",
+                "rtr-old.example.net",
+                22,
+                "cisco_ios",
+                &["core"],
+                false
+            ),
         ]
     );
 }
@@ -130,9 +209,30 @@ async fn ansible_ini_and_yaml_samples() {
         assert_eq!(
             rows(&store).await,
             vec![
-                row("r-ams", "192.0.2.51", 22, "cisco_ios", &["routers", "network"], true),
-                row("r-fra", "192.0.2.52", 2022, "cisco_xr", &["routers", "network"], true),
-                row("s-ams", "192.0.2.61", 22, "arista_eos", &["switches", "network"], true),
+                row(
+                    "r-ams",
+                    "192.0.2.51",
+                    22,
+                    "cisco_ios",
+                    &["routers", "network"],
+                    true
+                ),
+                row(
+                    "r-fra",
+                    "192.0.2.52",
+                    2022,
+                    "cisco_xr",
+                    &["routers", "network"],
+                    true
+                ),
+                row(
+                    "s-ams",
+                    "192.0.2.61",
+                    22,
+                    "arista_eos",
+                    &["switches", "network"],
+                    true
+                ),
             ],
             "{file}"
         );

@@ -41,7 +41,10 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/oxidized/node/version.json", get(versions))
         .route("/oxidized/node/version/view", get(view))
         .route("/oxidized/node/version/diffs", get(diffs))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_reader))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_reader,
+        ))
 }
 
 /// Bearer or Basic authentication of any active user.
@@ -52,12 +55,20 @@ async fn require_reader(State(state): State<ApiState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let result = if let Some(t) = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
+    let result = if let Some(t) = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+    {
         authenticate(&state, t.trim()).await.map(|_| ())
-    } else if let Some(b) = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")) {
+    } else if let Some(b) = h
+        .strip_prefix("Basic ")
+        .or_else(|| h.strip_prefix("basic "))
+    {
         basic(&state, b.trim()).await
     } else {
-        Err(ApiError::unauthorized("missing credentials (Bearer token or Basic)"))
+        Err(ApiError::unauthorized(
+            "missing credentials (Bearer token or Basic)",
+        ))
     };
     match result {
         Ok(()) => next.run(req).await,
@@ -81,7 +92,11 @@ async fn basic(state: &ApiState, encoded: &str) -> ApiResult<()> {
     let (user, pass) = raw.split_once(':').ok_or_else(bad)?;
     if pass.starts_with(API_TOKEN_PREFIX) {
         let p = authenticate(state, pass).await?;
-        return if p.user.username == user { Ok(()) } else { Err(bad()) };
+        return if p.user.username == user {
+            Ok(())
+        } else {
+            Err(bad())
+        };
     }
     if !state
         .limiter
@@ -176,7 +191,10 @@ impl VersionQuery {
     }
 }
 
-async fn versions(State(st): State<ApiState>, Query(q): Query<VersionQuery>) -> ApiResult<Response> {
+async fn versions(
+    State(st): State<ApiState>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
     let d = oxidized::find(st.store.as_ref(), q.node()?).await?;
     Ok(axum::Json(oxidized::versions(st.sink.as_ref(), &d).await?).into_response())
 }

@@ -252,7 +252,11 @@ fn parse_yaml(text: &str) -> Result<Inventory> {
 /// assert_eq!((d[0].spec.address.as_str(), d[0].spec.platform.as_str()), ("192.0.2.1", "cisco_ios"));
 /// ```
 pub fn parse(text: &str, yaml: bool, map: &PlatformMap) -> Result<Vec<SourceDevice>> {
-    let inv = if yaml { parse_yaml(text)? } else { parse_ini(text) };
+    let inv = if yaml {
+        parse_yaml(text)?
+    } else {
+        parse_ini(text)
+    };
     Ok(inv.devices(map))
 }
 
@@ -314,13 +318,22 @@ mod tests {
             let by = |h: &str| d.iter().find(|x| x.spec.hostname == h).unwrap();
             assert_eq!(d.len(), 3, "yaml={yaml}: {d:?}");
             let r1 = by("r1");
-            assert_eq!((r1.spec.port, r1.spec.platform.as_str()), (2201, "cisco_ios"));
+            assert_eq!(
+                (r1.spec.port, r1.spec.platform.as_str()),
+                (2201, "cisco_ios")
+            );
             assert_eq!(r1.spec.tags, vec!["core", "dc"]);
             assert_eq!(r1.login.as_ref().unwrap().password.expose(), "p w");
             let r2 = by("r2");
-            assert_eq!((r2.spec.port, r2.spec.platform.as_str()), (2299, "juniper_junos"));
+            assert_eq!(
+                (r2.spec.port, r2.spec.platform.as_str()),
+                (2299, "juniper_junos")
+            );
             let top = by("top");
-            assert_eq!((top.spec.address.as_str(), top.spec.platform.as_str()), ("192.0.2.9", "arista_eos"));
+            assert_eq!(
+                (top.spec.address.as_str(), top.spec.platform.as_str()),
+                ("192.0.2.9", "arista_eos")
+            );
             assert!(top.spec.tags.is_empty(), "{:?}", top.spec.tags);
         }
     }

@@ -74,7 +74,11 @@ fn origin(url: &str) -> Result<&str> {
 /// Path and query of an absolute URL (`/` when it has none).
 fn path_of(url: &str) -> Result<&str> {
     let o = origin(url)?;
-    Ok(if url.len() > o.len() { &url[o.len()..] } else { "/" })
+    Ok(if url.len() > o.len() {
+        &url[o.len()..]
+    } else {
+        "/"
+    })
 }
 
 /// Devices of one `/api/dcim/devices/` page, and the `next` link.
@@ -258,7 +262,10 @@ impl InventorySource for NetboxSource {
                 None => return Ok(out),
             }
         }
-        Err(Error::new(ErrorKind::Protocol, "NetBox paging does not end"))
+        Err(Error::new(
+            ErrorKind::Protocol,
+            "NetBox paging does not end",
+        ))
     }
 }
 
@@ -303,8 +310,12 @@ mod tests {
                 headers: vec![("retry-after".into(), "0".into())],
                 body: vec![],
             },
-            ok(r#"{"count":2,"next":"http://internal:8080/api/dcim/devices/?limit=1&offset=1","results":[{"name":"a","primary_ip4":{"address":"192.0.2.1/32"},"platform":{"slug":"eos"}}]}"#),
-            ok(r#"{"count":2,"next":null,"results":[{"name":"b","primary_ip":null},{"name":null}]}"#),
+            ok(
+                r#"{"count":2,"next":"http://internal:8080/api/dcim/devices/?limit=1&offset=1","results":[{"name":"a","primary_ip4":{"address":"192.0.2.1/32"},"platform":{"slug":"eos"}}]}"#,
+            ),
+            ok(
+                r#"{"count":2,"next":null,"results":[{"name":"b","primary_ip":null},{"name":null}]}"#,
+            ),
         ];
         let filter = NetboxFilter {
             sites: vec!["ams 1".into()],
@@ -327,21 +338,46 @@ mod tests {
             seen[0].url,
             "https://nb.example/api/dcim/devices/?limit=1&status=active&site=ams%201"
         );
-        assert_eq!(seen[2].url, "https://nb.example/api/dcim/devices/?limit=1&offset=1");
+        assert_eq!(
+            seen[2].url,
+            "https://nb.example/api/dcim/devices/?limit=1&offset=1"
+        );
         assert!(seen.iter().all(|r| r.headers[0].1 == "Token tok"));
-        assert!(!format!("{:?}", seen[0]).contains("tok\""), "Debug hides header values");
+        assert!(
+            !format!("{:?}", seen[0]).contains("tok\""),
+            "Debug hides header values"
+        );
     }
 
     #[tokio::test]
     async fn refused_tokens_and_bad_pages_fail() {
         let client = Arc::new(Replay::default());
         *client.answers.lock().unwrap() = vec![
-            HttpResponse { status: 403, ..Default::default() },
+            HttpResponse {
+                status: 403,
+                ..Default::default()
+            },
             ok("{}"),
         ];
-        let src = NetboxSource::new("http://nb", Secret::new("t"), Default::default(), Default::default(), client).unwrap();
+        let src = NetboxSource::new(
+            "http://nb",
+            Secret::new("t"),
+            Default::default(),
+            Default::default(),
+            client,
+        )
+        .unwrap();
         assert_eq!(src.devices().await.unwrap_err().kind(), ErrorKind::Auth);
         assert_eq!(src.devices().await.unwrap_err().kind(), ErrorKind::Protocol);
-        assert!(NetboxSource::new("nb", Secret::new("t"), Default::default(), Default::default(), Arc::new(Replay::default())).is_err());
+        assert!(
+            NetboxSource::new(
+                "nb",
+                Secret::new("t"),
+                Default::default(),
+                Default::default(),
+                Arc::new(Replay::default())
+            )
+            .is_err()
+        );
     }
 }

@@ -97,8 +97,7 @@ pub fn parse(
     let defaults: Entry = if defaults.trim().is_empty() {
         Entry::default()
     } else {
-        serde_yaml::from_str(defaults)
-            .map_err(|e| Error::invalid(format!("defaults.yaml: {e}")))?
+        serde_yaml::from_str(defaults).map_err(|e| Error::invalid(format!("defaults.yaml: {e}")))?
     };
     let mut out = Vec::with_capacity(hosts.len());
     for (name, host) in &hosts {
@@ -187,10 +186,16 @@ mod tests {
         assert_eq!(r1.tags, vec!["a", "parent", "b", "core"]);
         assert_eq!(r1.description.as_deref(), Some("from parent"));
         let r2 = &devs[1];
-        assert_eq!((r2.spec.port, r2.spec.platform.as_str()), (2002, "arista_eos"));
+        assert_eq!(
+            (r2.spec.port, r2.spec.platform.as_str()),
+            (2002, "arista_eos")
+        );
         assert_eq!(r2.spec.address, "r2");
         let login = r2.login.as_ref().unwrap();
-        assert_eq!((login.username.as_str(), login.password.expose()), ("ops", "own"));
+        assert_eq!(
+            (login.username.as_str(), login.password.expose()),
+            ("ops", "own")
+        );
         assert_eq!(devs[2].spec.platform, "cisco_ios");
         assert_eq!(devs[2].spec.port, 22);
     }

@@ -140,7 +140,9 @@ pub fn parse(
             continue;
         }
         let parsed = match format {
-            RouterDbFormat::Oxidized { delimiter, map: f } => oxidized_line(line, delimiter, f, map),
+            RouterDbFormat::Oxidized { delimiter, map: f } => {
+                oxidized_line(line, delimiter, f, map)
+            }
             RouterDbFormat::Rancid => rancid_line(line, group, map),
         };
         match parsed {
@@ -151,7 +153,12 @@ pub fn parse(
     out
 }
 
-fn oxidized_line(line: &str, delim: &Regex, f: &FieldMap, map: &PlatformMap) -> Result<SourceDevice> {
+fn oxidized_line(
+    line: &str,
+    delim: &Regex,
+    f: &FieldMap,
+    map: &PlatformMap,
+) -> Result<SourceDevice> {
     let cols: Vec<&str> = delim.split(line).map(str::trim).collect();
     let col = |n: usize| cols.get(n).copied().filter(|c| !c.is_empty());
     let opt = |n: Option<usize>| n.and_then(col);
@@ -232,11 +239,28 @@ mod tests {
     #[test]
     fn oxidized_default_and_custom_maps() {
         let m = PlatformMap::default();
-        let d = parse("# comment\n\nr1:ios\nr2:junos:extra\nbad\n", &RouterDbFormat::oxidized_default(), None, &m);
+        let d = parse(
+            "# comment\n\nr1:ios\nr2:junos:extra\nbad\n",
+            &RouterDbFormat::oxidized_default(),
+            None,
+            &m,
+        );
         assert_eq!(d.len(), 2);
-        assert_eq!((d[0].spec.address.as_str(), d[0].spec.platform.as_str()), ("r1", "cisco_ios"));
-        let f = RouterDbFormat::oxidized(":", "name=0,ip=1,model=2,port=3,username=4,password=5,enable=6").unwrap();
-        let d = parse("r3:192.0.2.3:eos:2222:ops:pw:en\nr4:192.0.2.4:eos:x\n", &f, None, &m);
+        assert_eq!(
+            (d[0].spec.address.as_str(), d[0].spec.platform.as_str()),
+            ("r1", "cisco_ios")
+        );
+        let f = RouterDbFormat::oxidized(
+            ":",
+            "name=0,ip=1,model=2,port=3,username=4,password=5,enable=6",
+        )
+        .unwrap();
+        let d = parse(
+            "r3:192.0.2.3:eos:2222:ops:pw:en\nr4:192.0.2.4:eos:x\n",
+            &f,
+            None,
+            &m,
+        );
         assert_eq!(d.len(), 1, "a bad port leaves the line out");
         assert_eq!(d[0].spec.port, 2222);
         let l = d[0].login.as_ref().unwrap();
@@ -250,7 +274,12 @@ mod tests {
     #[test]
     fn rancid_both_separators_state_and_comment() {
         let m = PlatformMap::default();
-        let d = parse("r1;cisco;up;core router\nr2:juniper:down\nr3;arista;up\n;x;up\n", &RouterDbFormat::Rancid, Some("net"), &m);
+        let d = parse(
+            "r1;cisco;up;core router\nr2:juniper:down\nr3;arista;up\n;x;up\n",
+            &RouterDbFormat::Rancid,
+            Some("net"),
+            &m,
+        );
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].spec.platform, "cisco_ios");
         assert_eq!(d[0].spec.description.as_deref(), Some("core router"));

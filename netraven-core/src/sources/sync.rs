@@ -225,7 +225,12 @@ pub async fn sync_devices(
                                 creds.used_by_device(id);
                             }
                         }
-                        Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::InvalidInput) => {
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::Conflict | ErrorKind::InvalidInput
+                            ) =>
+                        {
                             report.errors.push(Problem {
                                 hostname: host,
                                 detail: e.message().to_string(),
@@ -325,7 +330,9 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         assert!(!text.contains("pw-src"));
 
-        let again = sync_devices(&store, "t", first, &opts, false).await.unwrap();
+        let again = sync_devices(&store, "t", first, &opts, false)
+            .await
+            .unwrap();
         assert_eq!((again.changes(), again.unchanged), (0, 2), "{again:?}");
 
         // A local tag survives; a moved address is an update; a vanished device is disabled.
@@ -336,7 +343,9 @@ mod tests {
         let dry = sync_devices(&store, "t", second.clone(), &opts, true)
             .await
             .unwrap();
-        let r = sync_devices(&store, "t", second, &opts, false).await.unwrap();
+        let r = sync_devices(&store, "t", second, &opts, false)
+            .await
+            .unwrap();
         assert_eq!(dry.updated, r.updated);
         assert_eq!(r.updated[0].fields, vec!["address"]);
         assert_eq!(r.disabled, vec!["b"]);
@@ -352,7 +361,11 @@ mod tests {
         let r = sync_devices(
             &store,
             "t",
-            vec![dev("a", "192.0.2.1", &[]), dev("a", "192.0.2.2", &[]), dev("c/d", "x", &[])],
+            vec![
+                dev("a", "192.0.2.1", &[]),
+                dev("a", "192.0.2.2", &[]),
+                dev("c/d", "x", &[]),
+            ],
             &SyncOptions::default(),
             false,
         )
