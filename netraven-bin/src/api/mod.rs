@@ -23,6 +23,7 @@ pub mod configs;
 pub mod credentials;
 pub mod devices;
 pub mod error;
+pub mod inventory;
 pub mod jobs;
 pub mod oxidized;
 pub mod runs;
@@ -533,6 +534,7 @@ pub fn router(state: ApiState) -> Router {
         r = r.route(spec.path, mr);
     }
     r.merge(oxidized::routes(&state))
+        .merge(inventory::routes(&state))
         .route("/", axum::routing::get(crate::ui::index))
         .route("/assets/{*file}", axum::routing::get(crate::ui::asset))
         .fallback(error::not_found_fallback)

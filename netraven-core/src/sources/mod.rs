@@ -22,6 +22,7 @@ pub mod nornir;
 pub mod platforms;
 pub mod routerdb;
 pub mod sync;
+pub mod text;
 
 use crate::error::{Error, Result};
 use crate::import::Login;
