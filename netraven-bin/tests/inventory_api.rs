@@ -18,23 +18,51 @@ async fn preview_then_sync_then_nothing_to_do() {
             "owner_tag": "nornir",
         })
     };
-    let preview = r.json("POST", "/api/inventory/sync", &r.operator, body(true)).await;
+    let preview = r
+        .json("POST", "/api/inventory/sync", &r.operator, body(true))
+        .await;
     assert_eq!(preview.status, 200, "{}", preview.text());
     let p = preview.json();
     assert_eq!(p["added"], json!(["r1", "r2"]), "{p}");
     assert_eq!(p["dry_run"], true);
     assert_eq!(r.device_count().await, 0, "the preview saved nothing");
 
-    let done = r.json("POST", "/api/inventory/sync", &r.operator, body(false)).await.json();
+    let done = r
+        .json("POST", "/api/inventory/sync", &r.operator, body(false))
+        .await
+        .json();
     assert_eq!(done["added"], json!(["r1", "r2"]));
     let d = r.get("/api/devices?hostname=r2", &r.viewer).await.json();
     let r2 = &d["items"][0];
-    assert_eq!((r2["port"].as_u64(), r2["platform"].as_str()), (Some(2222), Some("cisco_ios")), "{d}");
+    assert_eq!(
+        (r2["port"].as_u64(), r2["platform"].as_str()),
+        (Some(2222), Some("cisco_ios")),
+        "{d}"
+    );
     assert_eq!(r2["tags"], json!(["edge", "nornir"]));
 
-    let again = r.json("POST", "/api/inventory/sync", &r.operator, body(false)).await.json();
-    assert_eq!((again["added"].as_array().unwrap().len(), again["unchanged"].as_u64()), (0, Some(2)), "{again}");
+    let again = r
+        .json("POST", "/api/inventory/sync", &r.operator, body(false))
+        .await
+        .json();
+    assert_eq!(
+        (
+            again["added"].as_array().unwrap().len(),
+            again["unchanged"].as_u64()
+        ),
+        (0, Some(2)),
+        "{again}"
+    );
 
-    r.json("POST", "/api/inventory/sync", &r.viewer, body(true)).await.assert_error(403);
-    r.json("POST", "/api/inventory/sync", &r.operator, json!({"from": "nope"})).await.assert_error(422);
+    r.json("POST", "/api/inventory/sync", &r.viewer, body(true))
+        .await
+        .assert_error(403);
+    r.json(
+        "POST",
+        "/api/inventory/sync",
+        &r.operator,
+        json!({"from": "nope"}),
+    )
+    .await
+    .assert_error(422);
 }

@@ -887,6 +887,42 @@ mod tests {
         assert_eq!((b[0].attempts, b[0].delivered), (1, false));
     }
 
+    #[tokio::test]
+    async fn deliveries_are_recorded_in_the_log_store() {
+        use crate::store::LogStore;
+        let store = Arc::new(crate::memory::MemoryStore::new());
+        let n = Notifier::new(1)
+            .retry(Retry {
+                attempts: 1,
+                backoff: Duration::from_millis(1),
+            })
+            .record_in(store.clone())
+            .channel(
+                Arc::new(Flaky(Mutex::new(0), ErrorKind::Protocol)),
+                Filter::default(),
+            );
+        n.deliver(&note(EventKind::DeviceFailing, &[], true)).await;
+        let filter = LogFilter {
+            source: Some("notify".into()),
+            ..Default::default()
+        };
+        let logs = store
+            .list_logs(&filter, Page::first(10))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].level, LogLevel::Warning);
+        assert!(
+            logs[0]
+                .message
+                .contains("device_failing not delivered to flaky"),
+            "{}",
+            logs[0].message
+        );
+        assert_eq!(logs[0].fields["attempts"], 1);
+    }
+
     #[test]
     fn chat_formats_carry_the_diff() {
         #[derive(Debug)]

@@ -17,11 +17,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use netraven::core::sources::InventorySource;
 use netraven::core::sources::netbox::{NetboxFilter, NetboxSource};
 use netraven::core::sources::platforms::PlatformMap;
 use netraven::core::sources::sync::{SyncOptions, sync};
 use netraven::core::sources::text::TextInventory;
-use netraven::core::sources::InventorySource;
 use netraven_core::prelude::*;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -67,16 +67,30 @@ async fn sync_inventory(
     let mut map = PlatformMap::default();
     map.parse_pairs(&req.platform_map)?;
     let source: Box<dyn InventorySource> = if req.from == "netbox" {
-        let url = req.url.as_deref().ok_or_else(|| Error::invalid("netbox needs 'url'"))?;
-        let token = req.token.clone().ok_or_else(|| Error::invalid("netbox needs 'token'"))?;
+        let url = req
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::invalid("netbox needs 'url'"))?;
+        let token = req
+            .token
+            .clone()
+            .ok_or_else(|| Error::invalid("netbox needs 'token'"))?;
         let filter = NetboxFilter {
             sites: req.site,
             roles: req.role,
             tags: req.tag,
             status: req.status.unwrap_or_else(|| "active".into()),
         };
-        let client = Arc::new(netraven::integrations::ReqwestClient::new(Duration::from_secs(60))?);
-        Box::new(NetboxSource::new(url, Secret::new(token), filter, map, client)?)
+        let client = Arc::new(netraven::integrations::ReqwestClient::new(
+            Duration::from_secs(60),
+        )?);
+        Box::new(NetboxSource::new(
+            url,
+            Secret::new(token),
+            filter,
+            map,
+            client,
+        )?)
     } else {
         Box::new(TextInventory {
             kind: req.from,
