@@ -94,6 +94,7 @@ fn systemd_units_are_hardened_and_verify() {
         names,
         [
             "netraven-api.service",
+            "netraven-import@.service",
             "netraven-scheduler.service",
             "netraven-worker@.service",
             "netraven.service"
@@ -130,6 +131,9 @@ fn systemd_units_are_hardened_and_verify() {
         std::fs::write(&p, t).unwrap();
         copies.push(p);
     }
+    let timer = dir.path().join("netraven-import@.timer");
+    std::fs::copy(root().join("deploy/systemd/netraven-import@.timer"), &timer).unwrap();
+    copies.push(timer);
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
         .args(copies.iter().map(|p| p.as_path()))
