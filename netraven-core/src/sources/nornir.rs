@@ -6,7 +6,8 @@
 //! else from the defaults — Nornir's own inheritance. The device's address is `hostname` (the
 //! host's name when missing), its tags are its groups (transitively) plus a `tags` list in
 //! `data`; `data.description` becomes the description. A login is taken when both `username`
-//! and `password` resolve.
+//! and `password` resolve, with the enable secret from `connection_options.netmiko.extras.secret`
+//! (inherited the same way).
 
 use super::platforms::PlatformMap;
 use super::{InventorySource, SourceDevice, push_tags, read_optional, read_text};
@@ -33,6 +34,20 @@ struct Entry {
     groups: Vec<String>,
     #[serde(default)]
     data: Mapping,
+    #[serde(default)]
+    connection_options: Mapping,
+}
+
+impl Entry {
+    /// `connection_options.netmiko.extras.secret`: where Nornir keeps the enable secret.
+    fn enable_secret(&self) -> Option<String> {
+        self.connection_options
+            .get("netmiko")?
+            .get("extras")?
+            .get("secret")?
+            .as_str()
+            .map(str::to_string)
+    }
 }
 
 /// Parses one of the three files into (name, entry) pairs in file order.
@@ -128,7 +143,10 @@ pub fn parse(
             (Some(username), Some(password)) => Some(Login {
                 username,
                 password: Secret::new(password),
-                enable_secret: None,
+                enable_secret: chain
+                    .iter()
+                    .find_map(|e| e.enable_secret())
+                    .map(Secret::new),
             }),
             _ => None,
         };
@@ -177,7 +195,7 @@ mod tests {
         let groups = "a:\n  port: 2001\n  groups: [parent]\n\
                       b:\n  port: 2002\n  platform: junos\n\
                       parent:\n  platform: iosxr\n  groups: [a]\n  data:\n    description: from parent\n";
-        let defaults = "platform: ios\nusername: ops\npassword: dflt\n";
+        let defaults = "platform: ios\nusername: ops\npassword: dflt\nconnection_options:\n  netmiko:\n    extras:\n      secret: en-dflt\n";
         let devs = parse(hosts, groups, defaults, &PlatformMap::default()).unwrap();
         let r1 = &devs[0].spec;
         assert_eq!(r1.address, "10.0.0.1");
