@@ -70,6 +70,8 @@ pub struct Config {
     /// Logging: format and retention (`[log]` or `[logs]`).
     #[serde(alias = "log")]
     pub logs: LogConfig,
+    /// Notifications: webhooks and e-mail (`[notify]`, used with the feature `integrations`).
+    pub notify: netraven_core::notify::NotifySettings,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             platforms_dir: None,
             logs: LogConfig::default(),
+            notify: Default::default(),
         }
     }
 }
@@ -491,6 +494,14 @@ impl Config {
         c.database.url = masked_url(&c.database.url);
         c.queue.redis_url = masked_url(&c.queue.redis_url);
         c.git.push_remote = masked_url(&c.git.push_remote);
+        // Chat webhook URLs carry their token in the path: masked whole.
+        for w in &mut c.notify.webhooks {
+            w.url = "********".into();
+            mask(&mut w.secret);
+        }
+        if let Some(e) = &mut c.notify.email {
+            mask(&mut e.password);
+        }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

@@ -31,6 +31,12 @@ pub mod backup;
 mod builder;
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "integrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
+pub mod ctl;
+#[cfg(feature = "integrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "integrations")))]
+pub mod integrations;
 #[cfg(all(feature = "drivers", feature = "store"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "drivers", feature = "store"))))]
 pub use builder::{Builder, Netraven, SinkLayer, shutdown_on_signals};

@@ -90,14 +90,18 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Import devices (and the credentials of login columns) into the configured store, e.g.
-    /// the inventory `netraven sim --inventory` writes.
+    /// Import devices into the configured store: a CSV inventory (with the credentials of its
+    /// login columns, e.g. what `netraven sim --inventory` writes) or another tool's inventory,
+    /// kept in step on every re-import (added, updated, never deleted).
     Import {
         /// Input format.
-        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        #[arg(long, value_parser = ["csv", "netbox", "nornir", "oxidized", "rancid", "ansible"], default_value = "csv")]
         from: String,
-        /// The file.
+        /// The file, the Nornir inventory directory or the NetBox URL.
         file: PathBuf,
+        /// Options of the other formats.
+        #[command(flatten)]
+        opts: netraven::integrations::ImportOptions,
     },
     /// Manage API users.
     User {
@@ -117,6 +121,9 @@ pub enum Command {
         #[command(subcommand)]
         action: PlatformsAction,
     },
+    /// A client of a running server's API (NETRAVEN_URL, NETRAVEN_TOKEN): devices, jobs (run
+    /// with progress; exit 2 on failures), runs, configurations, logs.
+    Ctl(netraven::ctl::CtlArgs),
     /// Inspect the configuration.
     Config {
         /// What to do.
@@ -195,7 +202,10 @@ pub fn main() -> ExitCode {
         }
     };
     // These draw progress on a terminal, which INFO lines would tear.
-    let progress = matches!(cli.command, Command::Backup { .. } | Command::Demo { .. });
+    let progress = matches!(
+        cli.command,
+        Command::Backup { .. } | Command::Demo { .. } | Command::Ctl(_)
+    );
     let plan = LogPlan::decide(&LogEnv::from_process(
         cfg.logs.format,
         cli.verbose,
@@ -340,7 +350,21 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
-        Command::Import { from: _, file } => {
+        Command::Import { from, file, opts } if from != "csv" => {
+            let store = crate::wiring::open_store(&cfg).await?;
+            let location = file.to_string_lossy();
+            let r = netraven::integrations::import(store.as_ref(), &from, &location, &opts).await?;
+            print!("{}", r.render());
+            if !r.errors.is_empty() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Import { file, opts, .. } => {
+            if opts.dry_run {
+                return Err(Error::invalid(
+                    "--dry-run is for the other formats than csv",
+                ));
+            }
             let body = std::fs::read(&file)
                 .map_err(|e| Error::invalid(format!("cannot read {}: {e}", file.display())))?;
             let rows = netraven_core::import::parse_csv(&body)?;
@@ -361,6 +385,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Ctl(args) => return Ok(ExitCode::from(netraven::ctl::run(args).await?)),
         Command::User { action } => user(&cfg, action).await?,
         Command::Keys {
             action: KeyAction::Rotate,

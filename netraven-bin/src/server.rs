@@ -109,6 +109,7 @@ pub async fn serve_node(
 ) -> Result<()> {
     node.nr.start();
     let (n, stop) = (node.clone(), node.nr.shutdown_token());
+    netraven::integrations::start_notifier(&node.nr, &node.config.notify, stop.clone())?;
     let api = tokio::spawn(async move {
         let r = run_api(&n, listener, stop.clone()).await;
         stop.cancel();
@@ -140,5 +141,6 @@ pub async fn scheduler(cfg: &Config, shutdown: CancellationToken) -> Result<()> 
 /// `netraven worker`: works on devices until shutdown, then finishes or hands back its tasks.
 pub async fn worker(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "worker", true).await?;
+    netraven::integrations::start_notifier(&node.nr, &cfg.notify, shutdown.clone())?;
     node.nr.engine().clone().run_worker(shutdown).await
 }

@@ -188,7 +188,7 @@ async fn check(store: &dyn Store, d: &Device) -> Result<std::result::Result<(), 
 
 /// The credentials one import uses, found or created once each.
 #[derive(Default)]
-struct Credentials {
+pub(crate) struct Credentials {
     known: Option<Vec<Credential>>,
     /// (credential, created by this import, devices using it)
     used: Vec<(Credential, bool, usize)>,
@@ -206,7 +206,7 @@ fn same_login(c: &Credential, l: &Login) -> bool {
 impl Credentials {
     /// The id of a credential for `login`: one seen in this import, an existing one with the
     /// same user name and secrets, or a new one named after the first device using it.
-    async fn resolve(
+    pub(crate) async fn resolve(
         &mut self,
         store: &dyn Store,
         login: &Login,
@@ -240,7 +240,7 @@ impl Credentials {
         Ok(id)
     }
 
-    fn used_by_device(&mut self, id: CredentialId) {
+    pub(crate) fn used_by_device(&mut self, id: CredentialId) {
         if let Some(u) = self.used.iter_mut().find(|(c, ..)| c.id == id) {
             u.2 += 1;
         }
@@ -248,7 +248,7 @@ impl Credentials {
 
     /// The report; a credential this import created but no device took (its device turned out
     /// to exist) is deleted again.
-    async fn report(self, store: &dyn Store) -> Result<CredentialReport> {
+    pub(crate) async fn report(self, store: &dyn Store) -> Result<CredentialReport> {
         let mut r = CredentialReport::default();
         for (c, created, devices) in self.used {
             if created && devices == 0 {

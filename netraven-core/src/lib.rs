@@ -34,11 +34,14 @@ pub mod memory;
 pub mod model;
 pub mod netpolicy;
 pub mod normalise;
+pub mod notify;
+pub mod oxidized;
 pub mod queue;
 pub mod schedule;
 pub mod scheduler;
 pub mod secret;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]

@@ -29,7 +29,9 @@ pub mod configs;
 pub mod credentials;
 pub mod devices;
 pub mod error;
+pub mod inventory;
 pub mod jobs;
+pub mod oxidized;
 pub mod runs;
 pub mod system;
 pub mod tags;
@@ -530,7 +532,9 @@ pub fn router(state: ApiState) -> Router {
         };
         r = r.route(spec.path, mr);
     }
-    r.route("/", axum::routing::get(crate::ui::index))
+    r.merge(oxidized::routes(&state))
+        .merge(inventory::routes(&state))
+        .route("/", axum::routing::get(crate::ui::index))
         .route("/assets/{*file}", axum::routing::get(crate::ui::asset))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
