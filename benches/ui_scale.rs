@@ -88,9 +88,7 @@ fn main() {
         .env("NODE_PATH", &node_modules)
         .env("SHOTS", dir.join("shots"))
         .status();
-    let _ = Command::new("kill")
-        .arg(serve.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg(serve.id().to_string()).status();
     let _ = serve.wait();
     match status {
         Ok(s) if s.success() => {}

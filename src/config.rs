@@ -231,6 +231,9 @@ pub struct SecurityConfig {
     pub allowed_networks: Vec<String>,
     /// Allow devices on the loopback interface (labs, the simulator). Default false.
     pub allow_loopback: bool,
+    /// Regexes a non-admin's command-job commands must match (each command, one of them);
+    /// empty (the default): `^show `, `^display `, `^get `.
+    pub allowed_commands: Vec<String>,
 }
 
 /// Prints `Some("********")` for a set secret, so `{:?}` of a configuration shows which
@@ -286,6 +289,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("key_file", &self.key_file)
             .field("allowed_networks", &self.allowed_networks)
             .field("allow_loopback", &self.allow_loopback)
+            .field("allowed_commands", &self.allowed_commands)
             .finish()
     }
 }

@@ -72,6 +72,12 @@ pub async fn run_api(
         node.nr.sink().clone(),
         jwt_secret(&node.config)?,
     );
+    let allowed = &node.config.security.allowed_commands;
+    let state = if allowed.is_empty() {
+        state
+    } else {
+        state.with_allowed_commands(allowed)?
+    };
     let app = router(state);
     let addr = listener
         .local_addr()

@@ -438,7 +438,8 @@ async fn put_replaces_and_patch_merges_on_every_resource() {
         .json(
             "PATCH",
             &format!("/api/devices/{id}"),
-            &op,
+            // Moving a device (address/port) is an admin's right (api_security.rs).
+            &r.admin,
             json!({"port": 2222}),
         )
         .await;
@@ -474,7 +475,7 @@ async fn put_replaces_and_patch_merges_on_every_resource() {
         .json(
             "PUT",
             &format!("/api/devices/{id}"),
-            &op,
+            &r.admin,
             json!({"hostname": "r1", "address": "192.0.2.1", "platform": PLATFORM}),
         )
         .await

@@ -85,6 +85,29 @@ async fn the_wired_node_prints_no_secret() {
     cfg.api.jwt_secret = Some("jwt-canary-0123456789-0123456789-0123".into());
     cfg.security.encryption_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
     cfg.git.push_remote = Some("https://bot:push-canary@git.invalid/r.git".into());
+    cfg.notify
+        .webhooks
+        .push(netraven_core::notify::WebhookSettings {
+            name: "chat".into(),
+            url: "https://hooks.invalid/services/hook-canary".into(),
+            format: netraven_core::notify::WebhookFormat::Slack,
+            secret: Some("hmac-canary".into()),
+            filter: Default::default(),
+        });
+    cfg.notify.email = Some(netraven_core::notify::EmailSettings {
+        relay: "127.0.0.1".into(),
+        port: 2525,
+        security: "plain".into(),
+        username: Some("mailer".into()),
+        password: Some("smtp-canary".into()),
+        from: "netraven@example.invalid".into(),
+        to: vec!["noc@example.invalid".into()],
+        filter: Default::default(),
+    });
+    let cfg_shown = format!("{cfg:?}");
+    for canary in ["hook-canary", "hmac-canary", "smtp-canary"] {
+        assert!(!cfg_shown.contains(canary), "{canary} in {cfg_shown}");
+    }
     let node = netraven_server::wiring::build(&cfg, "serve", false)
         .await
         .expect("wired");
@@ -93,6 +116,9 @@ async fn the_wired_node_prints_no_secret() {
         "jwt-canary",
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
         "push-canary",
+        "hook-canary",
+        "hmac-canary",
+        "smtp-canary",
     ] {
         assert!(!shown.contains(canary), "{canary} in {shown}");
     }

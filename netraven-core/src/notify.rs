@@ -178,14 +178,26 @@ pub enum WebhookFormat {
     Teams,
 }
 
-/// A webhook.
-#[derive(Debug, Clone)]
+/// A webhook. `{:?}` shows neither its URL (chat webhooks carry their token in it) nor its
+/// signing key.
+#[derive(Clone)]
 pub struct WebhookChannel {
     name: String,
     url: String,
     format: WebhookFormat,
     secret: Option<Secret>,
     client: Arc<dyn HttpClient>,
+}
+
+impl std::fmt::Debug for WebhookChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookChannel")
+            .field("name", &self.name)
+            .field("url", &"[REDACTED]")
+            .field("format", &self.format)
+            .field("signed", &self.secret.is_some())
+            .finish()
+    }
 }
 
 impl WebhookChannel {
@@ -412,8 +424,8 @@ impl Default for Retry {
     }
 }
 
-/// One webhook in the configuration (`[[notify.webhooks]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One webhook in the configuration (`[[notify.webhooks]]`). `{:?}` masks its URL and key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Name in the delivery log.
@@ -435,8 +447,20 @@ fn generic() -> WebhookFormat {
     WebhookFormat::Generic
 }
 
-/// E-mail in the configuration (`[notify.email]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("name", &self.name)
+            .field("url", &"[REDACTED]")
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| "[REDACTED]"))
+            .field("filter", &self.filter)
+            .finish()
+    }
+}
+
+/// E-mail in the configuration (`[notify.email]`). `{:?}` masks the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     /// SMTP relay host.
@@ -460,6 +484,21 @@ pub struct EmailSettings {
     /// Kinds and tags taken.
     #[serde(default, flatten)]
     pub filter: Filter,
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("relay", &self.relay)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("filter", &self.filter)
+            .finish()
+    }
 }
 
 fn submission() -> u16 {

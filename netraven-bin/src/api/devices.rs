@@ -30,9 +30,16 @@ fn new_device(spec: DeviceSpec) -> Device {
 }
 
 /// Checks a device the way a run would use it: fields, address, platform, credential, tags.
-async fn check_device(st: &ApiState, d: &Device, create_tags: bool) -> ApiResult<()> {
+async fn check_device(
+    st: &ApiState,
+    p: &Principal,
+    old: Option<&Device>,
+    d: &Device,
+    create_tags: bool,
+) -> ApiResult<()> {
     d.validate()?;
     check_reachable_fields(st, d).map_err(ApiError::invalid)?;
+    check_trust_fields(p, old, d)?;
     if let Some(cid) = d.credential_id {
         match st.store.get_credential(cid).await {
             Ok(_) => {}
@@ -47,10 +54,57 @@ async fn check_device(st: &ApiState, d: &Device, create_tags: bool) -> ApiResult
     check_tags(st.store.as_ref(), &d.tags, create_tags).await
 }
 
-/// The address must be an IP address or DNS name and the platform one the server has a driver
-/// for (built in or a user platform file); the reason if not.
+/// The fields that decide where credentials are sent are an admin's (docs/security.md): an
+/// operator may neither pin a credential nor change the host-key policy, nor move an existing
+/// device to another address or port, since every credential sharing its tags would be offered
+/// there.
+fn check_trust_fields(p: &Principal, old: Option<&Device>, d: &Device) -> ApiResult<()> {
+    if p.user.role == Role::Admin {
+        return Ok(());
+    }
+    let (cred, policy) = match old {
+        Some(o) => (o.credential_id, o.host_key_policy),
+        None => (None, HostKeyPolicy::default()),
+    };
+    let mut refused = Vec::new();
+    if d.credential_id != cred {
+        refused.push("credential_id");
+    }
+    if d.host_key_policy != policy {
+        refused.push("host_key_policy");
+    }
+    if let Some(o) = old {
+        if o.address != d.address {
+            refused.push("address");
+        }
+        if o.port != d.port {
+            refused.push("port");
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only an admin may set {} of a device",
+            refused.join(", ")
+        )))
+    }
+}
+
+/// The address must be an IP address or DNS name allowed by the address policy
+/// (`security.allowed_networks`; names are checked by the worker when they are resolved) and
+/// the platform one the server has a driver for (built in or a user platform file); the reason
+/// if not.
 fn check_reachable_fields(st: &ApiState, d: &DeviceSpec) -> Result<(), String> {
     validate_address(&d.address).map_err(|e| e.message().to_string())?;
+    let literal = d.address.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        st.engine
+            .config()
+            .address_policy
+            .check_ip(ip)
+            .map_err(|e| format!("address: {}", e.message()))?;
+    }
     if !st.engine.drivers().contains(&d.platform) {
         return Err(format!(
             "platform: unknown platform '{}' (known: {})",
@@ -320,11 +374,12 @@ async fn save(st: &ApiState, d: Device) -> ApiResult<DeviceView> {
 /// `POST /api/devices`: a [`DeviceSpec`] plus `create_missing_tags` (default false).
 pub async fn create_device(
     State(st): State<ApiState>,
+    Extension(p): Extension<Principal>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Response> {
     let create_tags = take_create_missing_tags(&mut v, false)?;
     let d = new_device(from_json(v)?);
-    check_device(&st, &d, create_tags).await?;
+    check_device(&st, &p, None, &d, create_tags).await?;
     Ok(created(save(&st, d).await?))
 }
 
@@ -343,6 +398,7 @@ pub async fn get_device(
 
 async fn replace(
     st: &ApiState,
+    p: &Principal,
     old: Device,
     spec: Value,
     create_tags: bool,
@@ -350,24 +406,26 @@ async fn replace(
     let mut d = new_device(from_json(spec)?);
     d.id = old.id;
     d.created_at = old.created_at;
-    check_device(st, &d, create_tags).await?;
+    check_device(st, p, Some(&old), &d, create_tags).await?;
     save(st, d).await
 }
 
 /// `PUT /api/devices/{id}`: replaces every writable field (omitted ones take their defaults).
 pub async fn update_device(
     State(st): State<ApiState>,
+    Extension(p): Extension<Principal>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Json<DeviceView>> {
     let old = st.store.get_device(id).await?;
     let create_tags = take_create_missing_tags(&mut v, false)?;
-    Ok(Json(replace(&st, old, v, create_tags).await?))
+    Ok(Json(replace(&st, &p, old, v, create_tags).await?))
 }
 
 /// `PATCH /api/devices/{id}`: JSON merge patch of the writable fields.
 pub async fn patch_device(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<DeviceId>,
     ApiJson(mut p): ApiJson<Value>,
 ) -> ApiResult<Json<DeviceView>> {
@@ -375,7 +433,7 @@ pub async fn patch_device(
     let create_tags = take_create_missing_tags(&mut p, false)?;
     let mut v = to_json(&old.spec)?;
     merge_patch(&mut v, p);
-    Ok(Json(replace(&st, old, v, create_tags).await?))
+    Ok(Json(replace(&st, &who, old, v, create_tags).await?))
 }
 
 /// What `POST /api/devices/bulk` does to every listed device.
@@ -566,6 +624,15 @@ pub async fn import_devices(
         .into_iter()
         .map(|r| r.and_then(|row| check_reachable_fields(&st, &row.device).map(|()| row)))
         .collect::<Vec<_>>();
+    let trust = rows.iter().any(|r| {
+        matches!(r, Ok(r) if r.device.credential_id.is_some()
+            || r.device.host_key_policy != HostKeyPolicy::default())
+    });
+    if trust && p.user.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin may set credential_id or host_key_policy of a device",
+        ));
+    }
     let logins = rows.iter().any(|r| matches!(r, Ok(r) if r.login.is_some()));
     if logins && p.user.role != Role::Admin {
         return Err(ApiError::new(

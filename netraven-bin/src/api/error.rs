@@ -85,6 +85,8 @@ impl From<Error> for ApiError {
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
             ErrorKind::InvalidInput => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            ErrorKind::AddressRefused => (StatusCode::UNPROCESSABLE_ENTITY, "address_refused"),
+            ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ErrorKind::Auth => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ErrorKind::Stale => (StatusCode::CONFLICT, "conflict"),
             ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Connection => {

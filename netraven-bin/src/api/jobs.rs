@@ -1,15 +1,16 @@
 //! Handlers for jobs (running one is in [`super::runs`]).
 
 use super::ApiState;
+use super::auth::Principal;
 use super::common::{
     any_of, check_tags, conflict_on, contains_any, created, merge_patch, no_content, page_items,
     page_of, parse_sort, read_all, single, take_create_missing_tags, values, yes,
 };
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, from_json};
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::{Extension, Json};
 use chrono::Utc;
 use netraven_core::prelude::*;
 use serde::Deserialize;
@@ -138,7 +139,37 @@ async fn check_job(st: &ApiState, j: &Job, create_tags: bool) -> ApiResult<()> {
     check_tags(st.store.as_ref(), &j.targets.tags, create_tags).await
 }
 
-async fn save(st: &ApiState, j: Job, create_tags: bool) -> ApiResult<Job> {
+/// Command jobs send arbitrary CLI to devices: a non-admin may only use commands matching
+/// `security.allowed_commands` (read-only `show`/`display`/`get` by default), and never one
+/// that enters configuration mode.
+fn check_commands(st: &ApiState, who: &Principal, j: &Job) -> ApiResult<()> {
+    let JobKind::Command { commands } = &j.kind else {
+        return Ok(());
+    };
+    if who.user.role == Role::Admin {
+        return Ok(());
+    }
+    let refused: Vec<&str> = commands
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| {
+            let lower = c.to_ascii_lowercase();
+            lower.starts_with("conf") || !st.allowed_commands.is_match(c)
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "kind.commands: not allowed for your role (only read-only commands matching \
+             security.allowed_commands): {}",
+            refused.join("; ")
+        )))
+    }
+}
+
+async fn save(st: &ApiState, who: &Principal, j: Job, create_tags: bool) -> ApiResult<Job> {
+    check_commands(st, who, &j)?;
     check_job(st, &j, create_tags).await?;
     let saved = if j.id == 0 {
         st.store.create_job(&j).await
@@ -151,11 +182,12 @@ async fn save(st: &ApiState, j: Job, create_tags: bool) -> ApiResult<Job> {
 /// `POST /api/jobs`: a [`JobInput`] plus `create_missing_tags` (default false).
 pub async fn create_job(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Response> {
     let create_tags = take_create_missing_tags(&mut v, false)?;
     let j = from_json::<JobInput>(v)?.into_job();
-    Ok(created(save(&st, j, create_tags).await?))
+    Ok(created(save(&st, &who, j, create_tags).await?))
 }
 
 /// `GET /api/jobs/{id}`.
@@ -166,28 +198,36 @@ pub async fn get_job(
     Ok(Json(st.store.get_job(id).await?))
 }
 
-async fn replace(st: &ApiState, old: Job, v: Value, create_tags: bool) -> ApiResult<Job> {
+async fn replace(
+    st: &ApiState,
+    who: &Principal,
+    old: Job,
+    v: Value,
+    create_tags: bool,
+) -> ApiResult<Job> {
     let mut j = from_json::<JobInput>(v)?.into_job();
     j.id = old.id;
     j.system = old.system;
     j.created_at = old.created_at;
-    save(st, j, create_tags).await
+    save(st, who, j, create_tags).await
 }
 
 /// `PUT /api/jobs/{id}`: replaces every writable field (omitted ones take their defaults).
 pub async fn update_job(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<JobId>,
     ApiJson(mut v): ApiJson<Value>,
 ) -> ApiResult<Json<Job>> {
     let old = st.store.get_job(id).await?;
     let create_tags = take_create_missing_tags(&mut v, false)?;
-    Ok(Json(replace(&st, old, v, create_tags).await?))
+    Ok(Json(replace(&st, &who, old, v, create_tags).await?))
 }
 
 /// `PATCH /api/jobs/{id}`: JSON merge patch of the writable fields.
 pub async fn patch_job(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<JobId>,
     ApiJson(mut p): ApiJson<Value>,
 ) -> ApiResult<Json<Job>> {
@@ -199,7 +239,7 @@ pub async fn patch_job(
         "overlap": old.overlap, "missed": old.missed,
     });
     merge_patch(&mut v, p);
-    Ok(Json(replace(&st, old, v, create_tags).await?))
+    Ok(Json(replace(&st, &who, old, v, create_tags).await?))
 }
 
 /// `DELETE /api/jobs/{id}`: 409 for system jobs.

@@ -69,7 +69,12 @@ pub struct ApiState {
     pub started: Instant,
     /// Failed-login counter.
     pub limiter: Arc<LoginLimiter>,
+    /// Commands a non-admin may put in a command job (`security.allowed_commands`).
+    pub allowed_commands: Arc<regex::RegexSet>,
 }
+
+/// The default `security.allowed_commands`: read-only commands of the common CLIs.
+pub const DEFAULT_ALLOWED_COMMANDS: [&str; 3] = ["^show ", "^display ", "^get "];
 
 impl ApiState {
     /// State with default auth settings (30 minute tokens, 5 failed logins per 5 minutes).
@@ -86,7 +91,19 @@ impl ApiState {
             auth: AuthSettings::new(jwt_secret),
             started: Instant::now(),
             limiter: Arc::new(LoginLimiter::default()),
+            allowed_commands: Arc::new(
+                regex::RegexSet::new(DEFAULT_ALLOWED_COMMANDS)
+                    .unwrap_or_else(|_| regex::RegexSet::empty()),
+            ),
         }
+    }
+
+    /// Replaces the patterns a non-admin's command job must match (each command, one of them).
+    pub fn with_allowed_commands<S: AsRef<str>>(mut self, patterns: &[S]) -> Result<Self> {
+        let set = regex::RegexSet::new(patterns.iter().map(|p| p.as_ref()))
+            .map_err(|e| Error::invalid(format!("security.allowed_commands: {e}")))?;
+        self.allowed_commands = Arc::new(set);
+        Ok(self)
     }
 }
 
