@@ -83,10 +83,14 @@ pub async fn run_api(
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
     tracing::info!(%addr, "API listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("API server failed: {e}")))
+    // The client address keys the failed-login limiter.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Unavailable, format!("API server failed: {e}")))
 }
 
 /// Binds the configured API address.

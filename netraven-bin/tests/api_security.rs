@@ -161,3 +161,147 @@ async fn an_operator_may_only_run_read_only_commands() {
         .await;
     assert_eq!(admin.status, 201, "{}", admin.text());
 }
+
+#[tokio::test]
+async fn login_input_is_bounded_and_lockouts_say_when_to_retry() {
+    let r = rig().await;
+    // A 1 MiB body is refused by the body limit (413), a long name by the login (422): both
+    // before any lookup or hashing.
+    let huge = "u".repeat(1 << 20);
+    let resp = r
+        .json(
+            "POST",
+            "/api/auth/token",
+            &r.admin,
+            json!({"username": huge, "password": "x"}),
+        )
+        .await;
+    assert!(matches!(resp.status, 413 | 422), "{}", resp.status);
+    r.json(
+        "POST",
+        "/api/auth/token",
+        &r.admin,
+        json!({"username": "u".repeat(300), "password": "x"}),
+    )
+    .await
+    .assert_error(422);
+    let long_pw = "p".repeat(300);
+    r.json(
+        "POST",
+        "/api/auth/token",
+        &r.admin,
+        json!({"username": "admin", "password": long_pw}),
+    )
+    .await
+    .assert_error(422);
+    let mut last = None;
+    for _ in 0..20 {
+        let resp = r
+            .send(
+                "POST",
+                "/api/auth/token",
+                None,
+                Some((
+                    "application/json",
+                    json!({"username": "nobody", "password": "wrong-password"})
+                        .to_string()
+                        .into_bytes(),
+                )),
+                &[],
+            )
+            .await;
+        if resp.status == 429 {
+            last = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status, 401, "{}", resp.text());
+    }
+    let locked = last.expect("failed logins are limited");
+    let retry = locked
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("429 carries Retry-After in seconds");
+    assert!(retry >= 1, "{retry}");
+}
+
+#[test]
+fn a_lockout_from_one_address_does_not_lock_the_user_out_elsewhere() {
+    use netraven_server::api::LoginLimiter;
+    use std::net::IpAddr;
+    use std::time::Duration;
+    let l = LoginLimiter::with_capacity(1_000);
+    let attacker: IpAddr = "192.0.2.66".parse().unwrap();
+    let office: IpAddr = "198.51.100.7".parse().unwrap();
+    let w = Duration::from_secs(300);
+    for _ in 0..5 {
+        l.failed_from("admin", Some(attacker));
+    }
+    assert!(l.check("admin", Some(attacker), 5, w).is_err());
+    assert!(l.check("admin", Some(office), 5, w).is_ok());
+    // A flood of random names from many addresses fills the table without clearing the
+    // attacker's lockout wholesale, and the table stays bounded.
+    for i in 0..5_000u32 {
+        let a: IpAddr = format!("203.0.113.{}", i % 250).parse().unwrap();
+        l.failed_from(&format!("spray{i}"), Some(a));
+        if i % 500 == 0 {
+            l.failed_from("admin", Some(attacker));
+        }
+    }
+    assert!(l.len() <= 1_000, "{}", l.len());
+    assert!(l.check("admin", Some(attacker), 5, w).is_err());
+}
+
+#[tokio::test]
+async fn manual_runs_respect_overlap_and_a_per_user_limit() {
+    let r = rig().await;
+    let d = r
+        .json(
+            "POST",
+            "/api/devices",
+            &r.admin,
+            device("runs", "127.0.0.1"),
+        )
+        .await;
+    let id = d.json()["id"].as_i64().unwrap();
+    let job = |name: &str, overlap: &str| {
+        json!({"name": name, "kind": {"type": "backup"}, "targets": {"device_ids": [id]},
+               "schedule": {"type": "manual"}, "overlap": overlap})
+    };
+    // No worker runs in this rig: a started run stays active.
+    let forbid = r
+        .json("POST", "/api/jobs", &r.admin, job("forbid", "forbid"))
+        .await;
+    assert_eq!(forbid.status, 201, "{}", forbid.text());
+    let run_path = format!("/api/jobs/{}/run", forbid.json()["id"]);
+    let first = r.json("POST", &run_path, &r.operator, json!({})).await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let run_id = first.json()["run_id"].clone();
+    let second = r.json("POST", &run_path, &r.operator, json!({})).await;
+    let body = second.assert_error(409);
+    assert!(
+        body.to_string().contains(&run_id.to_string()),
+        "409 names the active run {run_id}: {body}"
+    );
+
+    let allow = r
+        .json("POST", "/api/jobs", &r.admin, job("allow", "allow"))
+        .await;
+    assert_eq!(allow.status, 201, "{}", allow.text());
+    let run_path = format!("/api/jobs/{}/run", allow.json()["id"]);
+    let mut limited = None;
+    for _ in 0..40 {
+        let resp = r.json("POST", &run_path, &r.operator, json!({})).await;
+        if resp.status == 429 {
+            limited = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status, 202, "{}", resp.text());
+    }
+    let limited = limited.expect("manual runs are rate-limited per user");
+    assert!(limited.headers.contains_key("retry-after"));
+    // Another user is not affected by the first one's limit.
+    let other = r.json("POST", &run_path, &r.admin, json!({})).await;
+    assert_eq!(other.status, 202, "{}", other.text());
+}

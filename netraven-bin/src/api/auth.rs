@@ -372,47 +372,136 @@ pub async fn require_role(
     next.run(req).await
 }
 
-/// Counts failed logins per user name in memory; too many within the window blocks logins for
-/// that name until the window moves on.
-#[derive(Debug, Default)]
+/// Counts failed logins in memory per (user name, client address), in a bounded table. Too
+/// many failures within the window block that user name from that address until the window
+/// moves on, so someone else's failures from another address never lock the admin out (and a
+/// spray over many names from one address meets the password hashing gate, not a lockout that
+/// would also shut out the legitimate users behind the same address). When the table is full
+/// the entry whose last failure is oldest makes room: other users' lockouts are never cleared
+/// wholesale.
+#[derive(Debug)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    failures: Mutex<HashMap<LimitKey, Vec<Instant>>>,
+    capacity: usize,
+}
+
+/// A failure counter's key: a user name from an address (if known).
+type LimitKey = (String, Option<std::net::IpAddr>);
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter::with_capacity(50_000)
+    }
 }
 
 impl LoginLimiter {
-    /// Whether `username` may try to log in now.
-    pub fn allowed(&self, username: &str, max: u32, window: Duration) -> bool {
+    /// A limiter keeping at most `capacity` counters.
+    pub fn with_capacity(capacity: usize) -> Self {
+        LoginLimiter {
+            failures: Mutex::new(HashMap::new()),
+            capacity: capacity.max(2),
+        }
+    }
+
+    fn keys(username: &str, addr: Option<std::net::IpAddr>) -> [(LimitKey, u32); 1] {
+        [((username.to_string(), addr), 1)]
+    }
+
+    /// Whether `username` may try to log in now from `addr`; if not, how long until it may.
+    pub fn check(
+        &self,
+        username: &str,
+        addr: Option<std::net::IpAddr>,
+        max: u32,
+        window: Duration,
+    ) -> std::result::Result<(), Duration> {
         let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        match g.get_mut(username) {
-            Some(v) => {
+        let mut wait = None::<Duration>;
+        for (key, factor) in Self::keys(username, addr) {
+            if let Some(v) = g.get_mut(&key) {
                 v.retain(|t| now.duration_since(*t) < window);
-                (v.len() as u32) < max
+                let limit = max.saturating_mul(factor) as usize;
+                if v.len() >= limit && limit > 0 {
+                    // Free again when the oldest failure that still counts leaves the window.
+                    let oldest = v[v.len() - limit];
+                    let w = window.saturating_sub(now.duration_since(oldest));
+                    wait = Some(wait.map_or(w, |x| x.max(w)));
+                }
             }
-            None => true,
+        }
+        match wait {
+            Some(w) => Err(w.max(Duration::from_secs(1))),
+            None => Ok(()),
         }
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, username: &str) {
+    /// Whether `username` may try to log in now (any address).
+    pub fn allowed(&self, username: &str, max: u32, window: Duration) -> bool {
+        self.check(username, None, max, window).is_ok()
+    }
+
+    /// Records a failed login of `username` from `addr`.
+    pub fn failed_from(&self, username: &str, addr: Option<std::net::IpAddr>) {
         let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Bound memory under a flood of random user names.
-        if g.len() > 100_000 {
-            g.clear();
+        let now = Instant::now();
+        for (key, factor) in Self::keys(username, addr) {
+            if !g.contains_key(&key) && g.len() >= self.capacity {
+                // Evict the counter whose last failure is oldest (the least likely to block).
+                if let Some(old) = g
+                    .iter()
+                    .min_by_key(|(_, v)| v.last().copied())
+                    .map(|(k, _)| k.clone())
+                {
+                    g.remove(&old);
+                }
+            }
+            let v = g.entry(key).or_default();
+            v.push(now);
+            // Only the newest failures can matter for the limit.
+            let keep = 64 * factor as usize;
+            if v.len() > keep {
+                let drop = v.len() - keep;
+                v.drain(..drop);
+            }
         }
-        g.entry(username.to_string())
-            .or_default()
-            .push(Instant::now());
     }
 
-    /// Clears the failures of a user name after a successful login.
-    pub fn succeeded(&self, username: &str) {
+    /// Records a failed login (address unknown).
+    pub fn failed(&self, username: &str) {
+        self.failed_from(username, None);
+    }
+
+    /// Clears the failures of a user name from an address after a successful login.
+    pub fn succeeded_from(&self, username: &str, addr: Option<std::net::IpAddr>) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(username);
+            .remove(&(username.to_string(), addr));
+    }
+
+    /// Clears the failures of a user name after a successful login (address unknown).
+    pub fn succeeded(&self, username: &str) {
+        self.succeeded_from(username, None);
+    }
+
+    /// Counters held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Whether no counter is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
+
+/// The longest user name or password a login accepts; longer ones are refused before any
+/// lookup or hashing.
+pub const MAX_LOGIN_FIELD: usize = 256;
 
 // ---------------------------------------------------------------------------------------------
 // Login and `me`
@@ -430,6 +519,10 @@ pub struct LoginForm {
 
 /// `POST /api/auth/token`.
 pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Response> {
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -443,17 +536,28 @@ pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Respon
     } else {
         ApiJson::<LoginForm>::from_request(req, &()).await?.0
     };
+    if form.username.len() > MAX_LOGIN_FIELD || form.password.expose().len() > MAX_LOGIN_FIELD {
+        return Err(ApiError::invalid(format!(
+            "username and password: at most {MAX_LOGIN_FIELD} bytes each"
+        )));
+    }
     let a = &st.auth;
-    if !st
+    if let Err(wait) = st
         .limiter
-        .allowed(&form.username, a.max_failed_logins, a.login_window)
+        .check(&form.username, addr, a.max_failed_logins, a.login_window)
     {
         tracing::warn!("login refused: too many failed attempts for this user name");
-        return Err(ApiError::new(
+        let mut resp = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             "too many failed logins for this user; try again later",
-        ));
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(resp);
     }
     let user = st.store.get_user_by_name(&form.username).await?;
     let known = matches!(&user, Some(u) if u.active);
@@ -470,11 +574,11 @@ pub async fn login(State(st): State<ApiState>, req: Request) -> ApiResult<Respon
         .unwrap_or(false);
     let ok = known && verified;
     let Some(user) = user.filter(|_| ok) else {
-        st.limiter.failed(&form.username);
+        st.limiter.failed_from(&form.username, addr);
         tracing::warn!("failed login");
         return Err(ApiError::unauthorized("incorrect username or password"));
     };
-    st.limiter.succeeded(&form.username);
+    st.limiter.succeeded_from(&form.username, addr);
     let token = issue_jwt(a, &user)?;
     tracing::info!(user_id = user.id, "login");
     Ok(Json(json!({

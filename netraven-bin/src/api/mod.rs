@@ -69,6 +69,8 @@ pub struct ApiState {
     pub started: Instant,
     /// Failed-login counter.
     pub limiter: Arc<LoginLimiter>,
+    /// Manual run triggers per user (counted like failures, limited per minute).
+    pub run_limiter: Arc<LoginLimiter>,
     /// Commands a non-admin may put in a command job (`security.allowed_commands`).
     pub allowed_commands: Arc<regex::RegexSet>,
 }
@@ -91,6 +93,7 @@ impl ApiState {
             auth: AuthSettings::new(jwt_secret),
             started: Instant::now(),
             limiter: Arc::new(LoginLimiter::default()),
+            run_limiter: Arc::new(LoginLimiter::with_capacity(10_000)),
             allowed_commands: Arc::new(
                 regex::RegexSet::new(DEFAULT_ALLOWED_COMMANDS)
                     .unwrap_or_else(|_| regex::RegexSet::empty()),

@@ -3,11 +3,11 @@
 use super::ApiState;
 use super::common::{any_of, page_items, page_of, parse_sort, read_all, single, values};
 use super::error::{ApiError, ApiPath, ApiQuery, ApiResult};
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use netraven_core::prelude::*;
 use serde::Deserialize;
@@ -19,9 +19,16 @@ use std::time::Duration;
 /// How often the log stream polls the store.
 pub const STREAM_POLL: Duration = Duration::from_millis(500);
 
-/// `POST /api/jobs/{id}/run` → 202 `{run_id, created, status}`.
+/// Manual runs a user may start per [`RUN_WINDOW`].
+pub const RUNS_PER_MINUTE: u32 = 30;
+/// The window of [`RUNS_PER_MINUTE`].
+pub const RUN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `POST /api/jobs/{id}/run` → 202 `{run_id, created, status}`; 409 naming the active run when
+/// the job forbids overlap, 429 with `Retry-After` past [`RUNS_PER_MINUTE`] per user.
 pub async fn run_job(
     State(st): State<ApiState>,
+    Extension(who): Extension<super::auth::Principal>,
     ApiPath(id): ApiPath<JobId>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -39,6 +46,43 @@ pub async fn run_job(
             Some(k.to_string())
         }
     };
+    let job = st.store.get_job(id).await?;
+    if job.overlap == OverlapPolicy::Forbid && st.store.job_has_active_run(id).await? {
+        // A retried request with the same key gets its run back; anything else is refused.
+        let active = st
+            .store
+            .active_runs()
+            .await?
+            .into_iter()
+            .find(|r| r.job_id == id);
+        if let Some(run) = active
+            && (key.is_none() || run.idempotency_key != key)
+        {
+            return Err(ApiError::conflict(format!(
+                "job '{}' forbids overlapping runs and run {} is still active",
+                job.name, run.id
+            )));
+        }
+    }
+    // Manual triggers per user are limited (a flood of runs would starve scheduled work).
+    let uid = format!("run-trigger:{}", who.user.id);
+    if let Err(wait) = st
+        .run_limiter
+        .check(&uid, None, RUNS_PER_MINUTE, RUN_WINDOW)
+    {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!("at most {RUNS_PER_MINUTE} manual runs a minute per user; try again later"),
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(resp);
+    }
+    st.run_limiter.failed_from(&uid, None);
     let c = st.engine.run_now(id, key).await?;
     tracing::info!(
         job_id = id,

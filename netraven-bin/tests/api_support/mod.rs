@@ -34,6 +34,7 @@ pub struct Rig {
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
+    pub headers: axum::http::HeaderMap,
     pub content_type: String,
     pub body: Vec<u8>,
 }
@@ -199,6 +200,7 @@ impl Rig {
         };
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -217,6 +219,7 @@ impl Rig {
         );
         Resp {
             status,
+            headers,
             content_type,
             body,
         }
