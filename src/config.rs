@@ -217,7 +217,7 @@ impl Default for SchedulerSettings {
 }
 
 /// Security settings: secrets at rest and the device address policy.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Base64 AES-256 key for credential secrets; default: `<data_dir>/secret.key` (generated
@@ -226,14 +226,29 @@ pub struct SecurityConfig {
     pub encryption_key: Option<String>,
     /// Key file path instead of the default.
     pub key_file: Option<PathBuf>,
-    /// Networks (CIDR) devices may be at; empty (the default): everything but link-local,
-    /// cloud metadata and loopback addresses (see `netraven_core::netpolicy`).
+    /// Networks (CIDR) devices may be at; empty (the default): everything but link-local and
+    /// cloud metadata addresses (see `netraven_core::netpolicy`), and loopback unless
+    /// `allow_loopback`.
     pub allowed_networks: Vec<String>,
-    /// Allow devices on the loopback interface (labs, the simulator). Default false.
+    /// Allow devices on the loopback interface (labs, the simulator, SSH tunnels on the host).
+    /// Default true: only someone with a shell on the server's host can listen there (see
+    /// docs/security.md); production servers without such devices should set it false.
     pub allow_loopback: bool,
     /// Regexes a non-admin's command-job commands must match (each command, one of them);
     /// empty (the default): `^show `, `^display `, `^get `.
     pub allowed_commands: Vec<String>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            encryption_key: None,
+            key_file: None,
+            allowed_networks: Vec::new(),
+            allow_loopback: true,
+            allowed_commands: Vec::new(),
+        }
+    }
 }
 
 /// Prints `Some("********")` for a set secret, so `{:?}` of a configuration shows which
@@ -609,21 +624,23 @@ mod tests {
         assert!(policy.check_ip("192.168.1.1".parse().unwrap()).is_err());
         let d = Config::default().address_policy().unwrap();
         assert!(
-            d.check_ip("127.0.0.1".parse().unwrap()).is_err(),
-            "loopback refused by default"
+            d.check_ip("127.0.0.1".parse().unwrap()).is_ok(),
+            "loopback allowed by default"
         );
-        let mut lab = Config::default();
-        lab.security.allow_loopback = true;
+        assert!(d.check_ip("169.254.169.254".parse().unwrap()).is_err());
+        let mut prod = Config::default();
+        prod.security.allow_loopback = false;
         assert!(
-            lab.address_policy()
+            prod.address_policy()
                 .unwrap()
                 .check_ip("127.0.0.1".parse().unwrap())
-                .is_ok()
+                .is_err()
         );
+        let mut lab = Config::default();
         lab.security.allowed_networks = vec!["10.0.0.0/99".into()];
         assert!(lab.builder("cli").is_err());
-        let env = vec![("NETRAVEN_ALLOW_LOOPBACK".to_string(), "true".to_string())];
-        assert!(Config::load(None, env).unwrap().security.allow_loopback);
+        let env = vec![("NETRAVEN_ALLOW_LOOPBACK".to_string(), "false".to_string())];
+        assert!(!Config::load(None, env).unwrap().security.allow_loopback);
     }
 
     #[test]
