@@ -164,7 +164,9 @@ impl Error {
 
     /// Whether trying again later may help.
     pub fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
+        // A rejection by a device not trusted yet stops its attempt after one new candidate;
+        // the next attempt may offer the next one.
+        self.kind.is_retryable() || (self.kind == ErrorKind::Auth && self.untrusted_host)
     }
 
     /// Shorthand for [`ErrorKind::NotFound`].

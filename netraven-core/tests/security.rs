@@ -24,6 +24,10 @@ struct Rig {
 }
 
 fn rig(policy: AddressPolicy) -> Rig {
+    rig_with(policy, 1)
+}
+
+fn rig_with(policy: AddressPolicy, attempts: u32) -> Rig {
     let store = Arc::new(MemoryStore::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let driver = Arc::new(FakeDriver::new(
@@ -45,7 +49,8 @@ fn rig(policy: AddressPolicy) -> Rig {
             worker_id: "sec".into(),
             device_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
-            device_attempts: 1,
+            device_attempts: attempts,
+            retry_backoff: Duration::ZERO,
             claim_wait: Duration::from_millis(20),
             address_policy: policy,
             ..EngineConfig::default()
@@ -179,6 +184,33 @@ async fn a_device_not_trusted_yet_is_offered_one_credential_per_attempt() {
     .await;
     let (run, _) = run_job(&r, JobKind::Backup, vec![known.id]).await;
     assert_eq!(run.status, RunStatus::CompletedSuccess);
+}
+
+#[tokio::test]
+async fn attempt_n_on_a_device_not_trusted_yet_offers_at_most_n_credentials() {
+    let r = rig_with(AddressPolicy::default().allow_loopback(true), 3);
+    let first = cred(&r.store, "first", "pw-one", 1).await;
+    let second = cred(&r.store, "second", "pw-two", 2).await;
+    cred(&r.store, "third", "pw-three", 3).await;
+    let new = device(
+        &r,
+        "new",
+        "127.0.0.1",
+        FakeBehavior {
+            accept_passwords: vec!["pw-two".into()],
+            untrusted_host: true,
+            ..FakeBehavior::default()
+        },
+    )
+    .await;
+    let (run, results) = run_job(&r, JobKind::Backup, vec![new.id]).await;
+    assert_eq!(run.status, RunStatus::CompletedSuccess, "{results:?}");
+    let tried: Vec<CredentialId> = r.driver.attempts().iter().map(|a| a.1).collect();
+    assert_eq!(
+        tried,
+        vec![first.id, first.id, second.id],
+        "attempt 1 offers one credential, attempt 2 two"
+    );
 }
 
 fn lease_for(run: RunId, device: DeviceId, attempt: u32) -> Lease {

@@ -323,7 +323,7 @@ impl Engine {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let r = tokio::time::timeout(
                 self.config.device_timeout,
-                self.work_device(&run, device_id, &mut log),
+                self.work_device(&run, device_id, attempt, &mut log),
             )
             .await
             .unwrap_or_else(|_| {
@@ -430,6 +430,7 @@ impl Engine {
         &self,
         run: &Run,
         device_id: DeviceId,
+        attempt: u32,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
         let ctx = self.runs.for_run(run.id, run.job_id, &self.stores).await?;
@@ -473,6 +474,7 @@ impl Engine {
         }
         let mut session = None;
         let mut rejected = 0;
+        let mut untrusted_rejections = 0u32;
         for cred in &candidates {
             log.push(
                 LogLevel::Info,
@@ -506,10 +508,30 @@ impl Engine {
                     session = Some((s, cred.id));
                     break;
                 }
+                Err(e)
+                    if e.kind() == ErrorKind::Auth
+                        && e.is_on_untrusted_host()
+                        && untrusted_rejections + 1 < attempt.max(1) =>
+                {
+                    // Attempt N of a device never logged into may offer N candidates (the
+                    // ones earlier attempts offered, then one more).
+                    untrusted_rejections += 1;
+                    log.push(
+                        LogLevel::Warning,
+                        LogKind::Connection,
+                        format!(
+                            "credential '{}' rejected by a device not trusted yet; attempt \
+                             {attempt} may offer {attempt} credential(s)",
+                            cred.name
+                        ),
+                        serde_json::json!({ "credential_id": cred.id }),
+                    );
+                }
                 Err(e) if e.kind() == ErrorKind::Auth && e.is_on_untrusted_host() => {
                     // A device never logged into before (new host key) may be a server
-                    // collecting passwords: it gets one candidate per attempt, and the failure
-                    // does not change the ranking (so the next attempt offers the same one).
+                    // collecting passwords: attempt N offers at most N candidates, and the
+                    // failure does not change the ranking (the next attempt offers the same
+                    // ones, then one more). At most `worker.attempts` credentials per run.
                     log.push(
                         LogLevel::Warning,
                         LogKind::Connection,
@@ -524,10 +546,11 @@ impl Engine {
                         ErrorKind::Auth,
                         format!(
                             "credential '{}' rejected by a device not trusted yet (first login); \
-                             other credentials are tried only after one has logged in",
+                             attempt {attempt} offers at most {attempt} credential(s)",
                             cred.name
                         ),
-                    ));
+                    )
+                    .on_untrusted_host());
                 }
                 Err(e) if e.kind() == ErrorKind::Auth => {
                     rejected += 1;
