@@ -6,6 +6,7 @@
 //! `ctl jobs run NAME` starts a run and shows a progress bar with per-state counts until the
 //! run ends; it exits 0 when every device succeeded (or there were none), 2 otherwise.
 
+use netraven_core::sources::encode_query_value as percent;
 use netraven_core::{Error, ErrorKind, Result};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -156,17 +157,6 @@ struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
-}
-
-fn percent(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl Api {

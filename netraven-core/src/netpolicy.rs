@@ -196,13 +196,19 @@ impl AddressPolicy {
         }
     }
 
+    /// Checks a device address if it is an IP literal (`[...]` brackets allowed); `None` for a
+    /// host name, which only [`AddressPolicy::check_host`] can judge (by resolving it).
+    pub fn check_literal(&self, host: &str) -> Option<Result<()>> {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        literal.parse::<IpAddr>().ok().map(|ip| self.check_ip(ip))
+    }
+
     /// Checks a device address: an IP literal directly, a host name by resolving it (every
     /// address it resolves to must be allowed). A name that does not resolve is a retryable
     /// `connection` error.
     pub async fn check_host(&self, host: &str, port: u16) -> Result<()> {
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            return self.check_ip(ip);
+        if let Some(checked) = self.check_literal(host) {
+            return checked;
         }
         let addrs: Vec<_> = tokio::net::lookup_host((host, port))
             .await

@@ -388,6 +388,9 @@ pub struct LoginLimiter {
 /// A failure counter's key: a user name from an address (if known).
 type LimitKey = (String, Option<std::net::IpAddr>);
 
+/// Failures kept per counter (more than any limit in use).
+const MAX_KEPT: usize = 64;
+
 impl Default for LoginLimiter {
     fn default() -> Self {
         LoginLimiter::with_capacity(50_000)
@@ -403,10 +406,6 @@ impl LoginLimiter {
         }
     }
 
-    fn keys(username: &str, addr: Option<std::net::IpAddr>) -> [(LimitKey, u32); 1] {
-        [((username.to_string(), addr), 1)]
-    }
-
     /// Whether `username` may try to log in now from `addr`; if not, how long until it may.
     pub fn check(
         &self,
@@ -417,23 +416,19 @@ impl LoginLimiter {
     ) -> std::result::Result<(), Duration> {
         let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let mut wait = None::<Duration>;
-        for (key, factor) in Self::keys(username, addr) {
-            if let Some(v) = g.get_mut(&key) {
-                v.retain(|t| now.duration_since(*t) < window);
-                let limit = max.saturating_mul(factor) as usize;
-                if v.len() >= limit && limit > 0 {
-                    // Free again when the oldest failure that still counts leaves the window.
-                    let oldest = v[v.len() - limit];
-                    let w = window.saturating_sub(now.duration_since(oldest));
-                    wait = Some(wait.map_or(w, |x| x.max(w)));
-                }
-            }
+        let Some(v) = g.get_mut(&(username.to_string(), addr)) else {
+            return Ok(());
+        };
+        v.retain(|t| now.duration_since(*t) < window);
+        let limit = max.max(1) as usize;
+        if v.len() < limit {
+            return Ok(());
         }
-        match wait {
-            Some(w) => Err(w.max(Duration::from_secs(1))),
-            None => Ok(()),
-        }
+        // Free again when the oldest failure that still counts leaves the window.
+        let oldest = v[v.len() - limit];
+        Err(window
+            .saturating_sub(now.duration_since(oldest))
+            .max(Duration::from_secs(1)))
     }
 
     /// Whether `username` may try to log in now (any address).
@@ -444,26 +439,23 @@ impl LoginLimiter {
     /// Records a failed login of `username` from `addr`.
     pub fn failed_from(&self, username: &str, addr: Option<std::net::IpAddr>) {
         let mut g = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        for (key, factor) in Self::keys(username, addr) {
-            if !g.contains_key(&key) && g.len() >= self.capacity {
-                // Evict the counter whose last failure is oldest (the least likely to block).
-                if let Some(old) = g
-                    .iter()
-                    .min_by_key(|(_, v)| v.last().copied())
-                    .map(|(k, _)| k.clone())
-                {
-                    g.remove(&old);
-                }
+        let key = (username.to_string(), addr);
+        if !g.contains_key(&key) && g.len() >= self.capacity {
+            // Evict the counter whose last failure is oldest (the least likely to block).
+            if let Some(old) = g
+                .iter()
+                .min_by_key(|(_, v)| v.last().copied())
+                .map(|(k, _)| k.clone())
+            {
+                g.remove(&old);
             }
-            let v = g.entry(key).or_default();
-            v.push(now);
-            // Only the newest failures can matter for the limit.
-            let keep = 64 * factor as usize;
-            if v.len() > keep {
-                let drop = v.len() - keep;
-                v.drain(..drop);
-            }
+        }
+        let v = g.entry(key).or_default();
+        v.push(Instant::now());
+        // Only the newest failures can matter for a limit.
+        if v.len() > MAX_KEPT {
+            let drop = v.len() - MAX_KEPT;
+            v.drain(..drop);
         }
     }
 

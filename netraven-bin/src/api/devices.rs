@@ -97,13 +97,8 @@ fn check_trust_fields(p: &Principal, old: Option<&Device>, d: &Device) -> ApiRes
 /// if not.
 fn check_reachable_fields(st: &ApiState, d: &DeviceSpec) -> Result<(), String> {
     validate_address(&d.address).map_err(|e| e.message().to_string())?;
-    let literal = d.address.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
-        st.engine
-            .config()
-            .address_policy
-            .check_ip(ip)
-            .map_err(|e| format!("address: {}", e.message()))?;
+    if let Some(Err(e)) = st.engine.config().address_policy.check_literal(&d.address) {
+        return Err(format!("address: {}", e.message()));
     }
     if !st.engine.drivers().contains(&d.platform) {
         return Err(format!(

@@ -152,3 +152,15 @@ pub(crate) fn push_tags(tags: &mut Vec<String>, more: impl IntoIterator<Item = S
         }
     }
 }
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded in a query value.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a query value (a space is `%20`), for the NetBox source and API clients.
+pub fn encode_query_value(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, QUERY_VALUE).to_string()
+}

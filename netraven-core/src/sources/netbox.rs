@@ -12,6 +12,7 @@
 //! proxy it often names an internal one). A 429 or 503 answer is retried after `Retry-After`
 //! seconds (at most 60, five times).
 
+use super::encode_query_value as encode;
 use super::http::{HttpClient, HttpRequest};
 use super::platforms::PlatformMap;
 use super::{InventorySource, SourceDevice, push_tags};
@@ -47,38 +48,19 @@ impl Default for NetboxFilter {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+fn parse_url(u: &str) -> Result<url::Url> {
+    url::Url::parse(u).map_err(|e| Error::invalid(format!("'{u}' is not an absolute URL: {e}")))
 }
 
 /// `scheme://host[:port]` of a URL, or an error.
-fn origin(url: &str) -> Result<&str> {
-    let start = url
-        .find("://")
-        .ok_or_else(|| Error::invalid(format!("'{url}' is not an absolute URL")))?
-        + 3;
-    Ok(match url[start..].find('/') {
-        Some(i) => &url[..start + i],
-        None => url,
-    })
+fn origin(u: &str) -> Result<String> {
+    Ok(parse_url(u)?.origin().ascii_serialization())
 }
 
 /// Path and query of an absolute URL (`/` when it has none).
-fn path_of(url: &str) -> Result<&str> {
-    let o = origin(url)?;
-    Ok(if url.len() > o.len() {
-        &url[o.len()..]
-    } else {
-        "/"
-    })
+fn path_of(u: &str) -> Result<String> {
+    let parsed = parse_url(u)?;
+    Ok(parsed[url::Position::BeforePath..].to_string())
 }
 
 /// Devices of one `/api/dcim/devices/` page, and the `next` link.
@@ -250,7 +232,7 @@ impl InventorySource for NetboxSource {
     }
 
     async fn devices(&self) -> Result<Vec<SourceDevice>> {
-        let origin = origin(&self.base)?.to_string();
+        let origin = origin(&self.base)?;
         let mut url = self.first_url();
         let mut out = Vec::new();
         for _ in 0..100_000 {

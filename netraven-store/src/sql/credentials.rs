@@ -121,32 +121,6 @@ impl<D: Dialect> SqlStore<D> {
         Ok(creds)
     }
 
-    /// Updates everything of an unreadable credential but its secrets: its empty placeholders
-    /// must never be encrypted over the stored (perhaps recoverable) ciphertexts.
-    async fn update_unreadable_credential(&self, cred: &Credential) -> Result<Credential> {
-        check::credential(cred)?;
-        let mut tx = self.db.begin_write().await?;
-        let n = D::tx_execute(
-            &mut tx,
-            Sql::new(
-                "UPDATE credentials SET name = $2, username = $3, priority = $4, \
-                 description = $5 WHERE id = $1",
-            )
-            .bind(cred.id)
-            .bind(&cred.name)
-            .bind(&cred.username)
-            .bind(i64::from(cred.priority))
-            .bind(&cred.description),
-        )
-        .await?;
-        if n == 0 {
-            return Err(Error::not_found(format!("credential {}", cred.id)));
-        }
-        set_tags::<D>(&mut tx, Tagged::Credential, cred.id, &cred.tags).await?;
-        D::commit(tx).await?;
-        self.get_credential(cred.id).await
-    }
-
     /// Re-encrypts every credential secret with `new_cipher` (key rotation), in one
     /// transaction. Values are decrypted with the store's cipher, or with `new_cipher` when they
     /// were already rotated (so an interrupted rotation can be run again). Returns the number of
@@ -236,32 +210,38 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
     }
 
     async fn update_credential(&self, cred: &Credential) -> Result<Credential> {
-        if cred.unreadable {
-            return self.update_unreadable_credential(cred).await;
-        }
         check::credential(cred)?;
-        let (p, e) = encrypt_secrets(
-            self.cipher.as_ref(),
-            cred.id,
-            &cred.password,
-            cred.enable_secret.as_ref(),
-        )?;
+        // An unreadable credential keeps its stored (perhaps recoverable) ciphertexts: its
+        // empty placeholders are never encrypted over them.
+        let secrets = if cred.unreadable {
+            None
+        } else {
+            Some(encrypt_secrets(
+                self.cipher.as_ref(),
+                cred.id,
+                &cred.password,
+                cred.enable_secret.as_ref(),
+            )?)
+        };
+        let set_secrets = if secrets.is_some() {
+            ", password_enc = $6, enable_secret_enc = $7"
+        } else {
+            ""
+        };
+        let mut sql = Sql::new(format!(
+            "UPDATE credentials SET name = $2, username = $3, priority = $4, \
+             description = $5{set_secrets} WHERE id = $1"
+        ))
+        .bind(cred.id)
+        .bind(&cred.name)
+        .bind(&cred.username)
+        .bind(i64::from(cred.priority))
+        .bind(&cred.description);
+        if let Some((p, e)) = secrets {
+            sql = sql.bind(p).bind(e);
+        }
         let mut tx = self.db.begin_write().await?;
-        let n = D::tx_execute(
-            &mut tx,
-            Sql::new(
-                "UPDATE credentials SET name = $2, username = $3, password_enc = $4, \
-                 enable_secret_enc = $5, priority = $6, description = $7 WHERE id = $1",
-            )
-            .bind(cred.id)
-            .bind(&cred.name)
-            .bind(&cred.username)
-            .bind(p)
-            .bind(e)
-            .bind(i64::from(cred.priority))
-            .bind(&cred.description),
-        )
-        .await?;
+        let n = D::tx_execute(&mut tx, sql).await?;
         if n == 0 {
             return Err(Error::not_found(format!("credential {}", cred.id)));
         }
