@@ -1019,12 +1019,11 @@ async fn canaries_stay_secret_on_sqlite_and_the_embedded_queue() {
     record_panics(&w.canaries);
     let tmp = tempfile::tempdir().expect("tempdir");
     let sweep = Arc::new(Mutex::new(Sweep::default()));
-    {
-        let mut s = sweep.lock().expect("sweep");
-        let dir = tmp.path().join("oneshot");
-        std::fs::create_dir_all(&dir).expect("dir");
-        one_shot(&mut s, &w, &dir).await;
-    }
+    let mut first = Sweep::default();
+    let dir = tmp.path().join("oneshot");
+    std::fs::create_dir_all(&dir).expect("dir");
+    one_shot(&mut first, &w, &dir).await;
+    sweep.lock().expect("sweep").places.extend(first.places);
     let data = tmp.path().join("data");
     let addr = format!("127.0.0.1:{}", free_port());
     let env: Vec<(String, String)> = [
@@ -1056,11 +1055,13 @@ async fn canaries_stay_secret_on_sqlite_and_the_embedded_queue() {
     sweep_api(&viewer, &w.canaries.control).await;
     server.term();
     server.expect_exit_ok(Duration::from_secs(20)).await;
+    let mut db = Sweep::default();
+    sweep_sqlite(&mut db, &data.join("netraven.db")).await;
     {
         let mut s = sweep.lock().expect("sweep");
+        s.places.extend(db.places);
         sweep_proc(&mut s, &server);
         sweep_files(&mut s, &data);
-        sweep_sqlite(&mut s, &data.join("netraven.db")).await;
         check_panics(&mut s);
     }
     sweep.lock().expect("sweep").check(

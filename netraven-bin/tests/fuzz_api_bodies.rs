@@ -336,8 +336,8 @@ fn kind(v: &Value) -> u8 {
 fn other_kind(old: &Value, pick: usize, seed: &Value) -> Value {
     let text = seed.to_string();
     let candidates = [
-        Value::Bool(pick % 2 == 0),
-        json!(if pick % 3 == 0 {
+        Value::Bool(pick.is_multiple_of(2)),
+        json!(if pick.is_multiple_of(3) {
             json!(-1)
         } else if pick % 3 == 1 {
             json!(1.5)
