@@ -1,5 +1,6 @@
 //! `POST /api/inventory/sync`: a dry run previews without saving, the sync saves, a second sync
-//! reports no change; viewers may not.
+//! reports no change; operators and viewers may not (a sync moves devices and creates
+//! credentials: an admin's rights).
 
 mod api_support;
 
@@ -19,7 +20,7 @@ async fn preview_then_sync_then_nothing_to_do() {
         })
     };
     let preview = r
-        .json("POST", "/api/inventory/sync", &r.operator, body(true))
+        .json("POST", "/api/inventory/sync", &r.admin, body(true))
         .await;
     assert_eq!(preview.status, 200, "{}", preview.text());
     let p = preview.json();
@@ -28,7 +29,7 @@ async fn preview_then_sync_then_nothing_to_do() {
     assert_eq!(r.device_count().await, 0, "the preview saved nothing");
 
     let done = r
-        .json("POST", "/api/inventory/sync", &r.operator, body(false))
+        .json("POST", "/api/inventory/sync", &r.admin, body(false))
         .await
         .json();
     assert_eq!(done["added"], json!(["r1", "r2"]));
@@ -42,7 +43,7 @@ async fn preview_then_sync_then_nothing_to_do() {
     assert_eq!(r2["tags"], json!(["edge", "nornir"]));
 
     let again = r
-        .json("POST", "/api/inventory/sync", &r.operator, body(false))
+        .json("POST", "/api/inventory/sync", &r.admin, body(false))
         .await
         .json();
     assert_eq!(
@@ -54,13 +55,15 @@ async fn preview_then_sync_then_nothing_to_do() {
         "{again}"
     );
 
-    r.json("POST", "/api/inventory/sync", &r.viewer, body(true))
-        .await
-        .assert_error(403);
+    for who in [&r.viewer, &r.operator] {
+        r.json("POST", "/api/inventory/sync", who, body(true))
+            .await
+            .assert_error(403);
+    }
     r.json(
         "POST",
         "/api/inventory/sync",
-        &r.operator,
+        &r.admin,
         json!({"from": "nope"}),
     )
     .await

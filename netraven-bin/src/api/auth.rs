@@ -262,9 +262,12 @@ pub fn issue_jwt(settings: &AuthSettings, user: &User) -> Result<String> {
     .map_err(|e| Error::internal(format!("token signing failed: {e}")))
 }
 
+/// Clock skew allowed on a token's expiry and issue time, in seconds.
+const JWT_LEEWAY_SECS: i64 = 5;
+
 fn decode_jwt(settings: &AuthSettings, token: &str) -> Option<Claims> {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.leeway = 5;
+    v.leeway = JWT_LEEWAY_SECS as u64;
     jsonwebtoken::decode::<Claims>(
         token,
         &jsonwebtoken::DecodingKey::from_secret(&settings.jwt_secret),
@@ -296,7 +299,7 @@ pub struct Principal {
 /// Resolves the bearer token of a request to an active user.
 pub async fn authenticate(state: &ApiState, bearer: &str) -> Result<Principal, ApiError> {
     let bad = || ApiError::unauthorized("invalid or expired token");
-    let (uid, method) = if bearer.starts_with(API_TOKEN_PREFIX) {
+    let (uid, claims) = if bearer.starts_with(API_TOKEN_PREFIX) {
         let tok = state
             .store
             .find_token(&token_hash(bearer))
@@ -314,15 +317,28 @@ pub async fn authenticate(state: &ApiState, bearer: &str) -> Result<Principal, A
         {
             tracing::warn!(error = %e, "could not record a token's use");
         }
-        (tok.user_id, AuthMethod::ApiToken)
+        (tok.user_id, None)
     } else {
         let c = decode_jwt(&state.auth, bearer).ok_or_else(bad)?;
-        (c.uid, AuthMethod::Jwt)
+        (c.uid, Some(c))
     };
     let user = match state.store.get_user(uid).await {
         Ok(u) => u,
         Err(e) if e.kind() == ErrorKind::NotFound => return Err(bad()),
         Err(e) => return Err(e.into()),
+    };
+    // A JWT is its user's only while the user it was issued to still exists under that id:
+    // the name must match (a rename ends the user's sessions) and the token cannot be older
+    // than the user (an id reused after a delete never inherits the old user's tokens). The
+    // role is never taken from the token: it is the stored one, read on every request.
+    if let Some(c) = &claims
+        && (c.sub != user.username || c.iat < user.created_at.timestamp() - JWT_LEEWAY_SECS)
+    {
+        return Err(bad());
+    }
+    let method = match claims {
+        Some(_) => AuthMethod::Jwt,
+        None => AuthMethod::ApiToken,
     };
     if !user.active {
         return Err(ApiError::unauthorized("user is inactive"));

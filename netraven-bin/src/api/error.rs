@@ -164,7 +164,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// Deserializes a JSON value into `T`; errors are 422 naming the field path (`targets.device_ids[0]: …`).
+///
+/// Every body (and every row of a JSON import) is a JSON object: serde would otherwise read a
+/// struct from an array of its fields in order (`["name", null]` as a tag), which nobody means.
 pub fn from_json<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
+    let found = match &v {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("an array"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("null"),
+    };
+    if let Some(found) = found {
+        return Err(ApiError::invalid(format!(
+            "body: expected a JSON object, found {found}"
+        )));
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

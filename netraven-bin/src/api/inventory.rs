@@ -1,7 +1,9 @@
 //! `POST /api/inventory/sync`: brings the devices in step with another tool's inventory — a
 //! NetBox instance or the text of a Nornir, Oxidized, RANCID or Ansible inventory — with
 //! `dry_run: true` previewing the additions, updates and disables before anything is saved.
-//! Operators and admins only. The logic is `netraven_core::sources::sync`.
+//! Admins only: a sync moves existing devices (address and port updates) and turns the
+//! source's logins into credentials pinned to new devices, both an admin's rights
+//! (docs/security.md). The logic is `netraven_core::sources::sync`.
 //!
 //! Body: `{"from": "nornir", "dry_run": true, "content": "<hosts.yaml>", "groups": "...",
 //! "defaults": "...", "owner_tag": "nornir", "platform_map": "ios=cisco_ios"}`; for Oxidized
@@ -32,7 +34,7 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
     Router::new()
         .route("/api/inventory/sync", post(sync_inventory))
         .route_layer(axum::middleware::from_fn_with_state(
-            (state.clone(), Role::Operator),
+            (state.clone(), Role::Admin),
             require_role,
         ))
 }
