@@ -289,7 +289,10 @@ async fn retry_release_and_dead_keep_the_layout_consistent() {
         .await
         .expect("claim")
         .expect("task");
-    assert_eq!((l.task.attempt, l.task.failures, l.task.released), (2, 0, 1));
+    assert_eq!(
+        (l.task.attempt, l.task.failures, l.task.released),
+        (2, 0, 1)
+    );
     // A release is no failure: the first retry schedules the task again ...
     assert_eq!(
         q.retry(&l, clock.now(), "boom").await.expect("retry"),

@@ -8,6 +8,22 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+/// One device being worked on, counted in a gauge until dropped.
+struct ActiveDevice<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> ActiveDevice<'a> {
+    fn enter(gauge: &'a std::sync::atomic::AtomicI64) -> Self {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ActiveDevice(gauge)
+    }
+}
+
+impl Drop for ActiveDevice<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// How often a run waiting for an older run of its job (overlap `queue`) looks again.
 const OVERLAP_QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -432,10 +448,9 @@ impl Engine {
                  working on this device)"
             )))
         } else {
-            self.metrics
-                .active_devices
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let r = tokio::time::timeout(
+            // Counted down on drop, so a panicking or aborted device does not stay "active".
+            let _active = ActiveDevice::enter(&self.metrics.active_devices);
+            tokio::time::timeout(
                 self.config.device_timeout,
                 self.work_device(&run, device_id, attempt, &mut log),
             )
@@ -445,11 +460,7 @@ impl Engine {
                     "device did not finish within {} s",
                     self.config.device_timeout.as_secs()
                 )))
-            });
-            self.metrics
-                .active_devices
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            r
+            })
         };
         let ms = started.elapsed().as_millis() as u64;
         let finished_at = self.clock.now();
