@@ -19,7 +19,7 @@
 use netraven_core::clock::{Clock, SystemClock};
 use netraven_core::driver::{Driver, DriverRegistry};
 use netraven_core::engine::{Engine, EngineConfig, EngineParts};
-use netraven_core::events::{Event, Health, RunEvents};
+use netraven_core::events::{Event, Health, RoleState, RunEvents};
 use netraven_core::maintenance::{Maintenance, MaintenanceConfig};
 use netraven_core::memory::MemoryStore;
 use netraven_core::prelude::*;
@@ -28,7 +28,7 @@ use netraven_core::snapshot::StoreSnapshotSink;
 use netraven_store::cipher::AesGcmCipher;
 use netraven_store::git::{GitWriter, GitWriterConfig};
 use netraven_store::keys::{Rotation, load_cipher, rotate_key_file};
-use netraven_store::queue::{EmbeddedQueue, RedisQueue};
+use netraven_store::queue::{EmbeddedQueue, RedisQueue, RedisQueueOptions};
 use netraven_store::sql::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -105,6 +105,7 @@ pub struct Builder {
     maintenance: MaintenanceConfig,
     role: String,
     clock: Arc<dyn Clock>,
+    clock_driven: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -138,6 +139,7 @@ impl Default for Builder {
             maintenance: MaintenanceConfig::default(),
             role: "node".into(),
             clock: Arc::new(SystemClock),
+            clock_driven: false,
         }
     }
 }
@@ -300,9 +302,12 @@ impl Builder {
         self
     }
 
-    /// The clock (tests).
+    /// The clock (tests). With a clock of its own, leases follow it; otherwise store leases
+    /// are decided by PostgreSQL's clock and queue leases by Redis's (`TIME`), so processes
+    /// whose clocks disagree never both hold one.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.clock_driven = true;
         self
     }
 
@@ -371,6 +376,8 @@ impl Builder {
                 let o = PostgresOptions {
                     schema: schema.clone(),
                     migrate,
+                    max_connections: postgres_pool_size(self.engine.concurrency),
+                    server_clock: !self.clock_driven,
                     ..PostgresOptions::default()
                 };
                 Arc::new(PostgresStore::connect_with(url, o, cipher).await?)
@@ -423,7 +430,11 @@ impl Builder {
         let queue: Arc<dyn Queue> = match &self.queue {
             QueueChoice::Embedded => Arc::new(EmbeddedQueue::new(clock.clone())),
             QueueChoice::Redis { url, prefix } => {
-                Arc::new(RedisQueue::connect(url, prefix, clock.clone()).await?)
+                let options = RedisQueueOptions {
+                    server_time: !self.clock_driven,
+                    ..RedisQueueOptions::default()
+                };
+                Arc::new(RedisQueue::connect_with(url, prefix, clock.clone(), options).await?)
             }
             QueueChoice::Custom(q) => q.clone(),
         };
@@ -448,11 +459,12 @@ impl Builder {
                 .git
                 .unwrap_or_else(|| GitWriterConfig::new(self.data_dir.join("configs.git")));
             let store = store.clone();
-            Some(
-                tokio::task::spawn_blocking(move || GitWriter::open(cfg, store))
-                    .await
-                    .map_err(|e| Error::internal(format!("opening git failed: {e}")))??,
-            )
+            let git = tokio::task::spawn_blocking(move || GitWriter::open(cfg, store))
+                .await
+                .map_err(|e| Error::internal(format!("opening git failed: {e}")))??;
+            // A repository that is not the deployment's stops the process at once.
+            git.check_repository().await?;
+            Some(git)
         } else {
             None
         };
@@ -618,14 +630,44 @@ impl Netraven {
         )
     }
 
-    fn spawn(&self, task: impl Future<Output = Result<()>> + Send + 'static) {
+    /// Runs `task` as the role `role` of this process, supervised: its state is kept in
+    /// [`Engine::roles`](netraven_core::engine::Engine::roles) (running, stopped, failed with the
+    /// error's kind); a role that ends with an error or panics is logged and stops the others
+    /// (the shutdown token is cancelled, so [`Netraven::stop_on`] returns its error and a server
+    /// exits non-zero for its supervisor to restart it).
+    pub fn spawn_role(
+        &self,
+        role: &'static str,
+        task: impl Future<Output = Result<()>> + Send + 'static,
+    ) {
         let token = self.shutdown.clone();
+        let roles = self.engine.roles().clone();
+        roles.set(role, RoleState::Running, None);
+        let inner = tokio::spawn(task);
         let handle = tokio::spawn(async move {
-            let r = task.await;
-            if let Err(e) = &r {
-                // A failed part stops the others (and the caller's `stop_on`).
-                tracing::error!(error = %e, "a NetRaven task failed; stopping");
-                token.cancel();
+            let r = match inner.await {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => {
+                    let p = e.into_panic();
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    Err(Error::internal(format!("the {role} role panicked: {what}")))
+                }
+                Err(e) => Err(Error::internal(format!("the {role} role was aborted: {e}"))),
+            };
+            match &r {
+                Ok(()) => {
+                    roles.set(role, RoleState::Stopped, None);
+                    tracing::info!(role, "role stopped");
+                }
+                Err(e) => {
+                    roles.set(role, RoleState::Failed, Some(e.kind()));
+                    tracing::error!(role, error = %e, "a role failed; stopping the process");
+                    token.cancel();
+                }
             }
             r
         });
@@ -644,18 +686,21 @@ impl Netraven {
 
     /// Starts a worker.
     pub fn start_worker(&self) {
-        self.spawn(self.engine.clone().run_worker(self.shutdown.clone()));
+        self.spawn_role(
+            "worker",
+            self.engine.clone().run_worker(self.shutdown.clone()),
+        );
     }
 
     /// Starts the scheduler (it acts only while it holds the scheduler lease).
     pub fn start_scheduler(&self) {
         let (s, token) = (self.scheduler(), self.shutdown.clone());
-        self.spawn(async move { s.run(token).await });
+        self.spawn_role("scheduler", async move { s.run(token).await });
     }
 
     /// Starts maintenance (it acts only while it holds the maintenance lease).
     pub fn start_maintenance(&self) {
-        self.spawn(self.maintenance().run(self.shutdown.clone()));
+        self.spawn_role("maintenance", self.maintenance().run(self.shutdown.clone()));
     }
 
     /// Starts a manual run of `job` now.
@@ -751,6 +796,17 @@ impl Netraven {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// PostgreSQL connections of one process, from its worker concurrency: a quarter of the devices
+/// worked on at once (a device task holds a connection only for its short store calls, never
+/// while it talks to the device) plus 6 for the scheduler, maintenance and the API, between 8 and
+/// 64. The default concurrency of 100 gives 31. A pool that stays exhausted for its acquire
+/// timeout (10 s) fails the call with `unavailable`, which hands the device task back instead of
+/// failing the device.
+pub fn postgres_pool_size(concurrency: usize) -> u32 {
+    let n = concurrency.div_ceil(4).saturating_add(6).clamp(8, 64);
+    u32::try_from(n).unwrap_or(64)
 }
 
 /// A token cancelled on SIGINT or SIGTERM (for [`Netraven::start`]ed processes: pass it on or

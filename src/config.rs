@@ -138,6 +138,9 @@ pub struct QueueConfig {
     pub redis_url: Option<String>,
     /// Key prefix of this deployment in Redis. Default `netraven`.
     pub prefix: String,
+    /// Hours dead (poison) tasks are kept, for inspection, before maintenance removes them.
+    /// Default 168 (7 days).
+    pub dead_retention_hours: u64,
 }
 
 impl Default for QueueConfig {
@@ -145,6 +148,7 @@ impl Default for QueueConfig {
         QueueConfig {
             redis_url: None,
             prefix: "netraven".into(),
+            dead_retention_hours: 168,
         }
     }
 }
@@ -184,6 +188,10 @@ pub struct WorkerConfig {
     /// Largest output of one device command in bytes; past it the device fails with
     /// `too_large` and nothing of the output is kept. Default 64 MiB.
     pub max_output_bytes: u64,
+    /// Poison tasks: a task that failed (an error, a panic) this many times, or whose workers
+    /// died on it this many times, goes to the dead set once and its device is recorded as
+    /// failed (its run as failed, for a run's start). Default 5.
+    pub max_task_failures: u32,
 }
 
 impl Default for WorkerConfig {
@@ -198,6 +206,7 @@ impl Default for WorkerConfig {
             shutdown_grace_secs: 30,
             lease_secs: 60,
             max_output_bytes: 64 * 1024 * 1024,
+            max_task_failures: netraven_core::queue::DEFAULT_MAX_FAILURES,
         }
     }
 }
@@ -456,6 +465,7 @@ impl Config {
             retry_backoff: Duration::from_secs(w.retry_backoff_secs),
             shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
             lease: secs(w.lease_secs),
+            max_deliveries: w.max_task_failures.max(1),
             address_policy: self.address_policy()?,
             ..EngineConfig::default()
         })
@@ -481,6 +491,7 @@ impl Config {
             .scheduler_tick(Duration::from_secs(self.scheduler.tick_secs.max(1)))
             .maintenance_config(MaintenanceConfig {
                 log_retention: Duration::from_secs(u64::from(self.logs.retention_days) * 86_400),
+                dead_retention: Duration::from_secs(self.queue.dead_retention_hours * 3600),
                 ..MaintenanceConfig::default()
             })
             .role(role);

@@ -39,7 +39,7 @@ pub mod ctl;
 pub mod integrations;
 #[cfg(all(feature = "drivers", feature = "store"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "drivers", feature = "store"))))]
-pub use builder::{Builder, Netraven, SinkLayer, shutdown_on_signals};
+pub use builder::{Builder, Netraven, SinkLayer, postgres_pool_size, shutdown_on_signals};
 #[cfg(all(feature = "sim", feature = "store"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "sim", feature = "store"))))]
 pub mod demo;

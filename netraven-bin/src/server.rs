@@ -78,7 +78,7 @@ pub async fn run_api(
     } else {
         state.with_allowed_commands(allowed)?
     };
-    let app = router(state);
+    let app = router(state.with_shutdown(shutdown.clone()));
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
@@ -111,7 +111,9 @@ pub async fn serve(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
 }
 
 /// Runs every role of an already wired node (used by `serve` and `demo`): the library's worker,
-/// scheduler and maintenance, and the API. A role that fails stops the others.
+/// scheduler and maintenance, and the API, each supervised ([`netraven::Netraven::spawn_role`]):
+/// a role that fails or panics is logged, stops the others gracefully and makes this return its
+/// error (the process exits non-zero).
 pub async fn serve_node(
     node: Node,
     listener: TcpListener,
@@ -120,27 +122,23 @@ pub async fn serve_node(
     node.nr.start();
     let (n, stop) = (node.clone(), node.nr.shutdown_token());
     netraven::integrations::start_notifier(&node.nr, &node.config.notify, stop.clone())?;
-    let api = tokio::spawn(async move {
-        let r = run_api(&n, listener, stop.clone()).await;
-        stop.cancel();
-        r
-    });
-    let roles = node.nr.stop_on(shutdown).await;
-    let api = api
-        .await
-        .map_err(|e| Error::internal(format!("the API panicked: {e}")))?;
-    roles.and(api)
+    node.nr
+        .spawn_role("api", async move { run_api(&n, listener, stop).await });
+    node.nr.stop_on(shutdown).await
 }
 
-/// `netraven api`: the REST API alone.
+/// `netraven api`: the REST API alone (supervised like every role).
 pub async fn api(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "api", true).await?;
     let listener = bind(cfg).await?;
-    run_api(&node, listener, shutdown).await
+    let (n, stop) = (node.clone(), node.nr.shutdown_token());
+    node.nr
+        .spawn_role("api", async move { run_api(&n, listener, stop).await });
+    node.nr.stop_on(shutdown).await
 }
 
 /// `netraven scheduler`: the scheduler and maintenance (recovery, git writer, log pruning). Any
-/// number may run; leases make exactly one act.
+/// number may run; leases make exactly one act. A role that fails stops the process (non-zero).
 pub async fn scheduler(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "scheduler", true).await?;
     node.nr.start_scheduler();
@@ -148,9 +146,11 @@ pub async fn scheduler(cfg: &Config, shutdown: CancellationToken) -> Result<()> 
     node.nr.stop_on(shutdown).await
 }
 
-/// `netraven worker`: works on devices until shutdown, then finishes or hands back its tasks.
+/// `netraven worker`: works on devices until shutdown, then finishes or hands back its tasks. A
+/// worker that fails or panics stops the process (non-zero).
 pub async fn worker(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "worker", true).await?;
-    netraven::integrations::start_notifier(&node.nr, &cfg.notify, shutdown.clone())?;
-    node.nr.engine().clone().run_worker(shutdown).await
+    netraven::integrations::start_notifier(&node.nr, &cfg.notify, node.nr.shutdown_token())?;
+    node.nr.start_worker();
+    node.nr.stop_on(shutdown).await
 }

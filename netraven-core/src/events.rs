@@ -352,6 +352,75 @@ impl Health {
     }
 }
 
+/// The state of one role of a process (api, worker, scheduler, maintenance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleState {
+    /// Working.
+    Running,
+    /// Ended without error (shutdown).
+    Stopped,
+    /// Ended with an error or a panic; the process stops.
+    Failed,
+}
+
+/// One role's state, as `/api/health` shows it: never the error's text (it may name a path or a
+/// host), only its kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoleStatus {
+    /// The role.
+    pub role: String,
+    /// Its state.
+    pub state: RoleState,
+    /// The kind of the error it failed with.
+    pub error_kind: Option<crate::error::ErrorKind>,
+    /// Since when it is in this state.
+    pub since: DateTime<Utc>,
+}
+
+/// The roles this process runs and their states (see [`RoleState`]). Cheap to clone; clones
+/// share the state.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    state: Arc<Mutex<BTreeMap<String, RoleStatus>>>,
+}
+
+impl Roles {
+    /// No role yet.
+    pub fn new() -> Self {
+        Roles::default()
+    }
+
+    /// Sets `role`'s state (`error_kind` only for [`RoleState::Failed`]).
+    pub fn set(&self, role: &str, state: RoleState, error_kind: Option<crate::error::ErrorKind>) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.insert(
+            role.to_string(),
+            RoleStatus {
+                role: role.to_string(),
+                state,
+                error_kind,
+                since: Utc::now(),
+            },
+        );
+    }
+
+    /// Every role's status, by name.
+    pub fn all(&self) -> Vec<RoleStatus> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Whether no role failed.
+    pub fn none_failed(&self) -> bool {
+        self.all().iter().all(|r| r.state != RoleState::Failed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@
 //! 2. reaps expired task leases ([`crate::queue::Queue::reap_expired`]);
 //! 3. flushes the snapshot sink ([`SnapshotSink::flush`]; for git: commits pending snapshots in
 //!    batches — the one git writer of the deployment);
-//! 4. prunes log entries older than `log_retention` every `prune_every`.
+//! 4. prunes log entries older than `log_retention`, and dead (poison) tasks older than
+//!    `dead_retention` ([`crate::queue::Queue::prune_dead`]), every `prune_every`.
 //!
 //! On shutdown it flushes the sink once more (a clean stop leaves git up to date) and releases
 //! the lease.
@@ -47,6 +48,8 @@ pub struct MaintenanceConfig {
     pub log_retention: Duration,
     /// Most log entries deleted per prune.
     pub prune_batch: u32,
+    /// Dead (poison) tasks older than this are removed from the queue.
+    pub dead_retention: Duration,
 }
 
 impl Default for MaintenanceConfig {
@@ -61,6 +64,7 @@ impl Default for MaintenanceConfig {
             prune_every: Duration::from_secs(3600),
             log_retention: Duration::from_secs(30 * 86_400),
             prune_batch: 10_000,
+            dead_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -192,6 +196,15 @@ impl Maintenance {
                 .await;
             self.step("prune", &r, &mut report);
             report.pruned = r.ok();
+            let keep = chrono::Duration::from_std(self.config.dead_retention)
+                .unwrap_or(chrono::Duration::MAX);
+            let cutoff = self
+                .clock
+                .now()
+                .checked_sub_signed(keep)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            let r = self.engine.queue().prune_dead(cutoff).await;
+            self.step("prune_dead", &r, &mut report);
         }
         report
     }

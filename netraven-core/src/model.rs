@@ -451,6 +451,10 @@ pub enum OverlapPolicy {
     Forbid,
     /// Start another run anyway.
     Allow,
+    /// Queue the run: it waits (QUEUED) until every older active run of the job has finished,
+    /// then starts. At most one run waits: a scheduled fire while one already waits is recorded
+    /// as skipped. Manual runs always queue.
+    Queue,
 }
 
 /// What to do with fires that came due while no scheduler was running.

@@ -51,18 +51,23 @@ pub struct TaskSpec {
     pub dedupe_key: Option<String>,
     /// Not deliverable before this time (`None`: now).
     pub run_at: Option<DateTime<Utc>>,
-    /// After this many attempts, [`Queue::retry`] moves the task to the dead set.
+    /// After this many failures ([`Queue::retry`] calls), the task moves to the dead set.
     pub max_attempts: u32,
 }
 
+/// Failures after which a task is poison and goes to the dead set (the default of
+/// [`TaskSpec::new`] and of the engine's `max_deliveries`).
+pub const DEFAULT_MAX_FAILURES: u32 = 5;
+
 impl TaskSpec {
-    /// A task for `kind`, deduplicated by its natural key, deliverable now, 3 attempts.
+    /// A task for `kind`, deduplicated by its natural key, deliverable now, dead after
+    /// [`DEFAULT_MAX_FAILURES`] failures.
     pub fn new(kind: TaskKind) -> Self {
         TaskSpec {
             dedupe_key: Some(kind.dedupe_key()),
             kind,
             run_at: None,
-            max_attempts: 3,
+            max_attempts: DEFAULT_MAX_FAILURES,
         }
     }
 }
@@ -78,8 +83,29 @@ pub struct Task {
     pub dedupe_key: Option<String>,
     /// Claims so far (1 on first delivery). Used as the fencing token.
     pub attempt: u32,
-    /// Attempt limit for [`Queue::retry`].
+    /// Failure limit for [`Queue::retry`].
     pub max_attempts: u32,
+    /// Failures so far: [`Queue::retry`] calls (a failed device attempt, an error, a panic).
+    /// A device's attempt number is `failures + 1`, whatever the number of deliveries.
+    #[serde(default)]
+    pub failures: u32,
+    /// Deliveries handed back untouched ([`Queue::release`], [`Queue::defer`]: a shutdown, an
+    /// outage of the store). `attempt - 1 - failures - released` deliveries before this one
+    /// ended without being settled (the worker died or lost its lease).
+    #[serde(default)]
+    pub released: u32,
+}
+
+impl Task {
+    /// Deliveries before this one that ended without being settled: the worker holding it
+    /// died (or lost its lease) while working on it. A task that keeps killing its workers is
+    /// poison.
+    pub fn lost_deliveries(&self) -> u32 {
+        self.attempt
+            .saturating_sub(1)
+            .saturating_sub(self.failures)
+            .saturating_sub(self.released)
+    }
 }
 
 /// A claimed task: the holder may work on it until `expires_at` unless it extends the lease.
@@ -156,11 +182,23 @@ pub trait Queue: Send + Sync + Debug + 'static {
     async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>>;
     /// Removes a finished task; Stale if the lease was lost.
     async fn complete(&self, lease: &Lease) -> Result<()>;
-    /// Schedules a failed task again at `at`, or moves it to the dead set if it used all its
-    /// attempts; Stale if the lease was lost.
+    /// Counts a failure of the task and schedules it again at `at`, or moves it to the dead set
+    /// once its failures reach `max_attempts`; Stale if the lease was lost.
     async fn retry(&self, lease: &Lease, at: DateTime<Utc>, reason: &str) -> Result<RetryOutcome>;
-    /// Hands a task back untouched (shutdown); it is deliverable again at once.
+    /// Hands a task back untouched (shutdown); it is deliverable again at once. Counts no
+    /// failure.
     async fn release(&self, lease: &Lease) -> Result<()>;
+    /// Hands a task back untouched, deliverable again at `at` (backoff during an outage of a
+    /// backing service). Counts no failure. The default releases it at once.
+    async fn defer(&self, lease: &Lease, at: DateTime<Utc>) -> Result<()> {
+        let _ = at;
+        self.release(lease).await
+    }
+    /// Removes dead tasks that died before `before`; returns how many. The default keeps them.
+    async fn prune_dead(&self, before: DateTime<Utc>) -> Result<u64> {
+        let _ = before;
+        Ok(0)
+    }
     /// Returns tasks whose leases expired to the ready set; returns how many. Also promotes
     /// delayed tasks whose time came.
     async fn reap_expired(&self) -> Result<u64>;

@@ -207,9 +207,25 @@ impl Scheduler {
         {
             return Ok(());
         }
-        if job.overlap == OverlapPolicy::Forbid
-            && self.stores.runs.job_has_active_run(job.id).await?
-        {
+        let coalesce = match job.overlap {
+            OverlapPolicy::Allow => false,
+            OverlapPolicy::Forbid => self.stores.runs.job_has_active_run(job.id).await?,
+            // A run of the job already waits for the active one: this fire joins it.
+            // (the active one and one waiting behind it: two active runs).
+            OverlapPolicy::Queue => {
+                self.stores.runs.job_has_active_run(job.id).await?
+                    && self
+                        .stores
+                        .runs
+                        .active_runs()
+                        .await?
+                        .iter()
+                        .filter(|r| r.job_id == job.id)
+                        .count()
+                        >= 2
+            }
+        };
+        if coalesce {
             let created = self
                 .stores
                 .runs
@@ -219,16 +235,31 @@ impl Scheduler {
                     fire_time: Some(fire),
                     idempotency_key: None,
                     status: RunStatus::Skipped,
-                    message: Some("skipped: a run of this job is still active".into()),
+                    message: Some(match job.overlap {
+                        OverlapPolicy::Queue => {
+                            "skipped: a run of this job is already waiting (overlap queue)".into()
+                        }
+                        _ => "skipped: a run of this job is still active".into(),
+                    }),
                     queued_at: now,
                 })
                 .await?;
             if created.created {
                 report.skipped.push(created.run.id);
-                self.log(job, Some(created.run.id), LogLevel::Warning, format!(
-                    "fire at {fire} skipped: a run of job '{}' is still active (overlap forbid)",
-                    job.name
-                ))
+                self.log(
+                    job,
+                    Some(created.run.id),
+                    LogLevel::Warning,
+                    format!(
+                        "fire at {fire} skipped: a run of job '{}' is still active (overlap {})",
+                        job.name,
+                        if job.overlap == OverlapPolicy::Queue {
+                            "queue: one run already waits"
+                        } else {
+                            "forbid"
+                        }
+                    ),
+                )
                 .await;
             }
             return Ok(());

@@ -277,6 +277,12 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
     async fn uncommitted_snapshots(&self, limit: u32) -> Result<Vec<Snapshot>>;
     /// Records the commit that holds these snapshots (after the git ref moved).
     async fn mark_committed(&self, ids: &[SnapshotId], commit_id: &str) -> Result<()>;
+    /// The commit id recorded last ([`SnapshotStore::mark_committed`] of the newest committed
+    /// snapshot): a git writer that takes over checks its repository holds it. The default
+    /// knows none.
+    async fn last_commit_id(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Latest snapshots (one per device) whose content contains `needle` (literal,
     /// case-insensitive).
     async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>>;

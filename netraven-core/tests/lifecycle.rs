@@ -294,6 +294,8 @@ fn lease_for(run: RunId, device: DeviceId, attempt: u32) -> Lease {
             dedupe_key: None,
             attempt,
             max_attempts: 3,
+            failures: 0,
+            released: 0,
         },
         worker_id: "w".into(),
         expires_at: chrono::Utc::now(),
@@ -561,7 +563,9 @@ async fn a_dead_workers_task_is_leased_again_and_finished_once() {
             .unwrap()
             .unwrap()
             .attempt,
-        2
+        1,
+        "a delivery lost with its worker is not a device attempt (it counts towards the \
+         poison limit, `max_deliveries`, instead)"
     );
 }
 

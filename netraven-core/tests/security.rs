@@ -224,6 +224,8 @@ fn lease_for(run: RunId, device: DeviceId, attempt: u32) -> Lease {
             dedupe_key: None,
             attempt,
             max_attempts: 3,
+            failures: 0,
+            released: 0,
         },
         worker_id: "w".into(),
         expires_at: chrono::Utc::now(),

@@ -161,7 +161,10 @@ enum Outcome {
 
 /// The single git writer of a repository. Cheap to clone; clones share one lock, so batches from
 /// one process never interleave. Run one per repository across the deployment (the reference
-/// server runs it beside the scheduler leader).
+/// server runs it beside the scheduler leader, under the maintenance lease): a stale ref lock
+/// left by a writer killed mid-commit is removed by the next commit, which is only safe because
+/// no other writer runs. Before every batch it checks that its repository holds the last commit
+/// the store recorded ([`GitWriter::check_repository`]). Objects and refs are fsynced.
 #[derive(Clone)]
 pub struct GitWriter {
     inner: Arc<Inner>,
@@ -200,9 +203,39 @@ fn join_err(e: tokio::task::JoinError) -> Error {
     Error::internal(format!("git writer task failed: {e}"))
 }
 
+/// Makes libgit2 fsync what it writes — loose objects, packs and refs — with its process-wide
+/// option (`GIT_OPT_ENABLE_FSYNC_GITDIR`, libgit2's equivalent of `core.fsyncObjectFiles`,
+/// which git itself now deprecates in favour of `core.fsync`). Set once per process.
+fn durable(_repo: &Repository) -> Result<()> {
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        // SAFETY: sets one integer option of libgit2, as git2's own `opts` functions do; libgit2
+        // was initialised by the `Repository` call that gave us a repository.
+        let rc = unsafe {
+            libgit2_sys::git_libgit2_opts(
+                libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc_int,
+                1 as libc_int,
+            )
+        };
+        if rc != 0 {
+            tracing::warn!(rc, "libgit2 refused to enable fsync");
+        }
+    });
+    Ok(())
+}
+
+#[allow(non_camel_case_types)]
+type libc_int = std::ffi::c_int;
+
 /// Opens the bare repository at `path`, creating it (with `branch` as its initial head) if it
-/// does not exist.
+/// does not exist; objects and refs written through it are fsynced.
 pub(crate) fn open_or_init(path: &Path, branch: &str) -> Result<Repository> {
+    let repo = open_or_create(path, branch)?;
+    durable(&repo)?;
+    Ok(repo)
+}
+
+fn open_or_create(path: &Path, branch: &str) -> Result<Repository> {
     match Repository::open_bare(path) {
         Ok(r) => Ok(r),
         Err(e) if e.code() == ErrorCode::NotFound => {
@@ -360,15 +393,42 @@ fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> 
     }
     // Every object is on disk; now move the ref (lock file + rename), only if the tip is still
     // `parent`.
-    match &parent {
+    let move_ref = || match &parent {
         Some(p) => repo
             .reference_matching(&refname, oid, true, p.id(), "netraven: commit")
-            .map_err(|e| git_err("moving the branch", e))?,
+            .map(|_| ()),
         None => repo
             .reference(&refname, oid, false, "netraven: first commit")
-            .map_err(|e| git_err("creating the branch", e))?,
+            .map(|_| ()),
     };
+    match move_ref() {
+        Ok(()) => {}
+        Err(e) if e.code() == ErrorCode::Locked => {
+            // A writer killed while moving the ref left its lock file. This writer is the only
+            // one (it holds the writer's lease and the process lock), so the lock is stale.
+            remove_stale_ref_lock(&config.path, &refname)?;
+            move_ref().map_err(|e| git_err("moving the branch", e))?;
+        }
+        Err(e) => return Err(git_err("moving the branch", e)),
+    }
     Ok(WriteResult::Committed { oid, devices, runs })
+}
+
+/// Removes the lock file a killed writer left on `refname`. Only the writer holding the lease
+/// may call it (see [`GitWriter`]).
+fn remove_stale_ref_lock(repo: &Path, refname: &str) -> Result<()> {
+    let lock = repo.join(format!("{refname}.lock"));
+    match std::fs::remove_file(&lock) {
+        Ok(()) => {
+            tracing::warn!(lock = %lock.display(), "removed a stale git lock file (a writer was killed mid-commit)");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::unavailable(format!(
+            "cannot remove the stale lock {}: {e}",
+            lock.display()
+        ))),
+    }
 }
 
 fn commit_message(files: &[&BatchFile]) -> (String, Vec<RunId>, Vec<String>) {
@@ -451,6 +511,40 @@ impl GitWriter {
         }
     }
 
+    /// Checks that this writer's repository holds the commit the store recorded last. A writer
+    /// taking over from another (a new leader, another host) whose repository is not the
+    /// deployment's — an empty or stale copy — would split the history and leave stored commit
+    /// ids that do not resolve; it refuses instead, with an error naming both. (It does not
+    /// rebuild the repository from the store: restore the repository, or point `git.repo` at
+    /// the shared one.)
+    pub async fn check_repository(&self) -> Result<()> {
+        let Some(last) = self.inner.store.last_commit_id().await? else {
+            return Ok(());
+        };
+        let path = self.inner.config.path.clone();
+        let branch = self.inner.config.branch.clone();
+        let want = last.clone();
+        let held = tokio::task::spawn_blocking(move || -> Result<bool> {
+            let repo = open_or_init(&path, &branch)?;
+            let Ok(oid) = Oid::from_str(&want) else {
+                return Ok(false);
+            };
+            Ok(repo.find_commit(oid).is_ok())
+        })
+        .await
+        .map_err(join_err)??;
+        if held {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "git repository {} does not hold commit {last}, the last one the store recorded: it \
+             is not this deployment's repository (a copy on another host, or an empty one). \
+             Refusing to commit, which would split the history; restore the repository or set \
+             git.repo to the shared one",
+            self.inner.config.path.display()
+        )))
+    }
+
     async fn commit_batch(&self) -> Result<Outcome> {
         let inner = &self.inner;
         let _guard = inner.lock.lock().await;
@@ -461,6 +555,8 @@ impl GitWriter {
         if pending.is_empty() {
             return Ok(Outcome::Empty);
         }
+        // Every batch: the lease may have moved here from another host since the last one.
+        self.check_repository().await?;
         // One snapshot per path per commit, so (commit, path) names exactly one snapshot.
         let mut seen = HashSet::new();
         let mut ids: Vec<SnapshotId> = Vec::new();

@@ -289,7 +289,22 @@ async fn retry_release_and_dead_keep_the_layout_consistent() {
         .await
         .expect("claim")
         .expect("task");
-    assert_eq!(l.task.attempt, 2);
+    assert_eq!(
+        (l.task.attempt, l.task.failures, l.task.released),
+        (2, 0, 1)
+    );
+    // A release is no failure: the first retry schedules the task again ...
+    assert_eq!(
+        q.retry(&l, clock.now(), "boom").await.expect("retry"),
+        RetryOutcome::Scheduled
+    );
+    let l = q
+        .claim("w", LEASE, Duration::ZERO)
+        .await
+        .expect("claim")
+        .expect("task");
+    assert_eq!((l.task.attempt, l.task.failures), (3, 1));
+    // ... the second failure reaches max_attempts 2.
     assert_eq!(
         q.retry(&l, clock.now(), "boom").await.expect("retry"),
         RetryOutcome::Dead

@@ -25,6 +25,9 @@ pub struct ApiError {
     pub detail: String,
 }
 
+/// `Retry-After` of a 503 (a backend is unavailable), in seconds.
+pub const RETRY_AFTER_SECS: &str = "5";
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
@@ -73,6 +76,14 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A backend (database, Redis) is down: clients retry after a pause, and the API
+            // answers again without a restart once it is back.
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         resp

@@ -73,6 +73,9 @@ pub struct ApiState {
     pub run_limiter: Arc<LoginLimiter>,
     /// Commands a non-admin may put in a command job (`security.allowed_commands`).
     pub allowed_commands: Arc<regex::RegexSet>,
+    /// Cancelled when the process shuts down: open log streams end (with a final event) so the
+    /// server's graceful shutdown does not wait for runs to finish.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The default `security.allowed_commands`: read-only commands of the common CLIs.
@@ -98,7 +101,14 @@ impl ApiState {
                 regex::RegexSet::new(DEFAULT_ALLOWED_COMMANDS)
                     .unwrap_or_else(|_| regex::RegexSet::empty()),
             ),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// Ends open log streams when `token` is cancelled (the server's shutdown).
+    pub fn with_shutdown(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = token;
+        self
     }
 
     /// Replaces the patterns a non-admin's command job must match (each command, one of them).

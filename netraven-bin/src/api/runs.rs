@@ -398,8 +398,22 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
         if s.done {
             return None;
         }
+        if s.polled_once && s.st.shutdown.is_cancelled() {
+            // The server is shutting down: end the stream now (every log read so far was
+            // sent) with a final event, so the graceful shutdown does not wait for the run. A
+            // client resumes on another server with Last-Event-ID.
+            s.done = true;
+            let ev = Event::default()
+                .event("end")
+                .json_data(json!({ "run_id": s.run_id, "status": null, "reason": "shutdown" }))
+                .unwrap_or_else(|_| Event::default().event("end").data("{}"));
+            return Some((Ok(ev), s));
+        }
         if s.polled_once {
-            tokio::time::sleep(STREAM_POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(STREAM_POLL) => {}
+                _ = s.st.shutdown.cancelled() => {}
+            }
         }
         s.polled_once = true;
         // Read the run's status before the logs: a run that is final here has written its
@@ -440,7 +454,9 @@ async fn next_event(mut s: StreamState) -> Option<(Result<Event, Infallible>, St
 /// `GET /api/logs/stream?run_id=&after_id=`: server-sent events, resumed after the
 /// `Last-Event-ID` header (it wins over `after_id`) so a reconnect neither loses nor repeats lines. Each `log` event carries one log entry
 /// (its `id` is the SSE id); when the run is final and every log was sent, an `end` event with
-/// the run's status closes the stream.
+/// the run's status closes the stream. When the server shuts down (SIGTERM), the stream ends at
+/// once with an `end` event whose `reason` is `shutdown` (and `status` null): reconnect with
+/// `Last-Event-ID` to another server.
 pub async fn stream_logs(
     State(st): State<ApiState>,
     headers: HeaderMap,

@@ -14,13 +14,24 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use utoipa::OpenApi;
 
-/// `GET /api/health` (no auth, liveness): the process answers. Touches no backend.
-pub async fn health() -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// `GET /api/health` (no auth, liveness): the process answers, with the state of each of its
+/// roles (api, worker, scheduler, maintenance: `running`, `stopped` or `failed` with the
+/// error's kind, never its text). 503 when a role failed (the process is stopping). Touches no
+/// backend.
+pub async fn health(State(st): State<ApiState>) -> Response {
+    let roles = st.engine.roles();
+    let ok = roles.none_failed();
+    let code = match ok {
+        true => axum::http::StatusCode::OK,
+        false => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "failed" },
         "version": env!("CARGO_PKG_VERSION"),
         "commit": crate::GIT_COMMIT,
-    }))
+        "roles": roles.all(),
+    });
+    (code, Json(body)).into_response()
 }
 
 /// `GET /api/ready` (no auth, readiness): 200 when the store answers with every migration
@@ -311,7 +322,8 @@ fn handwritten_schemas() -> Value {
             "error": { "type": "string", "description": "stable snake_case code" },
             "detail": { "type": "string", "description": "what went wrong, naming the field" } } },
         "Health": { "type": "object", "properties": {
-            "status": { "type": "string" }, "version": { "type": "string" }, "commit": { "type": "string" } } },
+            "status": { "type": "string", "description": "ok, or failed when a role failed (503)" }, "version": { "type": "string" }, "commit": { "type": "string" },
+            "roles": { "type": "array", "description": "each role of the process: {role, state (running/stopped/failed), error_kind, since}", "items": { "type": "object" } } } },
         "Ready": obj("status (ready/not_ready) with a store and a queue check, each {ok, error?}"),
         "OpenApiDocument": obj("an OpenAPI 3 document"),
         "SystemStatus": obj("status, version, api_version, uptime_seconds, store, queue {ready, leased, delayed, dead}, scheduler {running_here, holder, leader, last_tick, last_error, next_fires}, git {pending_snapshots, commit_step}, workers, maintenance"),

@@ -4,7 +4,7 @@
 use super::Engine;
 use super::runner::TaskOutcome;
 use crate::error::{ErrorKind, Result};
-use crate::queue::Lease;
+use crate::queue::{Lease, RetryOutcome};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -100,9 +100,20 @@ impl Engine {
                 }
             }
         };
+        // A panic in the task is caught here: it counts as a failure of the task (poison after
+        // `max_attempts`), never as a lost lease that recovery would hand out forever.
         let work = async {
+            use futures::FutureExt;
+            let run = std::panic::AssertUnwindSafe(self.process(&lease)).catch_unwind();
             tokio::select! {
-                r = self.process(&lease) => Some(r),
+                r = run => Some(r.unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    Err(crate::Error::internal(format!("the task panicked: {what}")))
+                })),
                 _ = abort.cancelled() => None,
                 _ = lost.cancelled() => None,
             }
@@ -115,16 +126,20 @@ impl Engine {
         let done = match result {
             Some(Ok(TaskOutcome::Done)) => self.queue.complete(&lease).await,
             Some(Ok(TaskOutcome::Retry(at, reason))) => {
-                self.queue.retry(&lease, at, &reason).await.map(|_| ())
+                self.retry_or_bury(&lease, at, &reason).await
+            }
+            Some(Ok(TaskOutcome::Defer(at, _))) => self.queue.defer(&lease, at).await,
+            Some(Err(e)) if e.kind() == ErrorKind::Unavailable => {
+                // An outage is not the task's fault: hand it back with backoff, count nothing.
+                let at = crate::clock::add(now, self.outage_backoff(lease.task.released));
+                tracing::warn!(task = %lease.task.id, error = %e, %at, "a backing service is unavailable; the task is handed back");
+                self.queue.defer(&lease, at).await
             }
             Some(Err(e)) => {
-                tracing::warn!(task = %lease.task.id, error = %e, "task failed; it will be retried");
+                tracing::warn!(task = %lease.task.id, error = %e, failures = lease.task.failures + 1, "task failed; it will be retried");
                 let at =
                     crate::clock::add(now, self.config.retry_backoff.min(Duration::from_secs(5)));
-                self.queue
-                    .retry(&lease, at, &e.to_string())
-                    .await
-                    .map(|_| ())
+                self.retry_or_bury(&lease, at, &e.to_string()).await
             }
             None if lost.is_cancelled() => Ok(()),
             None => self.queue.release(&lease).await,
@@ -132,6 +147,26 @@ impl Engine {
         if let Err(e) = done {
             tracing::warn!(task = %lease.task.id, error = %e, "could not settle a task with the queue");
         }
+    }
+
+    /// Counts a failure of the task with the queue; when that moves it to the dead set, records
+    /// its final outcome in the store ([`Engine::bury`]).
+    async fn retry_or_bury(
+        &self,
+        lease: &Lease,
+        at: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> Result<()> {
+        if self.queue.retry(lease, at, reason).await? == RetryOutcome::Dead {
+            let mut task = lease.task.clone();
+            task.failures += 1;
+            if let Err(e) = self.bury(&task, reason).await {
+                // The task is dead but its outcome is not recorded: recovery queues it again
+                // (a new task with fresh counters), which is what we want while the store is down.
+                tracing::warn!(task = %lease.task.id, error = %e, "could not record a dead task's outcome");
+            }
+        }
+        Ok(())
     }
 
     /// Works until the queue has no deliverable task (tests, one-shot commands). Not for servers:

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::credentials::CredentialIndex;
 use crate::driver::DriverRegistry;
 use crate::error::Result;
-use crate::events::{Event, Events, Health};
+use crate::events::{Event, Events, Health, Roles};
 use crate::model::*;
 use crate::queue::{Queue, TaskKind, TaskSpec};
 use crate::snapshot::SnapshotSink;
@@ -50,7 +50,10 @@ pub struct EngineConfig {
     pub claim_wait: Duration,
     /// Attempts for a device whose failure is retryable (connection, timeout).
     pub device_attempts: u32,
-    /// Deliveries after which a task is given up even if no attempt finished (poison task).
+    /// Poison tasks: a task that failed (an error, a panic) this many times goes to the dead set
+    /// and its outcome is recorded ([`Engine::bury`]); a device task whose deliveries ended this
+    /// many times without being settled (its workers died on it) is recorded as failed.
+    /// Hand-backs (shutdown, an outage of the store or queue) do not count. Default 5.
     pub max_deliveries: u32,
     /// Delay before retrying a device.
     pub retry_backoff: Duration,
@@ -74,7 +77,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(60),
             claim_wait: Duration::from_secs(1),
             device_attempts: 2,
-            max_deliveries: 5,
+            max_deliveries: crate::queue::DEFAULT_MAX_FAILURES,
             retry_backoff: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             address_policy: crate::netpolicy::AddressPolicy::default().allow_loopback(true),
@@ -150,6 +153,7 @@ pub struct Engine {
     pub(crate) runs: RunCache,
     pub(crate) events: Events,
     pub(crate) health: Health,
+    pub(crate) roles: Roles,
     pub(crate) scheduler_status: crate::scheduler::SchedulerStatus,
 }
 
@@ -234,6 +238,7 @@ impl Engine {
             runs: RunCache::default(),
             events: Events::new(),
             health: Health::new(),
+            roles: Roles::new(),
             scheduler_status: Default::default(),
         }
     }
@@ -247,6 +252,12 @@ impl Engine {
     /// The status of the background work over this engine (maintenance steps).
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// The roles the process over this engine runs and their states (api, worker, scheduler,
+    /// maintenance), kept by whoever supervises them.
+    pub fn roles(&self) -> &Roles {
+        &self.roles
     }
 
     /// Writes log entries and publishes them.
@@ -376,7 +387,11 @@ impl Engine {
 
     pub(crate) fn device_task_spec(&self, run_id: RunId, device_id: DeviceId) -> TaskSpec {
         let mut spec = TaskSpec::new(TaskKind::Device { run_id, device_id });
-        spec.max_attempts = self.config.device_attempts.max(1);
+        spec.max_attempts = self
+            .config
+            .device_attempts
+            .max(self.config.max_deliveries)
+            .max(1);
         spec
     }
 

@@ -8,13 +8,35 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+/// One device being worked on, counted in a gauge until dropped.
+struct ActiveDevice<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> ActiveDevice<'a> {
+    fn enter(gauge: &'a std::sync::atomic::AtomicI64) -> Self {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ActiveDevice(gauge)
+    }
+}
+
+impl Drop for ActiveDevice<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How often a run waiting for an older run of its job (overlap `queue`) looks again.
+const OVERLAP_QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the worker should do with a task after running it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskOutcome {
     /// Done: complete it.
     Done,
-    /// A retryable failure: deliver it again at this time.
+    /// A retryable failure: deliver it again at this time (counts a failure of the task).
     Retry(DateTime<Utc>, String),
+    /// A backing service (store, queue, git) is unavailable: hand the task back untouched, to
+    /// be delivered again at this time. Counts no device attempt and no failure.
+    Defer(DateTime<Utc>, String),
 }
 
 /// Collects a device's log entries and writes them in one batch at the end.
@@ -64,12 +86,97 @@ struct DeviceOk {
 
 impl Engine {
     /// Runs one claimed task to its outcome. Errors are infrastructure failures (store down);
-    /// device failures are recorded as results and return `Done`.
+    /// device failures are recorded as results and return `Done`. An error of kind
+    /// `unavailable` (the store, the queue or the sink is down) never becomes a device's
+    /// result: it comes back as an error (or [`TaskOutcome::Defer`]) so the task is handed back.
     pub async fn process(&self, lease: &Lease) -> Result<TaskOutcome> {
         match lease.task.kind {
             TaskKind::StartRun { run_id } => self.start_run(run_id).await,
             TaskKind::Device { run_id, device_id } => {
-                self.run_device(run_id, device_id, lease.task.attempt).await
+                self.run_device(run_id, device_id, &lease.task).await
+            }
+        }
+    }
+
+    /// When a task handed back during an outage comes again: 1 s after the first hand-back,
+    /// doubling with each, at most `retry_backoff` (and at most a minute).
+    pub(crate) fn outage_backoff(&self, released: u32) -> std::time::Duration {
+        let cap = self.config.retry_backoff.clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(60),
+        );
+        std::time::Duration::from_secs(1u64 << released.min(6)).min(cap)
+    }
+
+    /// Records the final outcome of a task that went to the dead set (it failed or panicked
+    /// `max_attempts` times, or killed its workers `max_deliveries` times), so recovery does not
+    /// queue it again and its run can finish: a device gets one FAILED result (`internal`), a
+    /// run that could not start fails.
+    pub async fn bury(&self, task: &crate::queue::Task, reason: &str) -> Result<()> {
+        let now = self.clock.now();
+        match task.kind {
+            TaskKind::StartRun { run_id } => {
+                let msg = format!(
+                    "the run's start task failed {} times: {reason}",
+                    task.failures
+                );
+                if self
+                    .stores
+                    .runs
+                    .finish_run(run_id, RunStatus::FailedError, now, Some(&msg))
+                    .await?
+                {
+                    self.metrics.run_finished(RunStatus::FailedError);
+                    self.run_finished(run_id, RunStatus::FailedError);
+                }
+                tracing::error!(
+                    run = run_id,
+                    reason,
+                    "run start task is poison; the run failed"
+                );
+                Ok(())
+            }
+            TaskKind::Device { run_id, device_id } => {
+                let run = match self.stores.runs.get_run(run_id).await {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let r = DeviceResult {
+                    id: 0,
+                    run_id,
+                    job_id: run.job_id,
+                    device_id,
+                    status: DeviceStatus::Failed,
+                    error_kind: Some(ErrorKind::Internal),
+                    message: Some(format!(
+                        "the device's task failed {} time(s) and was given up (poison task): {reason}",
+                        task.failures.max(1)
+                    )),
+                    duration_ms: 0,
+                    credential_id: None,
+                    snapshot_id: None,
+                    changed: None,
+                    output: None,
+                    attempt: task.failures.max(1),
+                    started_at: now,
+                    finished_at: now,
+                };
+                tracing::error!(
+                    run = run_id,
+                    device = device_id,
+                    reason,
+                    "device task is poison; recorded as failed"
+                );
+                let outcome = self.stores.results.record_result(&r).await?;
+                if outcome.inserted {
+                    self.events.publish(crate::events::Event::Result(r));
+                    self.metrics.device_done(false, 0);
+                    if outcome.counts.is_complete() {
+                        self.finish(run_id, run.job_id, outcome.counts).await?;
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -145,6 +252,25 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        if run.status == RunStatus::Queued && job.overlap == OverlapPolicy::Queue {
+            // Overlap `queue`: wait until every older active run of the job has finished.
+            let older = self
+                .stores
+                .runs
+                .active_runs()
+                .await?
+                .into_iter()
+                .filter(|r| r.job_id == job.id && r.id < run.id)
+                .map(|r| r.id)
+                .min();
+            if let Some(active) = older {
+                let at = crate::clock::add(self.clock.now(), OVERLAP_QUEUE_POLL);
+                return Ok(TaskOutcome::Defer(
+                    at,
+                    format!("waiting for run {active} of the job (overlap queue)"),
+                ));
+            }
+        }
         let run = if run.status == RunStatus::Queued {
             let ids = self.resolve_targets(&job).await?;
             let started = self
@@ -286,8 +412,12 @@ impl Engine {
         &self,
         run_id: RunId,
         device_id: DeviceId,
-        attempt: u32,
+        task: &crate::queue::Task,
     ) -> Result<TaskOutcome> {
+        // Device attempts, not deliveries: a task handed back (shutdown, outage) or redelivered
+        // uses up no attempt.
+        let attempt = task.failures.saturating_add(1);
+        let lost = task.lost_deliveries();
         if self
             .stores
             .results
@@ -312,16 +442,15 @@ impl Engine {
         };
         let started_at = self.clock.now();
         let started = Instant::now();
-        let outcome = if attempt > self.config.max_deliveries {
+        let outcome = if lost >= self.config.max_deliveries {
             Err(Error::internal(format!(
-                "gave up after {} deliveries without a finished attempt",
-                attempt - 1
+                "gave up: {lost} deliveries ended without a finished attempt (the worker died \
+                 working on this device)"
             )))
         } else {
-            self.metrics
-                .active_devices
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let r = tokio::time::timeout(
+            // Counted down on drop, so a panicking or aborted device does not stay "active".
+            let _active = ActiveDevice::enter(&self.metrics.active_devices);
+            tokio::time::timeout(
                 self.config.device_timeout,
                 self.work_device(&run, device_id, attempt, &mut log),
             )
@@ -331,14 +460,26 @@ impl Engine {
                     "device did not finish within {} s",
                     self.config.device_timeout.as_secs()
                 )))
-            });
-            self.metrics
-                .active_devices
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            r
+            })
         };
         let ms = started.elapsed().as_millis() as u64;
         let finished_at = self.clock.now();
+        if let Err(e) = &outcome
+            && e.kind() == ErrorKind::Unavailable
+        {
+            // The store, the queue or the sink is down: not the device's fault. Hand the task
+            // back with backoff; no result, no attempt used.
+            let at = crate::clock::add(finished_at, self.outage_backoff(task.released));
+            tracing::warn!(run = run_id, device = device_id, error = %e, %at, "a backing service is unavailable; the device task is handed back");
+            log.push(
+                LogLevel::Warning,
+                LogKind::Job,
+                format!("backing service unavailable ({}); retrying at {at} (not counted as a device attempt)", e.message()),
+                serde_json::json!({ "error_kind": e.kind(), "attempt": attempt }),
+            );
+            log.flush().await;
+            return Ok(TaskOutcome::Defer(at, e.to_string()));
+        }
         let result = match outcome {
             Ok(ok) => DeviceResult {
                 id: 0,

@@ -15,7 +15,8 @@ enum State {
     Ready,
     Delayed(DateTime<Utc>),
     Leased(DateTime<Utc>),
-    Dead,
+    /// Since when.
+    Dead(DateTime<Utc>),
 }
 
 #[derive(Debug)]
@@ -154,6 +155,8 @@ impl Queue for MemoryQueue {
             dedupe_key: spec.dedupe_key.clone(),
             attempt: 0,
             max_attempts: spec.max_attempts.max(1),
+            failures: 0,
+            released: 0,
         };
         let state = match spec.run_at {
             Some(at) if at > now => {
@@ -217,10 +220,15 @@ impl Queue for MemoryQueue {
     }
 
     async fn retry(&self, lease: &Lease, at: DateTime<Utc>, reason: &str) -> Result<RetryOutcome> {
+        let now = self.clock.now();
         let mut g = self.lock();
-        let e = g.live(lease)?;
-        let dead = e.task.attempt >= e.task.max_attempts;
+        g.live(lease)?;
         g.unlease(&lease.task.id);
+        let Some(e) = g.tasks.get_mut(&lease.task.id) else {
+            return Err(Error::stale(format!("task {} is gone", lease.task.id)));
+        };
+        e.task.failures += 1;
+        let dead = e.task.failures >= e.task.max_attempts;
         if dead {
             tracing::warn!(task = %lease.task.id, reason, "task used all its attempts; moved to dead set");
             let dedupe = g
@@ -231,7 +239,7 @@ impl Queue for MemoryQueue {
                 g.dedupe.remove(&k);
             }
             if let Some(e) = g.tasks.get_mut(&lease.task.id) {
-                e.state = State::Dead;
+                e.state = State::Dead(now);
             }
             return Ok(RetryOutcome::Dead);
         }
@@ -250,11 +258,40 @@ impl Queue for MemoryQueue {
         g.unlease(&lease.task.id);
         if let Some(e) = g.tasks.get_mut(&lease.task.id) {
             e.state = State::Ready;
+            e.task.released += 1;
         }
         g.ready.push_front(lease.task.id.clone());
         drop(g);
         self.notify.notify_one();
         Ok(())
+    }
+
+    async fn defer(&self, lease: &Lease, at: DateTime<Utc>) -> Result<()> {
+        let mut g = self.lock();
+        g.live(lease)?;
+        g.unlease(&lease.task.id);
+        if let Some(e) = g.tasks.get_mut(&lease.task.id) {
+            e.state = State::Delayed(at);
+            e.task.released += 1;
+        }
+        g.delayed.insert((at, lease.task.id.clone()));
+        drop(g);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    async fn prune_dead(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut g = self.lock();
+        let old: Vec<String> = g
+            .tasks
+            .iter()
+            .filter(|(_, e)| matches!(e.state, State::Dead(at) if at < before))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &old {
+            g.remove(id);
+        }
+        Ok(old.len() as u64)
     }
 
     async fn reap_expired(&self) -> Result<u64> {
@@ -288,7 +325,7 @@ impl Queue for MemoryQueue {
                 State::Ready => s.ready += 1,
                 State::Delayed(_) => s.delayed += 1,
                 State::Leased(_) => s.leased += 1,
-                State::Dead => s.dead += 1,
+                State::Dead(_) => s.dead += 1,
             }
         }
         Ok(s)

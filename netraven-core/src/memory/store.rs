@@ -803,6 +803,14 @@ impl SnapshotStore for MemoryStore {
         Ok(())
     }
 
+    async fn last_commit_id(&self) -> Result<Option<String>> {
+        let g = self.lock();
+        Ok(g.snapshots
+            .values()
+            .rev()
+            .find_map(|s| s.meta.commit_id.clone()))
+    }
+
     async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>> {
         let g = self.lock();
         let mut latest: BTreeMap<DeviceId, &Snapshot> = BTreeMap::new();

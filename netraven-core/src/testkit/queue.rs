@@ -44,6 +44,10 @@ where
     delayed_run_at(q.await, c).await;
     let (c, q) = fresh();
     concurrent_claimers_never_share_a_task(q.await, c).await;
+    let (c, q) = fresh();
+    hand_backs_count_no_failure(q.await, c).await;
+    let (c, q) = fresh();
+    dead_tasks_are_pruned_after_retention(q.await, c).await;
 }
 
 /// A task goes in, comes out once with attempt 1, and is gone after completion.
@@ -300,4 +304,86 @@ pub async fn concurrent_claimers_never_share_a_task(q: Arc<dyn Queue>, _clock: A
         all.len()
     );
     assert_eq!(unique.len(), 200, "a task was delivered twice");
+}
+
+/// Releases and deferrals (shutdown, an outage) count no failure: a task with `max_attempts`
+/// 2 handed back three times is still not dead after one failure; deferral delays it; the
+/// counters come back with the task.
+pub async fn hand_backs_count_no_failure(q: Arc<dyn Queue>, clock: Arc<ManualClock>) {
+    let mut spec = dev(9, 1);
+    spec.max_attempts = 2;
+    q.enqueue(spec).await.expect("enqueue");
+    for _ in 0..2 {
+        let l = q
+            .claim("w", LEASE, NOW)
+            .await
+            .expect("claim")
+            .expect("task");
+        q.release(&l).await.expect("release");
+    }
+    let l = q
+        .claim("w", LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("task");
+    q.defer(&l, clock.now() + chrono::Duration::seconds(30))
+        .await
+        .expect("defer");
+    assert!(
+        q.claim("w", LEASE, NOW).await.expect("claim").is_none(),
+        "a deferred task was delivered before its time"
+    );
+    clock.advance(Duration::from_secs(31));
+    q.reap_expired().await.expect("reap");
+    let l = q
+        .claim("w", LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("task");
+    assert_eq!(
+        (l.task.attempt, l.task.failures, l.task.released),
+        (4, 0, 3)
+    );
+    assert_eq!(l.task.lost_deliveries(), 0);
+    assert_eq!(
+        q.retry(&l, clock.now(), "e").await.expect("retry"),
+        RetryOutcome::Scheduled,
+        "hand-backs were counted as failures"
+    );
+    clock.advance(Duration::from_secs(1));
+    q.reap_expired().await.expect("reap");
+    let l = q
+        .claim("w", LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("task");
+    assert_eq!(l.task.failures, 1);
+    assert_eq!(
+        q.retry(&l, clock.now(), "e").await.expect("retry"),
+        RetryOutcome::Dead
+    );
+}
+
+/// Dead tasks older than the retention are removed; younger ones stay.
+pub async fn dead_tasks_are_pruned_after_retention(q: Arc<dyn Queue>, clock: Arc<ManualClock>) {
+    for d in 0..2 {
+        let mut spec = dev(10, d);
+        spec.max_attempts = 1;
+        q.enqueue(spec).await.expect("enqueue");
+        let l = q
+            .claim("w", LEASE, NOW)
+            .await
+            .expect("claim")
+            .expect("task");
+        assert_eq!(
+            q.retry(&l, clock.now(), "e").await.expect("retry"),
+            RetryOutcome::Dead
+        );
+        clock.advance(Duration::from_secs(3600));
+    }
+    assert_eq!(q.stats().await.expect("stats").dead, 2);
+    let cutoff = clock.now() - chrono::Duration::seconds(5400);
+    assert_eq!(q.prune_dead(cutoff).await.expect("prune"), 1);
+    assert_eq!(q.stats().await.expect("stats").dead, 1);
+    assert_eq!(q.prune_dead(cutoff).await.expect("prune again"), 0);
 }

@@ -1,9 +1,14 @@
 -- Claims the next ready task for a worker.
 -- ARGV: prefix, worker, now_ms, lease_ms, promote_limit
--- Returns nil, or {id, kind, dedupe, attempt, max_attempts, expires_ms}.
+-- Returns nil, or {id, kind, dedupe, attempt, max_attempts, expires_ms, failures, released}.
 local p = ARGV[1]
 local worker = ARGV[2]
 local now = tonumber(ARGV[3])
+if now < 0 then
+  -- The server's clock (TIME) decides, not the caller's.
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local lease_ms = tonumber(ARGV[4])
 local ready = p .. 'ready'
 local delayed = p .. 'delayed'
@@ -23,13 +28,13 @@ while true do
     return nil
   end
   local key = p .. 'task:' .. id
-  local f = redis.call('HMGET', key, 'kind', 'dedupe', 'max', 'state')
+  local f = redis.call('HMGET', key, 'kind', 'dedupe', 'max', 'state', 'failures', 'released')
   if f[1] and f[4] == 'ready' then
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     local expires = now + lease_ms
     redis.call('HSET', key, 'state', 'leased', 'worker', worker)
     redis.call('ZADD', p .. 'leases', expires, id)
-    return {id, f[1], f[2], attempt, f[3], expires}
+    return {id, f[1], f[2], attempt, f[3], expires, tonumber(f[5] or '0'), tonumber(f[6] or '0')}
   end
   -- A task whose body is gone (lost data) or that is not ready: drop the stray id.
   redis.call('LREM', inflight, 1, id)

@@ -17,6 +17,11 @@ if dk ~= '' then
 end
 local run_at = tonumber(ARGV[6])
 local now = tonumber(ARGV[7])
+if now < 0 then
+  -- The server's clock (TIME) decides, not the caller's.
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local state = 'ready'
 if run_at > now then
   state = 'delayed'

@@ -4,6 +4,11 @@
 -- Returns {expired, promoted}.
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
+if now < 0 then
+  -- The server's clock (TIME) decides, not the caller's.
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local limit = tonumber(ARGV[3])
 local leases = p .. 'leases'
 local ready = p .. 'ready'

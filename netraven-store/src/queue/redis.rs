@@ -6,17 +6,18 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P task:<id>` | hash | `kind` (JSON), `dedupe`, `attempt`, `max`, `state`, `worker`, `error` |
+//! | `P task:<id>` | hash | `kind` (JSON), `dedupe`, `attempt`, `max`, `failures`, `released`, `state`, `worker`, `error` |
 //! | `P ready` | list | ids deliverable now (pushed left, claimed from the right: FIFO) |
 //! | `P inflight:<worker>` | list | ids a worker holds (moved there atomically by `LMOVE`) |
 //! | `P leases` | sorted set | leased ids, score = lease expiry (ms since the epoch) |
 //! | `P delayed` | sorted set | ids waiting for their time (retry backoff, `run_at`), score = due ms |
-//! | `P dead` | sorted set | ids that used all their attempts, score = when |
+//! | `P dead` | sorted set | ids whose failures reached their limit, score = when (removed after the retention period by [`Queue::prune_dead`]) |
 //! | `P dedupe:<key>` | string | the id of the live task holding a dedupe key |
 //!
 //! Every state change is one Lua script (`*.lua` beside this file), so it is atomic. Times come
 //! from the [`Clock`] given to the constructor and are passed to the scripts, so tests can drive
-//! lease expiry with a manual clock. Task ids are random UUIDs, never a counter: after Redis lost
+//! lease expiry with a manual clock — or, with [`RedisQueueOptions::server_time`] (what the
+//! server uses), from the Redis server's `TIME`, one clock for every worker. Task ids are random UUIDs, never a counter: after Redis lost
 //! its data a new task can never take the id (and so the fencing token) of an old lease.
 //!
 //! # Fencing
@@ -50,6 +51,7 @@ const ENQUEUE_LUA: &str = include_str!("enqueue.lua");
 const CLAIM_LUA: &str = include_str!("claim.lua");
 const SETTLE_LUA: &str = include_str!("settle.lua");
 const REAP_LUA: &str = include_str!("reap.lua");
+const PRUNE_LUA: &str = include_str!("prune.lua");
 
 /// Longest single blocking pop; a claim with a longer `wait` blocks in slices of this.
 const BLOCK_SLICE: Duration = Duration::from_secs(1);
@@ -67,6 +69,12 @@ pub struct RedisQueueOptions {
     pub max_idle_blocking: usize,
     /// Most delayed tasks promoted, or expired leases reaped, by one script call.
     pub batch_limit: u32,
+    /// Lease expiry (claims, extensions, reaping, the dead set's times) decided by the Redis
+    /// server's clock (`TIME` inside the scripts) instead of the [`Clock`] given to the
+    /// constructor, so workers whose clocks disagree never reap each other's live leases. Off by
+    /// default (tests drive leases with a manual clock); the server turns it on. Retry and
+    /// `run_at` times still come from the caller's clock.
+    pub server_time: bool,
 }
 
 impl Default for RedisQueueOptions {
@@ -76,6 +84,7 @@ impl Default for RedisQueueOptions {
             response_timeout: Duration::from_secs(5),
             max_idle_blocking: 32,
             batch_limit: 1000,
+            server_time: false,
         }
     }
 }
@@ -85,6 +94,7 @@ struct Scripts {
     claim: r::Script,
     settle: r::Script,
     reap: r::Script,
+    prune: r::Script,
 }
 
 /// A [`Queue`] on Redis with leases, attempt fencing, delays, dedupe keys and a dead set, under a
@@ -144,8 +154,9 @@ fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// The claim script's reply: id, kind JSON, dedupe key, attempt, max attempts, expiry ms.
-type ClaimReply = Option<(String, String, String, u32, u32, i64)>;
+/// The claim script's reply: id, kind JSON, dedupe key, attempt, max attempts, expiry ms,
+/// failures, releases.
+type ClaimReply = Option<(String, String, String, u32, u32, i64, u32, u32)>;
 
 impl RedisQueue {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); every key starts with `prefix`
@@ -192,6 +203,7 @@ impl RedisQueue {
                 claim: r::Script::new(CLAIM_LUA),
                 settle: r::Script::new(SETTLE_LUA),
                 reap: r::Script::new(REAP_LUA),
+                prune: r::Script::new(PRUNE_LUA),
             },
             blocking: Mutex::new(Vec::new()),
         };
@@ -202,6 +214,15 @@ impl RedisQueue {
             .map_err(redis_err)?;
         tracing::debug!(prefix = %q.prefix, "redis queue connected");
         Ok(q)
+    }
+
+    /// `now` for a script: the caller's clock in ms, or -1 (the script reads Redis `TIME`).
+    fn now_arg(&self) -> i64 {
+        if self.options.server_time {
+            -1
+        } else {
+            to_ms(self.clock.now())
+        }
     }
 
     /// The key prefix (ends with `:`).
@@ -243,7 +264,7 @@ impl RedisQueue {
     }
 
     async fn try_claim(&self, worker_id: &str, lease_for: Duration) -> Result<Option<Lease>> {
-        let now = to_ms(self.clock.now());
+        let now = self.now_arg();
         let mut conn = self.conn().await?;
         let reply: ClaimReply = self
             .scripts
@@ -257,7 +278,8 @@ impl RedisQueue {
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        let Some((id, kind, dedupe, attempt, max_attempts, expires)) = reply else {
+        let Some((id, kind, dedupe, attempt, max_attempts, expires, failures, released)) = reply
+        else {
             return Ok(None);
         };
         let kind: TaskKind = serde_json::from_str(&kind).map_err(|e| {
@@ -272,6 +294,8 @@ impl RedisQueue {
                 dedupe_key: (!dedupe.is_empty()).then_some(dedupe),
                 attempt,
                 max_attempts,
+                failures,
+                released,
             },
             worker_id: worker_id.to_string(),
             expires_at: from_ms(expires),
@@ -302,7 +326,7 @@ impl RedisQueue {
     }
 
     async fn settle(&self, lease: &Lease, op: &str, arg: i64, reason: &str) -> Result<Vec<i64>> {
-        let now = to_ms(self.clock.now());
+        let now = self.now_arg();
         let mut conn = self.conn().await?;
         let reply: Vec<i64> = self
             .scripts
@@ -393,7 +417,11 @@ impl Queue for RedisQueue {
             .arg(spec.dedupe_key.as_deref().unwrap_or(""))
             .arg(spec.max_attempts.max(1))
             .arg(run_at)
-            .arg(to_ms(now))
+            .arg(if self.options.server_time {
+                -1
+            } else {
+                to_ms(now)
+            })
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
@@ -457,8 +485,37 @@ impl Queue for RedisQueue {
         self.settle(lease, "release", 0, "").await.map(|_| ())
     }
 
+    async fn defer(&self, lease: &Lease, at: DateTime<Utc>) -> Result<()> {
+        self.settle(lease, "defer", to_ms(at), "").await.map(|_| ())
+    }
+
+    async fn prune_dead(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let mut conn = self.conn().await?;
+            let n: u64 = self
+                .scripts
+                .prune
+                .prepare_invoke()
+                .arg(&self.prefix)
+                .arg(to_ms(before))
+                .arg(self.options.batch_limit)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_err)?;
+            total += n;
+            if n < u64::from(self.options.batch_limit) {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(prefix = %self.prefix, removed = total, "removed dead tasks past their retention");
+        }
+        Ok(total)
+    }
+
     async fn reap_expired(&self) -> Result<u64> {
-        let now = to_ms(self.clock.now());
+        let now = self.now_arg();
         let mut total = 0u64;
         loop {
             let mut conn = self.conn().await?;

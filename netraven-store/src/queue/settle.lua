@@ -4,6 +4,8 @@
 --   op = 'complete'                    -> {1}
 --   op = 'retry'    arg = run_at_ms    -> {1} scheduled, {2} dead
 --   op = 'release'                     -> {1}
+--   op = 'defer'    arg = run_at_ms    -> {1}
+-- retry counts a failure (dead once failures reach max); release and defer count a hand-back.
 -- Returns {-1} when the lease was lost (stale).
 local p = ARGV[1]
 local id = ARGV[2]
@@ -14,6 +16,11 @@ if not f[1] or f[2] ~= 'leased' or f[1] ~= ARGV[3] then
 end
 local op = ARGV[4]
 local now = tonumber(ARGV[5])
+if now < 0 then
+  -- The server's clock (TIME) decides, not the caller's.
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local leases = p .. 'leases'
 if op == 'extend' then
   local expires = now + tonumber(ARGV[6])
@@ -37,7 +44,8 @@ if op == 'complete' then
   redis.call('DEL', key)
   return {1}
 elseif op == 'retry' then
-  if tonumber(f[1]) >= tonumber(f[5]) then
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  if failures >= tonumber(f[5]) then
     release_dedupe()
     redis.call('HSET', key, 'state', 'dead', 'error', ARGV[7])
     redis.call('HDEL', key, 'worker')
@@ -48,7 +56,14 @@ elseif op == 'retry' then
   redis.call('HDEL', key, 'worker')
   redis.call('ZADD', p .. 'delayed', tonumber(ARGV[6]), id)
   return {1}
+elseif op == 'defer' then
+  redis.call('HINCRBY', key, 'released', 1)
+  redis.call('HSET', key, 'state', 'delayed')
+  redis.call('HDEL', key, 'worker')
+  redis.call('ZADD', p .. 'delayed', tonumber(ARGV[6]), id)
+  return {1}
 elseif op == 'release' then
+  redis.call('HINCRBY', key, 'released', 1)
   redis.call('HSET', key, 'state', 'ready')
   redis.call('HDEL', key, 'worker')
   redis.call('RPUSH', p .. 'ready', id)

@@ -53,6 +53,13 @@ pub trait Dialect: Clone + Debug + Send + Sync + 'static {
     /// `Arg::Ids` or `Arg::Texts`).
     fn in_list(expr: &str, placeholder: &str) -> String;
 
+    /// SQL for the database server's current time when leases are decided by the database's
+    /// clock (one clock for every process, whatever their own clocks say); `None` uses the
+    /// caller's `now`.
+    fn lease_clock(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Runs a query on the pool and returns every row.
     fn fetch_all(&self, q: Sql) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
     /// Runs a query on the pool and returns the first row, if any.

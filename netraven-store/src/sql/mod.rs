@@ -109,7 +109,12 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
                     "5" | "6" | "517" | "773" | "261"
                     // PostgreSQL: serialization failure, deadlock, shutdown, too many connections
                     | "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
-                ) || code.starts_with("08");
+                    // PostgreSQL: the database was dropped or renamed away, or does not
+                    // exist (yet): an outage of the store, not a bug
+                    | "57P04" | "3D000"
+                ) || code.starts_with("08")
+                    // PostgreSQL: the database refuses connections (ALLOW_CONNECTIONS false)
+                    || (code == "55000" && d.message().contains("accepting connections"));
                 if transient {
                     Error::unavailable(format!("database busy or unavailable ({})", d.message()))
                 } else {

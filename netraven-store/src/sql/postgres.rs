@@ -75,6 +75,7 @@ impl SqlRow for PgRow {
 pub struct PostgresBackend {
     pool: sqlx::PgPool,
     schema: String,
+    server_clock: bool,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -94,6 +95,10 @@ impl Dialect for PostgresBackend {
     /// Membership in a list bound as one array parameter.
     fn in_list(expr: &str, placeholder: &str) -> String {
         format!("{expr} = ANY({placeholder})")
+    }
+
+    fn lease_clock(&self) -> Option<&'static str> {
+        self.server_clock.then_some("clock_timestamp()")
     }
 
     async fn fetch_all(&self, q: Sql) -> Result<Vec<PgRow>> {
@@ -155,6 +160,11 @@ pub struct PostgresOptions {
     /// the schema as it is, e.g. to ask [`SchemaStore::schema_status`] whether migrations are
     /// pending.
     pub migrate: bool,
+    /// Decide lease expiry ([`LeaseStore`](netraven_core::store::LeaseStore): the scheduler,
+    /// maintenance and git writer leases) by the database server's clock instead of the `now`
+    /// each caller passes, so processes whose clocks disagree never both hold a lease. Off by
+    /// default (tests drive leases with a manual clock); the server turns it on.
+    pub server_clock: bool,
 }
 
 impl Default for PostgresOptions {
@@ -164,6 +174,7 @@ impl Default for PostgresOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             migrate: true,
+            server_clock: false,
         }
     }
 }
@@ -221,6 +232,7 @@ impl PostgresStore {
             db: PostgresBackend {
                 pool,
                 schema: options.schema,
+                server_clock: options.server_clock,
             },
             cipher,
             unreadable_seen: Default::default(),

@@ -212,6 +212,17 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
         D::commit(tx).await
     }
 
+    async fn last_commit_id(&self) -> Result<Option<String>> {
+        let row = self
+            .db
+            .fetch_optional(Sql::new(
+                "SELECT commit_id FROM snapshots WHERE commit_id IS NOT NULL \
+                 ORDER BY id DESC LIMIT 1",
+            ))
+            .await?;
+        row.map(|r| r.text("commit_id")).transpose()
+    }
+
     async fn search_latest(&self, needle: &str, page: Page) -> Result<Paged<SnapshotMeta>> {
         let from = format!(
             " FROM snapshot_latest l JOIN snapshot_contents c ON c.snapshot_id = l.snapshot_id \

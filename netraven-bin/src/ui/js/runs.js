@@ -207,7 +207,7 @@
           <label v-if="j.stype === 'cron'">Time zone<input data-testid="job-timezone" v-model="j.timezone" list="nr-zones"><datalist id="nr-zones"><option v-for="z in zones" :key="z" :value="z"></option></datalist></label>
           <label v-if="j.stype === 'once'">At (your time)<input type="datetime-local" data-testid="job-once-at" v-model="j.at"></label>
           <label class="check"><input type="checkbox" data-testid="job-enabled" v-model="j.enabled"> enabled</label>
-          <label>If still running<select data-testid="job-overlap" v-model="j.overlap"><option value="forbid">skip the fire</option><option value="allow">run anyway</option></select></label>
+          <label>If still running<select data-testid="job-overlap" v-model="j.overlap"><option value="forbid">skip the fire</option><option value="allow">run anyway</option><option value="queue">wait for it</option></select></label>
           <label>Missed fires<select data-testid="job-missed" v-model="j.missed"><option value="run_once">run once</option><option value="skip">skip</option></select></label>
         </div>
         <div data-testid="job-next-fires" class="small">
