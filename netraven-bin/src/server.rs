@@ -120,6 +120,7 @@ pub async fn serve_node(
     node.nr.start();
     let (n, stop) = (node.clone(), node.nr.shutdown_token());
     netraven::integrations::start_notifier(&node.nr, &node.config.notify, stop.clone())?;
+    start_syslog(&node, stop.clone()).await?;
     let api = tokio::spawn(async move {
         let r = run_api(&n, listener, stop.clone()).await;
         stop.cancel();
@@ -136,7 +137,24 @@ pub async fn serve_node(
 pub async fn api(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "api", true).await?;
     let listener = bind(cfg).await?;
+    start_syslog(&node, shutdown.clone()).await?;
     run_api(&node, listener, shutdown).await
+}
+
+/// Starts the syslog listener (`[syslog]`) when it is configured: run by the roles that face
+/// the network, `serve` and `api`.
+pub async fn start_syslog(node: &Node, shutdown: CancellationToken) -> Result<()> {
+    if let Some((udp, tcp)) = netraven::syslog::start(
+        &node.nr,
+        &node.config.syslog,
+        node.config.platforms_dir.as_deref(),
+        shutdown,
+    )
+    .await?
+    {
+        tracing::info!(?udp, ?tcp, "syslog listener started");
+    }
+    Ok(())
 }
 
 /// `netraven scheduler`: the scheduler and maintenance (recovery, git writer, log pruning). Any
