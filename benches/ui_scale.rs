@@ -181,6 +181,7 @@ async fn seed(data: &Path, devices: usize, snaps: usize) {
                         // Content stays in the store; the id only marks it committed so the
                         // server's git writer leaves it alone.
                         commit_id: Some(format!("{:040x}", r + 1)),
+                        author: None,
                     };
                     let snap = store
                         .insert_snapshot(&Snapshot {

@@ -72,6 +72,9 @@ pub struct Config {
     pub logs: LogConfig,
     /// Notifications: webhooks and e-mail (`[notify]`, used with the feature `integrations`).
     pub notify: netraven_core::notify::NotifySettings,
+    /// The syslog listener (`[syslog]`): configuration changes reported by devices queue a
+    /// backup of them. Off unless `listen` is set.
+    pub syslog: netraven_core::triggers::SyslogSettings,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             platforms_dir: None,
             logs: LogConfig::default(),
             notify: Default::default(),
+            syslog: Default::default(),
         }
     }
 }
@@ -360,6 +364,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("NETRAVEN_PLATFORMS_DIR", "platforms_dir"),
     ("NETRAVEN_LOG_RETENTION_DAYS", "logs.retention_days"),
     ("NETRAVEN_LOG_FORMAT", "logs.format"),
+    ("NETRAVEN_SYSLOG_LISTEN", "syslog.listen"),
 ];
 
 impl Config {

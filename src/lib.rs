@@ -43,3 +43,6 @@ pub use builder::{Builder, Netraven, SinkLayer, postgres_pool_size, shutdown_on_
 #[cfg(all(feature = "sim", feature = "store"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "sim", feature = "store"))))]
 pub mod demo;
+#[cfg(all(feature = "drivers", feature = "store"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "drivers", feature = "store"))))]
+pub mod syslog;

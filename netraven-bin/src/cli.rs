@@ -74,6 +74,12 @@ pub enum Command {
         /// Make every device's config change on every fetch.
         #[arg(long)]
         changing: bool,
+        /// Prompt template replacing the platform's (`{hostname}`, `{user}`, `{mode}` for the
+        /// mode character, `{count}`), e.g. `'{hostname}{mode} '` for a Junos prompt without
+        /// `user@` or `'bash-5.1{mode} '` for a Linux PS1: a configured prompt the platform's
+        /// pattern may not match, which the driver learns.
+        #[arg(long)]
+        prompt: Option<String>,
     },
     /// Back up every device of a CSV inventory into a git repository, once.
     Backup {
@@ -276,6 +282,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
             config_size,
             legacy_kex,
             changing,
+            prompt,
         } => {
             let mut sim = netraven::demo::sim_config(
                 devices,
@@ -285,6 +292,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 legacy_kex,
                 changing,
             );
+            sim.prompt = prompt;
             // User platform files can be simulated too (and replace built-ins by name).
             if let Some(dir) = cfg.platforms_dir.as_deref() {
                 sim.custom_platforms = netraven_drivers::platform::load_platform_dir(dir)?;

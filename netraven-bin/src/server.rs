@@ -122,6 +122,7 @@ pub async fn serve_node(
     node.nr.start();
     let (n, stop) = (node.clone(), node.nr.shutdown_token());
     netraven::integrations::start_notifier(&node.nr, &node.config.notify, stop.clone())?;
+    start_syslog(&node, stop.clone()).await?;
     node.nr
         .spawn_role("api", async move { run_api(&n, listener, stop).await });
     node.nr.stop_on(shutdown).await
@@ -132,9 +133,26 @@ pub async fn api(cfg: &Config, shutdown: CancellationToken) -> Result<()> {
     let node = build(cfg, "api", true).await?;
     let listener = bind(cfg).await?;
     let (n, stop) = (node.clone(), node.nr.shutdown_token());
+    start_syslog(&node, stop.clone()).await?;
     node.nr
         .spawn_role("api", async move { run_api(&n, listener, stop).await });
     node.nr.stop_on(shutdown).await
+}
+
+/// Starts the syslog listener (`[syslog]`) when it is configured: run by the roles that face
+/// the network, `serve` and `api`.
+pub async fn start_syslog(node: &Node, shutdown: CancellationToken) -> Result<()> {
+    if let Some((udp, tcp)) = netraven::syslog::start(
+        &node.nr,
+        &node.config.syslog,
+        node.config.platforms_dir.as_deref(),
+        shutdown,
+    )
+    .await?
+    {
+        tracing::info!(?udp, ?tcp, "syslog listener started");
+    }
+    Ok(())
 }
 
 /// `netraven scheduler`: the scheduler and maintenance (recovery, git writer, log pruning). Any

@@ -79,6 +79,17 @@ pub trait Driver: Send + Sync + Debug + 'static {
     ) -> Result<Box<dyn Session>>;
     /// Checks that the device answers (TCP and SSH banner) within `timeout`, without logging in.
     async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration>;
+    /// How much slower than usual this platform is: the engine multiplies every deadline of a
+    /// device of it (connect, each command, the whole device) by this, unless the device sets
+    /// its own `timeout_multiplier`. Default 1.
+    fn timeout_multiplier(&self) -> f64 {
+        1.0
+    }
+    /// Who last changed the configuration, as the raw (not yet normalised) backup says (IOS
+    /// `! Last configuration change at … by USER`), if the platform says so. Default: `None`.
+    fn change_author(&self, _raw: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A logged-in session on a device.
@@ -109,6 +120,11 @@ pub trait Session: Send + Debug {
     async fn fetch_config(&mut self, timeout: Duration) -> Result<String>;
     /// Logs out and closes the connection.
     async fn close(self: Box<Self>) -> Result<()>;
+    /// Takes what the session noticed that belongs in the device's log (e.g. "the prompt was
+    /// learned"); the engine logs each after login. Default: nothing.
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Maps platform names (and aliases) to drivers.
@@ -330,6 +346,14 @@ impl Driver for Decorated {
     async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration> {
         self.inner.probe(device, timeout).await
     }
+
+    fn timeout_multiplier(&self) -> f64 {
+        self.inner.timeout_multiplier()
+    }
+
+    fn change_author(&self, raw: &str) -> Option<String> {
+        self.inner.change_author(raw)
+    }
 }
 
 /// The session of a [`Decorated`] driver.
@@ -374,6 +398,10 @@ impl Session for DecoratedSession {
             config = f(config)?;
         }
         Ok(config)
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        self.inner.take_notes()
     }
 
     async fn close(self: Box<Self>) -> Result<()> {

@@ -4,7 +4,8 @@
 //! CSV columns (header required, case-insensitive, any order): `hostname`, `address`,
 //! `platform` (required), `port` (default 22), `tags` (separated by `;` or `|`), `description`,
 //! `serial`, `model`, `enabled` (`true`/`false`, default true), `legacy_ssh` (`true` for devices
-//! that only offer SHA-1 key exchange), and — when [`ParseOptions::logins`] allows them —
+//! that only offer SHA-1 key exchange), `timeout_multiplier` (0.1 to 100, every deadline of the
+//! device), and — when [`ParseOptions::logins`] allows them —
 //! `username`, `password`, `enable_secret`. JSON: an array of objects with the same fields plus
 //! `credential_id` and `host_key_policy`; unknown fields are refused.
 
@@ -80,7 +81,7 @@ pub type Rows = Vec<std::result::Result<InventoryRow, RowError>>;
 
 /// Every column an inventory CSV may have: the device's fields, then the login's
 /// (`username`, `password`, `enable_secret`, accepted where the reader takes logins).
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "hostname",
     "address",
     "port",
@@ -91,12 +92,13 @@ pub const COLUMNS: [&str; 13] = [
     "model",
     "enabled",
     "legacy_ssh",
+    "timeout_multiplier",
     "username",
     "password",
     "enable_secret",
 ];
 /// How many of [`COLUMNS`] describe the device (the rest are the login).
-const DEVICE_COLUMNS: usize = 10;
+const DEVICE_COLUMNS: usize = 11;
 
 /// Splits a tag list on `;` or `|`, trimming and dropping empty names.
 pub fn split_tags(s: &str) -> Vec<String> {
@@ -204,6 +206,15 @@ fn csv_row(
     if let Some(v) = get("legacy_ssh") {
         d.legacy_ssh = parse_bool("legacy_ssh", v)?;
     }
+    if let Some(v) = get("timeout_multiplier") {
+        d.timeout_multiplier = Some(
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite() && (0.1..=100.0).contains(m))
+                .ok_or_else(|| "timeout_multiplier must be a number from 0.1 to 100".to_string())?,
+        );
+    }
     let login = match (get("username"), get("password")) {
         (None, None) if get("enable_secret").is_none() => None,
         (Some(u), Some(p)) => Some(Login {
@@ -239,6 +250,8 @@ struct JsonRow {
     host_key_policy: HostKeyPolicy,
     #[serde(default)]
     legacy_ssh: bool,
+    #[serde(default)]
+    timeout_multiplier: Option<f64>,
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
@@ -283,6 +296,7 @@ fn json_row(
     d.credential_id = r.credential_id;
     d.host_key_policy = r.host_key_policy;
     d.legacy_ssh = r.legacy_ssh;
+    d.timeout_multiplier = r.timeout_multiplier;
     d.enabled = r.enabled.unwrap_or(true);
     let login = match (r.username, r.password) {
         (None, None) => None,

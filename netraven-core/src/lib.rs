@@ -46,6 +46,7 @@ pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
+pub mod triggers;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;

@@ -104,6 +104,10 @@ pub struct DeviceSpec {
     /// Disabled devices are left out of runs.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Multiplies every deadline of this device (connect, each command, the whole device);
+    /// replaces its platform's `timeout_multiplier` (0.1 to 100; absent: the platform's, else 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_multiplier: Option<f64>,
 }
 
 impl DeviceSpec {
@@ -126,6 +130,7 @@ impl DeviceSpec {
             host_key_policy: HostKeyPolicy::Tofu,
             legacy_ssh: false,
             enabled: true,
+            timeout_multiplier: None,
         }
     }
 
@@ -141,6 +146,13 @@ impl DeviceSpec {
         validate_name("platform", &self.platform)?;
         for t in &self.tags {
             validate_name("tag", t)?;
+        }
+        if let Some(m) = self.timeout_multiplier
+            && !(m.is_finite() && (0.1..=100.0).contains(&m))
+        {
+            return Err(Error::invalid(
+                "timeout_multiplier must be between 0.1 and 100",
+            ));
         }
         Ok(())
     }
@@ -557,6 +569,11 @@ pub enum Trigger {
     Manual,
     /// The scheduler.
     Schedule,
+    /// A backup of one device asked for through `POST /api/devices/{id}/backup` (another tool
+    /// or a user).
+    Api,
+    /// A configuration-change message the device sent to the syslog listener.
+    Syslog,
 }
 
 impl Trigger {
@@ -565,6 +582,8 @@ impl Trigger {
         match self {
             Trigger::Manual => "manual",
             Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+            Trigger::Syslog => "syslog",
         }
     }
     /// Parses a snake_case name.
@@ -572,6 +591,8 @@ impl Trigger {
         match s {
             "manual" => Some(Trigger::Manual),
             "schedule" => Some(Trigger::Schedule),
+            "api" => Some(Trigger::Api),
+            "syslog" => Some(Trigger::Syslog),
             _ => None,
         }
     }
@@ -972,6 +993,11 @@ pub struct SnapshotMeta {
     pub created_at: DateTime<Utc>,
     /// The git commit that holds it, once committed.
     pub commit_id: Option<String>,
+    /// Who changed the configuration, where the device said so (IOS `! Last configuration
+    /// change at … by USER`, Junos `## Last changed: … by USER`) or the syslog message that
+    /// triggered the backup named a user; the git commit's author for this change.
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// A snapshot with its content.
@@ -998,6 +1024,8 @@ pub struct NewSnapshot {
     pub content: String,
     /// When it was fetched.
     pub taken_at: DateTime<Utc>,
+    /// Who changed the configuration, if known (see [`SnapshotMeta::author`]).
+    pub author: Option<String>,
 }
 
 /// Result of putting a snapshot.

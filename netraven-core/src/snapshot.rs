@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// let sink = StoreSnapshotSink::new(Arc::new(MemoryStore::new()));
 /// let snap = |content: &str| NewSnapshot {
 ///     device_id: 1, hostname: "core-1".into(), run_id: None,
-///     content: content.into(), taken_at: chrono::Utc::now(),
+///     content: content.into(), taken_at: chrono::Utc::now(), author: None,
 /// };
 /// assert!(sink.put(snap("hostname core-1\n")).await?.changed);
 /// assert!(!sink.put(snap("hostname core-1\n")).await?.changed, "same content, no new snapshot");
@@ -204,6 +204,7 @@ impl SnapshotSink for StoreSnapshotSink {
             size: snapshot.content.len() as u64,
             created_at: snapshot.taken_at,
             commit_id: None,
+            author: snapshot.author,
         };
         let stored = self
             .store

@@ -686,3 +686,47 @@ impl std::fmt::Debug for MockDrv {
         f.write_str("MockDrv")
     }
 }
+
+/// A device's `timeout_multiplier` scales its deadlines: a device answering its connect in 3 s
+/// fails under a 1 s connect timeout, and is backed up with a multiplier of 4; a multiplier
+/// below 1 shortens the deadline. (Paused tokio time: no wall-clock timing.)
+#[tokio::test(start_paused = true)]
+async fn a_device_timeout_multiplier_scales_its_deadlines() {
+    let cfg = EngineConfig {
+        connect_timeout: Duration::from_secs(1),
+        device_timeout: Duration::from_secs(5),
+        ..test_config()
+    };
+    let r = rig_with(Arc::new(SystemClock), cfg);
+    cred(&r.store, "c", "pw", 1, &["lab"]).await;
+    let slow = |delay_ms| FakeBehavior {
+        delay: Duration::from_millis(delay_ms),
+        ..Default::default()
+    };
+    let plain = device(&r, "slow-plain", &["lab"], slow(3000)).await;
+    let mut scaled = device(&r, "slow-scaled", &["lab"], slow(3000)).await;
+    scaled.timeout_multiplier = Some(4.0);
+    let scaled = r.store.update_device(&scaled).await.unwrap();
+    let mut short = device(&r, "quick-but-short", &["lab"], slow(700)).await;
+    short.timeout_multiplier = Some(0.5);
+    let short = r.store.update_device(&short).await.unwrap();
+    let job = job_for(&r.store, vec![plain.id, scaled.id, short.id]).await;
+    let run = r.engine.run_now(job.id, None).await.unwrap().run;
+    r.engine.drain().await.unwrap();
+    let run = wait_final(&r.store, run.id).await;
+    let res = |id| {
+        let store = r.store.clone();
+        let run = run.id;
+        async move { store.get_result(run, id).await.unwrap().unwrap() }
+    };
+    assert_eq!(res(plain.id).await.error_kind, Some(ErrorKind::Timeout));
+    assert_eq!(res(scaled.id).await.status, DeviceStatus::Success);
+    assert_eq!(res(short.id).await.error_kind, Some(ErrorKind::Timeout));
+    // A multiplier out of range is refused.
+    let mut bad = scaled.clone();
+    bad.timeout_multiplier = Some(1000.0);
+    assert_eq!(
+        r.store.update_device(&bad).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}

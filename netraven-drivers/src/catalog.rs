@@ -206,6 +206,24 @@ pub fn check_platform(p: &Platform) -> Vec<Finding> {
             );
         }
     }
+    // A prompt that does not match (a configured one) is learned, and must end in a terminator.
+    for prompt in [&first, &priv_later] {
+        let t = prompt.trim_end();
+        if !p
+            .spec
+            .prompt_terminators
+            .iter()
+            .any(|x| !x.is_empty() && t.ends_with(x.as_str()))
+        {
+            err(
+                &mut f,
+                format!(
+                    "the sample prompt {prompt:?} ends in none of prompt_terminators {:?}",
+                    p.spec.prompt_terminators
+                ),
+            );
+        }
+    }
     let base = p.base_of(&first);
     let later_ok = match &p.prompt_base {
         Some(r) => r

@@ -242,6 +242,11 @@ impl ShellReader {
         }
     }
 
+    /// Replaces the prompt pattern (a prompt learned from the session, see [`PromptLearner`]).
+    pub fn set_prompt(&mut self, prompt: Regex) {
+        self.prompt = prompt;
+    }
+
     /// Replaces the output limits.
     pub fn set_limits(&mut self, limits: ReaderLimits) {
         self.limits = limits;
@@ -342,6 +347,91 @@ impl ShellReader {
         }
         self.filter.output_cleared();
         self.received = 0;
+    }
+}
+
+/// The last line of `text` that is not blank, without trailing whitespace.
+pub fn last_nonempty_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim_end)
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// The longest prompt a [`PromptLearner`] accepts (a longer "prompt" is output).
+pub const MAX_LEARNED_PROMPT: usize = 256;
+
+/// Learns a prompt the platform's pattern does not match, the way netmiko's `find_prompt` and
+/// `set_base_prompt` do: the client sends a newline, takes the last non-blank line of the
+/// answer, and does it again; when two answers in a row end on the same line and that line ends
+/// in one of the platform's prompt terminators (`>`, `#`, `$`, `%` by default), it is the
+/// prompt. A banner or MOTD line never repeats after a newline, so it is never taken.
+#[derive(Debug, Clone)]
+pub struct PromptLearner {
+    terminators: Vec<String>,
+    previous: Option<String>,
+}
+
+impl PromptLearner {
+    /// A learner accepting prompts that end in one of `terminators`.
+    pub fn new(terminators: &[String]) -> Self {
+        PromptLearner {
+            terminators: terminators.to_vec(),
+            previous: None,
+        }
+    }
+
+    /// Whether `line` (without trailing whitespace) ends in one of the terminators.
+    pub fn ends_in_terminator(&self, line: &str) -> bool {
+        self.terminators
+            .iter()
+            .any(|t| !t.is_empty() && line.ends_with(t.as_str()))
+    }
+
+    /// Takes the (filtered) answer to one newline. Returns the prompt once the same last line
+    /// came twice in a row and ends in a terminator.
+    pub fn offer(&mut self, answer: &str) -> Option<String> {
+        let line = last_nonempty_line(answer);
+        if line.is_empty() || line.len() > MAX_LEARNED_PROMPT || !self.ends_in_terminator(line) {
+            self.previous = None;
+            return None;
+        }
+        if self.previous.as_deref() == Some(line) {
+            return Some(line.to_string());
+        }
+        self.previous = Some(line.to_string());
+        None
+    }
+
+    /// The pattern that recognises `prompt` (as learned) for the rest of the session, and its
+    /// base: the prompt without its terminator. The pattern accepts the base, then an optional
+    /// IOS-style mode in parentheses (`(config)`), then any of the terminators, so the prompt
+    /// still matches after enable (`host>` → `host#`).
+    pub fn pattern_for(&self, prompt: &str) -> (Regex, String) {
+        let p = prompt.trim_end();
+        let term = self
+            .terminators
+            .iter()
+            .filter(|t| !t.is_empty() && p.ends_with(t.as_str()))
+            .max_by_key(|t| t.len())
+            .map_or(0, |t| t.len());
+        let base = p[..p.len() - term].trim_end().to_string();
+        let mut terms: Vec<&String> = self.terminators.iter().filter(|t| !t.is_empty()).collect();
+        terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        let alts: Vec<String> = terms.iter().map(|t| regex::escape(t)).collect();
+        let spacer = if p[..p.len() - term].ends_with(char::is_whitespace) {
+            r"\s*"
+        } else {
+            ""
+        };
+        let pattern = format!(
+            r"^{}(?:\([\w./-]{{0,40}}\))?{spacer}(?:{})\s?$",
+            regex::escape(&base),
+            alts.join("|")
+        );
+        // Escaped text and fixed syntax: always a valid regex.
+        let re = Regex::new(&pattern).unwrap_or_else(|_| Regex::new("^$").expect("valid"));
+        (re, base)
     }
 }
 
@@ -504,5 +594,76 @@ mod tests {
         assert_eq!(r.feed(b"\r\nr1>"), Step::Prompt("r1>".into()));
         assert_eq!(prompt_base("r1(config-if)#"), "r1");
         assert_eq!(prompt_base("admin@r1> "), "admin@r1");
+    }
+
+    fn terms() -> Vec<String> {
+        [">", "#", "$", "%"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_prompt_is_learned_only_when_its_line_repeats_and_ends_in_a_terminator() {
+        let mut l = PromptLearner::new(&terms());
+        // A banner line is never repeated by a newline.
+        assert_eq!(l.offer("banner > line\nmx1> "), None);
+        assert_eq!(l.offer("\nmx1> "), Some("mx1>".into()));
+        let mut l = PromptLearner::new(&terms());
+        assert_eq!(l.offer("\nmx1> "), None);
+        assert_eq!(l.offer("\n"), None, "an empty answer resets");
+        assert_eq!(l.offer("\nmx1> "), None);
+        assert_eq!(l.offer("\nmx1> "), Some("mx1>".into()));
+        // Repeated but not ending in a terminator: output, not a prompt.
+        let mut l = PromptLearner::new(&terms());
+        assert_eq!(l.offer("\nPress RETURN"), None);
+        assert_eq!(l.offer("\nPress RETURN"), None);
+        let long = format!("\n{}>", "x".repeat(MAX_LEARNED_PROMPT + 1));
+        let mut l = PromptLearner::new(&terms());
+        assert_eq!(l.offer(&long), None);
+        assert_eq!(l.offer(&long), None);
+    }
+
+    #[test]
+    fn the_learned_pattern_follows_the_prompt_through_enable_and_nothing_else() {
+        let l = PromptLearner::new(&terms());
+        let (re, base) = l.pattern_for("core-sw1 prod>");
+        assert_eq!(base, "core-sw1 prod");
+        for ok in [
+            "core-sw1 prod>",
+            "core-sw1 prod#",
+            "core-sw1 prod(config)#",
+            "core-sw1 prod# ",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "core-sw1>",
+            "xcore-sw1 prod#",
+            "core-sw1 prod# x",
+            "core-sw1 prodx#",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+        let (re, base) = l.pattern_for("$");
+        assert_eq!(base, "");
+        assert!(re.is_match("$ ") && re.is_match("#") && !re.is_match("a$"));
+        let (re, base) = l.pattern_for("bash-5.1$");
+        assert_eq!(base, "bash-5.1");
+        assert!(re.is_match("bash-5.1$ ") && !re.is_match("bash-5.10$"));
+        // A terminator after a space keeps its space optional.
+        let (re, _) = l.pattern_for("[admin@mt1] >");
+        assert!(re.is_match("[admin@mt1] >") && re.is_match("[admin@mt1] > "));
+        // Regex syntax in a prompt is literal.
+        let (re, _) = l.pattern_for("a.b*c>");
+        assert!(re.is_match("a.b*c>") && !re.is_match("aXbbc>"));
+    }
+
+    #[test]
+    fn a_learned_pattern_replaces_the_platform_pattern_in_the_reader() {
+        let mut r = ShellReader::new(Regex::new(r"^[\w.-]+@[\w.-]+[>#]\s?$").unwrap(), None);
+        assert_eq!(r.feed(b"\r\nmx1> "), Step::More);
+        let (re, base) = PromptLearner::new(&terms()).pattern_for("mx1>");
+        r.set_prompt(re);
+        r.set_base(Some(base));
+        r.clear();
+        assert_eq!(r.feed(b"out\r\nmx1> "), Step::Prompt("mx1>".into()));
     }
 }

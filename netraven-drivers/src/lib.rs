@@ -9,6 +9,8 @@
 //!   [`platform_builder`] for the same data from code;
 //! - [`registry`]: [`build_registry`] builds a [`netraven_core::driver::DriverRegistry`] from the
 //!   built-in platforms plus a directory of user platform files;
+//! - [`syslog`]: the syslog listener that turns configuration-change messages from devices
+//!   into backups of them;
 //! - `sim` (feature `sim`): an SSH device simulator for tests, benchmarks and demos.
 //!
 //! ## Building: libssh2's legacy algorithms (`CFLAGS`)
@@ -48,6 +50,7 @@ pub mod sample;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod ssh;
+pub mod syslog;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
 pub use platform_builder::PlatformBuilder;

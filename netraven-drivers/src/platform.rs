@@ -173,6 +173,27 @@ pub struct PlatformSpec {
     /// base is the first prompt without its mode characters and later prompts must start with it.
     #[serde(default)]
     pub prompt_base: Option<String>,
+    /// The characters a prompt of this platform ends with (`>`, `#`, `$`, `%` by default). When
+    /// the `prompt` pattern does not match after login, the prompt is learned from the session
+    /// (see [`crate::expect::PromptLearner`]) and must end in one of these.
+    #[serde(default = "default_terminators")]
+    pub prompt_terminators: Vec<String>,
+    /// Multiplies every deadline of a session with a device of this platform (connect, login,
+    /// each command, the whole device): slow exports (MikroTik `/export`) and huge
+    /// configurations. A device's own `timeout_multiplier` replaces it. Default 1.
+    #[serde(default)]
+    pub timeout_multiplier: Option<f64>,
+    /// Regexes of the syslog messages in which a device of this platform reports a
+    /// configuration change (IOS `%SYS-5-CONFIG_I`, Junos `UI_COMMIT`); a named group `user`
+    /// captures who made it. The syslog listener queues a backup of the device that sent one.
+    #[serde(default)]
+    pub config_change: Vec<String>,
+    /// Regexes of the line of the raw backup that says who last changed the configuration
+    /// (IOS `! Last configuration change at … by USER`); a named group `user` captures the
+    /// name. Read before volatile lines are dropped; recorded with the snapshot and used as the
+    /// git commit's author.
+    #[serde(default)]
+    pub change_author: Vec<String>,
     /// Appended to the login user name for the SSH authentication only (MikroTik reads terminal
     /// options from it: `+ct` turns colours and terminal detection off).
     #[serde(default)]
@@ -219,6 +240,20 @@ pub struct PlatformSpec {
     /// How the device simulator emulates this platform.
     #[serde(default)]
     pub sim: Option<SimSpec>,
+}
+
+/// A user name a device reported worth recording: 1 to 64 characters, letters, digits and
+/// `._@+-\$` only (device text is untrusted).
+pub fn valid_user_name(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_alphanumeric() || "._@+-\\$".contains(c))
+}
+
+/// The prompt terminators of a platform file that names none.
+pub fn default_terminators() -> Vec<String> {
+    [">", "#", "$", "%"].iter().map(|s| s.to_string()).collect()
 }
 
 fn default_pager_reply() -> String {
@@ -417,6 +452,10 @@ pub struct Platform {
     pub enable_username_prompt: Option<Regex>,
     /// Normalisation rules.
     pub rules: Rules,
+    /// Configuration-change syslog message regexes, in the order of `spec.config_change`.
+    pub config_change: Vec<Regex>,
+    /// Change-author line regexes, in the order of `spec.change_author`.
+    pub change_author: Vec<Regex>,
 }
 
 fn re(what: &str, platform: &str, p: &str) -> Result<Regex> {
@@ -485,6 +524,18 @@ impl Platform {
                     "platform '{n}': prompt_base needs a capture group"
                 )));
             }
+        }
+        if spec.prompt_terminators.iter().all(|t| t.trim().is_empty()) {
+            return Err(Error::invalid(format!(
+                "platform '{n}': prompt_terminators needs at least one non-blank terminator"
+            )));
+        }
+        if let Some(m) = spec.timeout_multiplier
+            && !(m.is_finite() && (0.1..=100.0).contains(&m))
+        {
+            return Err(Error::invalid(format!(
+                "platform '{n}': timeout_multiplier must be between 0.1 and 100"
+            )));
         }
         if spec.backup.iter().all(|b| b.discard) {
             return Err(Error::invalid(format!(
@@ -557,6 +608,16 @@ impl Platform {
                 .map(|p| re("enable username prompt", &n, p))
                 .transpose()?,
             rules,
+            config_change: spec
+                .config_change
+                .iter()
+                .map(|p| re("config_change", &n, p))
+                .collect::<Result<_>>()?,
+            change_author: spec
+                .change_author
+                .iter()
+                .map(|p| re("change_author", &n, p))
+                .collect::<Result<_>>()?,
             spec,
         };
         let spec = &platform.spec;
@@ -600,6 +661,25 @@ impl Platform {
                 .map_or_else(|| prompt_base(prompt), |m| m.as_str().to_string()),
             None => prompt_base(prompt),
         }
+    }
+
+    /// Who last changed the configuration, as the raw backup text says (the first line a
+    /// `change_author` pattern matches, its `user` group); `None` when no line says, or the
+    /// name does not look like one (see [`valid_user_name`]).
+    pub fn change_author_of(&self, raw: &str) -> Option<String> {
+        if self.change_author.is_empty() {
+            return None;
+        }
+        raw.lines().find_map(|line| {
+            let line = line.trim_end_matches('\r');
+            self.change_author.iter().find_map(|r| {
+                r.captures(line)
+                    .and_then(|c| c.name("user"))
+                    .map(|u| u.as_str())
+                    .filter(|u| valid_user_name(u))
+                    .map(str::to_string)
+            })
+        })
     }
 
     /// Whether a line of output says the command was rejected.

@@ -51,6 +51,10 @@ impl Platform {
                 os_versions: String::new(),
                 prompt: prompt.into(),
                 prompt_base: None,
+                prompt_terminators: crate::platform::default_terminators(),
+                timeout_multiplier: None,
+                config_change: Vec::new(),
+                change_author: Vec::new(),
                 username_suffix: None,
                 login: Vec::new(),
                 pager: None,
@@ -102,6 +106,30 @@ impl PlatformBuilder {
     /// Regex whose first group is the stable part of a changing prompt.
     pub fn prompt_base(mut self, regex: impl Into<String>) -> Self {
         self.spec.prompt_base = Some(regex.into());
+        self
+    }
+
+    /// The characters this platform's prompts end with, for learning a prompt the pattern does
+    /// not match (default `>`, `#`, `$`, `%`).
+    pub fn prompt_terminators<I, S>(mut self, terminators: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.prompt_terminators = terminators.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A regex of a syslog message reporting a configuration change (a named group `user`
+    /// captures who made it).
+    pub fn config_change(mut self, regex: impl Into<String>) -> Self {
+        self.spec.config_change.push(regex.into());
+        self
+    }
+
+    /// Multiplies every deadline of a session with this platform (default 1).
+    pub fn timeout_multiplier(mut self, factor: f64) -> Self {
+        self.spec.timeout_multiplier = Some(factor);
         self
     }
 

@@ -135,6 +135,14 @@ impl Driver for LazySshDriver {
     async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration> {
         crate::ssh::probe_ssh(device, timeout).await
     }
+
+    fn timeout_multiplier(&self) -> f64 {
+        self.spec.timeout_multiplier.unwrap_or(1.0)
+    }
+
+    fn change_author(&self, raw: &str) -> Option<String> {
+        self.driver().ok()?.change_author(raw)
+    }
 }
 
 /// Registers every built-in platform under its name and aliases as a [`LazySshDriver`]: only the

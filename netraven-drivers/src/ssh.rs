@@ -6,7 +6,7 @@
 //! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
 //! deadline of the operation.
 
-use crate::expect::{ReaderLimits, ShellReader, Step, clean_output, comment_lines};
+use crate::expect::{PromptLearner, ReaderLimits, ShellReader, Step, clean_output, comment_lines};
 use crate::platform::Platform;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
@@ -57,6 +57,13 @@ pub struct SshOptions {
     pub max_output_bytes: usize,
     /// Longest line of output; past it the command fails with `too_large` (default 4 MiB).
     pub max_line_bytes: usize,
+    /// After login, how long the device may stay silent without showing a prompt the
+    /// platform's pattern matches before the prompt is learned from the session instead
+    /// (default 2 s; scaled by the timeout multiplier).
+    pub prompt_learn_after: Duration,
+    /// While learning a prompt: the silence that ends the answer to one newline (default
+    /// 500 ms; scaled by the timeout multiplier).
+    pub prompt_quiet: Duration,
 }
 
 impl Default for SshOptions {
@@ -68,6 +75,8 @@ impl Default for SshOptions {
             read_buffer: 32 * 1024,
             max_output_bytes: limits.max_output_bytes,
             max_line_bytes: limits.max_line_bytes,
+            prompt_learn_after: Duration::from_secs(2),
+            prompt_quiet: Duration::from_millis(500),
         }
     }
 }
@@ -379,7 +388,24 @@ struct Shell {
     buf: Vec<u8>,
     hostname: String,
     limits: ReaderLimits,
+    /// Silence after login before the prompt is learned.
+    learn_after: Duration,
+    /// Silence that ends one answer while learning.
+    quiet: Duration,
+    /// What the session wants the device's log to say (e.g. a learned prompt).
+    notes: Vec<String>,
 }
+
+/// How the first prompt was found.
+enum FirstPrompt {
+    /// The platform's pattern matched it.
+    Matched(String),
+    /// It was learned; the reader's pattern was replaced. (prompt, base)
+    Learned(String, String),
+}
+
+/// Answers to a newline a prompt is learned from, at most.
+const LEARN_TRIES: usize = 6;
 
 impl Shell {
     fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
@@ -393,9 +419,26 @@ impl Shell {
     /// Reads until the prompt (or an extra pattern) shows at the end of the output, answering
     /// pagers on the way.
     fn read_until(&mut self, deadline: Instant, what: &str) -> Result<Step> {
+        match self.read_step(deadline, None, what)? {
+            Some(s) => Ok(s),
+            None => Err(Error::timeout(format!(
+                "no prompt within the deadline while {what}"
+            ))),
+        }
+    }
+
+    /// Like [`Shell::read_until`], but with `idle` set, returns `None` when the device stays
+    /// silent that long (before the deadline) without a prompt or extra pattern at the end.
+    fn read_step(
+        &mut self,
+        deadline: Instant,
+        idle: Option<Duration>,
+        what: &str,
+    ) -> Result<Option<Step>> {
         loop {
             let left = remaining(deadline, what)?;
-            self.sess.set_timeout(ms(left));
+            let wait = idle.map_or(left, |i| i.min(left));
+            self.sess.set_timeout(ms(wait));
             let n = match self.chan.read(&mut self.buf) {
                 Ok(0) => {
                     return Err(conn_err(format!(
@@ -405,6 +448,9 @@ impl Shell {
                 Ok(n) => n,
                 Err(e) => {
                     let err = map_io(e, what);
+                    if err.kind() == ErrorKind::Timeout && idle.is_some() && wait < left {
+                        return Ok(None);
+                    }
                     if err.kind() == ErrorKind::Timeout {
                         // What was awaited, never what the device sent: its last line may be
                         // half a secret (`enable secret 9 $9$…` and then silence).
@@ -434,7 +480,7 @@ impl Shell {
                         format!("the device sent {limit} while {what}; nothing of it is kept"),
                     ));
                 }
-                s => return Ok(s),
+                s => return Ok(Some(s)),
             }
         }
     }
@@ -462,14 +508,22 @@ impl Shell {
     /// key", in-shell user/password prompts), waits for something prompt-like, then sends a
     /// newline and takes the last line of the answer, so a banner or MOTD that looks like a
     /// prompt is not mistaken for one.
-    fn find_prompt(&mut self, cred: &Credential, deadline: Instant) -> Result<String> {
+    ///
+    /// When nothing the platform's pattern matches shows within `learn_after` of silence, the
+    /// prompt is learned instead ([`Shell::learn_prompt`]).
+    fn find_prompt(&mut self, cred: &Credential, deadline: Instant) -> Result<FirstPrompt> {
         let login = self.platform.login.clone();
         self.reader.set_extra(login);
         let mut answered = 0;
+        let learn_after = Some(self.learn_after);
         let mut prev = loop {
-            match self.read_until(deadline, "waiting for the first prompt")? {
-                Step::Prompt(p) => break p,
-                Step::Extra(i) => {
+            match self.read_step(deadline, learn_after, "waiting for the first prompt")? {
+                None => {
+                    self.reader.set_extra(Vec::new());
+                    return self.learn_prompt(deadline);
+                }
+                Some(Step::Prompt(p)) => break p,
+                Some(Step::Extra(i)) => {
                     answered += 1;
                     if answered > 8 {
                         return Err(Error::new(
@@ -493,16 +547,18 @@ impl Shell {
                         self.send(&format!("{text}\n"), deadline)?;
                     }
                 }
-                _ => break String::new(),
+                Some(_) => break String::new(),
             }
         };
         self.reader.set_extra(Vec::new());
         for _ in 0..3 {
             self.reader.clear();
             self.send("\n", deadline)?;
-            let p = match self.read_until(deadline, "finding the prompt")? {
-                Step::Prompt(p) => p,
-                _ => String::new(),
+            let p = match self.read_step(deadline, learn_after, "finding the prompt")? {
+                // What looked like a prompt was a banner line; the real one does not match.
+                None => return self.learn_prompt(deadline),
+                Some(Step::Prompt(p)) => p,
+                Some(_) => String::new(),
             };
             if p == prev {
                 break;
@@ -510,7 +566,40 @@ impl Shell {
             prev = p;
         }
         self.reader.clear();
-        Ok(prev)
+        Ok(FirstPrompt::Matched(prev))
+    }
+
+    /// Learns the prompt netmiko-style ([`PromptLearner`]): sends a newline, takes the last
+    /// line of the answer once the device is quiet, and again, until the same line comes twice
+    /// and ends in one of the platform's prompt terminators; from then on the reader
+    /// recognises that prompt. A prompt the platform's pattern matches on the way ends the
+    /// search the normal way.
+    fn learn_prompt(&mut self, deadline: Instant) -> Result<FirstPrompt> {
+        let mut learner = PromptLearner::new(&self.platform.spec.prompt_terminators);
+        let quiet = Some(self.quiet);
+        for _ in 0..LEARN_TRIES {
+            self.reader.clear();
+            self.send("\n", deadline)?;
+            if let Some(Step::Prompt(p)) = self.read_step(deadline, quiet, "learning the prompt")? {
+                self.reader.clear();
+                return Ok(FirstPrompt::Matched(p));
+            }
+            let text = self.reader.take();
+            if let Some(p) = learner.offer(&text) {
+                let (pattern, base) = learner.pattern_for(&p);
+                self.reader.set_prompt(pattern);
+                return Ok(FirstPrompt::Learned(p, base));
+            }
+        }
+        // What was awaited, never what the device sent.
+        Err(Error::timeout(format!(
+            "no prompt matching platform '{}' within {} ms of silence after login, and none \
+             could be learned: the last line did not repeat after {LEARN_TRIES} newlines or \
+             ends in none of the terminators {:?}",
+            self.platform.name(),
+            self.learn_after.as_millis(),
+            self.platform.spec.prompt_terminators
+        )))
     }
 
     fn enable(&mut self, prompt: &str, cred: &Credential, deadline: Instant) -> Result<String> {
@@ -610,6 +699,13 @@ fn open_shell(
     rt: &tokio::runtime::Handle,
     deadline: Instant,
 ) -> Result<Shell> {
+    // The engine scales the deadline it gives; the driver scales its own short waits.
+    let multiplier = device
+        .timeout_multiplier
+        .or(platform.spec.timeout_multiplier)
+        .filter(|m| m.is_finite())
+        .unwrap_or(1.0)
+        .clamp(0.1, 100.0);
     let tcp = tcp_connect(device, deadline)?;
     let sock = tcp
         .try_clone()
@@ -691,12 +787,32 @@ fn open_shell(
         buf: vec![0u8; options.read_buffer.max(1024)],
         hostname: device.hostname.clone(),
         limits,
+        learn_after: options.prompt_learn_after.mul_f64(multiplier),
+        quiet: options.prompt_quiet.mul_f64(multiplier),
+        notes: Vec::new(),
     };
-    let prompt = shell.find_prompt(cred, deadline).map_err(untrusted)?;
-    shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
-    shell
-        .reader
-        .set_base_pattern(shell.platform.prompt_base.clone());
+    let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
+        FirstPrompt::Matched(prompt) => {
+            shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
+            shell
+                .reader
+                .set_base_pattern(shell.platform.prompt_base.clone());
+            prompt
+        }
+        FirstPrompt::Learned(prompt, base) => {
+            shell.reader.set_base(Some(base));
+            shell.reader.set_base_pattern(None);
+            // Device output: through the platform's secret rules before it is logged.
+            let shown = shell.platform.rules.redact(&prompt);
+            tracing::info!(device = %device.hostname, platform = %shell.platform.name(), prompt = ?shown, "prompt learned from the session");
+            shell.notes.push(format!(
+                "the prompt matched none of platform '{}''s patterns; learned {shown:?} from the \
+                 session and used it",
+                shell.platform.name()
+            ));
+            prompt
+        }
+    };
     let prompt = shell.enable(&prompt, cred, deadline).map_err(untrusted)?;
     // The prompt itself is device output: not logged.
     tracing::debug!(device = %device.hostname, prompt_len = prompt.len(), "logged in");
@@ -832,14 +948,24 @@ impl Driver for SshDriver {
         })
         .await
         .map_err(join_err)??;
+        let notes = shell.notes.clone();
         Ok(Box::new(SshSession {
             shell: Some(Box::new(shell)),
             hostname,
+            notes,
         }))
     }
 
     async fn probe(&self, device: &Device, timeout: Duration) -> Result<Duration> {
         probe_ssh(device, timeout).await
+    }
+
+    fn timeout_multiplier(&self) -> f64 {
+        self.platform.spec.timeout_multiplier.unwrap_or(1.0)
+    }
+
+    fn change_author(&self, raw: &str) -> Option<String> {
+        self.platform.change_author_of(raw)
     }
 }
 
@@ -889,6 +1015,7 @@ pub async fn probe_ssh(device: &Device, timeout: Duration) -> Result<Duration> {
 pub struct SshSession {
     shell: Option<Box<Shell>>,
     hostname: String,
+    notes: Vec<String>,
 }
 
 impl std::fmt::Debug for SshSession {
@@ -939,6 +1066,10 @@ impl Session for SshSession {
     async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         self.with_shell(move |s| s.fetch_config(deadline)).await
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {

@@ -3,7 +3,9 @@
 //! in `tests/golden/<case>.out`. Run with `UPDATE_GOLDEN=1` to rewrite the expected files.
 
 use netraven_drivers::builtin_platform;
-use netraven_drivers::expect::{ShellReader, Step, clean_output, comment_lines, prompt_base};
+use netraven_drivers::expect::{
+    PromptLearner, ShellReader, Step, clean_output, comment_lines, prompt_base,
+};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -15,7 +17,13 @@ struct Case {
     #[serde(default)]
     comment: Option<String>,
     login: Vec<String>,
+    /// Chunks of the answer to the newline that confirms a matched prompt.
+    #[serde(default)]
     newline: Vec<String>,
+    /// When the platform's pattern matches no prompt: the answers to the newlines a prompt is
+    /// learned from (one answer each), as the driver sends them.
+    #[serde(default)]
+    learn: Vec<String>,
     output: Vec<String>,
 }
 
@@ -40,9 +48,31 @@ fn run(case: &Case) -> String {
     let first = feed(&mut r, &case.login, &mut out);
     let _ = writeln!(out, "first prompt: {first:?}");
     r.clear();
-    out.push_str("newline:");
-    let prompt = feed(&mut r, &case.newline, &mut out).unwrap_or_default();
-    let base = prompt_base(&prompt);
+    let (prompt, base) = if case.learn.is_empty() {
+        out.push_str("newline:");
+        let prompt = feed(&mut r, &case.newline, &mut out).unwrap_or_default();
+        let base = prompt_base(&prompt);
+        (prompt, base)
+    } else {
+        // The driver's path when nothing matched: learn the prompt netmiko-style.
+        let mut learner = PromptLearner::new(&p.spec.prompt_terminators);
+        let mut learned = None;
+        out.push_str("learn:");
+        for answer in &case.learn {
+            r.clear();
+            let _ = write!(out, " {:?}", r.feed(answer.as_bytes()));
+            if let Some(l) = learner.offer(&r.take()) {
+                learned = Some(l);
+                break;
+            }
+        }
+        out.push('\n');
+        let prompt = learned.unwrap_or_default();
+        let (pattern, base) = learner.pattern_for(&prompt);
+        let _ = writeln!(out, "learned: {prompt:?}\npattern: {}", pattern.as_str());
+        r.set_prompt(pattern);
+        (prompt, base)
+    };
     let _ = writeln!(out, "prompt: {prompt:?}\nbase: {base:?}");
     r.clear();
     r.set_base(Some(base));

@@ -823,3 +823,93 @@ async fn a_rejection_by_a_first_seen_host_is_marked_and_its_key_not_kept() {
         .unwrap_err();
     assert!(e.is_on_untrusted_host(), "{e}");
 }
+
+/// Devices whose configured prompt the platform's pattern does not match (Junos without
+/// `user@`, Linux PS1 shapes, IOS/EOS `prompt` commands) are backed up with a learned prompt.
+/// The deadline is the usual one: before prompts were learned, each of these connects waited it
+/// out and failed with `no prompt within the deadline`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_prompts_are_learned_and_backed_up_within_the_deadline() {
+    for (platform, prompt) in [
+        ("juniper_junos", "{hostname}{mode} "),
+        ("linux", "{mode} "),
+        ("linux", "bash-5.1{mode} "),
+        ("linux", "{hostname}{mode}"),
+        ("cisco_ios", "{hostname} prod{mode}"),
+        ("arista_eos", "{hostname}[prod]{mode}"),
+    ] {
+        let f = SimFleet::start(SimConfig {
+            devices: 1,
+            platform: platform.into(),
+            prompt: Some(prompt.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let (drv, _) = driver(platform);
+        let dev = f.device(0);
+        let plat = builtin_platform(platform).unwrap();
+        let mode = plat.spec.sim.as_ref().unwrap().privileged.clone();
+        let shown = prompt
+            .replace("{hostname}", dev.hostname())
+            .replace("{mode}", &mode);
+        assert!(
+            !plat.prompt.is_match(&shown) && !plat.prompt.is_match(shown.trim_end()),
+            "{platform}: {shown:?} should not match the platform's pattern"
+        );
+        let mut s = drv
+            .connect(&dev.core_device(), &dev.credential(), T)
+            .await
+            .unwrap_or_else(|e| panic!("{platform} with prompt {prompt:?}: {e}"));
+        let notes = s.take_notes();
+        assert!(
+            notes.iter().any(|n| n.contains("learned")),
+            "{platform}: {notes:?}"
+        );
+        let raw = s.fetch_config(T).await.unwrap();
+        assert_eq!(
+            drv.rules().normalise(&raw).unwrap(),
+            dev.expected_backup(),
+            "{platform} with prompt {prompt:?}"
+        );
+        s.close().await.unwrap();
+    }
+}
+
+/// A prompt that ends in none of the platform's terminators is not learned: the connect fails
+/// with a timeout that names the terminators and none of the device's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_without_a_terminator_is_not_learned() {
+    let f = SimFleet::start(SimConfig {
+        devices: 1,
+        platform: "linux".into(),
+        prompt: Some("{hostname}{mode} READY".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (drv, _) = driver("linux");
+    let dev = f.device(0);
+    let e = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("none could be learned"), "{msg}");
+    assert!(!msg.contains("READY"), "device text in the error: {msg}");
+}
+
+/// A prompt the platform's pattern matches is not learned (no note, the usual path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matching_prompt_is_not_learned() {
+    let f = fleet("juniper_junos", 1, Faults::default()).await;
+    let (drv, _) = driver("juniper_junos");
+    let dev = f.device(0);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    assert!(s.take_notes().is_empty());
+    s.close().await.unwrap();
+}

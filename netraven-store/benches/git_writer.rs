@@ -44,6 +44,7 @@ fn snapshot(device: i64, v: usize) -> Snapshot {
             size: content.len() as u64,
             created_at: Utc::now(),
             commit_id: None,
+            author: None,
         },
         content,
     }

@@ -255,6 +255,9 @@ fn open_or_create(path: &Path, branch: &str) -> Result<Repository> {
 /// The input of one blocking commit.
 struct Batch {
     files: Vec<BatchFile>,
+    /// Who changed the configurations of this batch, as the devices reported (every file of a
+    /// batch has the same): the commit's author, NetRaven staying the committer.
+    author: Option<String>,
 }
 
 struct BatchFile {
@@ -370,11 +373,16 @@ fn write_commit(config: &GitWriterConfig, batch: &Batch) -> Result<WriteResult> 
         .map_err(|e| git_err("reading the new tree", e))?;
     let sig = Signature::now(&config.author_name, &config.author_email)
         .map_err(|e| git_err("author", e))?;
+    let author = match &batch.author {
+        Some(user) => Signature::now(user, &change_author_email(user, &config.author_email))
+            .map_err(|e| git_err("change author", e))?,
+        None => sig.clone(),
+    };
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     let (message, runs, devices) = commit_message(&changed);
     // Writes the commit object without moving the ref yet.
     let oid = repo
-        .commit(None, &sig, &sig, &message, &tree, &parents)
+        .commit(None, &author, &sig, &message, &tree, &parents)
         .map_err(|e| git_err("committing", e))?;
     if let Some(mempack) = &mempack {
         let mut buf = git2::Buf::new();
@@ -429,6 +437,26 @@ fn remove_stale_ref_lock(repo: &Path, refname: &str) -> Result<()> {
             lock.display()
         ))),
     }
+}
+
+/// The e-mail address of a change author: the name itself when it is an address, else the name
+/// at the domain of the writer's own address (`alice` → `alice@localhost`).
+fn change_author_email(user: &str, own: &str) -> String {
+    if user.contains('@') {
+        return user.to_string();
+    }
+    let domain = own.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    let local: String = user
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{local}@{domain}")
 }
 
 fn commit_message(files: &[&BatchFile]) -> (String, Vec<RunId>, Vec<String>) {
@@ -558,12 +586,15 @@ impl GitWriter {
         // Every batch: the lease may have moved here from another host since the last one.
         self.check_repository().await?;
         // One snapshot per path per commit, so (commit, path) names exactly one snapshot.
+        // One author per commit too: a batch stops before a snapshot whose change author
+        // differs from the first one's.
         let mut seen = HashSet::new();
         let mut ids: Vec<SnapshotId> = Vec::new();
         let mut files = Vec::new();
+        let author = pending.first().and_then(|s| s.meta.author.clone());
         for s in pending {
             let path = inner.config.layout.path_for(&s.meta);
-            if !seen.insert(path.clone()) {
+            if s.meta.author != author || !seen.insert(path.clone()) {
                 break;
             }
             ids.push(s.meta.id);
@@ -576,9 +607,10 @@ impl GitWriter {
         }
         let config = inner.config.clone();
         let started = std::time::Instant::now();
-        let written = tokio::task::spawn_blocking(move || write_commit(&config, &Batch { files }))
-            .await
-            .map_err(join_err)??;
+        let written =
+            tokio::task::spawn_blocking(move || write_commit(&config, &Batch { files, author }))
+                .await
+                .map_err(join_err)??;
         match written {
             WriteResult::Committed { oid, devices, runs } => {
                 let commit_id = oid.to_string();

@@ -129,6 +129,7 @@ impl GitTreeSink {
             size: 0,
             created_at: chrono::Utc::now(),
             commit_id: None,
+            author: None,
         })
     }
 
@@ -218,6 +219,7 @@ fn meta_of(device_id: DeviceId, e: &Entry) -> SnapshotMeta {
         size: e.size,
         created_at: e.taken_at,
         commit_id: None,
+        author: None,
     }
 }
 

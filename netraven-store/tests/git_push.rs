@@ -27,6 +27,7 @@ async fn put(store: &Arc<MemoryStore>, content: &str) {
             run_id: Some(1),
             content: content.into(),
             taken_at: chrono::Utc::now(),
+            author: None,
         })
         .await
         .expect("put");

@@ -18,6 +18,7 @@ fn snap(device: DeviceId, content: String) -> NewSnapshot {
         run_id: Some(1),
         content,
         taken_at: Utc::now(),
+        author: None,
     }
 }
 

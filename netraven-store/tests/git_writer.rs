@@ -23,6 +23,7 @@ fn new_snap(device: DeviceId, run: Option<RunId>, content: &str) -> NewSnapshot 
         run_id: run,
         content: content.to_string(),
         taken_at: Utc::now(),
+        author: None,
     }
 }
 
@@ -177,6 +178,7 @@ async fn unchanged_content_makes_no_commit() {
                 size: 2,
                 created_at: Utc::now(),
                 commit_id: None,
+                author: None,
             },
             content: "a\n".into(),
         })

@@ -453,6 +453,7 @@ async fn runs_leases_and_snapshots(store: Arc<dyn Store>) {
                 size: content.len() as u64,
                 created_at: t(i as i64 * 10),
                 commit_id: None,
+                author: None,
             },
             content: content.to_string(),
         };

@@ -35,6 +35,7 @@ pub mod oxidized;
 pub mod runs;
 pub mod system;
 pub mod tags;
+pub mod triggers;
 pub mod users;
 pub mod views;
 
@@ -524,6 +525,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         "Delete a job (system jobs: 409)"
     );
     v.extend([
+        (spec("POST", "/api/devices/{id}/backup", O, "Back up one device now (trigger api; a run still queued is returned); shares the manual-run limit", None, J("DeviceBackupAccepted")).status(202), post(triggers::backup_device)),
         (spec("POST", "/api/jobs/{id}/run", O, "Run a job now (Idempotency-Key header makes retries return the same run)", None, J("RunAccepted")).status(202), post(ru::run_job)),
         (spec("GET", "/api/runs", V, "List runs (filters job_id, status, since, until; sort)", None, Pg("Run")), get(ru::list_runs)),
         (spec("GET", "/api/runs/{id}", V, "Get a run with status, counts and timings", None, J("Run")), get(ru::get_run)),

@@ -450,15 +450,17 @@ impl Engine {
         } else {
             // Counted down on drop, so a panicking or aborted device does not stay "active".
             let _active = ActiveDevice::enter(&self.metrics.active_devices);
+            let mult = self.timeout_multiplier(device_id).await;
+            let device_timeout = self.config.device_timeout.mul_f64(mult);
             tokio::time::timeout(
-                self.config.device_timeout,
-                self.work_device(&run, device_id, attempt, &mut log),
+                device_timeout,
+                self.work_device(&run, device_id, attempt, mult, &mut log),
             )
             .await
             .unwrap_or_else(|_| {
                 Err(Error::timeout(format!(
                     "device did not finish within {} s",
-                    self.config.device_timeout.as_secs()
+                    device_timeout.as_secs()
                 )))
             })
         };
@@ -567,13 +569,35 @@ impl Engine {
         Ok(TaskOutcome::Done)
     }
 
+    /// The factor every deadline of a device is multiplied by: the device's own
+    /// `timeout_multiplier`, else its platform's (the driver's), else 1; clamped to 0.1..=100.
+    /// A device or driver that cannot be read gets 1 (the attempt then fails on its own).
+    async fn timeout_multiplier(&self, device_id: DeviceId) -> f64 {
+        let Ok(device) = self.stores.devices.get_device(device_id).await else {
+            return 1.0;
+        };
+        let m = device.timeout_multiplier.unwrap_or_else(|| {
+            self.drivers
+                .get(&device.platform)
+                .map(|d| d.timeout_multiplier())
+                .unwrap_or(1.0)
+        });
+        if m.is_finite() {
+            m.clamp(0.1, 100.0)
+        } else {
+            1.0
+        }
+    }
+
     async fn work_device(
         &self,
         run: &Run,
         device_id: DeviceId,
         attempt: u32,
+        mult: f64,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
+        let connect_timeout = self.config.connect_timeout.mul_f64(mult);
         let ctx = self.runs.for_run(run.id, run.job_id, &self.stores).await?;
         let device = self.stores.devices.get_device(device_id).await?;
         let driver = self.drivers.get(&device.platform)?;
@@ -584,7 +608,7 @@ impl Engine {
             .check_host(&device.address, device.port)
             .await?;
         if ctx.kind == JobKind::Reachability {
-            let took = driver.probe(&device, self.config.connect_timeout).await?;
+            let took = driver.probe(&device, connect_timeout).await?;
             let msg = format!(
                 "{} answered on {}:{} in {} ms",
                 device.hostname,
@@ -632,10 +656,10 @@ impl Engine {
                 serde_json::json!({ "credential_id": cred.id }),
             );
             match driver
-                .connect(&device, cred.as_ref(), self.config.connect_timeout)
+                .connect(&device, cred.as_ref(), connect_timeout)
                 .await
             {
-                Ok(s) => {
+                Ok(mut s) => {
                     self.stores
                         .credentials
                         .record_credential_use(cred.id, true, self.clock.now())
@@ -646,6 +670,14 @@ impl Engine {
                         format!("logged in with credential '{}'", cred.name),
                         serde_json::json!({ "credential_id": cred.id }),
                     );
+                    for note in s.take_notes() {
+                        log.push(
+                            LogLevel::Info,
+                            LogKind::Session,
+                            note,
+                            serde_json::Value::Null,
+                        );
+                    }
                     session = Some((s, cred.id));
                     break;
                 }
@@ -730,6 +762,7 @@ impl Engine {
                 run,
                 session.as_mut(),
                 driver.as_ref(),
+                self.config.command_timeout.mul_f64(mult),
                 log,
             )
             .await;
@@ -748,6 +781,7 @@ impl Engine {
         run: &Run,
         session: &mut dyn crate::driver::Session,
         driver: &dyn crate::driver::Driver,
+        command_timeout: std::time::Duration,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
         match kind {
@@ -758,7 +792,16 @@ impl Engine {
                     "fetching the configuration".into(),
                     serde_json::Value::Null,
                 );
-                let raw = session.fetch_config(self.config.command_timeout).await?;
+                let raw = session.fetch_config(command_timeout).await?;
+                // Who changed it: read from the raw text (the line is volatile and dropped by
+                // normalising), else the user the triggering syslog message named.
+                let author = driver.change_author(&raw).or_else(|| {
+                    (run.trigger == crate::model::Trigger::Syslog)
+                        .then_some(run.message.as_deref())
+                        .flatten()
+                        .and_then(crate::triggers::change_user_of)
+                        .map(str::to_string)
+                });
                 let content = driver.rules().normalise(&raw)?;
                 let put = self
                     .sink
@@ -768,6 +811,7 @@ impl Engine {
                         run_id: Some(run.id),
                         content,
                         taken_at: self.clock.now(),
+                        author: author.clone(),
                     })
                     .await?;
                 let msg = if put.changed {
@@ -819,7 +863,7 @@ impl Engine {
                         format!("running '{c}'"),
                         serde_json::Value::Null,
                     );
-                    let o = session.run_command(c, self.config.command_timeout).await?;
+                    let o = session.run_command(c, command_timeout).await?;
                     out.push_str(&format!("### {c}\n{}\n", driver.rules().redact(&o)));
                 }
                 Ok(DeviceOk {

@@ -11,6 +11,7 @@ fn snap(device: DeviceId, content: &str) -> NewSnapshot {
         run_id: None,
         content: content.to_string(),
         taken_at: super::t0(),
+        author: None,
     }
 }
 

@@ -868,6 +868,7 @@ pub async fn snapshots(s: &dyn Store) {
             size: content.len() as u64,
             created_at: t0() + chrono::Duration::seconds(sec),
             commit_id: None,
+            author: None,
         },
         content: content.to_string(),
     };

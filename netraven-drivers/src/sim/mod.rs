@@ -89,6 +89,10 @@ pub struct SimConfig {
     pub key_seed: u64,
     /// Delay before a rejected login is answered.
     pub auth_rejection_time: Duration,
+    /// A prompt template replacing the platform's `[sim] prompt` (`{hostname}`, `{user}`,
+    /// `{mode}`, `{count}` as there): a device with a configured prompt (IOS/EOS `prompt`,
+    /// a Linux `PS1`, Junos without `user@`), which the platform's pattern may not match.
+    pub prompt: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -107,6 +111,7 @@ impl Default for SimConfig {
             legacy_kex_only: false,
             key_seed: 0x5eed,
             auth_rejection_time: Duration::from_millis(5),
+            prompt: None,
         }
     }
 }
@@ -145,6 +150,7 @@ pub struct SimDevice {
     pub(crate) legacy_kex_only: bool,
     pub(crate) key_seed: u64,
     pub(crate) auth_rejection_time: Duration,
+    pub(crate) prompt: Option<String>,
     pub(crate) key_generation: AtomicU64,
     pub(crate) ssh_config: RwLock<Arc<russh::server::Config>>,
     pub(crate) passwords_received: AtomicUsize,
@@ -391,6 +397,7 @@ impl SimFleet {
                 legacy_kex_only: cfg.legacy_kex_only,
                 key_seed: cfg.key_seed,
                 auth_rejection_time: cfg.auth_rejection_time,
+                prompt: cfg.prompt.clone(),
                 key_generation: AtomicU64::new(0),
                 passwords_received: AtomicUsize::new(0),
                 logins: AtomicUsize::new(0),

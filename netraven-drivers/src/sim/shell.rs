@@ -71,7 +71,10 @@ impl Terminal {
         } else {
             sim.unprivileged.as_deref().unwrap_or(&sim.privileged)
         };
-        sim.prompt
+        self.dev
+            .prompt
+            .as_deref()
+            .unwrap_or(&sim.prompt)
             .replace("{hostname}", &self.dev.hostname)
             .replace("{user}", &self.dev.accepted.username)
             .replace("{mode}", mode)

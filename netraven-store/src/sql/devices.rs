@@ -12,7 +12,7 @@ use netraven_core::model::{
 use netraven_core::store::{DeviceStore, check};
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
-    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at";
+    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent";
 
 fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
@@ -32,6 +32,7 @@ fn device_row(r: &impl SqlRow) -> Result<Device> {
                 .ok_or_else(|| Error::internal(format!("unknown host key policy {policy:?}")))?,
             legacy_ssh: r.bool("legacy_ssh")?,
             enabled: r.bool("enabled")?,
+            timeout_multiplier: r.opt_i64("timeout_percent")?.map(|p| p as f64 / 100.0),
         },
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
@@ -65,6 +66,13 @@ fn bind_fields(q: Sql, device: &Device) -> Sql {
         .bind(device.enabled)
 }
 
+/// A device's timeout multiplier as stored: whole percent.
+fn timeout_percent(device: &Device) -> Option<i64> {
+    device
+        .timeout_multiplier
+        .map(|m| (m * 100.0).round().clamp(1.0, 1_000_000.0) as i64)
+}
+
 #[async_trait::async_trait]
 impl<D: Dialect> DeviceStore for SqlStore<D> {
     async fn create_device(&self, device: &Device) -> Result<Device> {
@@ -75,12 +83,16 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let mut tx = self.db.begin_write().await?;
         let insert = Sql::new(
             "INSERT INTO devices (hostname, address, port, platform, description, serial, model, \
-             credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, \
+             timeout_percent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         );
         let row = D::tx_fetch_one(
             &mut tx,
-            bind_fields(insert, device).bind(created).bind(updated),
+            bind_fields(insert, device)
+                .bind(created)
+                .bind(updated)
+                .bind(timeout_percent(device)),
             "inserted device".into(),
         )
         .await?;
@@ -111,10 +123,16 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let update = Sql::new(
             "UPDATE devices SET hostname = $2, address = $3, port = $4, platform = $5, \
              description = $6, serial = $7, model = $8, credential_id = $9, host_key_policy = $10, \
-             legacy_ssh = $11, enabled = $12, updated_at = $13 WHERE id = $1",
+             legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14 WHERE id = $1",
         )
         .bind(device.id);
-        let n = D::tx_execute(&mut tx, bind_fields(update, device).bind(updated)).await?;
+        let n = D::tx_execute(
+            &mut tx,
+            bind_fields(update, device)
+                .bind(updated)
+                .bind(timeout_percent(device)),
+        )
+        .await?;
         if n == 0 {
             return Err(Error::not_found(format!("device {}", device.id)));
         }

@@ -12,12 +12,12 @@ use netraven_core::store::SnapshotStore;
 
 const SNAP_COLS: &str = "s.id AS id, s.device_id AS device_id, s.hostname AS hostname, \
      s.run_id AS run_id, s.hash AS hash, s.size AS size, s.created_at AS created_at, \
-     s.commit_id AS commit_id";
+     s.commit_id AS commit_id, s.author AS author";
 
 /// The latest-snapshot index entry, read from `snapshot_latest l` without a join.
 const LATEST_COLS: &str = "l.snapshot_id AS id, l.device_id AS device_id, l.hostname AS hostname, \
      l.run_id AS run_id, l.hash AS hash, l.size AS size, l.created_at AS created_at, \
-     l.commit_id AS commit_id";
+     l.commit_id AS commit_id, l.author AS author";
 
 fn snap_meta_row(r: &impl SqlRow) -> Result<SnapshotMeta> {
     Ok(SnapshotMeta {
@@ -29,6 +29,7 @@ fn snap_meta_row(r: &impl SqlRow) -> Result<SnapshotMeta> {
         size: r.int("size")?,
         created_at: r.ts("created_at")?,
         commit_id: r.opt_text("commit_id")?,
+        author: r.opt_text("author")?,
     })
 }
 
@@ -55,7 +56,7 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
             &mut tx,
             Sql::new(
                 "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, \
-                 commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                 commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(m.device_id)
             .bind(&m.hostname)
@@ -63,7 +64,8 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
             .bind(hash.clone())
             .bind(size)
             .bind(created)
-            .bind(&m.commit_id),
+            .bind(&m.commit_id)
+            .bind(&m.author),
             "inserted snapshot".into(),
         )
         .await?;
@@ -80,11 +82,11 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
             &mut tx,
             Sql::new(
                 "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, \
-                 run_id, hash, size, commit_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 run_id, hash, size, commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
                  created_at = excluded.created_at, hostname = excluded.hostname, \
                  run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
-                 commit_id = excluded.commit_id \
+                 commit_id = excluded.commit_id, author = excluded.author \
                  WHERE excluded.created_at > snapshot_latest.created_at \
                     OR (excluded.created_at = snapshot_latest.created_at \
                         AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
@@ -96,7 +98,8 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
             .bind(m.run_id)
             .bind(hash)
             .bind(size)
-            .bind(&m.commit_id),
+            .bind(&m.commit_id)
+            .bind(&m.author),
         )
         .await?;
         let row = D::tx_fetch_one(
