@@ -349,7 +349,12 @@ fn redaction_takes_any_text() {
                         .map(String::from)
                         .collect()
                 };
-                prop_assert_eq!(unmarked(&once), unmarked(&twice), "{} is not idempotent", ps[i].name());
+                prop_assert_eq!(
+                    unmarked(&once),
+                    unmarked(&twice),
+                    "{} is not idempotent",
+                    ps[i].name()
+                );
                 let _ = rules.redact(&text);
                 Ok(())
             },

@@ -19,6 +19,7 @@ fn snap(device: DeviceId, content: &str) -> NewSnapshot {
         run_id: Some(1),
         content: content.to_string(),
         taken_at: Utc::now(),
+        author: None,
     }
 }
 
