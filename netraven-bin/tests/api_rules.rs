@@ -1005,6 +1005,32 @@ async fn devices_show_their_state_and_filter_by_it() {
     r.get("/api/devices?last_status=maybe", &op)
         .await
         .assert_error(422);
+    // By id: any of several (repeats and unknown ids are harmless), with the other filters.
+    let v = r
+        .get(
+            &format!("/api/devices?id={never}&id={bad}&id={bad}&id=999999"),
+            &op,
+        )
+        .await
+        .json();
+    let mut got = ids(&v);
+    got.sort();
+    let mut want = vec![bad, never];
+    want.sort();
+    assert_eq!(got, want, "{v}");
+    assert_eq!(v["total"], 2, "{v}");
+    let v = r
+        .get(
+            &format!("/api/devices?id={never}&id={bad}&last_status=none"),
+            &op,
+        )
+        .await
+        .json();
+    assert_eq!(ids(&v), vec![never]);
+    let many: String = (1..=101).map(|i| format!("id={i}&")).collect();
+    r.get(&format!("/api/devices?{many}"), &op)
+        .await
+        .assert_error(422);
 }
 
 #[tokio::test]

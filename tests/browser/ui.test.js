@@ -222,6 +222,13 @@ async function noSidewaysScroll(page, label) {
     const status = await page.$eval(t('run-status'), (e) => e.dataset.status);
     check(status === run.status, `run page shows ${status}, the API ${run.status}`);
     await shot(page, 'run');
+    // The device table filters on the server: failed devices only, kept in the URL.
+    await page.select(t('run-result-filter'), 'FAILED');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="run-device-row"]').length === n
+      && [...document.querySelectorAll('[data-testid="run-device-row"]')].every((r) => r.dataset.status === 'FAILED'), { timeout: 10000 }, run.counts.failed);
+    check((await page.evaluate(() => location.hash)).includes('result=FAILED'), 'the run page result filter is not in the URL');
+    await page.select(t('run-result-filter'), '');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="run-device-row"]').length === n, { timeout: 10000 }, run.counts.total);
     // Pause buffers, level filter narrows.
     await page.select(t('log-level'), 'warning');
     await shot(page, 'run-warnings');

@@ -226,6 +226,10 @@ async fn views(st: &ApiState, p: Paged<Device>) -> ApiResult<Paged<DeviceView>> 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceQuery {
+    /// Id equals (repeat for any of several, at most 100: how a page names the devices its
+    /// logs and results mention in one request).
+    #[serde(default)]
+    pub id: Vec<DeviceId>,
     /// Hostname contains (case-insensitive).
     #[serde(default)]
     pub hostname: Vec<String>,
@@ -255,6 +259,9 @@ pub struct DeviceQuery {
     /// Size (≤ 100).
     pub size: Option<u32>,
 }
+
+/// Most ids one `GET /api/devices?id=…` names.
+pub const MAX_IDS: usize = 100;
 
 /// Fields `GET /api/devices` sorts by.
 pub const DEVICE_SORT: &[&str] = &[
@@ -298,15 +305,28 @@ pub async fn list_devices(
         platform: single(&platforms),
         tag: single(&tags),
     };
-    let in_store = [&hosts, &addrs, &platforms, &tags]
-        .iter()
-        .all(|v| v.len() <= 1);
+    if q.id.len() > MAX_IDS {
+        return Err(ApiError::invalid(format!(
+            "id: at most {MAX_IDS} ids per request ({} given)",
+            q.id.len()
+        )));
+    }
+    let in_store = q.id.is_empty()
+        && [&hosts, &addrs, &platforms, &tags]
+            .iter()
+            .all(|v| v.len() <= 1);
     let by_state = !last_status.is_empty() || q.changed_since.is_some() || q.stale_since.is_some();
     if in_store && sort.is_none() && q.enabled.is_none() && !by_state {
         let p = st.store.list_devices(&f, page).await?;
         return Ok(Json(views(&st, p).await?));
     }
-    let candidates = if tags.len() > 1 {
+    let candidates = if !q.id.is_empty() {
+        let mut all = st.store.devices_by_ids(&q.id).await?;
+        all.sort_by(|a, b| a.hostname.cmp(&b.hostname).then(a.id.cmp(&b.id)));
+        // A repeated id names its device once; the other filters apply below.
+        all.dedup_by_key(|d| d.id);
+        all
+    } else if tags.len() > 1 {
         // Any of several tags: the store finds their devices by id.
         let ids = st.store.device_ids_with_tags(&tags).await?;
         if ids.len() as u64 > MAX_SCAN {

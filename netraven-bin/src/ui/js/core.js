@@ -177,15 +177,22 @@
   const names = (NR.deviceNames = reactive({}));
   const pendingNames = new Set();
   NR.learnDevices = (devices) => devices.forEach((d) => (names[d.id] = d.hostname));
+  // Unknown ids are asked for 100 at a time (`GET /api/devices?id=…`), so a page naming a
+  // thousand devices costs ten requests, not a thousand.
   NR.resolveDevices = async (ids) => {
     const want = [...new Set(ids.filter((id) => id != null && !(id in names) && !pendingNames.has(id)))];
     want.forEach((id) => pendingNames.add(id));
+    const batches = [];
+    for (let i = 0; i < want.length; i += 100) batches.push(want.slice(i, i + 100));
     await Promise.all(
-      want.map((id) =>
-        NR.get('devices/' + id)
-          .then((d) => (names[id] = d.hostname))
-          .catch(() => (names[id] = '#' + id + ' (deleted)'))
-          .finally(() => pendingNames.delete(id)),
+      batches.map((batch) =>
+        NR.get('devices', { id: batch, size: 100 })
+          .then((p) => {
+            p.items.forEach((d) => (names[d.id] = d.hostname));
+            batch.forEach((id) => id in names || (names[id] = '#' + id + ' (deleted)'));
+          })
+          .catch(() => {})
+          .finally(() => batch.forEach((id) => pendingNames.delete(id))),
       ),
     );
   };

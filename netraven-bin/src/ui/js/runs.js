@@ -348,14 +348,21 @@
     return null;
   }
 
+  // Whether a log line is a device's final word in its run (the engine's result line).
+  const isFinalLine = (l) => l.kind === 'job' && l.device_id != null && l.fields && typeof l.fields.status === 'string';
+
   P.RunDetail = {
     components: C,
-    props: ['params'],
+    props: ['params', 'query'],
     setup(props) {
       const id = Number(props.params.id);
       const run = ref(null);
       const job = ref(null);
-      const results = ref([]);
+      // One page (100) of the run's results, filtered by `?result=` and paged by `?page=` on
+      // the server: a run of 10,000 devices costs one small request, not a hundred.
+      const results = ref(null);
+      // Devices whose final result line has been seen: running = seen in the logs, not here.
+      const doneIds = markRaw(new Set());
       const error = ref('');
       const streamState = ref('connecting');
       // Log lines are kept outside Vue's reactivity (thousands of rows); `version` signals change.
@@ -372,15 +379,26 @@
       const HEIGHT = 360;
       const LEVELS = { debug: 0, info: 1, warning: 2, error: 3 };
 
+      // Requests still in flight are cancelled when the page is left, so they never hold the
+      // browser's connections the next page needs.
+      const ctrl = new AbortController();
+      let loadSeq = 0;
       async function loadRun() {
+        const my = ++loadSeq;
         try {
-          run.value = await NR.get('runs/' + id);
-          if (!job.value) NR.get('jobs/' + run.value.job_id).then((j) => (job.value = j)).catch(() => {});
-          const rs = await NR.getAll('job-results', { run_id: id }, 100000);
+          const q = props.query || {};
+          const [r, rs] = await Promise.all([
+            NR.get('runs/' + id, null, ctrl.signal),
+            NR.get('job-results', { run_id: id, status: q.result || '', page: Number(q.page) || 1, size: 100 }, ctrl.signal),
+          ]);
+          if (my !== loadSeq) return;
+          run.value = r;
+          if (!job.value) NR.get('jobs/' + r.job_id, null, ctrl.signal).then((j) => (job.value = j)).catch(() => {});
+          rs.items.forEach((x) => doneIds.add(x.device_id));
           results.value = rs;
-          NR.resolveDevices(rs.map((r) => r.device_id));
+          NR.resolveDevices(rs.items.map((x) => x.device_id));
         } catch (e) {
-          error.value = e.message;
+          if (e.name !== 'AbortError' && my === loadSeq) error.value = e.message;
         }
       }
       let idSum = 0;
@@ -392,6 +410,7 @@
           const d = devPhase[l.device_id] || (devPhase[l.device_id] = { reached: [], last: '' });
           if (ph && !d.reached.includes(ph)) d.reached.push(ph);
           d.last = l.message;
+          if (isFinalLine(l)) doneIds.add(l.device_id);
         }
       }
       function onLog(l) {
@@ -424,7 +443,9 @@
         stop && stop();
         clearInterval(poll);
         clearTimeout(refreshTimer);
+        ctrl.abort();
       });
+      watch(() => props.query, loadRun);
       const resume = () => {
         paused.value = false;
         pending.splice(0).forEach(take);
@@ -445,17 +466,23 @@
         scrollTop.value = e.target.scrollTop;
         follow.value = e.target.scrollTop + e.target.clientHeight >= e.target.scrollHeight - ROW;
       };
-      const byDevice = computed(() => {
-        const m = {};
-        results.value.forEach((r) => (m[r.device_id] = r));
-        return m;
+      const MAX_RUNNING_ROWS = 100;
+      // Devices at work now: seen in the logs, no final line or result yet (none once the run is over).
+      const runningIds = computed(() => {
+        version.value;
+        results.value;
+        if (!run.value || NR.isFinal(run.value.status)) return [];
+        return Object.keys(devPhase).map(Number).filter((did) => !doneIds.has(did)).sort((a, b) => a - b);
       });
-      // One row per device seen in the logs or the results; each device once.
+      // The running devices first (at most 100, on the first page of the unfiltered list), then
+      // this page of results; each device once.
       const rows = computed(() => {
-        const ids = new Set(Object.keys(devPhase).map(Number));
-        results.value.forEach((r) => ids.add(r.device_id));
-        return [...ids].sort((a, b) => a - b).map((did) => {
-          const r = byDevice.value[did];
+        const q = props.query || {};
+        const first = !q.result && (Number(q.page) || 1) === 1;
+        const running = first ? runningIds.value.slice(0, MAX_RUNNING_ROWS).map((did) => [did, null]) : [];
+        const done = results.value ? results.value.items.map((r) => [r.device_id, r]) : [];
+        const seen = new Set();
+        return running.concat(done).filter(([did]) => !seen.has(did) && seen.add(did)).map(([did, r]) => {
           const reached = (devPhase[did] && devPhase[did].reached) || [];
           const phases = PHASES.map((p, i) => {
             const done = reached.includes(p) || (r && r.status === 'SUCCESS');
@@ -468,7 +495,7 @@
       const counts = computed(() => {
         const c = run.value ? run.value.counts : { total: 0, succeeded: 0, failed: 0, changed: 0 };
         const done = c.succeeded + c.failed;
-        const running = run.value && NR.isFinal(run.value.status) ? 0 : rows.value.filter((x) => !x.r).length;
+        const running = Math.min(runningIds.value.length, Math.max(0, c.total - done));
         return { total: c.total, ok: c.succeeded, failed: c.failed, changed: c.changed, running, queued: Math.max(0, c.total - done - running), done };
       });
       const eta = computed(() => {
@@ -480,7 +507,7 @@
       const canRetry = computed(() => NR.can('operator') && NR.features.adhocRun && run.value && NR.isFinal(run.value.status) && counts.value.failed > 0);
       async function retryFailed() {
         try {
-          const failed = results.value.filter((r) => r.status === 'FAILED').map((r) => r.device_id);
+          const failed = (await NR.getAll('job-results', { run_id: id, status: 'FAILED' }, 100000)).map((r) => r.device_id);
           const r = await NR.api('POST', NR.features.adhocRun, { body: { device_ids: failed } });
           NR.go('/runs/' + r.run_id);
         } catch (e) {
@@ -489,7 +516,9 @@
       }
       return {
         id, run, job, results, error, streamState, lines, pending, version, paused, level, follow, pane, visible, filtered, onScroll,
-        rows, counts, eta, resume, canRetry, retryFailed, ROW, NR, idSum: () => idSum,
+        rows, counts, eta, resume, canRetry, retryFailed, ROW, NR, idSum: () => idSum, runningIds, MAX_RUNNING_ROWS,
+        setResult: (v) => NR.setQuery({ result: v, page: '' }),
+        go: (p) => NR.setQuery({ page: p }),
       };
     },
     template: `<div data-testid="page-run">
@@ -510,7 +539,8 @@
         <p class="small muted" data-testid="run-times">{{ counts.done }} of {{ counts.total }} devices done · queued <Time :t="run.queued_at"/><template v-if="run.started_at"> · started <Time :t="run.started_at"/></template><template v-if="run.finished_at"> · finished <Time :t="run.finished_at"/> ({{ NR.fmtMs(new Date(run.finished_at) - new Date(run.started_at || run.queued_at)) }})</template><template v-if="eta != null"> · about {{ NR.fmtSecs(eta) }} left</template></p>
         <p v-if="run.message" class="warn" data-testid="run-message">{{ run.message }}</p>
       </div>
-      <div class="panel"><h2>Devices</h2>
+      <div class="panel"><div class="bar"><h2 class="grow" style="margin:0">Devices</h2>
+        <label>Result<select data-testid="run-result-filter" :value="(query && query.result) || ''" @change="setResult($event.target.value)"><option value="">all</option><option value="SUCCESS">ok</option><option value="FAILED">failed</option></select></label></div>
         <table class="resp" data-testid="run-devices"><thead><tr><th>Device</th><th>connect · auth · fetch · commit</th><th>Result</th><th>Duration</th><th>Detail</th></tr></thead><tbody>
           <tr v-for="x in rows" :key="x.did" data-testid="run-device-row" :data-device="x.did" :data-status="x.r ? x.r.status : 'RUNNING'">
             <td data-label="Device"><a :href="NR.href('/devices/' + x.did)" data-testid="run-device-link">{{ NR.deviceNames[x.did] || ('#' + x.did) }}</a></td>
@@ -520,6 +550,8 @@
             <td data-label="Detail" class="small">{{ x.r ? x.r.message : x.last }}
               <a v-if="x.r && x.r.snapshot_id" :href="NR.href('/snapshots/' + x.r.snapshot_id)" data-testid="run-device-snapshot">config</a></td>
           </tr></tbody></table>
+        <p class="muted small" v-if="runningIds.length > MAX_RUNNING_ROWS" data-testid="run-running-more">and {{ runningIds.length - MAX_RUNNING_ROWS }} more devices at work</p>
+        <Pager :p="results" testid="run-results" @go="go"/>
         <p class="muted small" v-if="counts.queued">{{ counts.queued }} more devices waiting for a worker.</p>
       </div>
       <div class="panel"><div class="bar"><h2 class="grow" style="margin:0">Log</h2>
