@@ -80,6 +80,7 @@ const MATRIX: &[(&str, &str, Min)] = &[
     ("PUT", "/api/jobs/{id}", O),
     ("PATCH", "/api/jobs/{id}", O),
     ("DELETE", "/api/jobs/{id}", O),
+    ("POST", "/api/devices/{id}/backup", O),
     ("POST", "/api/jobs/{id}/run", O),
     ("GET", "/api/runs", V),
     ("GET", "/api/runs/{id}", V),

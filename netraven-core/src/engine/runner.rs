@@ -440,6 +440,18 @@ impl Engine {
             device: device_id,
             entries: Vec::new(),
         };
+        if lost > 0 {
+            // Visible in the run's log: a device worked on again because a worker died with it.
+            log.push(
+                LogLevel::Warning,
+                LogKind::Job,
+                format!(
+                    "delivered again: {lost} earlier deliveries ended without a result (a worker \
+                     died or lost its lease)"
+                ),
+                serde_json::json!({ "lost_deliveries": lost }),
+            );
+        }
         let started_at = self.clock.now();
         let started = Instant::now();
         let outcome = if lost >= self.config.max_deliveries {
