@@ -165,13 +165,16 @@ pub fn parse(raw: &[u8]) -> Parsed {
     }
 }
 
+/// Devices by sender address, with when they were looked up.
+type AddressCache = Mutex<HashMap<IpAddr, (Instant, Vec<Device>)>>;
+
 /// The listener. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SyslogListener {
     devices: Arc<dyn DeviceStore>,
     rules: Arc<ChangeRules>,
     debouncer: Arc<Debouncer>,
-    cache: Arc<Mutex<HashMap<IpAddr, (Instant, Vec<Device>)>>>,
+    cache: Arc<AddressCache>,
 }
 
 impl SyslogListener {
