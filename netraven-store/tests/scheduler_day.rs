@@ -72,7 +72,13 @@ impl Day {
         })
     }
 
-    async fn job(&self, name: &str, schedule: Schedule, missed: MissedPolicy, overlap: OverlapPolicy) -> Job {
+    async fn job(
+        &self,
+        name: &str,
+        schedule: Schedule,
+        missed: MissedPolicy,
+        overlap: OverlapPolicy,
+    ) -> Job {
         let mut job = Job::backup(netraven_core::testkit::unique(name), Targets::default());
         job.schedule = schedule;
         job.missed = missed;
@@ -192,7 +198,12 @@ async fn r9_one_minute_schedule_makes_1440_runs_in_a_day() {
         return;
     };
     let every_minute = day
-        .job("r9-interval", Schedule::Interval { seconds: 60 }, MissedPolicy::RunOnce, OverlapPolicy::Allow)
+        .job(
+            "r9-interval",
+            Schedule::Interval { seconds: 60 },
+            MissedPolicy::RunOnce,
+            OverlapPolicy::Allow,
+        )
         .await;
     let cron_minute = day
         .job(
@@ -212,18 +223,42 @@ async fn r9_one_minute_schedule_makes_1440_runs_in_a_day() {
     for job in [&every_minute, &cron_minute] {
         let runs = day.runs(job.id).await;
         let times = fired(&runs);
-        let expected: Vec<_> = (1..=1440).map(|m| start + chrono::Duration::minutes(m)).collect();
-        assert_eq!(times.len(), 1440, "{}: {} runs in 24 h", job.name, times.len());
+        let expected: Vec<_> = (1..=1440)
+            .map(|m| start + chrono::Duration::minutes(m))
+            .collect();
+        assert_eq!(
+            times.len(),
+            1440,
+            "{}: {} runs in 24 h",
+            job.name,
+            times.len()
+        );
         assert!(distinct(&times), "{}: two runs for one fire", job.name);
-        assert_eq!(times, expected, "{}: a fire is missing or off its minute", job.name);
+        assert_eq!(
+            times, expected,
+            "{}: a fire is missing or off its minute",
+            job.name
+        );
         let late = runs
             .iter()
             .filter(|r| r.fire_time.is_some_and(|f| r.queued_at > f))
             .count();
-        figures.push(format!("{}={} (late={late})", if job.id == every_minute.id { "interval" } else { "cron" }, times.len()));
+        figures.push(format!(
+            "{}={} (late={late})",
+            if job.id == every_minute.id {
+                "interval"
+            } else {
+                "cron"
+            },
+            times.len()
+        ));
     }
     assert_eq!(day.double_leaders, 0, "two schedulers led in one step");
-    assert!(day.handovers >= 4, "the lease never moved ({} handovers)", day.handovers);
+    assert!(
+        day.handovers >= 4,
+        "the lease never moved ({} handovers)",
+        day.handovers
+    );
     println!(
         "R9 24 simulated hours, 3 schedulers: runs {} (expected 1440 each); lease handovers={} double_leaders={}",
         figures.join(" "),
@@ -246,10 +281,29 @@ async fn r10_misfire_policies_after_a_scheduler_outage() {
         expression: "0 * * * *".into(),
         timezone: "UTC".into(),
     };
-    let h_once = day.job("r10-hourly-once", hourly(()), MissedPolicy::RunOnce, OverlapPolicy::Allow).await;
-    let h_skip = day.job("r10-hourly-skip", hourly(()), MissedPolicy::Skip, OverlapPolicy::Allow).await;
+    let h_once = day
+        .job(
+            "r10-hourly-once",
+            hourly(()),
+            MissedPolicy::RunOnce,
+            OverlapPolicy::Allow,
+        )
+        .await;
+    let h_skip = day
+        .job(
+            "r10-hourly-skip",
+            hourly(()),
+            MissedPolicy::Skip,
+            OverlapPolicy::Allow,
+        )
+        .await;
     let m_once = day
-        .job("r10-minute-once", Schedule::Interval { seconds: 60 }, MissedPolicy::RunOnce, OverlapPolicy::Allow)
+        .job(
+            "r10-minute-once",
+            Schedule::Interval { seconds: 60 },
+            MissedPolicy::RunOnce,
+            OverlapPolicy::Allow,
+        )
         .await;
     // Outage: from 11:55:30 to 12:02:30 (the steps at 11:56:00 … 12:02:00 do not tick).
     let outage_from = utc(2026, 6, 2, 11, 55) + chrono::Duration::seconds(30);
@@ -268,13 +322,28 @@ async fn r10_misfire_policies_after_a_scheduler_outage() {
     let minute_times = fired(&minute);
     assert_eq!(once.len(), 24, "run_once hourly: {once:?}");
     assert!(once.contains(&noon), "run_once ran the missed 12:00 fire");
-    let noon_run = day.runs(h_once.id).await.into_iter().find(|r| r.fire_time == Some(noon));
+    let noon_run = day
+        .runs(h_once.id)
+        .await
+        .into_iter()
+        .find(|r| r.fire_time == Some(noon));
     let noon_queued = noon_run.map(|r| r.queued_at);
-    assert_eq!(noon_queued, Some(utc(2026, 6, 2, 12, 2) + chrono::Duration::seconds(30)));
+    assert_eq!(
+        noon_queued,
+        Some(utc(2026, 6, 2, 12, 2) + chrono::Duration::seconds(30))
+    );
     assert_eq!(skip.len(), 23, "skip hourly: {skip:?}");
-    assert!(!skip.contains(&noon), "skip dropped the 12:00 fire (2.5 min old)");
+    assert!(
+        !skip.contains(&noon),
+        "skip dropped the 12:00 fire (2.5 min old)"
+    );
     // The minute job missed 11:56 … 12:02 (7 fires) and ran 12:02 once for them.
-    assert_eq!(minute_times.len(), 1440 - 6, "run_once minute: {}", minute_times.len());
+    assert_eq!(
+        minute_times.len(),
+        1440 - 6,
+        "run_once minute: {}",
+        minute_times.len()
+    );
     assert!(distinct(&minute_times));
     println!(
         "R10 scheduler outage 11:55:30-12:02:30: hourly run_once runs={} (12:00 run at 12:02:30), hourly skip runs={} (12:00 dropped), minute run_once runs={} (7 missed fires ran once)",
@@ -322,9 +391,30 @@ async fn r11_dst_spring_and_fall_in_new_york() {
         let Some(mut day) = Day::new(midnight).await else {
             return;
         };
-        let daily = day.job("r11-daily", ny(daily_line), MissedPolicy::RunOnce, OverlapPolicy::Allow).await;
-        let hourly = day.job("r11-hourly", ny("0 * * * *"), MissedPolicy::RunOnce, OverlapPolicy::Allow).await;
-        let minute = day.job("r11-minute", ny("* * * * *"), MissedPolicy::RunOnce, OverlapPolicy::Allow).await;
+        let daily = day
+            .job(
+                "r11-daily",
+                ny(daily_line),
+                MissedPolicy::RunOnce,
+                OverlapPolicy::Allow,
+            )
+            .await;
+        let hourly = day
+            .job(
+                "r11-hourly",
+                ny("0 * * * *"),
+                MissedPolicy::RunOnce,
+                OverlapPolicy::Allow,
+            )
+            .await;
+        let minute = day
+            .job(
+                "r11-minute",
+                ny("* * * * *"),
+                MissedPolicy::RunOnce,
+                OverlapPolicy::Allow,
+            )
+            .await;
         day.run_hours(hours, async |_| {}).await;
         day.step().await;
         let d = fired(&day.runs(daily.id).await);
@@ -333,7 +423,10 @@ async fn r11_dst_spring_and_fall_in_new_york() {
         assert_eq!(d, vec![daily_fire], "{name}: daily {daily_line}");
         assert_eq!(h.len(), hourly_n, "{name}: hourly {h:?}");
         assert_eq!(m.len(), minute_n, "{name}: minute fires");
-        assert!(distinct(&h) && distinct(&m), "{name}: two runs for one fire");
+        assert!(
+            distinct(&h) && distinct(&m),
+            "{name}: two runs for one fire"
+        );
         // No fire in the local day's missing (spring) or second (fall) 01:xx/02:xx hour.
         let wall: Vec<_> = m
             .iter()
@@ -342,7 +435,11 @@ async fn r11_dst_spring_and_fall_in_new_york() {
         let mut w = wall.clone();
         w.sort();
         w.dedup();
-        assert_eq!(w.len(), wall.len(), "{name}: a wall-clock minute fired twice");
+        assert_eq!(
+            w.len(),
+            wall.len(),
+            "{name}: a wall-clock minute fired twice"
+        );
         lines.push(format!(
             "{name} ({hours} h local day): daily '{daily_line}' fired once at {daily_fire} UTC, hourly={} minute={}",
             h.len(),
@@ -362,7 +459,12 @@ async fn r12_overlap_forbid_never_runs_two_at_once() {
         return;
     };
     let job = day
-        .job("r12-forbid", Schedule::Interval { seconds: 60 }, MissedPolicy::RunOnce, OverlapPolicy::Forbid)
+        .job(
+            "r12-forbid",
+            Schedule::Interval { seconds: 60 },
+            MissedPolicy::RunOnce,
+            OverlapPolicy::Forbid,
+        )
         .await;
     let mut max_active = 0usize;
     // A worker on the same clock: starts a queued run at once, finishes it 150 s later.
@@ -380,10 +482,14 @@ async fn r12_overlap_forbid_never_runs_two_at_once() {
         for r in active {
             match r.status {
                 RunStatus::Queued => {
-                    day.store.start_run(r.id, &[], now).await.expect("start run");
+                    day.store
+                        .start_run(r.id, &[], now)
+                        .await
+                        .expect("start run");
                 }
                 RunStatus::Running
-                    if r.started_at.is_some_and(|s| now - s >= chrono::Duration::seconds(150)) =>
+                    if r.started_at
+                        .is_some_and(|s| now - s >= chrono::Duration::seconds(150)) =>
                 {
                     day.store
                         .finish_run(r.id, RunStatus::CompletedSuccess, now, None)
@@ -397,15 +503,26 @@ async fn r12_overlap_forbid_never_runs_two_at_once() {
     .await;
     day.step().await;
     let runs = day.runs(job.id).await;
-    let ran: Vec<&Run> = runs.iter().filter(|r| r.status != RunStatus::Skipped).collect();
-    let skipped = runs.iter().filter(|r| r.status == RunStatus::Skipped).count();
+    let ran: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Skipped)
+        .collect();
+    let skipped = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Skipped)
+        .count();
     let fires: Vec<_> = runs.iter().filter_map(|r| r.fire_time).collect();
     assert!(distinct(&fires), "two records for one fire");
     assert_eq!(fires.len(), 1440, "every fire ran or was skipped");
     // Intervals [started, finished) of the runs never overlap.
     let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = ran
         .iter()
-        .filter_map(|r| Some((r.started_at?, r.finished_at.unwrap_or(DateTime::<Utc>::MAX_UTC))))
+        .filter_map(|r| {
+            Some((
+                r.started_at?,
+                r.finished_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            ))
+        })
         .collect();
     spans.sort();
     let overlaps = spans.windows(2).filter(|w| w[1].0 < w[0].1).count();
