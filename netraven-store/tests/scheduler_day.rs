@@ -441,7 +441,7 @@ async fn r11_dst_spring_and_fall_in_new_york() {
             "{name}: a wall-clock minute fired twice"
         );
         lines.push(format!(
-            "{name} ({hours} h local day): daily '{daily_line}' fired once at {daily_fire} UTC, hourly={} minute={}",
+            "{name} ({hours} h local day): daily '{daily_line}' fired once at {daily_fire}, hourly={} minute={}",
             h.len(),
             m.len()
         ));
