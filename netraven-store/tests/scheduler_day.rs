@@ -528,7 +528,7 @@ async fn r12_overlap_forbid_never_runs_two_at_once() {
     let overlaps = spans.windows(2).filter(|w| w[1].0 < w[0].1).count();
     assert_eq!(max_active, 1, "two runs of the job were active at once");
     assert_eq!(overlaps, 0, "two runs' spans overlap");
-    assert!(skipped > 0 && ran.len() > 0);
+    assert!(skipped > 0 && !ran.is_empty());
     println!(
         "R12 overlap forbid, 150 s runs on a one-minute schedule over 24 simulated hours: fires={} ran={} skipped={} max_active={max_active} overlapping_spans={overlaps}",
         fires.len(),
