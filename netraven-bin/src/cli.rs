@@ -80,6 +80,17 @@ pub enum Command {
         /// pattern may not match, which the driver learns.
         #[arg(long)]
         prompt: Option<String>,
+        /// Hostnames are `{prefix}{index:04}` (default `sim-`): a second fleet next to another.
+        #[arg(long, default_value = "sim-")]
+        hostname_prefix: String,
+        /// Faults to inject, repeatable: `[FIRST[-LAST]:]FAULT,FAULT…` for devices FIRST to LAST
+        /// (indexes; none: every device), e.g. `0:garbage=4096`, `1:flood=209715200,flood-lines`,
+        /// `2-41:hang-after=3000`, `trickle=256/100`. Faults: wrong-password,
+        /// second-credential-only, keyboard-interactive-only, hang-after=BYTES,
+        /// drop-after=BYTES, trickle=BYTES/MS, latency=MS, change-every=K, ignore-paging-off,
+        /// flood=BYTES, flood-lines, hang-in-line=TEXT, garbage=BYTES.
+        #[arg(long = "fault")]
+        faults: Vec<String>,
     },
     /// Back up every device of a CSV inventory into a git repository, once.
     Backup {
@@ -283,6 +294,8 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
             legacy_kex,
             changing,
             prompt,
+            hostname_prefix,
+            faults,
         } => {
             let mut sim = netraven::demo::sim_config(
                 devices,
@@ -293,6 +306,28 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 changing,
             );
             sim.prompt = prompt;
+            sim.hostname_prefix = hostname_prefix;
+            // Faults of every device first, so devices with their own faults keep them too.
+            let mut parsed = faults
+                .iter()
+                .map(|a| netraven_drivers::sim::parse_fault_target(a))
+                .collect::<netraven_core::error::Result<Vec<_>>>()?;
+            parsed.sort_by_key(|(range, _)| range.is_some());
+            for (range, spec) in parsed {
+                match range {
+                    None => sim.faults = sim.faults.clone().parse_into(spec)?,
+                    Some((first, last)) => {
+                        for i in first..=last.min(devices.saturating_sub(1)) {
+                            let base = sim
+                                .device_faults
+                                .get(&i)
+                                .cloned()
+                                .unwrap_or_else(|| sim.faults.clone());
+                            sim.device_faults.insert(i, base.parse_into(spec)?);
+                        }
+                    }
+                }
+            }
             // User platform files can be simulated too (and replace built-ins by name).
             if let Some(dir) = cfg.platforms_dir.as_deref() {
                 sim.custom_platforms = netraven_drivers::platform::load_platform_dir(dir)?;

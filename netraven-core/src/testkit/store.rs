@@ -76,6 +76,23 @@ pub async fn devices(s: &dyn Store) {
     assert_eq!(got.hostname, a.hostname);
     assert_eq!(got.port, 22);
     assert_eq!(got.host_key_policy, HostKeyPolicy::Tofu);
+    // A device's own timeout multiplier is kept (stored in percent) and read back.
+    let mut slow = Device::new(format!("{p}-slow"), "10.0.0.8", "cisco_ios");
+    slow.timeout_multiplier = Some(0.1);
+    let slow = s
+        .create_device(&slow)
+        .await
+        .expect("device with a multiplier");
+    let got = s.get_device(slow.id).await.expect("get");
+    assert_eq!(got.timeout_multiplier, Some(0.1));
+    let mut upd = got.clone();
+    upd.timeout_multiplier = Some(2.5);
+    s.update_device(&upd).await.expect("update multiplier");
+    assert_eq!(
+        s.get_device(slow.id).await.expect("get").timeout_multiplier,
+        Some(2.5)
+    );
+    s.delete_device(slow.id).await.expect("delete");
 
     let f = |h: &str| DeviceFilter {
         hostname: Some(h.to_string()),

@@ -56,6 +56,97 @@ pub struct Faults {
     /// this text: the line is sent up to its end, its line break never comes (e.g.
     /// `secret 9`: a hang right after a secret).
     pub hang_in_line: Option<String>,
+    /// With `flood`: the flood is made of 100-byte lines (ending in a line break) instead of one
+    /// endless line, so a client hits its limit of output per command rather than of one line.
+    pub flood_lines: bool,
+    /// The configuration command answers this many bytes of garbage (every byte value: NULs,
+    /// stray escape sequences, invalid UTF-8, no prompt), then the connection is dropped: a
+    /// device whose session breaks down mid-command.
+    pub garbage: Option<u64>,
+}
+
+impl Faults {
+    /// Parses a comma-separated list of faults, as `netraven sim --fault` takes them:
+    /// `wrong-password`, `second-credential-only`, `keyboard-interactive-only`,
+    /// `hang-after=BYTES`, `drop-after=BYTES`, `trickle=BYTES/MILLISECONDS`,
+    /// `latency=MILLISECONDS`, `change-every=K`, `ignore-paging-off`, `flood=BYTES`,
+    /// `flood-lines`, `hang-in-line=TEXT`, `garbage=BYTES`. Added to `self` (so a fleet's
+    /// `--changing` can be kept).
+    pub fn parse_into(mut self, spec: &str) -> Result<Faults> {
+        fn num<T: std::str::FromStr>(name: &str, v: Option<&str>) -> Result<T> {
+            v.and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+                Error::invalid(format!("fault '{name}' needs a number (e.g. {name}=1000)"))
+            })
+        }
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = match item.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v)),
+                None => (item, None),
+            };
+            match name {
+                "wrong-password" => self.wrong_password = true,
+                "second-credential-only" => self.second_credential_only = true,
+                "keyboard-interactive-only" => self.keyboard_interactive_only = true,
+                "ignore-paging-off" => self.ignore_paging_off = true,
+                "flood-lines" => self.flood_lines = true,
+                "hang-after" => self.hang_after = Some(num(name, value)?),
+                "drop-after" => self.drop_after = Some(num(name, value)?),
+                "flood" => self.flood = Some(num(name, value)?),
+                "garbage" => self.garbage = Some(num(name, value)?),
+                "change-every" => self.change_every = Some(num::<u64>(name, value)?.max(1)),
+                "latency" => {
+                    self.latency = Some(Duration::from_millis(num(name, value)?));
+                }
+                "trickle" => {
+                    let (bytes, ms) = value.and_then(|v| v.split_once('/')).ok_or_else(|| {
+                        Error::invalid(
+                            "fault 'trickle' needs BYTES/MILLISECONDS (e.g. trickle=64/100)",
+                        )
+                    })?;
+                    let bytes: usize = num(name, Some(bytes))?;
+                    self.trickle =
+                        Some((bytes.max(1), Duration::from_millis(num(name, Some(ms))?)));
+                }
+                "hang-in-line" => match value.filter(|v| !v.is_empty()) {
+                    Some(v) => self.hang_in_line = Some(v.to_string()),
+                    None => return Err(Error::invalid("fault 'hang-in-line' needs a text")),
+                },
+                other => {
+                    return Err(Error::invalid(format!(
+                        "unknown fault '{other}' (known: wrong-password, second-credential-only, \
+                         keyboard-interactive-only, hang-after, drop-after, trickle, latency, \
+                         change-every, ignore-paging-off, flood, flood-lines, hang-in-line, garbage)"
+                    )));
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Parses `[FIRST[-LAST]:]FAULTS` (device indexes, inclusive; none: every device) as
+/// `netraven sim --fault` takes it, e.g. `0:garbage=4096`, `2-41:hang-after=3000` or
+/// `trickle=256/100`. Returns the index range (`None`: every device) and the faults text.
+pub fn parse_fault_target(arg: &str) -> Result<(Option<(usize, usize)>, &str)> {
+    let Some((range, faults)) = arg.split_once(':') else {
+        return Ok((None, arg));
+    };
+    // `hang-in-line=TEXT` may hold a colon: only a leading range of digits is a target.
+    if range.is_empty() || !range.chars().all(|c| c.is_ascii_digit() || c == '-') {
+        return Ok((None, arg));
+    }
+    let bad = || Error::invalid(format!("device range '{range}' must be N or FIRST-LAST"));
+    let (a, b) = match range.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let a = range.parse().map_err(|_| bad())?;
+            (a, a)
+        }
+    };
+    if a > b {
+        return Err(bad());
+    }
+    Ok((Some((a, b)), faults))
 }
 
 /// What to simulate.
@@ -682,5 +773,46 @@ impl russh::server::Handler for Conn {
     ) -> Result<(), Self::Error> {
         self.input = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs_parse_with_and_without_a_device_range() {
+        let (range, spec) = parse_fault_target("2-41:hang-after=3000,latency=5").expect("parse");
+        assert_eq!(range, Some((2, 41)));
+        let f = Faults::default().parse_into(spec).expect("faults");
+        assert_eq!(f.hang_after, Some(3000));
+        assert_eq!(f.latency, Some(Duration::from_millis(5)));
+        let (range, spec) = parse_fault_target("trickle=256/100").expect("parse");
+        assert_eq!(range, None);
+        let f = Faults::default().parse_into(spec).expect("faults");
+        assert_eq!(f.trickle, Some((256, Duration::from_millis(100))));
+        let (range, spec) = parse_fault_target("hang-in-line=a:b").expect("parse");
+        assert_eq!((range, spec), (None, "hang-in-line=a:b"));
+        let f = Faults::default()
+            .parse_into("flood=1000,flood-lines,garbage=10")
+            .expect("faults");
+        assert_eq!(
+            (f.flood, f.flood_lines, f.garbage),
+            (Some(1000), true, Some(10))
+        );
+    }
+
+    #[test]
+    fn bad_fault_specs_are_refused() {
+        for bad in [
+            "nope",
+            "hang-after",
+            "hang-after=x",
+            "trickle=5",
+            "hang-in-line=",
+        ] {
+            assert!(Faults::default().parse_into(bad).is_err(), "{bad}");
+        }
+        assert!(parse_fault_target("5-2:latency=1").is_err());
     }
 }

@@ -257,10 +257,44 @@ impl Terminal {
             let rev = self.faults.change_every.map_or(0, |k| f / k.max(1));
             dev.last_rev.store(rev, Ordering::SeqCst);
         }
+        if is_config && let Some(total) = self.faults.garbage {
+            self.emit(&echo).await?;
+            // Every byte value, in an order that never settles into text: NULs, ESC and CSI
+            // starts cut short, bytes that are invalid UTF-8. Then the session breaks.
+            let mut state = 0x9e37_79b9_u32 ^ dev.index as u32;
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(4096) as usize;
+                let chunk: Vec<u8> = (0..n)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 17;
+                        state ^= state << 5;
+                        (state >> 24) as u8
+                    })
+                    .collect();
+                self.send(&chunk).await?;
+                left -= n as u64;
+            }
+            let _ = self
+                .handle
+                .disconnect(
+                    russh::Disconnect::ProtocolError,
+                    "simulated session breakdown".into(),
+                    String::new(),
+                )
+                .await;
+            return Err(Stop);
+        }
         if is_config && let Some(total) = self.faults.flood {
             self.emit(&echo).await?;
             // Sent in chunks, so the simulator's own memory stays small.
-            let chunk = [b'x'; 64 * 1024];
+            let mut chunk = [b'x'; 64 * 1024];
+            if self.faults.flood_lines {
+                for line_end in chunk.iter_mut().skip(99).step_by(100) {
+                    *line_end = b'\n';
+                }
+            }
             let mut left = total;
             while left > 0 {
                 let n = left.min(chunk.len() as u64) as usize;
