@@ -51,6 +51,7 @@ pub mod sample;
 pub mod sim;
 pub mod ssh;
 pub mod syslog;
+pub mod telnet;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
 pub use platform_builder::PlatformBuilder;

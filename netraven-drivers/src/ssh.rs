@@ -8,15 +8,17 @@
 
 use crate::expect::{PromptLearner, ReaderLimits, ShellReader, Step, clean_output, comment_lines};
 use crate::platform::Platform;
+use crate::telnet::TelnetConn;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
 use netraven_core::error::{Error, ErrorKind, Result};
-use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy};
+use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy, Transport};
 use netraven_core::normalise::Rules;
 use netraven_core::store::HostKeyStore;
+use regex::Regex;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Host key, cipher and MAC lists offered to every device, most preferred first.
@@ -377,12 +379,79 @@ fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
     }))
 }
 
+/// What a shell runs over: an SSH channel, or a telnet connection.
+enum Link {
+    Ssh {
+        /// A second handle on the session's socket, shut down before libssh2 frees the session.
+        sock: TcpStream,
+        sess: ssh2::Session,
+        chan: ssh2::Channel,
+    },
+    Telnet(TelnetConn),
+}
+
+impl Link {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                sess.set_timeout(ms(timeout));
+                chan.write_all(data).and_then(|_| chan.flush())
+            }
+            Link::Telnet(t) => t.send(data, timeout),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                sess.set_timeout(ms(timeout));
+                chan.read(buf)
+            }
+            Link::Telnet(t) => t.read(buf, timeout),
+        }
+    }
+
+    /// Says `exit` and leaves, best effort and quick.
+    fn close(&mut self, exit: &str) {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                // libssh2's channel close (also run when a channel is freed) waits for the
+                // peer's close in blocking mode, so switch to non-blocking first: nothing here
+                // may wait on the device.
+                sess.set_timeout(200);
+                let _ = chan.write_all(exit.as_bytes());
+                sess.set_blocking(false);
+                let _ = sess.disconnect(None, "bye", None);
+            }
+            Link::Telnet(t) => {
+                let _ = t.send(exit.as_bytes(), Duration::from_millis(200));
+                t.shutdown();
+            }
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        match self {
+            Link::Ssh { sock, sess, .. } => {
+                // libssh2 frees a channel only after the peer's close: in blocking mode that
+                // waits on the device, and in non-blocking mode the free returns EAGAIN and the
+                // whole session (~60 KB) is never freed, one leak per device. Shutting the
+                // socket down first ends every such wait at once (EOF), so the blocking free
+                // below completes without waiting on the device.
+                let _ = sock.shutdown(Shutdown::Both);
+                sess.set_timeout(1000);
+                sess.set_blocking(true);
+            }
+            Link::Telnet(t) => t.shutdown(),
+        }
+    }
+}
+
 /// One interactive shell, owned by whichever blocking thread runs the current call.
 struct Shell {
-    /// A second handle on the session's socket, shut down before libssh2 frees the session.
-    sock: TcpStream,
-    sess: ssh2::Session,
-    chan: ssh2::Channel,
+    link: Link,
     reader: ShellReader,
     platform: Arc<Platform>,
     buf: Vec<u8>,
@@ -409,10 +478,9 @@ const LEARN_TRIES: usize = 6;
 
 impl Shell {
     fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
-        self.sess.set_timeout(ms(remaining(deadline, "sending")?));
-        self.chan
-            .write_all(text.as_bytes())
-            .and_then(|_| self.chan.flush())
+        let left = remaining(deadline, "sending")?;
+        self.link
+            .write(text.as_bytes(), left)
             .map_err(|e| map_io(e, "sending to the device"))
     }
 
@@ -438,8 +506,7 @@ impl Shell {
         loop {
             let left = remaining(deadline, what)?;
             let wait = idle.map_or(left, |i| i.min(left));
-            self.sess.set_timeout(ms(wait));
-            let n = match self.chan.read(&mut self.buf) {
+            let n = match self.link.read(&mut self.buf, wait) {
                 Ok(0) => {
                     return Err(conn_err(format!(
                         "connection closed by the device while {what}"
@@ -569,6 +636,65 @@ impl Shell {
         Ok(FirstPrompt::Matched(prev))
     }
 
+    /// The telnet login dialogue: answers `Username:`/`login:` with the user and `Password:`
+    /// with the password (each at most once: asked again means refused), until the device
+    /// shows something else and falls silent or shows its prompt. A device without a login
+    /// (`no login` on the line) goes straight to its prompt. Then a newline asks for the
+    /// prompt again, for [`Shell::find_prompt`].
+    fn telnet_login(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
+        static USER: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(user\s*name|login)\s*:\s*$").expect("a constant pattern")
+        });
+        static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)pass(word|code)\s*:\s*$").expect("a constant pattern")
+        });
+        static REFUSED: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(login invalid|login incorrect|authentication failed|access denied|bad password)\s*$")
+                .expect("a constant pattern")
+        });
+        let host = self.hostname.clone();
+        let refused = || Error::new(ErrorKind::Auth, format!("{host}: telnet login refused"));
+        self.reader
+            .set_extra(vec![USER.clone(), PASSWORD.clone(), REFUSED.clone()]);
+        let (mut user_sent, mut password_sent) = (false, false);
+        loop {
+            // Before the first question the device may be slow to say anything at all.
+            let idle = if user_sent || password_sent {
+                self.learn_after
+            } else {
+                self.learn_after * 3
+            };
+            let step = match self.read_step(deadline, Some(idle), "logging in over telnet") {
+                Ok(s) => s,
+                // A device that hangs up right after the password refused it.
+                Err(e) if password_sent && e.kind() == ErrorKind::Connection => {
+                    return Err(refused());
+                }
+                Err(e) => return Err(e),
+            };
+            match step {
+                Some(Step::Extra(0)) if !user_sent && !password_sent => {
+                    user_sent = true;
+                    self.reader.clear();
+                    self.send(&format!("{}\n", cred.username), deadline)?;
+                }
+                Some(Step::Extra(1)) if !password_sent => {
+                    password_sent = true;
+                    self.reader.clear();
+                    // The secret is sent, never logged.
+                    self.send(&format!("{}\n", cred.password.expose()), deadline)?;
+                }
+                Some(Step::Extra(_)) => return Err(refused()),
+                // A prompt, or silence after the dialogue: logged in (a prompt the pattern
+                // does not match is learned by `find_prompt`).
+                Some(_) | None => break,
+            }
+        }
+        self.reader.set_extra(Vec::new());
+        self.reader.clear();
+        self.send("\n", deadline)
+    }
+
     /// Learns the prompt netmiko-style ([`PromptLearner`]): sends a newline, takes the last
     /// line of the answer once the device is quiet, and again, until the same line comes twice
     /// and ends in one of the platform's prompt terminators; from then on the reader
@@ -666,54 +792,81 @@ impl Shell {
     }
 
     fn close(mut self) {
-        // Best effort and quick: say goodbye and leave. libssh2's channel close (also run when a
-        // channel is freed) waits for the peer's close in blocking mode, so switch to
-        // non-blocking first: nothing here may wait on the device.
-        self.sess.set_timeout(200);
+        // Best effort and quick: say goodbye and leave.
         let exit = format!("{}\n", self.platform.spec.exit_command);
-        let _ = self.chan.write_all(exit.as_bytes());
-        self.sess.set_blocking(false);
-        let _ = self.sess.disconnect(None, "bye", None);
+        self.link.close(&exit);
     }
 }
 
-impl Drop for Shell {
-    fn drop(&mut self) {
-        // libssh2 frees a channel only after the peer's close: in blocking mode that waits on the
-        // device, and in non-blocking mode the free returns EAGAIN and the whole session (~60 KB)
-        // is never freed, one leak per device. Shutting the socket down first ends every such wait
-        // at once (EOF), so the blocking free below completes without waiting on the device.
-        let _ = self.sock.shutdown(Shutdown::Both);
-        self.sess.set_timeout(1000);
-        self.sess.set_blocking(true);
+/// Marks an authentication failure from a device never logged into (see the engine's
+/// credential rules) and unpins a key this very connection pinned: trust on first use starts
+/// only with a successful login, so a server posing as a device stays "first seen" and is
+/// offered one credential per attempt. A telnet device has no host key: its rejections are
+/// always from a device not trusted.
+fn untrusted_err(
+    e: Error,
+    trust: HostTrust,
+    device: &Device,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+) -> Error {
+    if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
+        return e;
     }
+    if trust == HostTrust::FirstUse
+        && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
+    {
+        tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
+    }
+    e.on_untrusted_host()
 }
 
-/// Logs in and prepares the shell. Runs on a blocking thread.
-fn open_shell(
-    platform: Arc<Platform>,
+/// Connects and logs in over SSH, then opens the interactive shell's channel (PTY and shell).
+fn ssh_link(
+    platform: &Platform,
     options: &SshOptions,
     device: &Device,
     cred: &Credential,
     store: &Arc<dyn HostKeyStore>,
     rt: &tokio::runtime::Handle,
     deadline: Instant,
-) -> Result<Shell> {
-    // The engine scales the deadline it gives; the driver scales its own short waits.
-    let multiplier = device
-        .timeout_multiplier
-        .or(platform.spec.timeout_multiplier)
-        .filter(|m| m.is_finite())
-        .unwrap_or(1.0)
-        .clamp(0.1, 100.0);
+) -> Result<(Link, HostTrust)> {
     let tcp = tcp_connect(device, deadline)?;
     let sock = tcp
         .try_clone()
         .map_err(|e| map_io(e, "duplicating the socket"))?;
+    let (sess, trust) = ssh_session(tcp, device, cred, platform, store, rt, deadline)?;
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
+    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
+    let mut chan = sess
+        .channel_session()
+        .map_err(|e| map_ssh(e, "opening a channel"))
+        .map_err(untrusted)?;
+    chan.request_pty(
+        "vt100",
+        None,
+        Some((options.pty_width, options.pty_height, 0, 0)),
+    )
+    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
+    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    Ok((Link::Ssh { sock, sess, chan }, trust))
+}
+
+/// Handshake (algorithms checked), host key checked before any secret, authentication: a
+/// logged-in SSH session over `stream`. Runs on a blocking thread.
+fn ssh_session<S: std::os::fd::AsRawFd + 'static>(
+    stream: S,
+    device: &Device,
+    cred: &Credential,
+    platform: &Platform,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+    deadline: Instant,
+) -> Result<(ssh2::Session, HostTrust)> {
     let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
     sess.set_timeout(ms(remaining(deadline, "handshaking")?));
     set_algorithms(&sess, device.legacy_ssh)?;
-    sess.set_tcp_stream(tcp);
+    sess.set_tcp_stream(stream);
     if let Err(e) = sess.handshake() {
         let mut err = map_ssh(e, "SSH handshake");
         if device.legacy_ssh {
@@ -737,20 +890,7 @@ fn open_shell(
     );
     check_kex(&sess, device)?;
     let trust = check_host_key(&sess, device, store, rt)?;
-    // A rejection by a device never logged into is marked, and a key pinned by this very
-    // connection is unpinned again: trust on first use starts only with a successful login, so
-    // a server posing as a device stays "first seen" and is offered one credential per attempt.
-    let untrusted = |e: Error| -> Error {
-        if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
-            return e;
-        }
-        if trust == HostTrust::FirstUse
-            && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
-        {
-            tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
-        }
-        e.on_untrusted_host()
-    };
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     sess.set_timeout(ms(remaining(deadline, "authenticating")?));
     match &platform.spec.username_suffix {
         Some(suffix) => {
@@ -761,17 +901,35 @@ fn open_shell(
         None => authenticate(&sess, cred).map_err(untrusted)?,
     }
     tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
-    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
-    let mut chan = sess
-        .channel_session()
-        .map_err(|e| map_ssh(e, "opening a channel"))?;
-    chan.request_pty(
-        "vt100",
-        None,
-        Some((options.pty_width, options.pty_height, 0, 0)),
-    )
-    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
-    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    Ok((sess, trust))
+}
+
+/// Logs in and prepares the shell. Runs on a blocking thread.
+fn open_shell(
+    platform: Arc<Platform>,
+    options: &SshOptions,
+    device: &Device,
+    cred: &Credential,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+    deadline: Instant,
+) -> Result<Shell> {
+    // The engine scales the deadline it gives; the driver scales its own short waits.
+    let multiplier = device
+        .timeout_multiplier
+        .or(platform.spec.timeout_multiplier)
+        .filter(|m| m.is_finite())
+        .unwrap_or(1.0)
+        .clamp(0.1, 100.0);
+    let (link, trust) = match device.transport {
+        Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline)?,
+        Transport::Telnet => {
+            // Opted in by the device: never reached here after an SSH failure.
+            let tcp = tcp_connect(device, deadline)?;
+            (Link::Telnet(TelnetConn::new(tcp)), HostTrust::Unverified)
+        }
+    };
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     let limits = ReaderLimits {
         max_output_bytes: options.max_output_bytes,
         max_line_bytes: options.max_line_bytes,
@@ -779,9 +937,7 @@ fn open_shell(
     let mut reader = ShellReader::new(platform.prompt.clone(), platform.pager.clone());
     reader.set_limits(limits);
     let mut shell = Shell {
-        sock,
-        sess,
-        chan,
+        link,
         reader,
         platform,
         buf: vec![0u8; options.read_buffer.max(1024)],
@@ -791,6 +947,9 @@ fn open_shell(
         quiet: options.prompt_quiet.mul_f64(multiplier),
         notes: Vec::new(),
     };
+    if device.transport == Transport::Telnet {
+        shell.telnet_login(cred, deadline).map_err(untrusted)?;
+    }
     let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
         FirstPrompt::Matched(prompt) => {
             shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
