@@ -14,10 +14,10 @@ use netraven_core::driver::{Driver, Session};
 use netraven_core::error::{Error, ErrorKind, Result};
 use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy, Transport};
 use netraven_core::normalise::Rules;
-use netraven_core::store::HostKeyStore;
+use netraven_core::store::{HostKeyStore, JumpHostStore};
 use regex::Regex;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,19 @@ pub struct SshOptions {
     /// While learning a prompt: the silence that ends the answer to one newline (default
     /// 500 ms; scaled by the timeout multiplier).
     pub prompt_quiet: Duration,
+    /// Where the jump hosts devices name (`jump_host`) are looked up; `None`: a device with a
+    /// jump host fails with `invalid_input`.
+    pub jump_hosts: Option<JumpHosts>,
+}
+
+/// The jump host store a driver resolves `jump_host` names in (see [`SshOptions::jump_hosts`]).
+#[derive(Clone)]
+pub struct JumpHosts(pub Arc<dyn JumpHostStore>);
+
+impl std::fmt::Debug for JumpHosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JumpHosts(..)")
+    }
 }
 
 impl Default for SshOptions {
@@ -79,6 +92,7 @@ impl Default for SshOptions {
             max_line_bytes: limits.max_line_bytes,
             prompt_learn_after: Duration::from_secs(2),
             prompt_quiet: Duration::from_millis(500),
+            jump_hosts: None,
         }
     }
 }
@@ -118,7 +132,7 @@ fn conn_err(msg: impl Into<String>) -> Error {
 }
 
 /// Maps an ssh2 error to an error kind. Never includes a credential.
-fn map_ssh(e: ssh2::Error, what: &str) -> Error {
+pub(crate) fn map_ssh(e: ssh2::Error, what: &str) -> Error {
     use libssh2_codes::*;
     let kind = match e.code() {
         ssh2::ErrorCode::Session(c) => match c {
@@ -163,7 +177,7 @@ mod libssh2_codes {
     pub const KEYFILE_AUTH_FAILED: i32 = -48;
 }
 
-fn map_io(e: std::io::Error, what: &str) -> Error {
+pub(crate) fn map_io(e: std::io::Error, what: &str) -> Error {
     use std::io::ErrorKind as K;
     let kind = match e.kind() {
         K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
@@ -172,7 +186,7 @@ fn map_io(e: std::io::Error, what: &str) -> Error {
     Error::new(kind, format!("{what}: {e}")).with_source(e)
 }
 
-fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
+pub(crate) fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
     let now = Instant::now();
     if now >= deadline {
         return Err(Error::timeout(format!("deadline passed while {what}")));
@@ -180,17 +194,17 @@ fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
     Ok(deadline - now)
 }
 
-fn ms(d: Duration) -> u32 {
+pub(crate) fn ms(d: Duration) -> u32 {
     d.as_millis().clamp(1, u32::MAX as u128) as u32
 }
 
-/// Opens a TCP connection to the device within the deadline (first address that answers).
-fn tcp_connect(device: &Device, deadline: Instant) -> Result<TcpStream> {
-    let addrs: Vec<_> = (device.address.as_str(), device.port)
+/// Opens a TCP connection to `address:port` within the deadline (first address that answers).
+pub(crate) fn tcp_connect(address: &str, port: u16, deadline: Instant) -> Result<TcpStream> {
+    let addrs: Vec<_> = (address, port)
         .to_socket_addrs()
-        .map_err(|e| map_io(e, &format!("resolving {}", device.address)))?
+        .map_err(|e| map_io(e, &format!("resolving {address}")))?
         .collect();
-    let mut last = conn_err(format!("{} resolved to no address", device.address));
+    let mut last = conn_err(format!("{address} resolved to no address"));
     for addr in addrs {
         let left = remaining(deadline, "connecting")?;
         match TcpStream::connect_timeout(&addr, left) {
@@ -222,9 +236,17 @@ fn key_type_name(t: ssh2::HostKeyType) -> &'static str {
     }
 }
 
+/// The server's host key as OpenSSH prints it: `SHA256:` and unpadded base64.
+pub(crate) fn fingerprint(sess: &ssh2::Session) -> Result<String> {
+    let hash = sess
+        .host_key_hash(ssh2::HashType::Sha256)
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
+    Ok(format!("SHA256:{}", b64_nopad(hash)))
+}
+
 /// How far a device's host key is trusted for this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostTrust {
+pub(crate) enum HostTrust {
     /// The key matched one pinned before this connection.
     Known,
     /// No key was pinned: this connection pinned it (trust on first use).
@@ -235,7 +257,7 @@ enum HostTrust {
 
 /// Checks the server's host key against the policy. Runs after the key exchange and before
 /// any credential is sent.
-fn check_host_key(
+pub(crate) fn check_host_key(
     sess: &ssh2::Session,
     device: &Device,
     store: &Arc<dyn HostKeyStore>,
@@ -248,10 +270,7 @@ fn check_host_key(
         .host_key()
         .map(|(_, t)| key_type_name(t))
         .ok_or_else(|| Error::new(ErrorKind::Protocol, "server sent no host key"))?;
-    let hash = sess
-        .host_key_hash(ssh2::HashType::Sha256)
-        .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
-    let fingerprint = format!("SHA256:{}", b64_nopad(hash));
+    let fingerprint = fingerprint(sess)?;
     let pinned = rt.block_on(store.get_host_key(&device.address, device.port))?;
     let mut trust = HostTrust::Known;
     let pinned = match (pinned, device.host_key_policy) {
@@ -323,8 +342,16 @@ impl ssh2::KeyboardInteractivePrompt for KbdAnswer<'_> {
 /// Password, keyboard-interactive or private-key authentication. A password that holds a PEM or
 /// OpenSSH private key (`-----BEGIN`) is used as a key.
 fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
-    let user = cred.username.as_str();
-    let secret = cred.password.expose();
+    authenticate_user(sess, &cred.username, &cred.password)
+}
+
+/// [`authenticate`] with a user and a secret (password or private key).
+pub(crate) fn authenticate_user(
+    sess: &ssh2::Session,
+    user: &str,
+    password: &netraven_core::secret::Secret,
+) -> Result<()> {
+    let secret = password.expose();
     let methods = match sess.auth_methods(user) {
         Ok(m) => m.to_string(),
         Err(e) => {
@@ -383,9 +410,11 @@ fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
 enum Link {
     Ssh {
         /// A second handle on the session's socket, shut down before libssh2 frees the session.
-        sock: TcpStream,
+        sock: crate::jump::Stream,
         sess: ssh2::Session,
         chan: ssh2::Channel,
+        /// The jump hosts this session is tunnelled through, if any: closed after it.
+        _tunnel: Option<crate::jump::Tunnel>,
     },
     Telnet(TelnetConn),
 }
@@ -435,12 +464,12 @@ impl Drop for Link {
     fn drop(&mut self) {
         match self {
             Link::Ssh { sock, sess, .. } => {
+                sock.shutdown();
                 // libssh2 frees a channel only after the peer's close: in blocking mode that
                 // waits on the device, and in non-blocking mode the free returns EAGAIN and the
                 // whole session (~60 KB) is never freed, one leak per device. Shutting the
                 // socket down first ends every such wait at once (EOF), so the blocking free
                 // below completes without waiting on the device.
-                let _ = sock.shutdown(Shutdown::Both);
                 sess.set_timeout(1000);
                 sess.set_blocking(true);
             }
@@ -831,11 +860,12 @@ fn ssh_link(
     rt: &tokio::runtime::Handle,
     deadline: Instant,
 ) -> Result<(Link, HostTrust)> {
-    let tcp = tcp_connect(device, deadline)?;
-    let sock = tcp
+    let chain = crate::jump::resolve_chain(device, options.jump_hosts.as_ref().map(|j| &j.0), rt)?;
+    let (stream, tunnel) = crate::jump::connect_through(&chain, device, store, rt, deadline)?;
+    let sock = stream
         .try_clone()
         .map_err(|e| map_io(e, "duplicating the socket"))?;
-    let (sess, trust) = ssh_session(tcp, device, cred, platform, store, rt, deadline)?;
+    let (sess, trust) = ssh_session(stream, device, cred, platform, store, rt, deadline)?;
     let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
     let mut chan = sess
@@ -849,7 +879,15 @@ fn ssh_link(
     )
     .map_err(|e| map_ssh(e, "requesting a PTY"))?;
     chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
-    Ok((Link::Ssh { sock, sess, chan }, trust))
+    Ok((
+        Link::Ssh {
+            sock,
+            sess,
+            chan,
+            _tunnel: tunnel,
+        },
+        trust,
+    ))
 }
 
 /// Handshake (algorithms checked), host key checked before any secret, authentication: a
@@ -924,8 +962,13 @@ fn open_shell(
     let (link, trust) = match device.transport {
         Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline)?,
         Transport::Telnet => {
+            if device.jump_host.is_some() {
+                return Err(Error::invalid(
+                    "a telnet device cannot be reached through a jump host (set transport ssh)",
+                ));
+            }
             // Opted in by the device: never reached here after an SSH failure.
-            let tcp = tcp_connect(device, deadline)?;
+            let tcp = tcp_connect(&device.address, device.port, deadline)?;
             (Link::Telnet(TelnetConn::new(tcp)), HostTrust::Unverified)
         }
     };
@@ -1032,7 +1075,7 @@ fn supported_of(t: ssh2::MethodType, list: &'static str) -> Vec<&'static str> {
 /// against any server is worth more than the difference, which only matters for what is
 /// *offered*: a modern device picks the first algorithm of the client's list it supports
 /// (RFC 4253 7.1), which is always a modern one when it has one.
-fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
+pub(crate) fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
     let join = |modern: &str, old: &str| {
         if legacy {
             format!("{modern},{old}")
@@ -1060,13 +1103,22 @@ fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
 /// Refuses a SHA-1 key exchange unless the device opted in with `legacy_ssh`. Runs right after
 /// the handshake: nothing has been pinned or sent yet.
 fn check_kex(sess: &ssh2::Session, device: &Device) -> Result<()> {
+    check_kex_of(sess, &device.address, device.port, device.legacy_ssh)
+}
+
+/// [`check_kex`] for any server (a device or a jump host).
+pub(crate) fn check_kex_of(
+    sess: &ssh2::Session,
+    address: &str,
+    port: u16,
+    legacy: bool,
+) -> Result<()> {
     let kex = sess.methods(ssh2::MethodType::Kex).unwrap_or("");
-    if !device.legacy_ssh && LEGACY_KEX.split(',').any(|k| k == kex) {
+    if !legacy && LEGACY_KEX.split(',').any(|k| k == kex) {
         return Err(Error::new(
             ErrorKind::Protocol,
             format!(
-                "SSH handshake: {}:{} offers only legacy key exchange ({kex}); set legacy_ssh on the device to allow SHA-1 key exchange, ssh-rsa, CBC ciphers and hmac-sha1",
-                device.address, device.port
+                "SSH handshake: {address}:{port} offers only legacy key exchange ({kex}); set legacy_ssh on the device to allow SHA-1 key exchange, ssh-rsa, CBC ciphers and hmac-sha1"
             ),
         ));
     }
