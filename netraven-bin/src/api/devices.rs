@@ -40,6 +40,13 @@ async fn check_device(
     d.validate()?;
     check_reachable_fields(st, d).map_err(ApiError::invalid)?;
     check_trust_fields(p, old, d)?;
+    if let Some(j) = &d.jump_host
+        && st.store.jump_host_by_name(j).await?.is_none()
+    {
+        return Err(ApiError::invalid(format!(
+            "jump_host: jump host '{j}' does not exist"
+        )));
+    }
     if let Some(cid) = d.credential_id {
         match st.store.get_credential(cid).await {
             Ok(_) => {}
