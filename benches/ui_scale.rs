@@ -137,6 +137,7 @@ async fn seed(data: &Path, devices: usize, snaps: usize) {
         ))
         .await
         .expect("job");
+    let commit = seed_commit(&data.join("configs.git"));
     let start = Utc::now() - Days::days(snaps as i64);
     for r in 0..snaps {
         let at = start + Days::days(r as i64);
@@ -167,6 +168,7 @@ async fn seed(data: &Path, devices: usize, snaps: usize) {
         let mut tasks = Vec::new();
         for chunk in chunks {
             let store = store.clone();
+            let commit = commit.clone();
             tasks.push(tokio::spawn(async move {
                 for (i, id) in chunk {
                     let host = format!("scale-{i:05}");
@@ -178,9 +180,10 @@ async fn seed(data: &Path, devices: usize, snaps: usize) {
                         hash: String::new(),
                         size: 0,
                         created_at: at,
-                        // Content stays in the store; the id only marks it committed so the
-                        // server's git writer leaves it alone.
-                        commit_id: Some(format!("{:040x}", r + 1)),
+                        // Content stays in the store; the id (a real commit of the
+                        // repository, which the server's git writer checks on start) only
+                        // marks it committed so the writer leaves it alone.
+                        commit_id: Some(commit.clone()),
                         author: None,
                     };
                     let snap = store
@@ -233,4 +236,43 @@ async fn seed(data: &Path, devices: usize, snaps: usize) {
             println!("seeded run {} of {snaps}", r + 1);
         }
     }
+}
+
+/// Creates the bare repository with one empty commit (git's CLI) and returns its id.
+fn seed_commit(repo: &Path) -> String {
+    let git = |args: &[&str], stdin: Option<&str>| -> String {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "ui-scale")
+            .env("GIT_AUTHOR_EMAIL", "ui-scale@localhost")
+            .env("GIT_COMMITTER_NAME", "ui-scale")
+            .env("GIT_COMMITTER_EMAIL", "ui-scale@localhost")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().expect("git");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("git stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("git");
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let _ = Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(repo)
+        .status()
+        .expect("git init");
+    let tree = git(&["mktree"], Some(""));
+    let commit = git(&["commit-tree", &tree, "-m", "ui-scale seed"], None);
+    git(&["update-ref", "refs/heads/main", &commit], None);
+    commit
 }

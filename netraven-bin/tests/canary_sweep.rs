@@ -662,11 +662,14 @@ async fn sweep_api(api: &Client, control: &str) -> BTreeSet<String> {
             } else if base == "/api/users" {
                 users.clone()
             } else {
-                api.items(base)
+                // A route this role may not list (e.g. admin-only jump hosts as viewer) gives
+                // no ids; its detail route is then swept by the admin's pass.
+                api.send("GET", &format!("{base}?size=100"), None)
                     .await
-                    .iter()
-                    .filter_map(|i| i["id"].as_i64())
-                    .collect()
+                    .body["items"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|i| i["id"].as_i64()).collect())
+                    .unwrap_or_default()
             };
             urls.extend(ids.iter().map(|i| format!("{base}/{i}")));
         }

@@ -136,6 +136,21 @@ fn targets(ids: &BTreeMap<&str, i64>) -> Vec<Target> {
             "/api/devices/{id}",
             json!({"description": "f", "tags": ["core"]}),
         ),
+        (
+            "POST",
+            "/api/jump-hosts",
+            json!({"name": "fz-jump2", "address": "192.0.2.30", "port": 22, "username": "j", "password": "jump-pw-1", "host_key_policy": "tofu", "description": "b"}),
+        ),
+        (
+            "PUT",
+            "/api/jump-hosts/{id}",
+            json!({"name": "fz-jump", "address": "192.0.2.31", "username": "j2", "description": "c"}),
+        ),
+        (
+            "PATCH",
+            "/api/jump-hosts/{id}",
+            json!({"description": "d", "port": 2222}),
+        ),
         ("POST", "/api/jobs", job.clone()),
         (
             "PUT",
@@ -170,6 +185,7 @@ fn targets(ids: &BTreeMap<&str, i64>) -> Vec<Target> {
             "credentials" => id("credential"),
             "devices" => id("device"),
             "jobs" => id("job"),
+            "jump-hosts" => id("jump_host"),
             _ => 0,
         };
         out.push(Target {
@@ -211,6 +227,12 @@ async fn setup() -> (Rig, Vec<Target>) {
     .await;
     create("device", "/api/devices", json!({"hostname": "fz-r0", "address": "192.0.2.1", "platform": PLATFORM, "tags": ["core"]})).await;
     create("job", "/api/jobs", json!({"name": "fz-job0", "kind": {"type": "backup"}, "targets": {"tags": ["core"]}, "schedule": {"type": "manual"}})).await;
+    create(
+        "jump_host",
+        "/api/jump-hosts",
+        json!({"name": "fz-jump", "address": "192.0.2.20", "username": "j", "password": "jump-pw-0"}),
+    )
+    .await;
     create(
         "user",
         "/api/users",

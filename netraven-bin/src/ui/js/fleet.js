@@ -183,7 +183,7 @@
       // Typing updates the URL (and so the list) after a short pause.
       const onFilter = () => {
         clearTimeout(timer);
-        timer = setTimeout(() => NR.setQuery(Object.assign({}, f, { page: '' })), 250);
+        timer = setTimeout(() => NR.setQuery(Object.assign({}, f, { page: '' })), 150);
       };
       const selected = reactive(new Set());
       const allOn = computed(() => list.data.value && list.data.value.items.length > 0 && list.data.value.items.every((d) => selected.has(d.id)));
