@@ -108,6 +108,10 @@ pub struct DeviceSpec {
     /// replaces its platform's `timeout_multiplier` (0.1 to 100; absent: the platform's, else 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_multiplier: Option<f64>,
+    /// The zone (remote poller site) whose workers back this device up; absent: the zone of
+    /// its first tag that has one, else the default zone. See [`crate::zones`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 impl DeviceSpec {
@@ -131,6 +135,7 @@ impl DeviceSpec {
             legacy_ssh: false,
             enabled: true,
             timeout_multiplier: None,
+            zone: None,
         }
     }
 
@@ -153,6 +158,9 @@ impl DeviceSpec {
             return Err(Error::invalid(
                 "timeout_multiplier must be between 0.1 and 100",
             ));
+        }
+        if let Some(z) = &self.zone {
+            validate_zone(z)?;
         }
         Ok(())
     }
@@ -279,6 +287,22 @@ pub fn validate_name(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a zone name: 1 to 63 characters of `a-z`, `0-9`, `_` and `-` (it becomes part of
+/// queue keys and worker options).
+pub fn validate_zone(zone: &str) -> Result<()> {
+    if zone.is_empty()
+        || zone.len() > 63
+        || !zone
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid(format!(
+            "zone must be 1 to 63 characters of a-z, 0-9, '_' and '-' (got {zone:?})"
+        )));
+    }
+    Ok(())
+}
+
 /// A tag: a label that groups devices and credentials.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -291,6 +315,10 @@ pub struct Tag {
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
+    /// The zone of the tag's devices that name none themselves (their first tag with a zone
+    /// decides). See [`crate::zones`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// Login credentials for devices. Never serialised: see [`CredentialInfo`] for the public view.

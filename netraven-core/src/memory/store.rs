@@ -49,6 +49,7 @@ impl Inner {
                         id,
                         name: n.clone(),
                         description: None,
+                        zone: None,
                     },
                 );
             }

@@ -12,7 +12,7 @@ use netraven_core::model::{
 use netraven_core::store::{DeviceStore, check};
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
-    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent";
+    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent, zone";
 
 fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
@@ -33,6 +33,7 @@ fn device_row(r: &impl SqlRow) -> Result<Device> {
             legacy_ssh: r.bool("legacy_ssh")?,
             enabled: r.bool("enabled")?,
             timeout_multiplier: r.opt_i64("timeout_percent")?.map(|p| p as f64 / 100.0),
+            zone: r.opt_text("zone")?,
         },
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
@@ -84,15 +85,17 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let insert = Sql::new(
             "INSERT INTO devices (hostname, address, port, platform, description, serial, model, \
              credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, \
-             timeout_percent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             timeout_percent, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             RETURNING id",
         );
         let row = D::tx_fetch_one(
             &mut tx,
             bind_fields(insert, device)
                 .bind(created)
                 .bind(updated)
-                .bind(timeout_percent(device)),
+                .bind(timeout_percent(device))
+                .bind(&device.zone),
             "inserted device".into(),
         )
         .await?;
@@ -123,14 +126,16 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let update = Sql::new(
             "UPDATE devices SET hostname = $2, address = $3, port = $4, platform = $5, \
              description = $6, serial = $7, model = $8, credential_id = $9, host_key_policy = $10, \
-             legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14 WHERE id = $1",
+             legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14, zone = $15 \
+             WHERE id = $1",
         )
         .bind(device.id);
         let n = D::tx_execute(
             &mut tx,
             bind_fields(update, device)
                 .bind(updated)
-                .bind(timeout_percent(device)),
+                .bind(timeout_percent(device))
+                .bind(&device.zone),
         )
         .await?;
         if n == 0 {
