@@ -97,7 +97,7 @@
   // ---------------------------------------------------------------- device form
   const blankDevice = () => ({
     hostname: '', address: '', port: 22, platform: 'cisco_ios', tags: [], description: '', serial: '', model: '',
-    credential_id: null, host_key_policy: 'tofu', legacy_ssh: false, enabled: true,
+    credential_id: null, host_key_policy: 'tofu', legacy_ssh: false, enabled: true, timeout_multiplier: null, zone: null,
   });
   const PLATFORMS = ['cisco_ios', 'cisco_xe', 'cisco_nxos', 'cisco_xr', 'cisco_asa', 'arista_eos', 'juniper_junos', 'linux'];
   C.DeviceForm = {
@@ -117,6 +117,10 @@
           tags: tagText.value.split(/[,;]/).map((t) => t.trim()).filter(Boolean),
           description: d.description || null, serial: d.serial || null, model: d.model || null,
           credential_id: d.credential_id || null, host_key_policy: d.host_key_policy, legacy_ssh: !!d.legacy_ssh, enabled: !!d.enabled,
+          // PUT replaces every field: fields the form does not edit are sent back as they were.
+          timeout_multiplier: d.timeout_multiplier == null || d.timeout_multiplier === '' ? null : Number(d.timeout_multiplier),
+          // The zone is an admin's to change; everyone else sends it back unchanged.
+          zone: (String(d.zone || '')).trim() || null,
           // Tags typed into the form are meant: create the ones that do not exist yet.
           create_missing_tags: true,
         };
@@ -127,7 +131,7 @@
           error.value = e.message;
         }
       }
-      return { d, tagText, error, save, creds, PLATFORMS };
+      return { d, tagText, error, save, creds, PLATFORMS, NR };
     },
     template: `<Modal :title="d.id ? 'Edit ' + d.hostname : 'Add a device'" testid="device-form" @close="$emit('close')">
       <ErrorBox :msg="error"/>
@@ -139,6 +143,7 @@
         <label class="wide">Tags (comma-separated)<input data-testid="device-tags" v-model="tagText"></label>
         <label>Credential tried first<select data-testid="device-credential" v-model="d.credential_id"><option :value="null">by tags only</option><option v-for="c in creds" :key="c.id" :value="c.id">{{ c.name }}</option></select></label>
         <label>Host key policy<select data-testid="device-hostkey" v-model="d.host_key_policy"><option value="tofu">trust on first use</option><option value="strict">strict</option><option value="off">off</option></select></label>
+        <label v-if="NR.can('admin')">Zone (empty: its tags' zone, else the default)<input data-testid="device-zone" v-model="d.zone" pattern="([a-z0-9_]|-){1,63}" placeholder="default"></label>
         <label>Model<input data-testid="device-model" v-model="d.model"></label>
         <label>Serial<input data-testid="device-serial" v-model="d.serial"></label>
         <label class="wide">Description<input data-testid="device-description" v-model="d.description"></label>
@@ -346,6 +351,7 @@
           <tr><th>Tags</th><td><a v-for="t in dev.data.value.tags" :key="t" class="tag" :href="NR.href('/devices', { tag: t })" data-testid="device-tag-link">{{ t }}</a></td></tr>
           <tr><th>Enabled</th><td>{{ dev.data.value.enabled ? 'yes' : 'no' }}</td></tr>
           <tr><th>Host keys</th><td>{{ dev.data.value.host_key_policy }}{{ dev.data.value.legacy_ssh ? ' · legacy SSH' : '' }}</td></tr>
+          <tr><th>Zone</th><td data-testid="device-zone-shown">{{ dev.data.value.zone || 'by its tags, else default' }}</td></tr>
           <tr><th>Credential that worked</th><td data-testid="device-credential-used">{{ recent.data.value && recent.data.value.credential || '—' }}</td></tr>
           <tr><th>Description</th><td>{{ dev.data.value.description || '—' }}</td></tr>
         </tbody></table></div>
