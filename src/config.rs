@@ -620,6 +620,29 @@ mod tests {
     }
 
     #[test]
+    fn worker_zone_from_env_and_file() {
+        let c = Config::load(
+            None,
+            vec![
+                ("NETRAVEN_WORKER_ZONE".into(), "plant-1".into()),
+                ("NETRAVEN_ZONE_TIMEOUT_SECS".into(), "42".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.worker.zone.as_deref(), Some("plant-1"));
+        assert_eq!(c.worker.zone_timeout_secs, 42);
+        assert_eq!(c.engine_config().unwrap().zone.as_deref(), Some("plant-1"));
+        assert_eq!(Config::default().worker.zone_timeout_secs, 300);
+        assert_eq!(Config::default().engine_config().unwrap().zone, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[worker]\nzone = \"Bad Zone\"\n").unwrap();
+        let bad = Config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
+        let e = bad.engine_config().expect_err("a bad zone name is refused");
+        assert!(e.to_string().contains("worker.zone"), "{e}");
+    }
+
+    #[test]
     fn debug_prints_no_secret_and_parse_errors_do_not_echo_lines() {
         let mut c = Config::default();
         c.api.jwt_secret = Some("jwt-canary-0123456789abcdef0123456789".into());
