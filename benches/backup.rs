@@ -13,6 +13,12 @@
 //! `--child`), so the peak RSS (VmHWM) is that run's own; the table shows the median wall time,
 //! the CPU of that run, and the highest peak RSS of the three. The simulator's CPU time over the row
 //! is read from `/proc/PID/stat` as well, to show where the machine's two cores go.
+//!
+//! `NETRAVEN_BENCH_FLOOR=1 cargo bench --bench backup` runs the floor comparison instead (issue
+//! 13): the same 1,000 devices fetched by a bare ssh2 loop (one blocking thread per concurrent
+//! session: connect, handshake, password, PTY + shell, `enable` + secret, `terminal length 0`,
+//! `show running-config`, read to the prompt, close), by the SSH driver alone and by the whole
+//! `backup::run` path, at concurrency 50 and 1,000, printing each figure as a ratio to the floor.
 
 use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
@@ -181,6 +187,95 @@ async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> 
     }
 }
 
+/// Reads from a bare ssh2 shell until the output ends with one of `ends` (a prompt); returns
+/// which one and the bytes read.
+fn read_until(chan: &mut ssh2::Channel, ends: &[&[u8]], out: &mut Vec<u8>) -> (usize, usize) {
+    use std::io::Read;
+    let start = out.len();
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        let n = chan.read(&mut buf).unwrap_or_else(|e| {
+            let tail = String::from_utf8_lossy(&out[out.len().saturating_sub(200)..]).into_owned();
+            panic!("read from the device: {e}; last output: {tail:?}")
+        });
+        assert!(n > 0, "the device closed the shell");
+        out.extend_from_slice(&buf[..n]);
+        let tail = out[start..].trim_ascii_end();
+        if let Some(i) = ends.iter().position(|e| tail.ends_with(e)) {
+            return (i, out.len() - start);
+        }
+    }
+}
+
+/// One device by bare ssh2, the least any SSH backup of a cisco_ios device can do (log in,
+/// enable, paging off, fetch, leave): returns the bytes of the configuration command.
+fn floor_one(row: &netraven_core::inventory::InventoryRow) -> usize {
+    use std::io::Write;
+    let dev = &row.device;
+    let login = row.login.as_ref().expect("login");
+    let tcp = std::net::TcpStream::connect((dev.address.as_str(), dev.port)).expect("connect");
+    let mut sess = ssh2::Session::new().expect("session");
+    sess.set_tcp_stream(tcp);
+    sess.handshake().expect("handshake");
+    sess.userauth_password(&login.username, login.password.expose())
+        .expect("password");
+    let mut chan = sess.channel_session().expect("channel");
+    chan.request_pty("vt100", None, Some((511, 24, 0, 0)))
+        .expect("pty");
+    chan.shell().expect("shell");
+    let user = format!("{}>", dev.hostname).into_bytes();
+    let privileged = format!("{}#", dev.hostname).into_bytes();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let (mode, _) = read_until(&mut chan, &[&user, &privileged], &mut out);
+    if mode == 0 {
+        chan.write_all(b"enable\n").expect("write");
+        read_until(&mut chan, &[b"Password:"], &mut out);
+        chan.write_all(format!("{}\n", login.enable_secret.expose()).as_bytes())
+            .expect("write");
+        read_until(&mut chan, &[&privileged], &mut out);
+    }
+    chan.write_all(b"terminal length 0\n").expect("write");
+    read_until(&mut chan, &[&privileged], &mut out);
+    chan.write_all(b"show running-config\n").expect("write");
+    let (_, n) = read_until(&mut chan, &[&privileged], &mut out);
+    let _ = chan.write_all(b"exit\n");
+    let _ = chan.close();
+    n
+}
+
+/// The floor: every device of `inventory` by [`floor_one`] on `concurrency` plain threads.
+fn one_floor_pass(inventory: &Path, concurrency: usize) -> Sample {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let rows = Arc::new(netraven_core::inventory::read_file(inventory).expect("inventory"));
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..concurrency.min(rows.len()))
+        .map(|_| {
+            let rows = rows.clone();
+            let next = next.clone();
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(row) = rows.get(i) else { break };
+                        assert!(floor_one(row) > 1000, "short configuration");
+                    }
+                })
+                .expect("thread")
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a floor thread panicked");
+    }
+    Sample {
+        wall: t0.elapsed(),
+        cpu: cpu_time() - cpu0,
+        peak_rss_kb: status_kb("self", "VmHWM:"),
+    }
+}
+
 /// Child mode: `backup --child MODE INVENTORY DEVICES CONCURRENCY REPEATS` runs one row in a
 /// fresh process (so its peak RSS is the row's own) and prints one line per run:
 /// `sample WALL_NS CPU_NS PEAK_RSS_KB`.
@@ -198,6 +293,7 @@ fn child(args: &[String]) {
         let s = match mode {
             "backup" => rt.block_on(one_backup(&inventory, devices, concurrency)),
             "driver" => rt.block_on(one_driver_pass(&inventory, concurrency, false)),
+            "floor" => one_floor_pass(&inventory, concurrency),
             "driver-legacy" => rt.block_on(one_driver_pass(&inventory, concurrency, true)),
             m => panic!("unknown mode {m}"),
         };
@@ -298,6 +394,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(27000);
 
+    if std::env::var_os("NETRAVEN_BENCH_FLOOR").is_some() {
+        return floor_comparison(&exe, &bin, dir.path(), port_base, repeats);
+    }
     let mut rows: Vec<(Row, Duration)> = Vec::new();
     let mut report = |r: (Row, Duration)| {
         println!(
@@ -374,5 +473,54 @@ fn main() {
             r.line(),
             sim_cpu.as_secs_f64() * 1000.0 / r.devices as f64
         );
+    }
+}
+
+/// Issue 13's floor comparison: floor, driver and whole path over the same 1,000 devices in
+/// one run, each as a ratio (client CPU, wall, peak RSS) to the floor and to the driver.
+fn floor_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: usize) {
+    let sim = Sim::start(bin, dir, "floor", 1000, port_base, &[]);
+    let inv200 = sub_inventory(&sim.inventory, 200, &dir.join("inv200.csv"));
+    run_row(exe, &sim, "warm-up", "backup", &inv200, 200, 50, 1);
+    println!(
+        "| concurrency | what | wall s | client CPU ms/device | peak RSS MB | simulator CPU ms/device | CPU × floor | CPU × driver | wall × floor |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for concurrency in [50usize, 1000] {
+        let mut got = Vec::new();
+        for (what, mode) in [
+            ("bare ssh2 (floor)", "floor"),
+            ("SSH driver only", "driver"),
+            ("`backup::run` (whole path)", "backup"),
+        ] {
+            let (row, sim_cpu) = run_row(
+                exe,
+                &sim,
+                what,
+                mode,
+                &sim.inventory,
+                1000,
+                concurrency,
+                repeats,
+            );
+            got.push((row.what.clone(), row.median(), sim_cpu));
+        }
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / 1000.0;
+        let (floor_cpu, floor_wall) = (per(got[0].1.cpu), got[0].1.wall.as_secs_f64());
+        let driver_cpu = per(got[1].1.cpu);
+        for (what, m, sim_cpu) in &got {
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                fmt_int(concurrency),
+                what,
+                m.wall.as_secs_f64(),
+                per(m.cpu),
+                m.peak_rss_kb as f64 / 1024.0,
+                per(*sim_cpu),
+                per(m.cpu) / floor_cpu,
+                per(m.cpu) / driver_cpu,
+                m.wall.as_secs_f64() / floor_wall,
+            );
+        }
     }
 }

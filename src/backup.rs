@@ -160,6 +160,7 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
 
     // One credential per distinct login, pinned to its devices.
     let mut creds: HashMap<(String, String, String), CredentialId> = HashMap::new();
+    let mut bastions: Vec<(String, u16)> = Vec::new();
     let mut ids = Vec::with_capacity(rows.len());
     let mut devices = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -187,6 +188,33 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         };
         let mut d = row.device.clone();
         d.credential_id = Some(cred_id);
+        // An ad-hoc jump host of the row (`jump_*` columns): one per distinct bastion login.
+        if let Some(j) = &row.jump {
+            let name = j.name();
+            let existing = store.jump_host_by_name(&name).await?;
+            match existing {
+                Some(old) if old.password.expose() != j.password.expose() => {
+                    return Err(Error::invalid(format!(
+                        "inventory {}: jump host {name} has two different passwords (row {})",
+                        opts.inventory.display(),
+                        i + 1
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    let mut jh = netraven_core::model::JumpHost::new(
+                        &name,
+                        &j.address,
+                        &j.username,
+                        j.password.clone(),
+                    );
+                    jh.port = j.port;
+                    store.create_jump_host(&jh).await?;
+                    bastions.push((j.address.clone(), j.port));
+                }
+            }
+            d.jump_host = Some(name);
+        }
         let d = store.create_device(&d).await?;
         ids.push(d.id);
         devices.push(d);
@@ -226,8 +254,14 @@ pub async fn run(opts: &BackupOptions) -> Result<BackupSummary> {
         .await?
         .map(|c| c.commit_id);
     let mut keys = Vec::new();
-    for d in &devices {
-        if let Some(k) = store.get_host_key(&d.address, d.port).await? {
+    let targets = devices
+        .iter()
+        .map(|d| (d.address.clone(), d.port))
+        .chain(bastions.iter().cloned());
+    for (address, port) in targets {
+        if let Some(k) = store.get_host_key(&address, port).await?
+            && !keys.contains(&k)
+        {
             keys.push(k);
         }
     }

@@ -446,10 +446,15 @@ impl Builder {
                  (set the CFLAGS described in the netraven_drivers crate docs)"
             );
         }
+        // Devices name jump hosts kept in the same store.
+        let mut ssh_options = self.ssh_options.clone();
+        if ssh_options.jump_hosts.is_none() {
+            ssh_options.jump_hosts = Some(netraven_drivers::JumpHosts(store.clone()));
+        }
         let mut drivers: DriverRegistry = netraven_drivers::build_registry_with(
             store.clone(),
             self.platforms_dir.as_deref(),
-            self.ssh_options.clone(),
+            ssh_options,
         )?;
         for d in self.drivers {
             drivers.register(d);

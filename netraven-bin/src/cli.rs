@@ -85,6 +85,10 @@ pub enum Command {
         /// pattern may not match, which the driver learns.
         #[arg(long)]
         prompt: Option<String>,
+        /// Serve telnet instead of SSH (legacy devices): a `Username:`/`Password:` login, then
+        /// the same device; the inventory gets `transport=telnet`.
+        #[arg(long)]
+        telnet: bool,
         /// Hostnames are `{prefix}{index:04}` (default `sim-`): a second fleet next to another.
         #[arg(long, default_value = "sim-")]
         hostname_prefix: String,
@@ -305,6 +309,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
             legacy_kex,
             changing,
             prompt,
+            telnet,
             hostname_prefix,
             faults,
         } => {
@@ -317,6 +322,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
                 changing,
             );
             sim.prompt = prompt;
+            sim.telnet = telnet;
             sim.hostname_prefix = hostname_prefix;
             // Faults of every device first, so devices with their own faults keep them too.
             let mut parsed = faults

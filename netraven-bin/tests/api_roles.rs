@@ -57,6 +57,14 @@ const MATRIX: &[(&str, &str, Min)] = &[
     ("PUT", "/api/tags/{id}", O),
     ("PATCH", "/api/tags/{id}", O),
     ("DELETE", "/api/tags/{id}", O),
+    // Jump hosts: admins only, reading included (a bastion decides where connections and the
+    // credentials offered on them go; its address and login user are not for every viewer).
+    ("GET", "/api/jump-hosts", A),
+    ("POST", "/api/jump-hosts", A),
+    ("GET", "/api/jump-hosts/{id}", A),
+    ("PUT", "/api/jump-hosts/{id}", A),
+    ("PATCH", "/api/jump-hosts/{id}", A),
+    ("DELETE", "/api/jump-hosts/{id}", A),
     // Credentials: names and user names readable by all (never a secret), changed by admins.
     ("GET", "/api/credentials", V),
     ("POST", "/api/credentials", A),
@@ -146,6 +154,7 @@ struct Ids {
     user: i64,
     tag: i64,
     credential: i64,
+    jump_host: i64,
     device: i64,
     hostname: String,
     job: i64,
@@ -170,6 +179,7 @@ fn concrete(method: &str, path: &str, ids: &Ids) -> String {
         "users" => ids.user,
         "tags" => ids.tag,
         "credentials" => ids.credential,
+        "jump-hosts" => ids.jump_host,
         "devices" | "configs" => ids.device,
         "jobs" => ids.job,
         "runs" => ids.run,
@@ -216,6 +226,15 @@ async fn every_route_admits_exactly_its_roles() {
             "/api/credentials",
             &r.admin,
             json!({"name": "lab", "username": "netops", "password": "pw-123456", "tags": ["core"]}),
+        )
+        .await,
+    );
+    let jump_host = created(
+        r.json(
+            "POST",
+            "/api/jump-hosts",
+            &r.admin,
+            json!({"name": "dc1", "address": "192.0.2.10", "username": "jump", "password": "jump-pw-1"}),
         )
         .await,
     );
@@ -271,6 +290,7 @@ async fn every_route_admits_exactly_its_roles() {
         user: me["user"]["id"].as_i64().expect("user id"),
         tag,
         credential,
+        jump_host,
         device,
         hostname: "r1".into(),
         job,
@@ -324,6 +344,7 @@ async fn state(r: &api_support::Rig) -> HashMap<&'static str, String> {
         ("users", "/api/users?size=100"),
         ("tags", "/api/tags?size=100"),
         ("credentials", "/api/credentials?size=100"),
+        ("jump-hosts", "/api/jump-hosts?size=100"),
         ("devices", "/api/devices?size=100"),
         ("jobs", "/api/jobs?size=100"),
         ("runs", "/api/runs?size=100"),

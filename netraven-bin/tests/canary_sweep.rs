@@ -476,6 +476,15 @@ async fn seed(api: &Client, w: &World) -> i64 {
         )
         .await,
     );
+    // A jump host whose secret is a canary (write-only: never in an answer, a log or a
+    // database in clear); no device uses it.
+    api.post(
+        "/api/jump-hosts",
+        json!({"name": "canary-bastion", "address": "127.0.0.1", "port": 1,
+               "username": "jump", "password": w.bad_password}),
+        201,
+    )
+    .await;
     for (i, d) in dev.iter().enumerate() {
         let mut tags = vec!["canary"];
         if i == 1 {

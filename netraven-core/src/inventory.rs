@@ -5,12 +5,15 @@
 //! `platform` (required), `port` (default 22), `tags` (separated by `;` or `|`), `description`,
 //! `serial`, `model`, `enabled` (`true`/`false`, default true), `legacy_ssh` (`true` for devices
 //! that only offer SHA-1 key exchange), `timeout_multiplier` (0.1 to 100, every deadline of the
-//! device), and — when [`ParseOptions::logins`] allows them —
-//! `username`, `password`, `enable_secret`. JSON: an array of objects with the same fields plus
+//! device), `transport` (`ssh`, the default, or `telnet`: opt-in; the port then defaults to 23),
+//! `jump_host` (the name of a jump host), and — when [`ParseOptions::logins`] allows them —
+//! `username`, `password`, `enable_secret` and an ad-hoc jump host per row: `jump_host` is then
+//! the bastion's address when `jump_username` is given, with `jump_port` (default 22),
+//! `jump_username` and `jump_password`. JSON: an array of objects with the same fields plus
 //! `credential_id` and `host_key_policy`; unknown fields are refused.
 
 use crate::error::{Error, Result};
-use crate::model::{Credential, CredentialId, Device, HostKeyPolicy};
+use crate::model::{Credential, CredentialId, Device, HostKeyPolicy, Transport};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::Path;
@@ -40,6 +43,26 @@ impl Login {
     }
 }
 
+/// An SSH bastion given with a device (backup inventories: the `jump_*` columns), not by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JumpLogin {
+    /// The bastion's address.
+    pub address: String,
+    /// Its SSH port.
+    pub port: u16,
+    /// Login user on the bastion.
+    pub username: String,
+    /// Its password (or a private key in PEM/OpenSSH form).
+    pub password: Secret,
+}
+
+impl JumpLogin {
+    /// A name for this bastion: `user@address:port` (what the one-shot backup registers it as).
+    pub fn name(&self) -> String {
+        format!("{}@{}:{}", self.username, self.address, self.port)
+    }
+}
+
 /// One inventory row: a device (not yet validated) and its login, if the inventory gives one.
 #[derive(Debug, Clone)]
 pub struct InventoryRow {
@@ -47,6 +70,8 @@ pub struct InventoryRow {
     pub device: Device,
     /// Its login.
     pub login: Option<Login>,
+    /// The ad-hoc jump host in front of it (then `device.jump_host` is `None`).
+    pub jump: Option<JumpLogin>,
 }
 
 /// A row that could not be read; rows are numbered from 1, not counting a CSV header.
@@ -80,8 +105,9 @@ impl Default for ParseOptions {
 pub type Rows = Vec<std::result::Result<InventoryRow, RowError>>;
 
 /// Every column an inventory CSV may have: the device's fields, then the login's
-/// (`username`, `password`, `enable_secret`, accepted where the reader takes logins).
-pub const COLUMNS: [&str; 14] = [
+/// (`username`, `password`, `enable_secret`, and an ad-hoc jump host's `jump_port`,
+/// `jump_username`, `jump_password`, accepted where the reader takes logins).
+pub const COLUMNS: [&str; 19] = [
     "hostname",
     "address",
     "port",
@@ -93,12 +119,17 @@ pub const COLUMNS: [&str; 14] = [
     "enabled",
     "legacy_ssh",
     "timeout_multiplier",
+    "transport",
+    "jump_host",
     "username",
     "password",
     "enable_secret",
+    "jump_port",
+    "jump_username",
+    "jump_password",
 ];
 /// How many of [`COLUMNS`] describe the device (the rest are the login).
-const DEVICE_COLUMNS: usize = 11;
+const DEVICE_COLUMNS: usize = 13;
 
 /// Splits a tag list on `;` or `|`, trimming and dropping empty names.
 pub fn split_tags(s: &str) -> Vec<String> {
@@ -189,6 +220,12 @@ fn csv_row(
         get("address").unwrap_or_default(),
         get("platform").unwrap_or_default(),
     );
+    if let Some(t) = get("transport") {
+        d.transport = parse_transport(t)?;
+        if d.transport == Transport::Telnet {
+            d.port = 23;
+        }
+    }
     if let Some(p) = get("port") {
         d.port = p
             .parse::<u16>()
@@ -224,7 +261,42 @@ fn csv_row(
         }),
         _ => return Err("username and password go together".to_string()),
     };
-    Ok(InventoryRow { device: d, login })
+    let jump = match (get("jump_username"), get("jump_password")) {
+        (None, None) if get("jump_port").is_none() => {
+            d.jump_host = get("jump_host").map(String::from);
+            None
+        }
+        (Some(u), Some(p)) => {
+            let address = get("jump_host").ok_or_else(|| {
+                "jump_username needs jump_host (the bastion's address)".to_string()
+            })?;
+            let port = match get("jump_port") {
+                None => 22,
+                Some(v) => v
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| "jump_port must be a number from 1 to 65535".to_string())?,
+            };
+            Some(JumpLogin {
+                address: address.to_string(),
+                port,
+                username: u.to_string(),
+                password: Secret::new(p),
+            })
+        }
+        _ => return Err("jump_username and jump_password go together".to_string()),
+    };
+    Ok(InventoryRow {
+        device: d,
+        login,
+        jump,
+    })
+}
+
+fn parse_transport(v: &str) -> std::result::Result<Transport, String> {
+    Transport::parse(&v.to_ascii_lowercase())
+        .ok_or_else(|| format!("transport must be ssh or telnet, not '{v}'"))
 }
 
 /// One JSON inventory row.
@@ -252,6 +324,16 @@ struct JsonRow {
     legacy_ssh: bool,
     #[serde(default)]
     timeout_multiplier: Option<f64>,
+    #[serde(default)]
+    transport: Transport,
+    #[serde(default)]
+    jump_host: Option<String>,
+    #[serde(default)]
+    jump_port: Option<u16>,
+    #[serde(default)]
+    jump_username: Option<String>,
+    #[serde(default)]
+    jump_password: Option<Secret>,
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
@@ -284,12 +366,23 @@ fn json_row(
     opts: ParseOptions,
 ) -> std::result::Result<InventoryRow, String> {
     let r: JsonRow = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    let has_login = r.username.is_some() || r.password.is_some() || r.enable_secret.is_some();
+    let has_login = r.username.is_some()
+        || r.password.is_some()
+        || r.enable_secret.is_some()
+        || r.jump_port.is_some()
+        || r.jump_username.is_some()
+        || r.jump_password.is_some();
     if has_login && !opts.logins {
         return Err("login fields are not accepted here; create a credential instead".into());
     }
     let mut d = Device::new(r.hostname, r.address, r.platform).with_tags(r.tags);
-    d.port = r.port.unwrap_or(22);
+    d.transport = r.transport;
+    let default_port = if r.transport == Transport::Telnet {
+        23
+    } else {
+        22
+    };
+    d.port = r.port.unwrap_or(default_port);
     d.description = r.description;
     d.serial = r.serial;
     d.model = r.model;
@@ -307,7 +400,26 @@ fn json_row(
         }),
         _ => return Err("username and password go together".to_string()),
     };
-    Ok(InventoryRow { device: d, login })
+    let jump = match (r.jump_username, r.jump_password) {
+        (None, None) => {
+            d.jump_host = r.jump_host;
+            None
+        }
+        (Some(username), Some(password)) => Some(JumpLogin {
+            address: r.jump_host.ok_or_else(|| {
+                "jump_username needs jump_host (the bastion's address)".to_string()
+            })?,
+            port: r.jump_port.unwrap_or(22),
+            username,
+            password,
+        }),
+        _ => return Err("jump_username and jump_password go together".to_string()),
+    };
+    Ok(InventoryRow {
+        device: d,
+        login,
+        jump,
+    })
 }
 
 /// Reads an inventory file (JSON if its name ends in `.json`, else CSV) with logins allowed,
@@ -378,6 +490,49 @@ mod tests {
         assert_eq!((sw2.device.port, sw2.device.enabled), (22, false));
         assert_eq!(rows[2].as_ref().unwrap_err().row, 3);
         assert!(rows[3].as_ref().unwrap_err().detail.contains("expected 6"));
+    }
+
+    #[test]
+    fn transport_and_jump_columns() {
+        let csv = b"hostname,address,platform,transport,jump_host,username,password,jump_port,jump_username,jump_password\n\
+                    r1,10.0.0.1,cisco_ios,telnet,,u,p,,,\n\
+                    r2,10.0.0.2,cisco_ios,,bastion-1,u,p,,,\n\
+                    r3,10.0.0.3,cisco_ios,ssh,10.0.0.254,u,p,2222,jumper,jpw\n\
+                    r4,10.0.0.4,cisco_ios,carrier-pigeon,,u,p,,,\n\
+                    r5,10.0.0.5,cisco_ios,,10.0.0.254,u,p,,jumper,\n";
+        let rows = parse_csv(csv, logins()).unwrap();
+        let r1 = rows[0].as_ref().unwrap();
+        assert_eq!(
+            (r1.device.transport, r1.device.port),
+            (Transport::Telnet, 23)
+        );
+        let r2 = rows[1].as_ref().unwrap();
+        assert_eq!(r2.device.jump_host.as_deref(), Some("bastion-1"));
+        assert!(r2.jump.is_none());
+        let r3 = rows[2].as_ref().unwrap();
+        assert_eq!(r3.device.jump_host, None);
+        let j = r3.jump.as_ref().unwrap();
+        assert_eq!((j.address.as_str(), j.port), ("10.0.0.254", 2222));
+        assert_eq!(
+            (j.username.as_str(), j.password.expose()),
+            ("jumper", "jpw")
+        );
+        assert!(rows[3].as_ref().unwrap_err().detail.contains("transport"));
+        assert!(rows[4].as_ref().unwrap_err().detail.contains("go together"));
+        // The device columns (transport, a named jump host) are accepted without logins; the
+        // ad-hoc jump host's are login columns.
+        let ok =
+            b"hostname,address,platform,transport,jump_host\nr1,10.0.0.1,cisco_ios,telnet,b1\n";
+        let rows = parse_csv(ok, ParseOptions::default()).unwrap();
+        assert_eq!(
+            rows[0].as_ref().unwrap().device.jump_host.as_deref(),
+            Some("b1")
+        );
+        let bad = b"hostname,address,platform,jump_username\nr1,10.0.0.1,cisco_ios,u\n";
+        assert!(parse_csv(bad, ParseOptions::default()).is_err());
+        let json = br#"[{"hostname":"t","address":"10.0.0.1","platform":"cisco_ios","transport":"telnet"}]"#;
+        let rows = parse_json(json, ParseOptions::default()).unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().device.port, 23);
     }
 
     #[test]

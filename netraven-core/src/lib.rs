@@ -63,8 +63,8 @@ pub mod prelude {
     pub use crate::secret::Secret;
     pub use crate::snapshot::SnapshotSink;
     pub use crate::store::{
-        CredentialStore, DeviceStore, HostKeyStore, JobStore, LeaseStore, LogStore, ResultStore,
-        RunStore, SchemaStatus, SchemaStore, ServerStore, SnapshotStore, Store, StoreExt, TagStore,
-        UserStore,
+        CredentialStore, DeviceStore, HostKeyStore, JobStore, JumpHostStore, LeaseStore, LogStore,
+        ResultStore, RunStore, SchemaStatus, SchemaStore, ServerStore, SnapshotStore, Store,
+        StoreExt, TagStore, UserStore,
     };
 }

@@ -64,6 +64,39 @@ impl HostKeyPolicy {
     }
 }
 
+/// How a device is reached.
+///
+/// Telnet sends the login in clear text: it is only ever used for a device that says so
+/// (`transport = "telnet"`), never as a fallback after an SSH failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// SSH (the default).
+    #[default]
+    Ssh,
+    /// Telnet, opted in per device for legacy gear.
+    Telnet,
+}
+
+impl Transport {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ssh => "ssh",
+            Transport::Telnet => "telnet",
+        }
+    }
+    /// Parses a snake_case name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ssh" => Some(Transport::Ssh),
+            "telnet" => Some(Transport::Telnet),
+            _ => None,
+        }
+    }
+}
+
 /// The writable fields of a device: what a client sends to create or replace one (the API's
 /// device body and an import row are this type) and what [`Device`] carries besides its id and
 /// timestamps. One definition, so input and stored device cannot drift apart.
@@ -108,6 +141,12 @@ pub struct DeviceSpec {
     /// replaces its platform's `timeout_multiplier` (0.1 to 100; absent: the platform's, else 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_multiplier: Option<f64>,
+    /// How the device is reached: `ssh` (default) or `telnet` (opt-in, never a fallback).
+    #[serde(default)]
+    pub transport: Transport,
+    /// Name of the jump host (SSH bastion, see [`JumpHost`]) the device is reached through.
+    #[serde(default)]
+    pub jump_host: Option<String>,
     /// The zone (remote poller site) whose workers back this device up; absent: the zone of
     /// its first tag that has one, else the default zone. See [`crate::zones`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +174,8 @@ impl DeviceSpec {
             legacy_ssh: false,
             enabled: true,
             timeout_multiplier: None,
+            transport: Transport::Ssh,
+            jump_host: None,
             zone: None,
         }
     }
@@ -158,6 +199,9 @@ impl DeviceSpec {
             return Err(Error::invalid(
                 "timeout_multiplier must be between 0.1 and 100",
             ));
+        }
+        if let Some(j) = &self.jump_host {
+            validate_name("jump_host", j)?;
         }
         if let Some(z) = &self.zone {
             validate_zone(z)?;
@@ -436,6 +480,151 @@ pub struct CredentialInfo {
     /// until an admin sets new secrets.
     #[serde(default)]
     pub unreadable: bool,
+}
+
+/// Jump host identifier.
+pub type JumpHostId = i64;
+
+/// A named SSH bastion that devices (`DeviceSpec::jump_host`) are reached through: the driver
+/// logs in to it, checks its host key first, and opens a `direct-tcpip` channel to the device.
+/// `via` names the jump host in front of this one (chains of bastions). Never serialised: see
+/// [`JumpHostInfo`] for the public view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JumpHost {
+    /// Store-assigned id.
+    pub id: JumpHostId,
+    /// Unique name devices refer to.
+    pub name: String,
+    /// IP address or DNS name of the bastion.
+    pub address: String,
+    /// Its SSH port.
+    pub port: u16,
+    /// Login user on the bastion.
+    pub username: String,
+    /// Its password, or a private key (PEM/OpenSSH, `-----BEGIN`). Stored encrypted.
+    pub password: Secret,
+    /// How the bastion's host key is checked (pinned in the host-key store like a device's).
+    pub host_key_policy: HostKeyPolicy,
+    /// A fingerprint (`SHA256:…`) the bastion's key must have, set by an admin; a different key
+    /// is refused before any password is sent, whatever the policy.
+    pub host_key: Option<String>,
+    /// The jump host in front of this one, if any.
+    pub via: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Longest chain of jump hosts in front of one device.
+pub const MAX_JUMP_CHAIN: usize = 8;
+
+impl JumpHost {
+    /// A jump host with defaults (port 22, trust on first use) for everything but these.
+    pub fn new(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        username: impl Into<String>,
+        password: Secret,
+    ) -> Self {
+        JumpHost {
+            id: 0,
+            name: name.into(),
+            address: address.into(),
+            port: 22,
+            username: username.into(),
+            password,
+            host_key_policy: HostKeyPolicy::Tofu,
+            host_key: None,
+            via: None,
+            description: None,
+            created_at: epoch(),
+            updated_at: epoch(),
+        }
+    }
+
+    /// Checks the fields a store relies on.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        validate_address(&self.address)?;
+        if self.port == 0 {
+            return Err(Error::invalid("port must be 1 to 65535"));
+        }
+        if self.username.trim().is_empty() || self.username.len() > 128 {
+            return Err(Error::invalid("username must be 1 to 128 characters"));
+        }
+        if let Some(v) = &self.via {
+            validate_name("via", v)?;
+            if v == &self.name {
+                return Err(Error::invalid(
+                    "via: a jump host cannot be its own jump host",
+                ));
+            }
+        }
+        if let Some(k) = &self.host_key {
+            let b64 = k.strip_prefix("SHA256:").unwrap_or("");
+            if b64.len() != 43
+                || !b64
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            {
+                return Err(Error::invalid(
+                    "host_key must be an OpenSSH SHA256 fingerprint (SHA256: and 43 base64 characters)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The view of this jump host that may be shown to a user: no secret.
+    pub fn info(&self) -> JumpHostInfo {
+        JumpHostInfo {
+            id: self.id,
+            name: self.name.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            username: self.username.clone(),
+            has_password: !self.password.is_empty(),
+            host_key_policy: self.host_key_policy,
+            host_key: self.host_key.clone(),
+            via: self.via.clone(),
+            description: self.description.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The public view of a [`JumpHost`]: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JumpHostInfo {
+    /// Id.
+    pub id: JumpHostId,
+    /// Unique name.
+    pub name: String,
+    /// Address of the bastion.
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login user.
+    pub username: String,
+    /// Whether a password (or key) is set; its value is never shown.
+    pub has_password: bool,
+    /// Host key policy.
+    pub host_key_policy: HostKeyPolicy,
+    /// The pinned fingerprint an admin set, if any.
+    pub host_key: Option<String>,
+    /// The jump host in front of this one.
+    pub via: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// What a job does on each device.

@@ -416,8 +416,35 @@ pub trait SchemaStore: Send + Sync + Debug + 'static {
     async fn schema_status(&self) -> Result<SchemaStatus>;
 }
 
+/// Named jump hosts (SSH bastions). Their secrets are stored encrypted like credentials'.
+///
+/// ```
+/// # use netraven_core::prelude::*;
+/// # use netraven_core::memory::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
+/// let store = MemoryStore::new();
+/// let j = store.create_jump_host(&JumpHost::new("dc1-bastion", "192.0.2.10", "jump", Secret::new("pw"))).await?;
+/// assert_eq!(store.jump_host_by_name("dc1-bastion").await?.map(|x| x.id), Some(j.id));
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait JumpHostStore: Send + Sync + Debug + 'static {
+    /// Inserts a jump host (its name must be unique: Conflict otherwise).
+    async fn create_jump_host(&self, jump: &JumpHost) -> Result<JumpHost>;
+    /// A jump host by id.
+    async fn get_jump_host(&self, id: JumpHostId) -> Result<JumpHost>;
+    /// A jump host by name.
+    async fn jump_host_by_name(&self, name: &str) -> Result<Option<JumpHost>>;
+    /// Replaces a jump host's fields (its creation time is kept).
+    async fn update_jump_host(&self, jump: &JumpHost) -> Result<JumpHost>;
+    /// Deletes a jump host.
+    async fn delete_jump_host(&self, id: JumpHostId) -> Result<()>;
+    /// Every jump host, by name.
+    async fn list_jump_hosts(&self) -> Result<Vec<JumpHost>>;
+}
+
 /// Everything the engine, scheduler and maintenance need from a store: the device, tag,
-/// credential, job, run, result, log, snapshot, host-key, lease and schema traits. Users and API
+/// credential, job, run, result, log, snapshot, host-key, jump-host, lease and schema traits. Users and API
 /// tokens are not part of it (they are the server's concern: see [`ServerStore`]). A backend
 /// implements each focused trait and gets [`Store`] through the blanket impl.
 ///
@@ -446,6 +473,7 @@ pub trait Store:
     + LogStore
     + SnapshotStore
     + HostKeyStore
+    + JumpHostStore
     + LeaseStore
     + SchemaStore
 {
@@ -461,6 +489,7 @@ impl<T> Store for T where
         + LogStore
         + SnapshotStore
         + HostKeyStore
+        + JumpHostStore
         + LeaseStore
         + SchemaStore
 {
@@ -652,6 +681,11 @@ pub mod check {
             crate::model::validate_zone(z)?;
         }
         Ok(())
+    }
+
+    /// A jump host to create or update.
+    pub fn jump_host(jump: &crate::model::JumpHost) -> Result<()> {
+        jump.validate()
     }
 
     /// A credential to create or update.

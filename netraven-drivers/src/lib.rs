@@ -42,6 +42,7 @@
 
 pub mod catalog;
 pub mod expect;
+mod jump;
 pub mod platform;
 pub mod platform_builder;
 pub mod registry;
@@ -51,6 +52,7 @@ pub mod sample;
 pub mod sim;
 pub mod ssh;
 pub mod syslog;
+pub mod telnet;
 
 pub use platform::{Platform, builtin_platform, builtin_platforms};
 pub use platform_builder::PlatformBuilder;
@@ -58,4 +60,4 @@ pub use registry::{
     LazySshDriver, build_registry, build_registry_with, register_builtins, register_builtins_with,
     register_platform, register_platform_with,
 };
-pub use ssh::{SshDriver, SshOptions, legacy_algorithms_missing, probe_ssh};
+pub use ssh::{JumpHosts, SshDriver, SshOptions, legacy_algorithms_missing, probe_ssh};

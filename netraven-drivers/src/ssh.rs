@@ -8,15 +8,17 @@
 
 use crate::expect::{PromptLearner, ReaderLimits, ShellReader, Step, clean_output, comment_lines};
 use crate::platform::Platform;
+use crate::telnet::TelnetConn;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
 use netraven_core::error::{Error, ErrorKind, Result};
-use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy};
+use netraven_core::model::{Credential, Device, HostKey, HostKeyPolicy, Transport};
 use netraven_core::normalise::Rules;
-use netraven_core::store::HostKeyStore;
+use netraven_core::store::{HostKeyStore, JumpHostStore};
+use regex::Regex;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Host key, cipher and MAC lists offered to every device, most preferred first.
@@ -64,6 +66,19 @@ pub struct SshOptions {
     /// While learning a prompt: the silence that ends the answer to one newline (default
     /// 500 ms; scaled by the timeout multiplier).
     pub prompt_quiet: Duration,
+    /// Where the jump hosts devices name (`jump_host`) are looked up; `None`: a device with a
+    /// jump host fails with `invalid_input`.
+    pub jump_hosts: Option<JumpHosts>,
+}
+
+/// The jump host store a driver resolves `jump_host` names in (see [`SshOptions::jump_hosts`]).
+#[derive(Clone)]
+pub struct JumpHosts(pub Arc<dyn JumpHostStore>);
+
+impl std::fmt::Debug for JumpHosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JumpHosts(..)")
+    }
 }
 
 impl Default for SshOptions {
@@ -77,6 +92,7 @@ impl Default for SshOptions {
             max_line_bytes: limits.max_line_bytes,
             prompt_learn_after: Duration::from_secs(2),
             prompt_quiet: Duration::from_millis(500),
+            jump_hosts: None,
         }
     }
 }
@@ -116,7 +132,7 @@ fn conn_err(msg: impl Into<String>) -> Error {
 }
 
 /// Maps an ssh2 error to an error kind. Never includes a credential.
-fn map_ssh(e: ssh2::Error, what: &str) -> Error {
+pub(crate) fn map_ssh(e: ssh2::Error, what: &str) -> Error {
     use libssh2_codes::*;
     let kind = match e.code() {
         ssh2::ErrorCode::Session(c) => match c {
@@ -161,7 +177,7 @@ mod libssh2_codes {
     pub const KEYFILE_AUTH_FAILED: i32 = -48;
 }
 
-fn map_io(e: std::io::Error, what: &str) -> Error {
+pub(crate) fn map_io(e: std::io::Error, what: &str) -> Error {
     use std::io::ErrorKind as K;
     let kind = match e.kind() {
         K::TimedOut | K::WouldBlock => ErrorKind::Timeout,
@@ -170,7 +186,7 @@ fn map_io(e: std::io::Error, what: &str) -> Error {
     Error::new(kind, format!("{what}: {e}")).with_source(e)
 }
 
-fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
+pub(crate) fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
     let now = Instant::now();
     if now >= deadline {
         return Err(Error::timeout(format!("deadline passed while {what}")));
@@ -178,17 +194,17 @@ fn remaining(deadline: Instant, what: &str) -> Result<Duration> {
     Ok(deadline - now)
 }
 
-fn ms(d: Duration) -> u32 {
+pub(crate) fn ms(d: Duration) -> u32 {
     d.as_millis().clamp(1, u32::MAX as u128) as u32
 }
 
-/// Opens a TCP connection to the device within the deadline (first address that answers).
-fn tcp_connect(device: &Device, deadline: Instant) -> Result<TcpStream> {
-    let addrs: Vec<_> = (device.address.as_str(), device.port)
+/// Opens a TCP connection to `address:port` within the deadline (first address that answers).
+pub(crate) fn tcp_connect(address: &str, port: u16, deadline: Instant) -> Result<TcpStream> {
+    let addrs: Vec<_> = (address, port)
         .to_socket_addrs()
-        .map_err(|e| map_io(e, &format!("resolving {}", device.address)))?
+        .map_err(|e| map_io(e, &format!("resolving {address}")))?
         .collect();
-    let mut last = conn_err(format!("{} resolved to no address", device.address));
+    let mut last = conn_err(format!("{address} resolved to no address"));
     for addr in addrs {
         let left = remaining(deadline, "connecting")?;
         match TcpStream::connect_timeout(&addr, left) {
@@ -220,9 +236,17 @@ fn key_type_name(t: ssh2::HostKeyType) -> &'static str {
     }
 }
 
+/// The server's host key as OpenSSH prints it: `SHA256:` and unpadded base64.
+pub(crate) fn fingerprint(sess: &ssh2::Session) -> Result<String> {
+    let hash = sess
+        .host_key_hash(ssh2::HashType::Sha256)
+        .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
+    Ok(format!("SHA256:{}", b64_nopad(hash)))
+}
+
 /// How far a device's host key is trusted for this connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostTrust {
+pub(crate) enum HostTrust {
     /// The key matched one pinned before this connection.
     Known,
     /// No key was pinned: this connection pinned it (trust on first use).
@@ -233,7 +257,7 @@ enum HostTrust {
 
 /// Checks the server's host key against the policy. Runs after the key exchange and before
 /// any credential is sent.
-fn check_host_key(
+pub(crate) fn check_host_key(
     sess: &ssh2::Session,
     device: &Device,
     store: &Arc<dyn HostKeyStore>,
@@ -246,10 +270,7 @@ fn check_host_key(
         .host_key()
         .map(|(_, t)| key_type_name(t))
         .ok_or_else(|| Error::new(ErrorKind::Protocol, "server sent no host key"))?;
-    let hash = sess
-        .host_key_hash(ssh2::HashType::Sha256)
-        .ok_or_else(|| Error::new(ErrorKind::Protocol, "cannot hash the host key"))?;
-    let fingerprint = format!("SHA256:{}", b64_nopad(hash));
+    let fingerprint = fingerprint(sess)?;
     let pinned = rt.block_on(store.get_host_key(&device.address, device.port))?;
     let mut trust = HostTrust::Known;
     let pinned = match (pinned, device.host_key_policy) {
@@ -321,8 +342,16 @@ impl ssh2::KeyboardInteractivePrompt for KbdAnswer<'_> {
 /// Password, keyboard-interactive or private-key authentication. A password that holds a PEM or
 /// OpenSSH private key (`-----BEGIN`) is used as a key.
 fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
-    let user = cred.username.as_str();
-    let secret = cred.password.expose();
+    authenticate_user(sess, &cred.username, &cred.password)
+}
+
+/// [`authenticate`] with a user and a secret (password or private key).
+pub(crate) fn authenticate_user(
+    sess: &ssh2::Session,
+    user: &str,
+    password: &netraven_core::secret::Secret,
+) -> Result<()> {
+    let secret = password.expose();
     let methods = match sess.auth_methods(user) {
         Ok(m) => m.to_string(),
         Err(e) => {
@@ -377,12 +406,81 @@ fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
     }))
 }
 
+/// What a shell runs over: an SSH channel, or a telnet connection.
+enum Link {
+    Ssh {
+        /// A second handle on the session's socket, shut down before libssh2 frees the session.
+        sock: crate::jump::Stream,
+        sess: ssh2::Session,
+        chan: ssh2::Channel,
+        /// The jump hosts this session is tunnelled through, if any: closed after it.
+        _tunnel: Option<crate::jump::Tunnel>,
+    },
+    Telnet(TelnetConn),
+}
+
+impl Link {
+    fn write(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                sess.set_timeout(ms(timeout));
+                chan.write_all(data).and_then(|_| chan.flush())
+            }
+            Link::Telnet(t) => t.send(data, timeout),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                sess.set_timeout(ms(timeout));
+                chan.read(buf)
+            }
+            Link::Telnet(t) => t.read(buf, timeout),
+        }
+    }
+
+    /// Says `exit` and leaves, best effort and quick.
+    fn close(&mut self, exit: &str) {
+        match self {
+            Link::Ssh { sess, chan, .. } => {
+                // libssh2's channel close (also run when a channel is freed) waits for the
+                // peer's close in blocking mode, so switch to non-blocking first: nothing here
+                // may wait on the device.
+                sess.set_timeout(200);
+                let _ = chan.write_all(exit.as_bytes());
+                sess.set_blocking(false);
+                let _ = sess.disconnect(None, "bye", None);
+            }
+            Link::Telnet(t) => {
+                let _ = t.send(exit.as_bytes(), Duration::from_millis(200));
+                t.shutdown();
+            }
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        match self {
+            Link::Ssh { sock, sess, .. } => {
+                sock.shutdown();
+                // libssh2 frees a channel only after the peer's close: in blocking mode that
+                // waits on the device, and in non-blocking mode the free returns EAGAIN and the
+                // whole session (~60 KB) is never freed, one leak per device. Shutting the
+                // socket down first ends every such wait at once (EOF), so the blocking free
+                // below completes without waiting on the device.
+                sess.set_timeout(1000);
+                sess.set_blocking(true);
+            }
+            Link::Telnet(t) => t.shutdown(),
+        }
+    }
+}
+
 /// One interactive shell, owned by whichever blocking thread runs the current call.
 struct Shell {
-    /// A second handle on the session's socket, shut down before libssh2 frees the session.
-    sock: TcpStream,
-    sess: ssh2::Session,
-    chan: ssh2::Channel,
+    link: Link,
     reader: ShellReader,
     platform: Arc<Platform>,
     buf: Vec<u8>,
@@ -409,10 +507,9 @@ const LEARN_TRIES: usize = 6;
 
 impl Shell {
     fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
-        self.sess.set_timeout(ms(remaining(deadline, "sending")?));
-        self.chan
-            .write_all(text.as_bytes())
-            .and_then(|_| self.chan.flush())
+        let left = remaining(deadline, "sending")?;
+        self.link
+            .write(text.as_bytes(), left)
             .map_err(|e| map_io(e, "sending to the device"))
     }
 
@@ -438,8 +535,7 @@ impl Shell {
         loop {
             let left = remaining(deadline, what)?;
             let wait = idle.map_or(left, |i| i.min(left));
-            self.sess.set_timeout(ms(wait));
-            let n = match self.chan.read(&mut self.buf) {
+            let n = match self.link.read(&mut self.buf, wait) {
                 Ok(0) => {
                     return Err(conn_err(format!(
                         "connection closed by the device while {what}"
@@ -569,6 +665,65 @@ impl Shell {
         Ok(FirstPrompt::Matched(prev))
     }
 
+    /// The telnet login dialogue: answers `Username:`/`login:` with the user and `Password:`
+    /// with the password (each at most once: asked again means refused), until the device
+    /// shows something else and falls silent or shows its prompt. A device without a login
+    /// (`no login` on the line) goes straight to its prompt. Then a newline asks for the
+    /// prompt again, for [`Shell::find_prompt`].
+    fn telnet_login(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
+        static USER: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(user\s*name|login)\s*:\s*$").expect("a constant pattern")
+        });
+        static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)pass(word|code)\s*:\s*$").expect("a constant pattern")
+        });
+        static REFUSED: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(login invalid|login incorrect|authentication failed|access denied|bad password)\s*$")
+                .expect("a constant pattern")
+        });
+        let host = self.hostname.clone();
+        let refused = || Error::new(ErrorKind::Auth, format!("{host}: telnet login refused"));
+        self.reader
+            .set_extra(vec![USER.clone(), PASSWORD.clone(), REFUSED.clone()]);
+        let (mut user_sent, mut password_sent) = (false, false);
+        loop {
+            // Before the first question the device may be slow to say anything at all.
+            let idle = if user_sent || password_sent {
+                self.learn_after
+            } else {
+                self.learn_after * 3
+            };
+            let step = match self.read_step(deadline, Some(idle), "logging in over telnet") {
+                Ok(s) => s,
+                // A device that hangs up right after the password refused it.
+                Err(e) if password_sent && e.kind() == ErrorKind::Connection => {
+                    return Err(refused());
+                }
+                Err(e) => return Err(e),
+            };
+            match step {
+                Some(Step::Extra(0)) if !user_sent && !password_sent => {
+                    user_sent = true;
+                    self.reader.clear();
+                    self.send(&format!("{}\n", cred.username), deadline)?;
+                }
+                Some(Step::Extra(1)) if !password_sent => {
+                    password_sent = true;
+                    self.reader.clear();
+                    // The secret is sent, never logged.
+                    self.send(&format!("{}\n", cred.password.expose()), deadline)?;
+                }
+                Some(Step::Extra(_)) => return Err(refused()),
+                // A prompt, or silence after the dialogue: logged in (a prompt the pattern
+                // does not match is learned by `find_prompt`).
+                Some(_) | None => break,
+            }
+        }
+        self.reader.set_extra(Vec::new());
+        self.reader.clear();
+        self.send("\n", deadline)
+    }
+
     /// Learns the prompt netmiko-style ([`PromptLearner`]): sends a newline, takes the last
     /// line of the answer once the device is quiet, and again, until the same line comes twice
     /// and ends in one of the platform's prompt terminators; from then on the reader
@@ -666,54 +821,90 @@ impl Shell {
     }
 
     fn close(mut self) {
-        // Best effort and quick: say goodbye and leave. libssh2's channel close (also run when a
-        // channel is freed) waits for the peer's close in blocking mode, so switch to
-        // non-blocking first: nothing here may wait on the device.
-        self.sess.set_timeout(200);
+        // Best effort and quick: say goodbye and leave.
         let exit = format!("{}\n", self.platform.spec.exit_command);
-        let _ = self.chan.write_all(exit.as_bytes());
-        self.sess.set_blocking(false);
-        let _ = self.sess.disconnect(None, "bye", None);
+        self.link.close(&exit);
     }
 }
 
-impl Drop for Shell {
-    fn drop(&mut self) {
-        // libssh2 frees a channel only after the peer's close: in blocking mode that waits on the
-        // device, and in non-blocking mode the free returns EAGAIN and the whole session (~60 KB)
-        // is never freed, one leak per device. Shutting the socket down first ends every such wait
-        // at once (EOF), so the blocking free below completes without waiting on the device.
-        let _ = self.sock.shutdown(Shutdown::Both);
-        self.sess.set_timeout(1000);
-        self.sess.set_blocking(true);
+/// Marks an authentication failure from a device never logged into (see the engine's
+/// credential rules) and unpins a key this very connection pinned: trust on first use starts
+/// only with a successful login, so a server posing as a device stays "first seen" and is
+/// offered one credential per attempt. A telnet device has no host key: its rejections are
+/// always from a device not trusted.
+fn untrusted_err(
+    e: Error,
+    trust: HostTrust,
+    device: &Device,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+) -> Error {
+    if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
+        return e;
     }
+    if trust == HostTrust::FirstUse
+        && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
+    {
+        tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
+    }
+    e.on_untrusted_host()
 }
 
-/// Logs in and prepares the shell. Runs on a blocking thread.
-fn open_shell(
-    platform: Arc<Platform>,
+/// Connects and logs in over SSH, then opens the interactive shell's channel (PTY and shell).
+fn ssh_link(
+    platform: &Platform,
     options: &SshOptions,
     device: &Device,
     cred: &Credential,
     store: &Arc<dyn HostKeyStore>,
     rt: &tokio::runtime::Handle,
     deadline: Instant,
-) -> Result<Shell> {
-    // The engine scales the deadline it gives; the driver scales its own short waits.
-    let multiplier = device
-        .timeout_multiplier
-        .or(platform.spec.timeout_multiplier)
-        .filter(|m| m.is_finite())
-        .unwrap_or(1.0)
-        .clamp(0.1, 100.0);
-    let tcp = tcp_connect(device, deadline)?;
-    let sock = tcp
+) -> Result<(Link, HostTrust)> {
+    let chain = crate::jump::resolve_chain(device, options.jump_hosts.as_ref().map(|j| &j.0), rt)?;
+    let (stream, tunnel) = crate::jump::connect_through(&chain, device, store, rt, deadline)?;
+    let sock = stream
         .try_clone()
         .map_err(|e| map_io(e, "duplicating the socket"))?;
+    let (sess, trust) = ssh_session(stream, device, cred, platform, store, rt, deadline)?;
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
+    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
+    let mut chan = sess
+        .channel_session()
+        .map_err(|e| map_ssh(e, "opening a channel"))
+        .map_err(untrusted)?;
+    chan.request_pty(
+        "vt100",
+        None,
+        Some((options.pty_width, options.pty_height, 0, 0)),
+    )
+    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
+    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    Ok((
+        Link::Ssh {
+            sock,
+            sess,
+            chan,
+            _tunnel: tunnel,
+        },
+        trust,
+    ))
+}
+
+/// Handshake (algorithms checked), host key checked before any secret, authentication: a
+/// logged-in SSH session over `stream`. Runs on a blocking thread.
+fn ssh_session<S: std::os::fd::AsRawFd + 'static>(
+    stream: S,
+    device: &Device,
+    cred: &Credential,
+    platform: &Platform,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+    deadline: Instant,
+) -> Result<(ssh2::Session, HostTrust)> {
     let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
     sess.set_timeout(ms(remaining(deadline, "handshaking")?));
     set_algorithms(&sess, device.legacy_ssh)?;
-    sess.set_tcp_stream(tcp);
+    sess.set_tcp_stream(stream);
     if let Err(e) = sess.handshake() {
         let mut err = map_ssh(e, "SSH handshake");
         if device.legacy_ssh {
@@ -737,20 +928,7 @@ fn open_shell(
     );
     check_kex(&sess, device)?;
     let trust = check_host_key(&sess, device, store, rt)?;
-    // A rejection by a device never logged into is marked, and a key pinned by this very
-    // connection is unpinned again: trust on first use starts only with a successful login, so
-    // a server posing as a device stays "first seen" and is offered one credential per attempt.
-    let untrusted = |e: Error| -> Error {
-        if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
-            return e;
-        }
-        if trust == HostTrust::FirstUse
-            && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
-        {
-            tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
-        }
-        e.on_untrusted_host()
-    };
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     sess.set_timeout(ms(remaining(deadline, "authenticating")?));
     match &platform.spec.username_suffix {
         Some(suffix) => {
@@ -761,17 +939,40 @@ fn open_shell(
         None => authenticate(&sess, cred).map_err(untrusted)?,
     }
     tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
-    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
-    let mut chan = sess
-        .channel_session()
-        .map_err(|e| map_ssh(e, "opening a channel"))?;
-    chan.request_pty(
-        "vt100",
-        None,
-        Some((options.pty_width, options.pty_height, 0, 0)),
-    )
-    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
-    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    Ok((sess, trust))
+}
+
+/// Logs in and prepares the shell. Runs on a blocking thread.
+fn open_shell(
+    platform: Arc<Platform>,
+    options: &SshOptions,
+    device: &Device,
+    cred: &Credential,
+    store: &Arc<dyn HostKeyStore>,
+    rt: &tokio::runtime::Handle,
+    deadline: Instant,
+) -> Result<Shell> {
+    // The engine scales the deadline it gives; the driver scales its own short waits.
+    let multiplier = device
+        .timeout_multiplier
+        .or(platform.spec.timeout_multiplier)
+        .filter(|m| m.is_finite())
+        .unwrap_or(1.0)
+        .clamp(0.1, 100.0);
+    let (link, trust) = match device.transport {
+        Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline)?,
+        Transport::Telnet => {
+            if device.jump_host.is_some() {
+                return Err(Error::invalid(
+                    "a telnet device cannot be reached through a jump host (set transport ssh)",
+                ));
+            }
+            // Opted in by the device: never reached here after an SSH failure.
+            let tcp = tcp_connect(&device.address, device.port, deadline)?;
+            (Link::Telnet(TelnetConn::new(tcp)), HostTrust::Unverified)
+        }
+    };
+    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     let limits = ReaderLimits {
         max_output_bytes: options.max_output_bytes,
         max_line_bytes: options.max_line_bytes,
@@ -779,9 +980,7 @@ fn open_shell(
     let mut reader = ShellReader::new(platform.prompt.clone(), platform.pager.clone());
     reader.set_limits(limits);
     let mut shell = Shell {
-        sock,
-        sess,
-        chan,
+        link,
         reader,
         platform,
         buf: vec![0u8; options.read_buffer.max(1024)],
@@ -791,6 +990,9 @@ fn open_shell(
         quiet: options.prompt_quiet.mul_f64(multiplier),
         notes: Vec::new(),
     };
+    if device.transport == Transport::Telnet {
+        shell.telnet_login(cred, deadline).map_err(untrusted)?;
+    }
     let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
         FirstPrompt::Matched(prompt) => {
             shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
@@ -873,7 +1075,7 @@ fn supported_of(t: ssh2::MethodType, list: &'static str) -> Vec<&'static str> {
 /// against any server is worth more than the difference, which only matters for what is
 /// *offered*: a modern device picks the first algorithm of the client's list it supports
 /// (RFC 4253 7.1), which is always a modern one when it has one.
-fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
+pub(crate) fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
     let join = |modern: &str, old: &str| {
         if legacy {
             format!("{modern},{old}")
@@ -901,13 +1103,22 @@ fn set_algorithms(sess: &ssh2::Session, legacy: bool) -> Result<()> {
 /// Refuses a SHA-1 key exchange unless the device opted in with `legacy_ssh`. Runs right after
 /// the handshake: nothing has been pinned or sent yet.
 fn check_kex(sess: &ssh2::Session, device: &Device) -> Result<()> {
+    check_kex_of(sess, &device.address, device.port, device.legacy_ssh)
+}
+
+/// [`check_kex`] for any server (a device or a jump host).
+pub(crate) fn check_kex_of(
+    sess: &ssh2::Session,
+    address: &str,
+    port: u16,
+    legacy: bool,
+) -> Result<()> {
     let kex = sess.methods(ssh2::MethodType::Kex).unwrap_or("");
-    if !device.legacy_ssh && LEGACY_KEX.split(',').any(|k| k == kex) {
+    if !legacy && LEGACY_KEX.split(',').any(|k| k == kex) {
         return Err(Error::new(
             ErrorKind::Protocol,
             format!(
-                "SSH handshake: {}:{} offers only legacy key exchange ({kex}); set legacy_ssh on the device to allow SHA-1 key exchange, ssh-rsa, CBC ciphers and hmac-sha1",
-                device.address, device.port
+                "SSH handshake: {address}:{port} offers only legacy key exchange ({kex}); set legacy_ssh on the device to allow SHA-1 key exchange, ssh-rsa, CBC ciphers and hmac-sha1"
             ),
         ));
     }

@@ -40,6 +40,13 @@ async fn check_device(
     d.validate()?;
     check_reachable_fields(st, d).map_err(ApiError::invalid)?;
     check_trust_fields(p, old, d)?;
+    if let Some(j) = &d.jump_host
+        && st.store.jump_host_by_name(j).await?.is_none()
+    {
+        return Err(ApiError::invalid(format!(
+            "jump_host: jump host '{j}' does not exist"
+        )));
+    }
     if let Some(cid) = d.credential_id {
         match st.store.get_credential(cid).await {
             Ok(_) => {}
@@ -55,16 +62,22 @@ async fn check_device(
 }
 
 /// The fields that decide where credentials are sent are an admin's (docs/security.md): an
-/// operator may neither pin a credential nor change the host-key policy, nor move an existing
+/// operator may neither pin a credential nor change the host-key policy, the transport or the
+/// jump host, nor move an existing
 /// device to another address or port, since every credential sharing its tags would be offered
 /// there.
 fn check_trust_fields(p: &Principal, old: Option<&Device>, d: &Device) -> ApiResult<()> {
     if p.user.role == Role::Admin {
         return Ok(());
     }
-    let (cred, policy) = match old {
-        Some(o) => (o.credential_id, o.host_key_policy),
-        None => (None, HostKeyPolicy::default()),
+    let (cred, policy, transport, jump) = match old {
+        Some(o) => (
+            o.credential_id,
+            o.host_key_policy,
+            o.transport,
+            o.jump_host.clone(),
+        ),
+        None => (None, HostKeyPolicy::default(), Transport::default(), None),
     };
     let mut refused = Vec::new();
     if d.credential_id != cred {
@@ -72,6 +85,14 @@ fn check_trust_fields(p: &Principal, old: Option<&Device>, d: &Device) -> ApiRes
     }
     if d.host_key_policy != policy {
         refused.push("host_key_policy");
+    }
+    // Telnet sends the password in clear text; a jump host decides where the connection (and
+    // every credential offered on it) goes.
+    if d.transport != transport {
+        refused.push("transport");
+    }
+    if d.jump_host != jump {
+        refused.push("jump_host");
     }
     // The zone decides which workers (sites) reach the device.
     if d.zone != old.and_then(|o| o.zone.clone()) {

@@ -31,6 +31,7 @@ pub mod devices;
 pub mod error;
 pub mod inventory;
 pub mod jobs;
+pub mod jump_hosts;
 pub mod oxidized;
 pub mod runs;
 pub mod system;
@@ -259,6 +260,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
     use credentials as cr;
     use devices as d;
     use jobs as j;
+    use jump_hosts as jh;
     use runs as ru;
     use system as s;
     use tags as t;
@@ -471,6 +473,26 @@ fn table() -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         "Get a credential (never its secrets)",
         "Replace a credential; omitted secrets are kept",
         "Delete a credential"
+    );
+    resource!(
+        "/api/jump-hosts",
+        "/api/jump-hosts/{id}",
+        "JumpHostInfo",
+        "JumpHostCreate",
+        "JumpHostReplace",
+        A,
+        A,
+        jh::list_jump_hosts,
+        jh::create_jump_host,
+        jh::get_jump_host,
+        jh::update_jump_host,
+        jh::patch_jump_host,
+        jh::delete_jump_host,
+        "List jump hosts (SSH bastions), never their secrets (sort)",
+        "Create a jump host (password or key is write-only; via must exist)",
+        "Get a jump host (never its secret)",
+        "Replace a jump host; an omitted password is kept",
+        "Delete a jump host (409 while a device or jump host names it)"
     );
     v.push((spec("POST", "/api/devices/import", O, "Import devices from CSV (text/csv) or a JSON array; bad rows are reported with their row number and reason, good rows saved", Some(ReqBody::CsvOrJsonArray("DeviceSpec")), J("ImportReport")), post(d::import_devices)));
     v.push((

@@ -695,11 +695,21 @@ impl Engine {
                 LogLevel::Info,
                 LogKind::Connection,
                 format!(
-                    "connecting to {} ({}:{}, {}) as '{}' with credential '{}'",
+                    "connecting to {} ({}:{}, {}{}{}) as '{}' with credential '{}'",
                     device.hostname,
                     device.address,
                     device.port,
                     device.platform,
+                    if device.transport == crate::model::Transport::Telnet {
+                        ", telnet"
+                    } else {
+                        ""
+                    },
+                    device
+                        .jump_host
+                        .as_deref()
+                        .map(|j| format!(", through jump host '{j}'"))
+                        .unwrap_or_default(),
                     cred.username,
                     cred.name
                 ),

@@ -26,6 +26,7 @@ struct Inner {
     // Each device's snapshot ids in insertion order: latest and history without a full scan.
     device_snapshots: HashMap<DeviceId, Vec<SnapshotId>>,
     host_keys: HashMap<(String, u16), HostKey>,
+    jump_hosts: BTreeMap<JumpHostId, JumpHost>,
     leases: HashMap<String, (String, DateTime<Utc>)>,
     users: BTreeMap<UserId, User>,
     tokens: BTreeMap<i64, ApiToken>,
@@ -849,6 +850,88 @@ impl HostKeyStore for MemoryStore {
     async fn delete_host_key(&self, host: &str, port: u16) -> Result<()> {
         self.lock().host_keys.remove(&(host.to_string(), port));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl JumpHostStore for MemoryStore {
+    async fn create_jump_host(&self, jump: &JumpHost) -> Result<JumpHost> {
+        check::jump_host(jump)?;
+        let mut g = self.lock();
+        if g.jump_hosts.values().any(|j| j.name == jump.name) {
+            return Err(Error::conflict(format!(
+                "a jump host named '{}' exists",
+                jump.name
+            )));
+        }
+        let mut j = jump.clone();
+        j.id = g.id("jump_host");
+        let now = chrono::Utc::now();
+        if j.created_at == DateTime::<Utc>::UNIX_EPOCH {
+            j.created_at = now;
+        }
+        if j.updated_at == DateTime::<Utc>::UNIX_EPOCH {
+            j.updated_at = j.created_at;
+        }
+        g.jump_hosts.insert(j.id, j.clone());
+        Ok(j)
+    }
+
+    async fn get_jump_host(&self, id: JumpHostId) -> Result<JumpHost> {
+        self.lock()
+            .jump_hosts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("jump host {id}")))
+    }
+
+    async fn jump_host_by_name(&self, name: &str) -> Result<Option<JumpHost>> {
+        Ok(self
+            .lock()
+            .jump_hosts
+            .values()
+            .find(|j| j.name == name)
+            .cloned())
+    }
+
+    async fn update_jump_host(&self, jump: &JumpHost) -> Result<JumpHost> {
+        check::jump_host(jump)?;
+        let mut g = self.lock();
+        let old = g
+            .jump_hosts
+            .get(&jump.id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("jump host {}", jump.id)))?;
+        if g.jump_hosts
+            .values()
+            .any(|j| j.name == jump.name && j.id != jump.id)
+        {
+            return Err(Error::conflict(format!(
+                "a jump host named '{}' exists",
+                jump.name
+            )));
+        }
+        let mut j = jump.clone();
+        j.created_at = old.created_at;
+        if j.updated_at == DateTime::<Utc>::UNIX_EPOCH {
+            j.updated_at = chrono::Utc::now();
+        }
+        g.jump_hosts.insert(j.id, j.clone());
+        Ok(j)
+    }
+
+    async fn delete_jump_host(&self, id: JumpHostId) -> Result<()> {
+        self.lock()
+            .jump_hosts
+            .remove(&id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found(format!("jump host {id}")))
+    }
+
+    async fn list_jump_hosts(&self) -> Result<Vec<JumpHost>> {
+        let mut v: Vec<JumpHost> = self.lock().jump_hosts.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
     }
 }
 

@@ -29,6 +29,7 @@ pub async fn run_engine(store: Arc<dyn Store>) {
     logs(store.as_ref()).await;
     snapshots(store.as_ref()).await;
     host_keys(store.as_ref()).await;
+    jump_hosts(store.as_ref()).await;
     leases(store.as_ref()).await;
     finish_run_needs_a_final_status(store.as_ref()).await;
     lookups_by_name(store.as_ref()).await;
@@ -85,13 +86,29 @@ pub async fn devices(s: &dyn Store) {
         .expect("device with a multiplier");
     let got = s.get_device(slow.id).await.expect("get");
     assert_eq!(got.timeout_multiplier, Some(0.1));
+    assert_eq!(
+        got.transport,
+        Transport::Ssh,
+        "SSH unless the device says otherwise"
+    );
+    assert_eq!(got.jump_host, None);
     let mut upd = got.clone();
     upd.timeout_multiplier = Some(2.5);
+    upd.transport = Transport::Telnet;
+    upd.jump_host = Some("bastion-1".into());
     s.update_device(&upd).await.expect("update multiplier");
+    let got = s.get_device(slow.id).await.expect("get");
+    assert_eq!(got.timeout_multiplier, Some(2.5));
+    assert_eq!(got.transport, Transport::Telnet);
+    assert_eq!(got.jump_host.as_deref(), Some("bastion-1"));
+    let mut tel = Device::new(format!("{p}-tel"), "10.0.0.7", "cisco_ios").with_port(23);
+    tel.transport = Transport::Telnet;
+    let tel = s.create_device(&tel).await.expect("telnet device");
     assert_eq!(
-        s.get_device(slow.id).await.expect("get").timeout_multiplier,
-        Some(2.5)
+        s.get_device(tel.id).await.expect("get").transport,
+        Transport::Telnet
     );
+    s.delete_device(tel.id).await.expect("delete");
     s.delete_device(slow.id).await.expect("delete");
     // A device's zone is kept, changed and cleared; a bad zone name is refused.
     let mut remote = Device::new(format!("{p}-remote"), "10.0.0.9", "cisco_ios");
@@ -1020,6 +1037,95 @@ pub async fn snapshots(s: &dyn Store) {
 }
 
 /// Host keys: first pin wins.
+/// Jump hosts: create (unique names), read by id and name with the secret intact, update
+/// (creation time kept), list by name, delete; invalid ones are refused.
+pub async fn jump_hosts(s: &dyn Store) {
+    let name = unique("bastion");
+    let mut j = JumpHost::new(&name, "192.0.2.10", "jumper", Secret::new("Jump-pw-1"));
+    j.port = 2222;
+    j.via = Some(unique("outer"));
+    j.host_key_policy = HostKeyPolicy::Strict;
+    j.host_key = Some(format!("SHA256:{}", "A".repeat(43)));
+    let created = s.create_jump_host(&j).await.expect("create jump host");
+    assert!(created.id > 0);
+    assert_eq!(created.password.expose(), "Jump-pw-1");
+    let got = s.get_jump_host(created.id).await.expect("get");
+    assert_eq!(
+        (
+            got.name.as_str(),
+            got.address.as_str(),
+            got.port,
+            got.username.as_str()
+        ),
+        (name.as_str(), "192.0.2.10", 2222, "jumper")
+    );
+    assert_eq!(got.password.expose(), "Jump-pw-1", "the secret reads back");
+    assert_eq!(got.host_key_policy, HostKeyPolicy::Strict);
+    assert_eq!(got.host_key, j.host_key);
+    assert_eq!(got.via, j.via);
+    assert_eq!(
+        s.jump_host_by_name(&name)
+            .await
+            .expect("by name")
+            .map(|x| x.id),
+        Some(created.id)
+    );
+    assert!(
+        s.jump_host_by_name(&unique("none"))
+            .await
+            .expect("by name")
+            .is_none()
+    );
+    let dup = s.create_jump_host(&j).await.expect_err("duplicate name");
+    assert_eq!(dup.kind(), ErrorKind::Conflict);
+    let mut upd = got.clone();
+    upd.password = Secret::new("Jump-pw-2");
+    upd.port = 22;
+    upd.via = None;
+    upd.host_key = None;
+    let updated = s.update_jump_host(&upd).await.expect("update");
+    assert_eq!(updated.created_at, got.created_at);
+    let got = s.get_jump_host(created.id).await.expect("get");
+    assert_eq!((got.port, got.via.clone()), (22, None));
+    assert_eq!(got.password.expose(), "Jump-pw-2");
+    assert!(
+        s.list_jump_hosts()
+            .await
+            .expect("list")
+            .iter()
+            .any(|x| x.id == created.id)
+    );
+    let mut bad = JumpHost::new(unique("bad"), "not an address!", "u", Secret::new("p"));
+    assert_eq!(
+        s.create_jump_host(&bad)
+            .await
+            .expect_err("bad address")
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    bad.address = "192.0.2.1".into();
+    bad.host_key = Some("MD5:aa".into());
+    assert_eq!(
+        s.create_jump_host(&bad)
+            .await
+            .expect_err("bad fingerprint")
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    s.delete_jump_host(created.id).await.expect("delete");
+    assert_eq!(
+        s.get_jump_host(created.id).await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        s.delete_jump_host(created.id)
+            .await
+            .expect_err("gone")
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
 pub async fn host_keys(s: &dyn Store) {
     let host = unique("host");
     assert!(s.get_host_key(&host, 22).await.expect("get").is_none());

@@ -8,6 +8,7 @@
 //! command, and faults on request ([`Faults`]). It only ever binds the loopback address.
 
 mod shell;
+mod telnet;
 
 pub(crate) use crate::sample as render;
 pub use crate::sample::expected_backup;
@@ -184,6 +185,9 @@ pub struct SimConfig {
     /// `{mode}`, `{count}` as there): a device with a configured prompt (IOS/EOS `prompt`,
     /// a Linux `PS1`, Junos without `user@`), which the platform's pattern may not match.
     pub prompt: Option<String>,
+    /// Serve telnet instead of SSH (`netraven sim --telnet`): the same personalities behind a
+    /// telnet login (`Username:`/`login:`, `Password:`); the inventory says `transport=telnet`.
+    pub telnet: bool,
 }
 
 impl Default for SimConfig {
@@ -203,6 +207,7 @@ impl Default for SimConfig {
             key_seed: 0x5eed,
             auth_rejection_time: Duration::from_millis(5),
             prompt: None,
+            telnet: false,
         }
     }
 }
@@ -242,6 +247,7 @@ pub struct SimDevice {
     pub(crate) key_seed: u64,
     pub(crate) auth_rejection_time: Duration,
     pub(crate) prompt: Option<String>,
+    pub(crate) telnet: bool,
     pub(crate) key_generation: AtomicU64,
     pub(crate) ssh_config: RwLock<Arc<russh::server::Config>>,
     pub(crate) passwords_received: AtomicUsize,
@@ -287,7 +293,29 @@ impl SimDevice {
             Device::new(&self.hostname, "127.0.0.1", self.platform.name()).with_port(self.port);
         d.tags = vec!["sim".into()];
         d.legacy_ssh = self.legacy_kex_only;
+        if self.telnet {
+            d.transport = netraven_core::model::Transport::Telnet;
+        }
         d
+    }
+    /// Whether it serves telnet instead of SSH.
+    pub fn is_telnet(&self) -> bool {
+        self.telnet
+    }
+    /// Checks a login (counting passwords received and logins), as both transports do.
+    fn check_login(&self, user: &str, password: &str) -> bool {
+        self.passwords_received.fetch_add(1, Ordering::SeqCst);
+        let a = &self.accepted;
+        // Terminal options after the user name (MikroTik `admin+ct`) are not part of it.
+        let user = match &self.platform.spec.username_suffix {
+            Some(suffix) => user.strip_suffix(suffix.as_str()).unwrap_or(user),
+            None => user,
+        };
+        let ok = user == a.username && password == a.password.expose();
+        if ok {
+            self.logins.fetch_add(1, Ordering::SeqCst);
+        }
+        ok
     }
     /// Passwords received so far (password and keyboard-interactive attempts).
     pub fn passwords_received(&self) -> usize {
@@ -489,6 +517,7 @@ impl SimFleet {
                 key_seed: cfg.key_seed,
                 auth_rejection_time: cfg.auth_rejection_time,
                 prompt: cfg.prompt.clone(),
+                telnet: cfg.telnet,
                 key_generation: AtomicU64::new(0),
                 passwords_received: AtomicUsize::new(0),
                 logins: AtomicUsize::new(0),
@@ -498,7 +527,11 @@ impl SimFleet {
             });
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::internal("registering a listener").with_source(e))?;
-            tasks.push(tokio::spawn(serve(listener, dev.clone())));
+            if cfg.telnet {
+                tasks.push(tokio::spawn(telnet::serve(listener, dev.clone())));
+            } else {
+                tasks.push(tokio::spawn(serve(listener, dev.clone())));
+            }
             devices.push(dev);
         }
         tracing::info!(
@@ -526,12 +559,20 @@ impl SimFleet {
 
     /// The inventory as CSV (`hostname,address,port,platform,username,password,enable_secret,
     /// tags`; tags separated by `;`), with each device's first credential. A fleet that offers
-    /// only legacy key exchange adds a `legacy_ssh` column set to `true`.
+    /// only legacy key exchange adds a `legacy_ssh` column set to `true`; a telnet fleet a
+    /// `transport` column set to `telnet`.
     pub fn inventory_csv(&self) -> String {
         let legacy = self.devices.iter().any(|d| d.legacy_kex_only);
+        let telnet = self.devices.iter().any(|d| d.telnet);
         let mut out =
             String::from("hostname,address,port,platform,username,password,enable_secret,tags");
-        out.push_str(if legacy { ",legacy_ssh\n" } else { "\n" });
+        if legacy {
+            out.push_str(",legacy_ssh");
+        }
+        if telnet {
+            out.push_str(",transport");
+        }
+        out.push('\n');
         for d in &self.devices {
             let c = &d.credentials[0];
             let fields = [
@@ -547,6 +588,9 @@ impl SimFleet {
             let mut line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             if legacy {
                 line.push(d.legacy_kex_only.to_string());
+            }
+            if telnet {
+                line.push(if d.telnet { "telnet" } else { "ssh" }.to_string());
             }
             out.push_str(&line.join(","));
             out.push('\n');
@@ -655,15 +699,7 @@ struct Conn {
 
 impl Conn {
     fn check(&self, user: &str, password: &str) -> Auth {
-        self.dev.passwords_received.fetch_add(1, Ordering::SeqCst);
-        let a = &self.dev.accepted;
-        // Terminal options after the user name (MikroTik `admin+ct`) are not part of it.
-        let user = match &self.dev.platform.spec.username_suffix {
-            Some(suffix) => user.strip_suffix(suffix.as_str()).unwrap_or(user),
-            None => user,
-        };
-        if user == a.username && password == a.password.expose() {
-            self.dev.logins.fetch_add(1, Ordering::SeqCst);
+        if self.dev.check_login(user, password) {
             Auth::Accept
         } else {
             Auth::reject()
@@ -738,8 +774,10 @@ impl russh::server::Handler for Conn {
         let term = shell::Terminal::new(
             self.dev.clone(),
             self.faults.clone(),
-            session.handle(),
-            channel,
+            shell::Out::Ssh {
+                handle: session.handle(),
+                channel,
+            },
         );
         tokio::spawn(term.run(rx));
         Ok(())

@@ -7,16 +7,62 @@ use russh::{ChannelId, CryptoVec};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// Ends the shell (connection dropped, hung or logged out).
 struct Stop;
 
+/// Where the shell's output goes: an SSH channel, or a telnet connection.
+pub(crate) enum Out {
+    Ssh { handle: Handle, channel: ChannelId },
+    Telnet(tokio::net::tcp::OwnedWriteHalf),
+}
+
+impl Out {
+    async fn data(&mut self, data: &[u8]) -> Result<(), Stop> {
+        match self {
+            Out::Ssh { handle, channel } => handle
+                .data(*channel, CryptoVec::from_slice(data))
+                .await
+                .map_err(|_| Stop),
+            Out::Telnet(w) => w
+                .write_all(&crate::telnet::escape(data))
+                .await
+                .map_err(|_| Stop),
+        }
+    }
+
+    /// Ends the session (the client logged out or was refused).
+    async fn close(&mut self) {
+        match self {
+            Out::Ssh { handle, channel } => {
+                let _ = handle.eof(*channel).await;
+                let _ = handle.close(*channel).await;
+            }
+            Out::Telnet(w) => {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
+
+    /// Breaks the connection (a simulated fault).
+    async fn disconnect(&mut self, reason: russh::Disconnect, text: &str) {
+        match self {
+            Out::Ssh { handle, .. } => {
+                let _ = handle.disconnect(reason, text.into(), String::new()).await;
+            }
+            Out::Telnet(w) => {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
+}
+
 pub(crate) struct Terminal {
     dev: Arc<SimDevice>,
     faults: Faults,
-    handle: Handle,
-    channel: ChannelId,
+    out: Out,
     privileged: bool,
     paging: bool,
     awaiting_enable: bool,
@@ -31,12 +77,7 @@ pub(crate) struct Terminal {
 }
 
 impl Terminal {
-    pub(crate) fn new(
-        dev: Arc<SimDevice>,
-        faults: Faults,
-        handle: Handle,
-        channel: ChannelId,
-    ) -> Self {
+    pub(crate) fn new(dev: Arc<SimDevice>, faults: Faults, out: Out) -> Self {
         let privileged = dev
             .platform
             .spec
@@ -46,8 +87,7 @@ impl Terminal {
         Terminal {
             dev,
             faults,
-            handle,
-            channel,
+            out,
             privileged,
             paging: true,
             awaiting_enable: false,
@@ -162,7 +202,7 @@ impl Terminal {
             };
             if !ok {
                 let _ = self.emit("\nLogin incorrect\n").await;
-                let _ = self.handle.close(self.channel).await;
+                self.out.close().await;
                 return Err(Stop);
             }
             self.login_step += 1;
@@ -231,8 +271,7 @@ impl Terminal {
         }
         if cmd == platform.spec.exit_command || cmd == "logout" || cmd == "quit" {
             let _ = self.emit(&echo).await;
-            let _ = self.handle.eof(self.channel).await;
-            let _ = self.handle.close(self.channel).await;
+            self.out.close().await;
             return Err(Stop);
         }
         let Some(tpl) = sim.commands.get(&cmd) else {
@@ -276,12 +315,10 @@ impl Terminal {
                 self.send(&chunk).await?;
                 left -= n as u64;
             }
-            let _ = self
-                .handle
+            self.out
                 .disconnect(
                     russh::Disconnect::ProtocolError,
-                    "simulated session breakdown".into(),
-                    String::new(),
+                    "simulated session breakdown",
                 )
                 .await;
             return Err(Stop);
@@ -399,12 +436,10 @@ impl Terminal {
             {
                 let keep = k.saturating_sub(self.sent);
                 self.send(&data[..keep]).await?;
-                let _ = self
-                    .handle
+                self.out
                     .disconnect(
                         russh::Disconnect::ConnectionLost,
-                        "simulated connection drop".into(),
-                        String::new(),
+                        "simulated connection drop",
                     )
                     .await;
                 return Err(Stop);
@@ -420,19 +455,13 @@ impl Terminal {
         match self.faults.trickle {
             Some((chunk, delay)) => {
                 for c in data.chunks(chunk.max(1)) {
-                    self.handle
-                        .data(self.channel, CryptoVec::from_slice(c))
-                        .await
-                        .map_err(|_| Stop)?;
+                    self.out.data(c).await?;
                     self.sent += c.len();
                     tokio::time::sleep(delay).await;
                 }
             }
             None => {
-                self.handle
-                    .data(self.channel, CryptoVec::from_slice(data))
-                    .await
-                    .map_err(|_| Stop)?;
+                self.out.data(data).await?;
                 self.sent += data.len();
             }
         }

@@ -121,7 +121,8 @@ impl<D: Dialect> SqlStore<D> {
         Ok(creds)
     }
 
-    /// Re-encrypts every credential secret with `new_cipher` (key rotation), in one
+    /// Re-encrypts every credential secret (and every jump host's password) with `new_cipher`
+    /// (key rotation), in one
     /// transaction. Values are decrypted with the store's cipher, or with `new_cipher` when they
     /// were already rotated (so an interrupted rotation can be run again). Returns the number of
     /// credentials rewritten. Afterwards, reopen the store with `new_cipher` (or a keyring whose
@@ -154,6 +155,34 @@ impl<D: Dialect> SqlStore<D> {
             let (p, e) = encrypt_secrets(new_cipher, id, &password, enable.as_ref())?;
             D::tx_execute(&mut tx, update_secrets(id, p, e)).await?;
             n += 1;
+        }
+        // Jump hosts' passwords are sealed with the same key: rotated with it.
+        let rows = D::tx_fetch_all(
+            &mut tx,
+            Sql::new("SELECT id, password_enc FROM jump_hosts ORDER BY id"),
+        )
+        .await?;
+        for r in &rows {
+            let id = r.i64("id")?;
+            let aad = crate::sql::jump_hosts::jump_password_aad(id);
+            let stored = r.text("password_enc")?;
+            let password = self
+                .cipher
+                .decrypt(&stored, aad.as_bytes())
+                .or_else(|first| {
+                    new_cipher
+                        .decrypt(&stored, aad.as_bytes())
+                        .map_err(|_| first)
+                })
+                .map_err(|e| e.context(format!("jump host {id}")))?;
+            let sealed = new_cipher.encrypt(&password, aad.as_bytes())?;
+            D::tx_execute(
+                &mut tx,
+                Sql::new("UPDATE jump_hosts SET password_enc = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(sealed),
+            )
+            .await?;
         }
         D::commit(tx).await?;
         tracing::info!(credentials = n, key_id = %new_cipher.current_key_id(), "re-encrypted credentials");

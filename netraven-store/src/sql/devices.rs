@@ -7,15 +7,17 @@ use crate::sql::tags::{Tagged, load_tags, set_tags};
 use chrono::Utc;
 use netraven_core::error::{Error, Result};
 use netraven_core::model::{
-    Device, DeviceFilter, DeviceId, DeviceSpec, HostKeyPolicy, Page, Paged,
+    Device, DeviceFilter, DeviceId, DeviceSpec, HostKeyPolicy, Page, Paged, Transport,
 };
 use netraven_core::store::{DeviceStore, check};
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
-    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent, zone";
+    credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent, \
+    transport, jump_host, zone";
 
 fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
+    let transport = r.text("transport")?;
     Ok(Device {
         id: r.i64("id")?,
         spec: DeviceSpec {
@@ -33,6 +35,9 @@ fn device_row(r: &impl SqlRow) -> Result<Device> {
             legacy_ssh: r.bool("legacy_ssh")?,
             enabled: r.bool("enabled")?,
             timeout_multiplier: r.opt_i64("timeout_percent")?.map(|p| p as f64 / 100.0),
+            transport: Transport::parse(&transport)
+                .ok_or_else(|| Error::internal(format!("unknown transport {transport:?}")))?,
+            jump_host: r.opt_text("jump_host")?,
             zone: r.opt_text("zone")?,
         },
         created_at: r.ts("created_at")?,
@@ -85,8 +90,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let insert = Sql::new(
             "INSERT INTO devices (hostname, address, port, platform, description, serial, model, \
              credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, \
-             timeout_percent, zone) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             timeout_percent, transport, jump_host, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              RETURNING id",
         );
         let row = D::tx_fetch_one(
@@ -95,6 +100,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
                 .bind(created)
                 .bind(updated)
                 .bind(timeout_percent(device))
+                .bind(device.transport.as_str())
+                .bind(&device.jump_host)
                 .bind(&device.zone),
             "inserted device".into(),
         )
@@ -126,8 +133,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let update = Sql::new(
             "UPDATE devices SET hostname = $2, address = $3, port = $4, platform = $5, \
              description = $6, serial = $7, model = $8, credential_id = $9, host_key_policy = $10, \
-             legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14, zone = $15 \
-             WHERE id = $1",
+             legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14, \
+             transport = $15, jump_host = $16, zone = $17 WHERE id = $1",
         )
         .bind(device.id);
         let n = D::tx_execute(
@@ -135,6 +142,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
             bind_fields(update, device)
                 .bind(updated)
                 .bind(timeout_percent(device))
+                .bind(device.transport.as_str())
+                .bind(&device.jump_host)
                 .bind(&device.zone),
         )
         .await?;

@@ -43,6 +43,7 @@ mod credentials;
 mod devices;
 mod host_keys;
 mod jobs;
+mod jump_hosts;
 mod leases;
 mod logs;
 mod results;

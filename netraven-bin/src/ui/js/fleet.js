@@ -97,7 +97,8 @@
   // ---------------------------------------------------------------- device form
   const blankDevice = () => ({
     hostname: '', address: '', port: 22, platform: 'cisco_ios', tags: [], description: '', serial: '', model: '',
-    credential_id: null, host_key_policy: 'tofu', legacy_ssh: false, enabled: true, timeout_multiplier: null, zone: null,
+    credential_id: null, host_key_policy: 'tofu', legacy_ssh: false, enabled: true, transport: 'ssh', jump_host: null,
+    timeout_multiplier: null, zone: null,
   });
   const PLATFORMS = ['cisco_ios', 'cisco_xe', 'cisco_nxos', 'cisco_xr', 'cisco_asa', 'arista_eos', 'juniper_junos', 'linux'];
   C.DeviceForm = {
@@ -117,6 +118,7 @@
           tags: tagText.value.split(/[,;]/).map((t) => t.trim()).filter(Boolean),
           description: d.description || null, serial: d.serial || null, model: d.model || null,
           credential_id: d.credential_id || null, host_key_policy: d.host_key_policy, legacy_ssh: !!d.legacy_ssh, enabled: !!d.enabled,
+          transport: d.transport || 'ssh', jump_host: (d.jump_host || '').trim() || null,
           // PUT replaces every field: fields the form does not edit are sent back as they were.
           timeout_multiplier: d.timeout_multiplier == null || d.timeout_multiplier === '' ? null : Number(d.timeout_multiplier),
           // The zone is an admin's to change; everyone else sends it back unchanged.
@@ -143,6 +145,8 @@
         <label class="wide">Tags (comma-separated)<input data-testid="device-tags" v-model="tagText"></label>
         <label>Credential tried first<select data-testid="device-credential" v-model="d.credential_id"><option :value="null">by tags only</option><option v-for="c in creds" :key="c.id" :value="c.id">{{ c.name }}</option></select></label>
         <label>Host key policy<select data-testid="device-hostkey" v-model="d.host_key_policy"><option value="tofu">trust on first use</option><option value="strict">strict</option><option value="off">off</option></select></label>
+        <label>Transport<select data-testid="device-transport" v-model="d.transport"><option value="ssh">SSH</option><option value="telnet">telnet (clear text, legacy devices only)</option></select></label>
+        <label>Jump host<input data-testid="device-jump-host" v-model="d.jump_host" placeholder="none (direct)"></label>
         <label v-if="NR.can('admin')">Zone (empty: its tags' zone, else the default)<input data-testid="device-zone" v-model="d.zone" pattern="([a-z0-9_]|-){1,63}" placeholder="default"></label>
         <label>Model<input data-testid="device-model" v-model="d.model"></label>
         <label>Serial<input data-testid="device-serial" v-model="d.serial"></label>
@@ -260,7 +264,7 @@
           <th>Hostname</th><th>Address</th><th>Platform</th><th>Tags</th><th>Last result</th><th>Last 20</th><th v-if="NR.can('operator')"></th></tr></thead>
           <tbody><tr v-for="d in list.data.value.items" :key="d.id" data-testid="device-row" :class="{ sel: selected.has(d.id) }">
             <td v-if="NR.can('operator')"><input type="checkbox" data-testid="device-select" :checked="selected.has(d.id)" @change="selected.has(d.id) ? selected.delete(d.id) : selected.add(d.id)" :aria-label="'select ' + d.hostname"></td>
-            <td data-label="Hostname"><a :href="NR.href('/devices/' + d.id)" data-testid="device-link">{{ d.hostname }}</a> <span v-if="!d.enabled" class="badge">disabled</span></td>
+            <td data-label="Hostname"><a :href="NR.href('/devices/' + d.id)" data-testid="device-link">{{ d.hostname }}</a> <span v-if="!d.enabled" class="badge">disabled</span> <span v-if="d.transport === 'telnet'" class="badge warn" data-testid="device-telnet" title="reached over telnet: the login travels in clear text">telnet</span> <span v-if="d.jump_host" class="badge" data-testid="device-jump" :title="'through jump host ' + d.jump_host">via {{ d.jump_host }}</span></td>
             <td data-label="Address" class="mono">{{ d.address }}:{{ d.port }}</td>
             <td data-label="Platform">{{ d.platform }}</td>
             <td data-label="Tags"><span class="tag" v-for="t in d.tags" :key="t">{{ t }}</span></td>
@@ -351,6 +355,7 @@
           <tr><th>Tags</th><td><a v-for="t in dev.data.value.tags" :key="t" class="tag" :href="NR.href('/devices', { tag: t })" data-testid="device-tag-link">{{ t }}</a></td></tr>
           <tr><th>Enabled</th><td>{{ dev.data.value.enabled ? 'yes' : 'no' }}</td></tr>
           <tr><th>Host keys</th><td>{{ dev.data.value.host_key_policy }}{{ dev.data.value.legacy_ssh ? ' · legacy SSH' : '' }}</td></tr>
+          <tr><th>Reached</th><td data-testid="device-reach"><span v-if="dev.data.value.transport === 'telnet'" class="badge warn">telnet (clear text)</span><span v-else>SSH</span>{{ dev.data.value.jump_host ? ' through jump host ' + dev.data.value.jump_host : '' }}</td></tr>
           <tr><th>Zone</th><td data-testid="device-zone-shown">{{ dev.data.value.zone || 'by its tags, else default' }}</td></tr>
           <tr><th>Credential that worked</th><td data-testid="device-credential-used">{{ recent.data.value && recent.data.value.credential || '—' }}</td></tr>
           <tr><th>Description</th><td>{{ dev.data.value.description || '—' }}</td></tr>
