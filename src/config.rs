@@ -10,6 +10,7 @@ use netraven_core::logging::LogFormat;
 use netraven_core::maintenance::MaintenanceConfig;
 use netraven_core::netpolicy::AddressPolicy;
 use netraven_core::prelude::{Error, Result};
+use netraven_core::zones::ZoneWatchConfig;
 use netraven_drivers::SshOptions;
 use netraven_store::git::GitWriterConfig;
 use serde::{Deserialize, Serialize};
@@ -196,6 +197,13 @@ pub struct WorkerConfig {
     /// died on it this many times, goes to the dead set once and its device is recorded as
     /// failed (its run as failed, for a run's start). Default 5.
     pub max_task_failures: u32,
+    /// The zone a `netraven worker` process takes device tasks from (`--zone`); unset: the
+    /// default zone. `serve` always works on the default zone. `a-z`, `0-9`, `_`, `-`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Seconds a named zone may have queued device tasks and no live worker before those
+    /// devices fail with `no_worker` (checked by the scheduler's maintenance). Default 300.
+    pub zone_timeout_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -211,6 +219,8 @@ impl Default for WorkerConfig {
             lease_secs: 60,
             max_output_bytes: 64 * 1024 * 1024,
             max_task_failures: netraven_core::queue::DEFAULT_MAX_FAILURES,
+            zone: None,
+            zone_timeout_secs: 300,
         }
     }
 }
@@ -361,6 +371,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("NETRAVEN_KEY_FILE", "security.key_file"),
     ("NETRAVEN_ALLOW_LOOPBACK", "security.allow_loopback"),
     ("NETRAVEN_MAX_OUTPUT_BYTES", "worker.max_output_bytes"),
+    ("NETRAVEN_WORKER_ZONE", "worker.zone"),
+    ("NETRAVEN_ZONE_TIMEOUT_SECS", "worker.zone_timeout_secs"),
     ("NETRAVEN_PLATFORMS_DIR", "platforms_dir"),
     ("NETRAVEN_LOG_RETENTION_DAYS", "logs.retention_days"),
     ("NETRAVEN_LOG_FORMAT", "logs.format"),
@@ -461,6 +473,9 @@ impl Config {
     pub fn engine_config(&self) -> Result<EngineConfig> {
         let w = &self.worker;
         let secs = |s: u64| Duration::from_secs(s.max(1));
+        if let Some(z) = &w.zone {
+            netraven_core::model::validate_zone(z).map_err(|e| e.context("worker.zone"))?;
+        }
         Ok(EngineConfig {
             concurrency: w.concurrency.max(1),
             device_timeout: secs(w.device_timeout_secs),
@@ -472,6 +487,7 @@ impl Config {
             lease: secs(w.lease_secs),
             max_deliveries: w.max_task_failures.max(1),
             address_policy: self.address_policy()?,
+            zone: w.zone.clone(),
             ..EngineConfig::default()
         })
     }
@@ -497,6 +513,10 @@ impl Config {
             .maintenance_config(MaintenanceConfig {
                 log_retention: Duration::from_secs(u64::from(self.logs.retention_days) * 86_400),
                 dead_retention: Duration::from_secs(self.queue.dead_retention_hours * 3600),
+                zones: ZoneWatchConfig {
+                    zone_timeout: Duration::from_secs(self.worker.zone_timeout_secs.max(1)),
+                    ..ZoneWatchConfig::default()
+                },
                 ..MaintenanceConfig::default()
             })
             .role(role);
@@ -597,6 +617,29 @@ mod tests {
             vec![("NETRAVEN_WORKER_CONCURRENCY".into(), "x".into())],
         );
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn worker_zone_from_env_and_file() {
+        let c = Config::load(
+            None,
+            vec![
+                ("NETRAVEN_WORKER_ZONE".into(), "plant-1".into()),
+                ("NETRAVEN_ZONE_TIMEOUT_SECS".into(), "42".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.worker.zone.as_deref(), Some("plant-1"));
+        assert_eq!(c.worker.zone_timeout_secs, 42);
+        assert_eq!(c.engine_config().unwrap().zone.as_deref(), Some("plant-1"));
+        assert_eq!(Config::default().worker.zone_timeout_secs, 300);
+        assert_eq!(Config::default().engine_config().unwrap().zone, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[worker]\nzone = \"Bad Zone\"\n").unwrap();
+        let bad = Config::load(Some(&path), Vec::<(String, String)>::new()).unwrap();
+        let e = bad.engine_config().expect_err("a bad zone name is refused");
+        assert!(e.to_string().contains("worker.zone"), "{e}");
     }
 
     #[test]

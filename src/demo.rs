@@ -126,6 +126,7 @@ pub async fn register(store: &dyn Store, fleet: &SimFleet) -> Result<Job> {
                 id: 0,
                 name: t.to_string(),
                 description: Some("demo".into()),
+                zone: None,
             })
             .await
             && e.kind() != ErrorKind::Conflict

@@ -19,7 +19,13 @@ impl Queue for PanickingQueue {
     async fn enqueue(&self, _spec: TaskSpec) -> Result<Enqueued> {
         Ok(Enqueued::New("t".into()))
     }
-    async fn claim(&self, _w: &str, _l: Duration, _wait: Duration) -> Result<Option<Lease>> {
+    async fn claim_in(
+        &self,
+        _w: &str,
+        _zone: Option<&str>,
+        _l: Duration,
+        _wait: Duration,
+    ) -> Result<Option<Lease>> {
         panic!("the queue backend panicked")
     }
     async fn extend(&self, _l: &Lease, _f: Duration) -> Result<DateTime<Utc>> {

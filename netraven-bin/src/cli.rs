@@ -35,7 +35,12 @@ pub enum Command {
     /// run, one acts.
     Scheduler,
     /// Run only a worker; start as many as you like, on any machines.
-    Worker,
+    Worker {
+        /// Take only this zone's device tasks (a site the server cannot reach: run the worker
+        /// inside it). Default: `worker.zone` (NETRAVEN_WORKER_ZONE), else the default zone.
+        #[arg(long)]
+        zone: Option<String>,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// Only say whether migrations are pending (exit 1 if so); apply nothing.
@@ -267,7 +272,13 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
         Command::Serve => crate::server::serve(&cfg, signals()).await?,
         Command::Api => crate::server::api(&cfg, signals()).await?,
         Command::Scheduler => crate::server::scheduler(&cfg, signals()).await?,
-        Command::Worker => crate::server::worker(&cfg, signals()).await?,
+        Command::Worker { zone } => {
+            let mut cfg = cfg;
+            if zone.is_some() {
+                cfg.worker.zone = zone;
+            }
+            crate::server::worker(&cfg, signals()).await?
+        }
         Command::Migrate { check } => {
             let store = cfg.builder("cli")?;
             let st = store.open_store_with(!check).await?.schema_status().await?;

@@ -23,7 +23,8 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn ServerStore>> {
 /// Wires every part from configuration. `distributed` roles (api, scheduler, worker as separate
 /// processes) need the Redis queue: the embedded queue lives inside one process. Only roles that
 /// commit (`serve`, `scheduler`, `demo`) open the git repository; the others write snapshots to
-/// the store's index, which the maintenance leader commits.
+/// the store's index, which the maintenance leader commits. Only a `worker` process keeps
+/// `worker.zone`.
 pub async fn build(cfg: &Config, role: &str, distributed: bool) -> Result<Node> {
     if distributed && cfg.queue.redis_url.is_none() {
         return Err(Error::invalid(
@@ -31,6 +32,12 @@ pub async fn build(cfg: &Config, role: &str, distributed: bool) -> Result<Node> 
              use `netraven serve` for a single process",
         ));
     }
+    // Only a `worker` process works on a zone; `serve`'s worker is the default zone's.
+    let mut cfg = cfg.clone();
+    if role != "worker" {
+        cfg.worker.zone = None;
+    }
+    let cfg = &cfg;
     let mut b = cfg.builder(role)?;
     if matches!(role, "api" | "worker") {
         b = b.without_git();

@@ -1,6 +1,7 @@
 //! Security boundaries of the device routes (issue #10 finding 1): an operator cannot decide
 //! where credentials go. Admin-only: `credential_id`, `host_key_policy`, and moving an existing
-//! device to another address or port. Every role is held to the address policy (link-local
+//! device to another address or port, and a device's or tag's zone (which workers reach it).
+//! Every role is held to the address policy (link-local
 //! and cloud metadata addresses are refused with 422).
 
 mod api_support;
@@ -304,4 +305,118 @@ async fn manual_runs_respect_overlap_and_a_per_user_limit() {
     // Another user is not affected by the first one's limit.
     let other = r.json("POST", &run_path, &r.admin, json!({})).await;
     assert_eq!(other.status, 202, "{}", other.text());
+}
+
+/// A zone decides which workers (sites) reach a device: only an admin sets it, on a device,
+/// a tag or an import row; an operator's edit that sends the zone back unchanged is fine, and
+/// a merge patch keeps it. Bad zone names are 422.
+#[tokio::test]
+async fn only_an_admin_sets_a_zone() {
+    let r = rig().await;
+    let mut zoned = device("zoned", "127.0.0.1");
+    zoned["zone"] = json!("site-a");
+    r.json("POST", "/api/devices", &r.operator, zoned.clone())
+        .await
+        .assert_error(403);
+    let mut bad = zoned.clone();
+    bad["zone"] = json!("Site A");
+    r.json("POST", "/api/devices", &r.admin, bad)
+        .await
+        .assert_error(422);
+    let created = r
+        .json("POST", "/api/devices", &r.admin, zoned.clone())
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let d = created.json();
+    assert_eq!(d["zone"], "site-a", "{d}");
+    let id = d["id"].as_i64().unwrap();
+    // An operator's PUT sending the zone back, and a PATCH of another field, keep it.
+    let mut same = zoned.clone();
+    same["description"] = json!("edited");
+    let put = r
+        .json("PUT", &format!("/api/devices/{id}"), &r.operator, same)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let patch = r
+        .json(
+            "PATCH",
+            &format!("/api/devices/{id}"),
+            &r.operator,
+            json!({"serial": "S1"}),
+        )
+        .await;
+    assert_eq!(patch.status, 200, "{}", patch.text());
+    assert_eq!(patch.json()["zone"], "site-a");
+    // Changing or clearing it is an admin's.
+    for z in [json!("site-b"), json!(null)] {
+        r.json(
+            "PATCH",
+            &format!("/api/devices/{id}"),
+            &r.operator,
+            json!({ "zone": z }),
+        )
+        .await
+        .assert_error(403);
+    }
+    let moved = r
+        .json(
+            "PATCH",
+            &format!("/api/devices/{id}"),
+            &r.admin,
+            json!({"zone": "site-b"}),
+        )
+        .await;
+    assert_eq!(moved.json()["zone"], "site-b", "{}", moved.text());
+
+    // Tags: the same rule.
+    r.json(
+        "POST",
+        "/api/tags",
+        &r.operator,
+        json!({"name": "t-op", "zone": "site-a"}),
+    )
+    .await
+    .assert_error(403);
+    let tag = r
+        .json(
+            "POST",
+            "/api/tags",
+            &r.admin,
+            json!({"name": "t-site", "zone": "site-a"}),
+        )
+        .await;
+    assert_eq!(tag.status, 201, "{}", tag.text());
+    let tid = tag.json()["id"].as_i64().unwrap();
+    let renamed = r
+        .json(
+            "PATCH",
+            &format!("/api/tags/{tid}"),
+            &r.operator,
+            json!({"description": "the site"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    assert_eq!(renamed.json()["zone"], "site-a", "a patch keeps the zone");
+    r.json(
+        "PUT",
+        &format!("/api/tags/{tid}"),
+        &r.operator,
+        json!({"name": "t-site"}),
+    )
+    .await
+    .assert_error(403);
+    r.json(
+        "POST",
+        "/api/tags",
+        &r.admin,
+        json!({"name": "t-bad", "zone": "a:b"}),
+    )
+    .await
+    .assert_error(422);
+
+    // Import rows naming a zone: admin only.
+    let rows = json!([{"hostname": "imp-z", "address": "127.0.0.1", "platform": PLATFORM, "zone": "site-a"}]);
+    r.json("POST", "/api/devices/import", &r.operator, rows.clone())
+        .await
+        .assert_error(403);
 }

@@ -67,3 +67,11 @@ pub fn add(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .and_then(|d| t.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
+
+/// Subtracts a std duration from a time, saturating instead of panicking.
+pub fn sub(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

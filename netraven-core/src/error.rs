@@ -62,6 +62,8 @@ pub enum ErrorKind {
     /// The device's address is outside the allowed networks (`security.allowed_networks`):
     /// nothing was sent to it.
     AddressRefused,
+    /// The device's zone had no live worker for the zone timeout: nobody could reach it.
+    NoWorker,
 }
 
 impl ErrorKind {
@@ -95,6 +97,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::AddressRefused => "address_refused",
+            ErrorKind::NoWorker => "no_worker",
         }
     }
 

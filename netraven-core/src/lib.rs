@@ -47,6 +47,7 @@ pub mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 pub mod triggers;
+pub mod zones;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;

@@ -9,7 +9,10 @@
 //! 3. flushes the snapshot sink ([`SnapshotSink::flush`]; for git: commits pending snapshots in
 //!    batches — the one git writer of the deployment);
 //! 4. prunes log entries older than `log_retention`, and dead (poison) tasks older than
-//!    `dead_retention` ([`crate::queue::Queue::prune_dead`]), every `prune_every`.
+//!    `dead_retention` ([`crate::queue::Queue::prune_dead`]), every `prune_every`;
+//! 5. watches zones ([`crate::zones::ZoneWatch`]) every `zone_watch_every`: a named zone with
+//!    queued tasks and no live worker for `zones.zone_timeout` has its devices failed with
+//!    `no_worker`.
 //!
 //! On shutdown it flushes the sink once more (a clean stop leaves git up to date) and releases
 //! the lease.
@@ -50,6 +53,10 @@ pub struct MaintenanceConfig {
     pub prune_batch: u32,
     /// Dead (poison) tasks older than this are removed from the queue.
     pub dead_retention: Duration,
+    /// How often zones are watched for missing workers.
+    pub zone_watch_every: Duration,
+    /// The zone watch's settings (zone timeout, live window).
+    pub zones: crate::zones::ZoneWatchConfig,
 }
 
 impl Default for MaintenanceConfig {
@@ -65,6 +72,8 @@ impl Default for MaintenanceConfig {
             log_retention: Duration::from_secs(30 * 86_400),
             prune_batch: 10_000,
             dead_retention: Duration::from_secs(7 * 86_400),
+            zone_watch_every: Duration::from_secs(5),
+            zones: crate::zones::ZoneWatchConfig::default(),
         }
     }
 }
@@ -82,6 +91,8 @@ pub struct RoundReport {
     pub flushed: bool,
     /// Log entries pruned (`None`: pruning was not due).
     pub pruned: Option<u64>,
+    /// Devices failed because their zone had no worker (`None`: the watch was not due).
+    pub no_worker: Option<u64>,
     /// Errors of the steps that failed (each step runs even when an earlier one failed).
     pub errors: Vec<String>,
 }
@@ -96,6 +107,8 @@ pub struct Maintenance {
     config: MaintenanceConfig,
     last_recover: Option<tokio::time::Instant>,
     last_prune: Option<tokio::time::Instant>,
+    last_zone_watch: Option<tokio::time::Instant>,
+    zone_watch: crate::zones::ZoneWatch,
 }
 
 impl Maintenance {
@@ -106,6 +119,11 @@ impl Maintenance {
         leases: Arc<dyn LeaseStore>,
         config: MaintenanceConfig,
     ) -> Self {
+        let zone_watch = crate::zones::ZoneWatch::new(
+            engine.clone(),
+            config.zones.clone(),
+            config.holder.clone(),
+        );
         Maintenance {
             leases,
             sink: engine.sink().clone(),
@@ -114,6 +132,8 @@ impl Maintenance {
             config,
             last_recover: None,
             last_prune: None,
+            last_zone_watch: None,
+            zone_watch,
         }
     }
 
@@ -179,6 +199,15 @@ impl Maintenance {
         let r = self.sink.flush().await;
         self.step("sink", &r, &mut report);
         report.flushed = r.is_ok();
+        if self
+            .last_zone_watch
+            .is_none_or(|t| now.duration_since(t) >= self.config.zone_watch_every)
+        {
+            self.last_zone_watch = Some(now);
+            let r = self.zone_watch.check().await;
+            self.step("zones", &r, &mut report);
+            report.no_worker = r.ok().map(|r| r.failed);
+        }
         if self
             .last_prune
             .is_none_or(|t| now.duration_since(t) >= self.config.prune_every)

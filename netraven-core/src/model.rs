@@ -147,6 +147,10 @@ pub struct DeviceSpec {
     /// Name of the jump host (SSH bastion, see [`JumpHost`]) the device is reached through.
     #[serde(default)]
     pub jump_host: Option<String>,
+    /// The zone (remote poller site) whose workers back this device up; absent: the zone of
+    /// its first tag that has one, else the default zone. See [`crate::zones`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 impl DeviceSpec {
@@ -172,6 +176,7 @@ impl DeviceSpec {
             timeout_multiplier: None,
             transport: Transport::Ssh,
             jump_host: None,
+            zone: None,
         }
     }
 
@@ -197,6 +202,9 @@ impl DeviceSpec {
         }
         if let Some(j) = &self.jump_host {
             validate_name("jump_host", j)?;
+        }
+        if let Some(z) = &self.zone {
+            validate_zone(z)?;
         }
         Ok(())
     }
@@ -323,6 +331,22 @@ pub fn validate_name(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a zone name: 1 to 63 characters of `a-z`, `0-9`, `_` and `-` (it becomes part of
+/// queue keys and worker options).
+pub fn validate_zone(zone: &str) -> Result<()> {
+    if zone.is_empty()
+        || zone.len() > 63
+        || !zone
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid(format!(
+            "zone must be 1 to 63 characters of a-z, 0-9, '_' and '-' (got {zone:?})"
+        )));
+    }
+    Ok(())
+}
+
 /// A tag: a label that groups devices and credentials.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -335,6 +359,10 @@ pub struct Tag {
     /// Free text.
     #[serde(default)]
     pub description: Option<String>,
+    /// The zone of the tag's devices that name none themselves (their first tag with a zone
+    /// decides). See [`crate::zones`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// Login credentials for devices. Never serialised: see [`CredentialInfo`] for the public view.

@@ -53,6 +53,9 @@ pub struct TaskSpec {
     pub run_at: Option<DateTime<Utc>>,
     /// After this many failures ([`Queue::retry`] calls), the task moves to the dead set.
     pub max_attempts: u32,
+    /// The zone whose workers may claim it ([`Queue::claim_in`]); `None`: the default zone.
+    /// Only device tasks have one; a run's start is always in the default zone.
+    pub zone: Option<String>,
 }
 
 /// Failures after which a task is poison and goes to the dead set (the default of
@@ -68,7 +71,14 @@ impl TaskSpec {
             kind,
             run_at: None,
             max_attempts: DEFAULT_MAX_FAILURES,
+            zone: None,
         }
+    }
+
+    /// Builder-style: the zone whose workers may claim the task (`None`: the default zone).
+    pub fn in_zone(mut self, zone: Option<String>) -> Self {
+        self.zone = zone;
+        self
     }
 }
 
@@ -94,6 +104,9 @@ pub struct Task {
     /// ended without being settled (the worker died or lost its lease).
     #[serde(default)]
     pub released: u32,
+    /// The zone whose workers may claim it; `None`: the default zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 impl Task {
@@ -150,6 +163,26 @@ pub struct QueueStats {
     pub dead: u64,
 }
 
+/// One worker's last heartbeat ([`Queue::heartbeat`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerBeat {
+    /// The worker.
+    pub worker_id: String,
+    /// The zone it claims from (`None`: the default zone).
+    pub zone: Option<String>,
+    /// When it last reported (the queue's clock).
+    pub at: DateTime<Utc>,
+}
+
+/// Task counts of one zone ([`Queue::zone_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneStats {
+    /// The zone (`None`: the default zone).
+    pub zone: Option<String>,
+    /// Its tasks by state.
+    pub stats: QueueStats,
+}
+
 /// A work queue with leases.
 ///
 /// ```
@@ -170,14 +203,45 @@ pub struct QueueStats {
 pub trait Queue: Send + Sync + Debug + 'static {
     /// Queues a task (see [`TaskSpec::dedupe_key`]).
     async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued>;
-    /// Claims the next deliverable task for `worker_id` with a lease of `lease_for`, waiting up to
-    /// `wait` for one to arrive. `None` when nothing was deliverable in time.
+    /// Claims the next deliverable task of the default zone for `worker_id` with a lease of
+    /// `lease_for`, waiting up to `wait` for one to arrive. `None` when nothing was deliverable
+    /// in time. The same as [`Queue::claim_in`] with no zone.
     async fn claim(
         &self,
         worker_id: &str,
         lease_for: Duration,
         wait: Duration,
+    ) -> Result<Option<Lease>> {
+        self.claim_in(worker_id, None, lease_for, wait).await
+    }
+    /// Claims the next deliverable task of `zone` (`None`: the default zone) — never a task of
+    /// another zone — with the same lease and fencing rules as [`Queue::claim`].
+    async fn claim_in(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        lease_for: Duration,
+        wait: Duration,
     ) -> Result<Option<Lease>>;
+    /// Records that `worker_id`, claiming from `zone`, is alive now. The default records
+    /// nothing (such a queue shows no workers, so zones are never watched on it).
+    async fn heartbeat(&self, worker_id: &str, zone: Option<&str>) -> Result<()> {
+        let _ = (worker_id, zone);
+        Ok(())
+    }
+    /// Workers whose last heartbeat is at or after `since`, with their zones.
+    async fn workers(&self, since: DateTime<Utc>) -> Result<Vec<WorkerBeat>> {
+        let _ = since;
+        Ok(Vec::new())
+    }
+    /// Task counts per zone, for every zone that has tasks (the default zone always listed
+    /// first). The default: everything in the default zone.
+    async fn zone_stats(&self) -> Result<Vec<ZoneStats>> {
+        Ok(vec![ZoneStats {
+            zone: None,
+            stats: self.stats().await?,
+        }])
+    }
     /// Extends a lease; Stale if the lease was lost (expired and reclaimed, or completed).
     async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<DateTime<Utc>>;
     /// Removes a finished task; Stale if the lease was lost.
@@ -202,6 +266,6 @@ pub trait Queue: Send + Sync + Debug + 'static {
     /// Returns tasks whose leases expired to the ready set; returns how many. Also promotes
     /// delayed tasks whose time came.
     async fn reap_expired(&self) -> Result<u64>;
-    /// Counts by state.
+    /// Counts by state, over every zone.
     async fn stats(&self) -> Result<QueueStats>;
 }

@@ -51,7 +51,7 @@ pub trait DeviceStore: Send + Sync + Debug + 'static {
 /// # use netraven_core::memory::MemoryStore;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
 /// let store = MemoryStore::new();
-/// let t = store.create_tag(&Tag { id: 0, name: "core".into(), description: None }).await?;
+/// let t = store.create_tag(&Tag { id: 0, name: "core".into(), description: None, zone: None }).await?;
 /// assert_eq!(store.get_tag(t.id).await?.name, "core");
 /// # Ok(()) }
 /// ```
@@ -676,7 +676,11 @@ pub mod check {
 
     /// A tag to create or rename.
     pub fn tag(tag: &Tag) -> Result<()> {
-        validate_name("tag", &tag.name)
+        validate_name("tag", &tag.name)?;
+        if let Some(z) = &tag.zone {
+            crate::model::validate_zone(z)?;
+        }
+        Ok(())
     }
 
     /// A jump host to create or update.

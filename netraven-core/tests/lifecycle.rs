@@ -296,6 +296,7 @@ fn lease_for(run: RunId, device: DeviceId, attempt: u32) -> Lease {
             max_attempts: 3,
             failures: 0,
             released: 0,
+            zone: None,
         },
         worker_id: "w".into(),
         expires_at: chrono::Utc::now(),

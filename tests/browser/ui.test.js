@@ -2,7 +2,8 @@
 // puppeteer-core against a running `netraven demo`. Walks the operator's workflow: login with
 // return-to, every page (no console errors, screenshots), add a credential and a device, create
 // a cron job with its next fires, run it from the page and watch every device and every log line
-// exactly once, diff two snapshots, search a config line, a viewer's pages without write
+// exactly once, diff two snapshots, search a config line, set zones in the device and tag
+// forms (editing keeps every field), a viewer's pages without write
 // controls, 390 px without sideways scrolling, dark mode and an expired session.
 //
 // Env: UI_URL (page address, ending in /), ADMIN_PASSWORD, SHOTS (screenshot directory),
@@ -290,6 +291,45 @@ async function noSidewaysScroll(page, label) {
     const tok = await page.$eval(t('token-value'), (e) => e.textContent.trim());
     check((await api('GET', 'auth/me', tok)).status === 200, 'the token shown once does not work');
     await shot(page, 'users-token');
+    // ---- zones: an admin sets a device's zone in its form; editing keeps the fields the form
+    // does not show (timeout_multiplier) and the zone; a tag gets a zone in the tag form.
+    check((await api('PATCH', 'devices/' + dev.id, admin, { timeout_multiplier: 2 })).status === 200, 'could not set a timeout multiplier');
+    await open(page, '/devices/' + dev.id, 'device-facts', 'device-zone');
+    await page.click(t('device-edit'));
+    await page.waitForSelector(t('device-zone'));
+    await setField(page, 'device-zone', 'ui-site');
+    await page.click(t('device-save'));
+    await page.waitForSelector(t('device-form'), { hidden: true, timeout: 10000 });
+    let zoned = (await api('GET', 'devices/' + dev.id, admin)).data;
+    check(zoned.zone === 'ui-site', `the device form did not save the zone: ${JSON.stringify(zoned.zone)}`);
+    check(zoned.timeout_multiplier === 2, `editing a device dropped its timeout_multiplier: ${zoned.timeout_multiplier}`);
+    await page.waitForFunction(() => (document.querySelector('[data-testid="device-zone-shown"]') || {}).textContent === 'ui-site', { timeout: 10000 });
+    await page.click(t('device-edit'));
+    await page.waitForSelector(t('device-description'));
+    await setField(page, 'device-description', 'zoned');
+    await page.click(t('device-save'));
+    await page.waitForSelector(t('device-form'), { hidden: true, timeout: 10000 });
+    zoned = (await api('GET', 'devices/' + dev.id, admin)).data;
+    check(zoned.zone === 'ui-site' && zoned.description === 'zoned' && zoned.timeout_multiplier === 2 && zoned.tags.includes('ui-test'),
+      `editing a device dropped a field: ${JSON.stringify(zoned)}`);
+    // Back to the default zone, so later runs over the device are not left to a zone watch.
+    await page.click(t('device-edit'));
+    await page.waitForSelector(t('device-zone'));
+    await page.click(t('device-zone'), { clickCount: 3 });
+    await page.keyboard.press('Backspace');
+    await page.click(t('device-save'));
+    await page.waitForSelector(t('device-form'), { hidden: true, timeout: 10000 });
+    check((await api('GET', 'devices/' + dev.id, admin)).data.zone == null, 'clearing the zone in the form did not clear it');
+    await open(page, '/tags', 'tag-table', 'tags-zone');
+    await page.click(t('tag-add'));
+    await page.waitForSelector(t('tag-zone'));
+    await page.type(t('tag-name'), 'ui-zone-tag');
+    await page.type(t('tag-zone'), 'ui-site');
+    await page.click(t('tag-save'));
+    await page.waitForSelector(t('tag-form'), { hidden: true, timeout: 10000 });
+    const ztag = (await api('GET', 'tags?name=ui-zone-tag', admin)).data.items[0];
+    check(ztag && ztag.zone === 'ui-site', `the tag form did not save the zone: ${JSON.stringify(ztag)}`);
+    await shot(page, 'tags-zone');
     // ---- dark mode
     await open(page, '/', 'device-tiles', 'dashboard');
     await page.click(t('theme-toggle'));

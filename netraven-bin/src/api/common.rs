@@ -233,6 +233,7 @@ pub async fn check_tags(
                 id: 0,
                 name: name.to_string(),
                 description: None,
+                zone: None,
             };
             match store.create_tag(&tag).await {
                 // Created meanwhile by another request: it exists, which is all we need.

@@ -94,6 +94,10 @@ fn check_trust_fields(p: &Principal, old: Option<&Device>, d: &Device) -> ApiRes
     if d.jump_host != jump {
         refused.push("jump_host");
     }
+    // The zone decides which workers (sites) reach the device.
+    if d.zone != old.and_then(|o| o.zone.clone()) {
+        refused.push("zone");
+    }
     if let Some(o) = old {
         if o.address != d.address {
             refused.push("address");
@@ -662,11 +666,12 @@ pub async fn import_devices(
         .collect::<Vec<_>>();
     let trust = rows.iter().any(|r| {
         matches!(r, Ok(r) if r.device.credential_id.is_some()
-            || r.device.host_key_policy != HostKeyPolicy::default())
+            || r.device.host_key_policy != HostKeyPolicy::default()
+            || r.device.zone.is_some())
     });
     if trust && p.user.role != Role::Admin {
         return Err(ApiError::forbidden(
-            "only an admin may set credential_id or host_key_policy of a device",
+            "only an admin may set credential_id, host_key_policy or zone of a device",
         ));
     }
     let logins = rows.iter().any(|r| matches!(r, Ok(r) if r.login.is_some()));

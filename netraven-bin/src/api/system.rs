@@ -101,9 +101,31 @@ async fn scheduler_status(st: &ApiState) -> Value {
     })
 }
 
-/// `GET /api/system/status`: the store, the queue (ready, leased, delayed, dead), the scheduler
-/// (leader, last tick, next fires), the git writer (last commit step, pending snapshots), this
-/// process's worker (its counters and in-flight devices) and the maintenance steps.
+/// The zones part of the status: every zone with tasks or live workers (the default zone
+/// first, `zone: null`), its live workers (heartbeat within the live window), queued device
+/// tasks and state (`ok`, or `no_worker`: its tasks wait, and a named zone's fail with
+/// `no_worker` after `worker.zone_timeout_secs`).
+async fn zones_status(st: &ApiState) -> Value {
+    let now = st.engine.clock().now();
+    match netraven_core::zones::zone_status(
+        st.engine.queue().as_ref(),
+        now,
+        netraven_core::zones::DEFAULT_LIVE_WINDOW,
+    )
+    .await
+    {
+        Ok(zones) => json!(zones),
+        Err(e) => {
+            tracing::warn!(error = %e, "status: zones unreadable");
+            json!(null)
+        }
+    }
+}
+
+/// `GET /api/system/status`: the store, the queue (ready, leased, delayed, dead), the zones
+/// (live workers, queued tasks, state), the scheduler (leader, last tick, next fires), the git
+/// writer (last commit step, pending snapshots), this process's worker (its counters and
+/// in-flight devices) and the maintenance steps.
 pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
     let schema = st.store.schema_status().await;
     let store = match st.store.active_runs().await {
@@ -144,11 +166,13 @@ pub async fn status(State(st): State<ApiState>) -> ApiResult<Json<Value>> {
         "uptime_seconds": st.started.elapsed().as_secs(),
         "store": store,
         "queue": queue,
+        "zones": zones_status(&st).await,
         "scheduler": scheduler_status(&st).await,
         "git": git,
         "maintenance": steps,
         "workers": {
             "worker_id": st.engine.config().worker_id,
+            "zone": st.engine.config().zone,
             "concurrency": st.engine.config().concurrency,
             "in_flight": m.active_devices.load(Ordering::Relaxed),
             "active_devices": m.active_devices.load(Ordering::Relaxed),

@@ -21,7 +21,28 @@ impl Engine {
         let abort = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut last_reap = tokio::time::Instant::now();
-        tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, "worker started");
+        let zone = self.config.zone.clone();
+        tracing::info!(worker = %self.config.worker_id, concurrency = self.config.concurrency, zone = zone.as_deref().unwrap_or("(default)"), "worker started");
+        // The heartbeat runs on its own, so a worker busy with long devices still shows live.
+        let beat_stop = CancellationToken::new();
+        let beat = {
+            let queue = self.queue.clone();
+            let worker = self.config.worker_id.clone();
+            let zone = zone.clone();
+            let every = self.config.heartbeat_every.max(Duration::from_millis(100));
+            let stop = beat_stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = queue.heartbeat(&worker, zone.as_deref()).await {
+                        tracing::warn!(error = %e, "reporting the worker's heartbeat failed");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            })
+        };
         loop {
             while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
@@ -35,7 +56,7 @@ impl Engine {
                 }
             }
             let claimed = tokio::select! {
-                c = self.queue.claim(&self.config.worker_id, self.config.lease, self.config.claim_wait) => c,
+                c = self.queue.claim_in(&self.config.worker_id, zone.as_deref(), self.config.lease, self.config.claim_wait) => c,
                 _ = shutdown.cancelled() => break,
             };
             match claimed {
@@ -71,6 +92,8 @@ impl Engine {
             abort.cancel();
             while tasks.join_next().await.is_some() {}
         }
+        beat_stop.cancel();
+        let _ = beat.await;
         tracing::info!(worker = %self.config.worker_id, "worker stopped");
         Ok(())
     }
@@ -169,15 +192,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Works until the queue has no deliverable task (tests, one-shot commands). Not for servers:
-    /// use [`Engine::run_worker`].
+    /// Works until the queue has no deliverable task in this worker's zone (tests, one-shot
+    /// commands). Not for servers: use [`Engine::run_worker`].
     pub async fn drain(self: &Arc<Self>) -> Result<()> {
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(self.clone().run_worker(shutdown.clone()));
         loop {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let s = self.queue.stats().await?;
-            if s.ready == 0 && s.leased == 0 && s.delayed == 0 {
+            let zones = self.queue.zone_stats().await?;
+            let busy = zones
+                .iter()
+                .filter(|z| z.zone == self.config.zone)
+                .any(|z| z.stats.ready + z.stats.leased + z.stats.delayed > 0);
+            if !busy {
                 break;
             }
         }

@@ -25,6 +25,7 @@ use crate::queue::{Queue, TaskKind, TaskSpec};
 use crate::snapshot::SnapshotSink;
 use crate::store::{
     CreatedRun, CredentialStore, DeviceStore, JobStore, LogStore, ResultStore, RunStore, Store,
+    TagStore,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,12 @@ pub struct EngineConfig {
     /// default allows loopback (an embedder runs on its own host); the server's configuration
     /// refuses it unless `security.allow_loopback` is set.
     pub address_policy: crate::netpolicy::AddressPolicy,
+    /// The zone this worker claims device tasks from (`None`: the default zone, which also
+    /// holds every run's start). See [`crate::zones`].
+    pub zone: Option<String>,
+    /// How often the worker reports its heartbeat to the queue ([`Queue::heartbeat`]), which
+    /// `/api/system/status` and the zone watch read.
+    pub heartbeat_every: Duration,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +88,8 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             address_policy: crate::netpolicy::AddressPolicy::default().allow_loopback(true),
+            zone: None,
+            heartbeat_every: Duration::from_secs(5),
         }
     }
 }
@@ -101,8 +110,9 @@ pub struct EngineParts {
 }
 
 /// The store traits a worker uses, each a focused trait of at most a dozen methods: a worker
-/// never sees tags, snapshots' index, host keys, leases or users. Usually all six are the same
-/// store ([`WorkerStores::new`]); an embedder may split them over backends.
+/// never sees snapshots' index, host keys, leases or users (tags only to read their zones).
+/// Usually all seven are the same store ([`WorkerStores::new`]); an embedder may split them
+/// over backends.
 #[derive(Debug, Clone)]
 pub struct WorkerStores {
     /// Targets and device details.
@@ -117,12 +127,15 @@ pub struct WorkerStores {
     pub results: Arc<dyn ResultStore>,
     /// Log entries.
     pub logs: Arc<dyn LogStore>,
+    /// Tags (read for their zones when a run fans out).
+    pub tags: Arc<dyn TagStore>,
 }
 
 impl WorkerStores {
-    /// All six from one store.
+    /// All seven from one store.
     pub fn new(store: Arc<dyn Store>) -> Self {
         WorkerStores {
+            tags: store.clone(),
             devices: store.clone(),
             credentials: store.clone(),
             jobs: store.clone(),
@@ -365,11 +378,9 @@ impl Engine {
                         }
                         continue;
                     }
-                    for device_id in pending {
+                    for spec in self.device_task_specs(run.id, &pending).await? {
                         if matches!(
-                            self.queue
-                                .enqueue(self.device_task_spec(run.id, device_id))
-                                .await?,
+                            self.queue.enqueue(spec).await?,
                             crate::queue::Enqueued::New(_)
                         ) {
                             queued += 1;
@@ -385,14 +396,40 @@ impl Engine {
         Ok(queued)
     }
 
-    pub(crate) fn device_task_spec(&self, run_id: RunId, device_id: DeviceId) -> TaskSpec {
-        let mut spec = TaskSpec::new(TaskKind::Device { run_id, device_id });
+    pub(crate) fn device_task_spec(
+        &self,
+        run_id: RunId,
+        device_id: DeviceId,
+        zone: Option<String>,
+    ) -> TaskSpec {
+        let mut spec = TaskSpec::new(TaskKind::Device { run_id, device_id }).in_zone(zone);
         spec.max_attempts = self
             .config
             .device_attempts
             .max(self.config.max_deliveries)
             .max(1);
         spec
+    }
+
+    /// The device tasks of `ids` in `run`, each in its device's effective zone
+    /// ([`crate::zones`]; tags read once). A device gone from the store gets the default zone
+    /// (its task then records that it is missing).
+    pub(crate) async fn device_task_specs(
+        &self,
+        run_id: RunId,
+        ids: &[DeviceId],
+    ) -> Result<Vec<TaskSpec>> {
+        let tags = crate::zones::TagZones::load(self.stores.tags.as_ref()).await?;
+        let mut zones = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            for d in self.stores.devices.devices_by_ids(chunk).await? {
+                zones.insert(d.id, tags.zone_of(&d));
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|&id| self.device_task_spec(run_id, id, zones.remove(&id).flatten()))
+            .collect())
     }
 
     /// Sets the run's final status from its tallies and logs the summary (once).

@@ -137,48 +137,88 @@ impl Engine {
                 Ok(())
             }
             TaskKind::Device { run_id, device_id } => {
-                let run = match self.stores.runs.get_run(run_id).await {
-                    Ok(r) => r,
-                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                let r = DeviceResult {
-                    id: 0,
-                    run_id,
-                    job_id: run.job_id,
-                    device_id,
-                    status: DeviceStatus::Failed,
-                    error_kind: Some(ErrorKind::Internal),
-                    message: Some(format!(
-                        "the device's task failed {} time(s) and was given up (poison task): {reason}",
-                        task.failures.max(1)
-                    )),
-                    duration_ms: 0,
-                    credential_id: None,
-                    snapshot_id: None,
-                    changed: None,
-                    output: None,
-                    attempt: task.failures.max(1),
-                    started_at: now,
-                    finished_at: now,
-                };
                 tracing::error!(
                     run = run_id,
                     device = device_id,
                     reason,
                     "device task is poison; recorded as failed"
                 );
-                let outcome = self.stores.results.record_result(&r).await?;
-                if outcome.inserted {
-                    self.events.publish(crate::events::Event::Result(r));
-                    self.metrics.device_done(false, 0);
-                    if outcome.counts.is_complete() {
-                        self.finish(run_id, run.job_id, outcome.counts).await?;
-                    }
-                }
+                let msg = format!(
+                    "the device's task failed {} time(s) and was given up (poison task): {reason}",
+                    task.failures.max(1)
+                );
+                self.record_failure(
+                    run_id,
+                    device_id,
+                    ErrorKind::Internal,
+                    &msg,
+                    task.failures.max(1),
+                )
+                .await?;
                 Ok(())
             }
         }
+    }
+
+    /// Records a device of a run as failed without working on it (a poison task, a zone
+    /// without workers), through the same path as every result: one result per (run, device),
+    /// the result that completes the tallies finishes the run. Returns whether this call
+    /// recorded it (false: the run is gone or the device already has its result).
+    pub async fn record_failure(
+        &self,
+        run_id: RunId,
+        device_id: DeviceId,
+        kind: ErrorKind,
+        message: &str,
+        attempt: u32,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        let run = match self.stores.runs.get_run(run_id).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let r = DeviceResult {
+            id: 0,
+            run_id,
+            job_id: run.job_id,
+            device_id,
+            status: DeviceStatus::Failed,
+            error_kind: Some(kind),
+            message: Some(message.to_string()),
+            duration_ms: 0,
+            credential_id: None,
+            snapshot_id: None,
+            changed: None,
+            output: None,
+            attempt,
+            started_at: now,
+            finished_at: now,
+        };
+        let outcome = self.stores.results.record_result(&r).await?;
+        if !outcome.inserted {
+            return Ok(false);
+        }
+        let mut log = DeviceLog {
+            engine: self,
+            run: run_id,
+            job: run.job_id,
+            device: device_id,
+            entries: Vec::new(),
+        };
+        log.push(
+            LogLevel::Error,
+            LogKind::Job,
+            format!("device failed ({kind}): {message}"),
+            serde_json::json!({ "status": "FAILED", "error_kind": kind, "attempt": attempt }),
+        );
+        log.flush().await;
+        self.events.publish(crate::events::Event::Result(r));
+        self.metrics.device_done(false, 0);
+        if outcome.counts.is_complete() {
+            self.finish(run_id, run.job_id, outcome.counts).await?;
+        }
+        Ok(true)
     }
 
     async fn run_log(&self, run: &Run, level: LogLevel, msg: String, fields: serde_json::Value) {
@@ -342,10 +382,8 @@ impl Engine {
                 return self.fail_all_no_credentials(&run, &pending).await;
             }
         }
-        for device_id in pending {
-            self.queue
-                .enqueue(self.device_task_spec(run.id, device_id))
-                .await?;
+        for spec in self.device_task_specs(run.id, &pending).await? {
+            self.queue.enqueue(spec).await?;
         }
         Ok(TaskOutcome::Done)
     }

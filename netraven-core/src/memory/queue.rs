@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::queue::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -29,13 +29,27 @@ struct Entry {
 struct Inner {
     next: u64,
     tasks: HashMap<String, Entry>,
-    ready: VecDeque<String>,
+    /// Ready ids per zone (`None`: the default zone).
+    ready: BTreeMap<Option<String>, VecDeque<String>>,
     delayed: BTreeSet<(DateTime<Utc>, String)>,
     leased: BTreeSet<(DateTime<Utc>, String)>,
     dedupe: HashMap<String, String>,
+    /// Last heartbeat per worker: its zone and when.
+    beats: HashMap<String, (Option<String>, DateTime<Utc>)>,
 }
 
 impl Inner {
+    /// Puts a ready task at the back (or, `front`, the front) of its zone's ready list.
+    fn push_ready(&mut self, id: String, front: bool) {
+        let zone = self.tasks.get(&id).and_then(|e| e.task.zone.clone());
+        let list = self.ready.entry(zone).or_default();
+        if front {
+            list.push_front(id);
+        } else {
+            list.push_back(id);
+        }
+    }
+
     fn promote_due(&mut self, now: DateTime<Utc>) -> u64 {
         let mut n = 0;
         while let Some((at, id)) = self.delayed.first().cloned() {
@@ -45,7 +59,7 @@ impl Inner {
             self.delayed.pop_first();
             if let Some(e) = self.tasks.get_mut(&id) {
                 e.state = State::Ready;
-                self.ready.push_back(id);
+                self.push_ready(id, false);
                 n += 1;
             }
         }
@@ -111,16 +125,22 @@ impl MemoryQueue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_claim(&self, worker_id: &str, lease_for: Duration) -> Option<Lease> {
+    /// Wakes every waiting claim (each looks at its own zone's list).
+    fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
+    fn try_claim(&self, worker_id: &str, zone: Option<&str>, lease_for: Duration) -> Option<Lease> {
         let now = self.clock.now();
         let mut g = self.lock();
         g.promote_due(now);
-        while let Some(id) = g.ready.pop_front() {
+        let key = zone.map(str::to_string);
+        while let Some(id) = g.ready.get_mut(&key).and_then(VecDeque::pop_front) {
             let expires = clock::add(now, lease_for);
             let Some(e) = g.tasks.get_mut(&id) else {
                 continue;
             };
-            if e.state != State::Ready {
+            if e.state != State::Ready || e.task.zone.as_deref() != zone {
                 continue;
             }
             e.task.attempt += 1;
@@ -157,36 +177,39 @@ impl Queue for MemoryQueue {
             max_attempts: spec.max_attempts.max(1),
             failures: 0,
             released: 0,
+            zone: spec.zone.clone(),
         };
         let state = match spec.run_at {
             Some(at) if at > now => {
                 g.delayed.insert((at, id.clone()));
                 State::Delayed(at)
             }
-            _ => {
-                g.ready.push_back(id.clone());
-                State::Ready
-            }
+            _ => State::Ready,
         };
+        let ready = state == State::Ready;
         if let Some(k) = spec.dedupe_key {
             g.dedupe.insert(k, id.clone());
         }
         g.tasks.insert(id.clone(), Entry { task, state });
+        if ready {
+            g.push_ready(id.clone(), false);
+        }
         drop(g);
-        self.notify.notify_one();
+        self.wake();
         Ok(Enqueued::New(id))
     }
 
-    async fn claim(
+    async fn claim_in(
         &self,
         worker_id: &str,
+        zone: Option<&str>,
         lease_for: Duration,
         wait: Duration,
     ) -> Result<Option<Lease>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            if let Some(l) = self.try_claim(worker_id, lease_for) {
+            if let Some(l) = self.try_claim(worker_id, zone, lease_for) {
                 return Ok(Some(l));
             }
             let now = tokio::time::Instant::now();
@@ -248,7 +271,7 @@ impl Queue for MemoryQueue {
         }
         g.delayed.insert((at, lease.task.id.clone()));
         drop(g);
-        self.notify.notify_one();
+        self.wake();
         Ok(RetryOutcome::Scheduled)
     }
 
@@ -260,9 +283,9 @@ impl Queue for MemoryQueue {
             e.state = State::Ready;
             e.task.released += 1;
         }
-        g.ready.push_front(lease.task.id.clone());
+        g.push_ready(lease.task.id.clone(), true);
         drop(g);
-        self.notify.notify_one();
+        self.wake();
         Ok(())
     }
 
@@ -276,7 +299,7 @@ impl Queue for MemoryQueue {
         }
         g.delayed.insert((at, lease.task.id.clone()));
         drop(g);
-        self.notify.notify_one();
+        self.wake();
         Ok(())
     }
 
@@ -305,14 +328,14 @@ impl Queue for MemoryQueue {
             g.leased.pop_first();
             if let Some(e) = g.tasks.get_mut(&id) {
                 e.state = State::Ready;
-                g.ready.push_back(id);
+                g.push_ready(id, false);
                 n += 1;
             }
         }
         let promoted = g.promote_due(now);
         drop(g);
-        for _ in 0..(n + promoted).min(64) {
-            self.notify.notify_one();
+        if n + promoted > 0 {
+            self.wake();
         }
         Ok(n)
     }
@@ -321,13 +344,55 @@ impl Queue for MemoryQueue {
         let g = self.lock();
         let mut s = QueueStats::default();
         for e in g.tasks.values() {
-            match e.state {
-                State::Ready => s.ready += 1,
-                State::Delayed(_) => s.delayed += 1,
-                State::Leased(_) => s.leased += 1,
-                State::Dead(_) => s.dead += 1,
-            }
+            count(&mut s, &e.state);
         }
         Ok(s)
+    }
+
+    async fn zone_stats(&self) -> Result<Vec<ZoneStats>> {
+        let g = self.lock();
+        let mut by: BTreeMap<Option<String>, QueueStats> = BTreeMap::new();
+        by.insert(None, QueueStats::default());
+        for e in g.tasks.values() {
+            count(by.entry(e.task.zone.clone()).or_default(), &e.state);
+        }
+        // `None` sorts first: the default zone leads.
+        Ok(by
+            .into_iter()
+            .map(|(zone, stats)| ZoneStats { zone, stats })
+            .collect())
+    }
+
+    async fn heartbeat(&self, worker_id: &str, zone: Option<&str>) -> Result<()> {
+        let now = self.clock.now();
+        self.lock()
+            .beats
+            .insert(worker_id.to_string(), (zone.map(str::to_string), now));
+        Ok(())
+    }
+
+    async fn workers(&self, since: DateTime<Utc>) -> Result<Vec<WorkerBeat>> {
+        let g = self.lock();
+        let mut out: Vec<WorkerBeat> = g
+            .beats
+            .iter()
+            .filter(|(_, (_, at))| *at >= since)
+            .map(|(id, (zone, at))| WorkerBeat {
+                worker_id: id.clone(),
+                zone: zone.clone(),
+                at: *at,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.zone, &a.worker_id).cmp(&(&b.zone, &b.worker_id)));
+        Ok(out)
+    }
+}
+
+fn count(s: &mut QueueStats, state: &State) {
+    match state {
+        State::Ready => s.ready += 1,
+        State::Delayed(_) => s.delayed += 1,
+        State::Leased(_) => s.leased += 1,
+        State::Dead(_) => s.dead += 1,
     }
 }

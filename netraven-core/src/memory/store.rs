@@ -50,6 +50,7 @@ impl Inner {
                         id,
                         name: n.clone(),
                         description: None,
+                        zone: None,
                     },
                 );
             }

@@ -48,6 +48,209 @@ where
     hand_backs_count_no_failure(q.await, c).await;
     let (c, q) = fresh();
     dead_tasks_are_pruned_after_retention(q.await, c).await;
+    let (c, q) = fresh();
+    zones_are_claimed_only_by_their_workers(q.await, c).await;
+    let (c, q) = fresh();
+    zone_tasks_keep_their_zone_through_leases_retries_and_hand_backs(q.await, c).await;
+    let (c, q) = fresh();
+    heartbeats_name_worker_and_zone(q.await, c).await;
+}
+
+fn zoned(run: i64, d: i64, zone: &str) -> TaskSpec {
+    dev(run, d).in_zone(Some(zone.to_string()))
+}
+
+/// Claims everything `zone`'s worker can get right now.
+async fn claim_all(q: &dyn Queue, worker: &str, zone: Option<&str>) -> Vec<Lease> {
+    let mut out = Vec::new();
+    while let Some(l) = q.claim_in(worker, zone, LEASE, NOW).await.expect("claim") {
+        out.push(l);
+    }
+    out
+}
+
+/// A task of zone A is never claimed by a worker of zone B or of the default zone; a run's
+/// start (no zone) only by the default zone; per-zone counts add up to the totals.
+pub async fn zones_are_claimed_only_by_their_workers(q: Arc<dyn Queue>, _clock: Arc<ManualClock>) {
+    q.enqueue(TaskSpec::new(TaskKind::StartRun { run_id: 1 }))
+        .await
+        .expect("enqueue start");
+    q.enqueue(zoned(1, 1, "site-a")).await.expect("enqueue a");
+    q.enqueue(zoned(1, 2, "site-a")).await.expect("enqueue a");
+    q.enqueue(zoned(1, 3, "site_b")).await.expect("enqueue b");
+    q.enqueue(dev(1, 4)).await.expect("enqueue default");
+    let stats = q.stats().await.expect("stats");
+    assert_eq!(stats.ready, 5, "stats count every zone: {stats:?}");
+    let zones = q.zone_stats().await.expect("zone stats");
+    assert_eq!(
+        zones.first().map(|z| z.zone.clone()),
+        Some(None),
+        "{zones:?}"
+    );
+    let ready = |name: Option<&str>| {
+        zones
+            .iter()
+            .find(|z| z.zone.as_deref() == name)
+            .map_or(0, |z| z.stats.ready)
+    };
+    assert_eq!(
+        (ready(None), ready(Some("site-a")), ready(Some("site_b"))),
+        (2, 2, 1),
+        "{zones:?}"
+    );
+    // A zone nobody enqueued to has nothing.
+    assert!(
+        claim_all(q.as_ref(), "w-c", Some("site-c"))
+            .await
+            .is_empty()
+    );
+    let b = claim_all(q.as_ref(), "w-b", Some("site_b")).await;
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(
+        b[0].task.kind,
+        TaskKind::Device {
+            run_id: 1,
+            device_id: 3
+        }
+    );
+    assert_eq!(b[0].task.zone.as_deref(), Some("site_b"));
+    let default = claim_all(q.as_ref(), "w-default", None).await;
+    let kinds: HashSet<TaskKind> = default.iter().map(|l| l.task.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        HashSet::from([
+            TaskKind::StartRun { run_id: 1 },
+            TaskKind::Device {
+                run_id: 1,
+                device_id: 4
+            }
+        ]),
+        "the default zone got another zone's task or missed its own"
+    );
+    assert!(default.iter().all(|l| l.task.zone.is_none()));
+    let a = claim_all(q.as_ref(), "w-a", Some("site-a")).await;
+    let devices: HashSet<TaskKind> = a.iter().map(|l| l.task.kind.clone()).collect();
+    assert_eq!(devices.len(), 2, "{a:?}");
+    assert!(a.iter().all(|l| l.task.zone.as_deref() == Some("site-a")));
+    for l in a.iter().chain(&b).chain(&default) {
+        q.complete(l).await.expect("complete");
+    }
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.ready, s.leased, s.delayed), (0, 0, 0), "{s:?}");
+}
+
+/// A zone's task stays in its zone when its lease expires, when it is retried, released or
+/// deferred; fencing works as in the default zone; dedupe keys hold across zones.
+pub async fn zone_tasks_keep_their_zone_through_leases_retries_and_hand_backs(
+    q: Arc<dyn Queue>,
+    clock: Arc<ManualClock>,
+) {
+    q.enqueue(zoned(2, 1, "dc1")).await.expect("enqueue");
+    assert!(
+        matches!(
+            q.enqueue(dev(2, 1)).await.expect("enqueue again"),
+            Enqueued::Duplicate(_)
+        ),
+        "a live task's dedupe key must hold whatever the zone"
+    );
+    let first = q
+        .claim_in("w1", Some("dc1"), LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("a task");
+    // The lease expires: the task is reaped back into its own zone.
+    clock.advance(LEASE + Duration::from_secs(1));
+    q.reap_expired().await.expect("reap");
+    assert!(claim_all(q.as_ref(), "w-default", None).await.is_empty());
+    assert!(claim_all(q.as_ref(), "w-x", Some("dc2")).await.is_empty());
+    let second = q
+        .claim_in("w2", Some("dc1"), LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("reaped task back in its zone");
+    assert_eq!(second.task.attempt, 2);
+    assert_eq!(
+        q.complete(&first).await.expect_err("stale").kind(),
+        ErrorKind::Stale,
+        "the first holder must be fenced off"
+    );
+    // Retried: delayed in its zone.
+    let at = crate::clock::add(clock.now(), Duration::from_secs(10));
+    assert_eq!(
+        q.retry(&second, at, "boom").await.expect("retry"),
+        RetryOutcome::Scheduled
+    );
+    clock.advance(Duration::from_secs(11));
+    assert!(claim_all(q.as_ref(), "w-default", None).await.is_empty());
+    let third = q
+        .claim_in("w3", Some("dc1"), LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("retried task back in its zone");
+    assert_eq!(third.task.failures, 1);
+    // Released and deferred: back in its zone.
+    q.release(&third).await.expect("release");
+    assert!(claim_all(q.as_ref(), "w-default", None).await.is_empty());
+    let fourth = q
+        .claim_in("w4", Some("dc1"), LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("released task back in its zone");
+    q.defer(
+        &fourth,
+        crate::clock::add(clock.now(), Duration::from_secs(5)),
+    )
+    .await
+    .expect("defer");
+    clock.advance(Duration::from_secs(6));
+    q.reap_expired().await.expect("promote");
+    assert!(claim_all(q.as_ref(), "w-default", None).await.is_empty());
+    let fifth = q
+        .claim_in("w5", Some("dc1"), LEASE, NOW)
+        .await
+        .expect("claim")
+        .expect("deferred task back in its zone");
+    assert_eq!(fifth.task.zone.as_deref(), Some("dc1"));
+    q.complete(&fifth).await.expect("complete");
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.ready, s.leased, s.delayed), (0, 0, 0), "{s:?}");
+    // Once completed, the key is free again.
+    assert!(matches!(
+        q.enqueue(zoned(2, 1, "dc1")).await.expect("enqueue"),
+        Enqueued::New(_)
+    ));
+}
+
+/// Heartbeats are listed with their worker's zone and time, and only when recent enough.
+pub async fn heartbeats_name_worker_and_zone(q: Arc<dyn Queue>, clock: Arc<ManualClock>) {
+    let t0 = clock.now();
+    q.heartbeat("w-a", Some("site-a")).await.expect("beat");
+    q.heartbeat("w-default", None).await.expect("beat");
+    let all = q
+        .workers(crate::clock::sub(t0, Duration::from_secs(1)))
+        .await
+        .expect("workers");
+    let seen: HashSet<(String, Option<String>)> = all
+        .iter()
+        .map(|b| (b.worker_id.clone(), b.zone.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        HashSet::from([
+            ("w-a".to_string(), Some("site-a".to_string())),
+            ("w-default".to_string(), None)
+        ]),
+        "{all:?}"
+    );
+    clock.advance(Duration::from_secs(60));
+    q.heartbeat("w-default", None).await.expect("beat");
+    let recent = q
+        .workers(crate::clock::sub(clock.now(), Duration::from_secs(30)))
+        .await
+        .expect("workers");
+    assert_eq!(recent.len(), 1, "{recent:?}");
+    assert_eq!(recent[0].worker_id, "w-default");
+    assert!(recent[0].at >= crate::clock::sub(clock.now(), Duration::from_secs(1)));
 }
 
 /// A task goes in, comes out once with attempt 1, and is gone after completion.

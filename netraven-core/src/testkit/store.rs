@@ -110,6 +110,30 @@ pub async fn devices(s: &dyn Store) {
     );
     s.delete_device(tel.id).await.expect("delete");
     s.delete_device(slow.id).await.expect("delete");
+    // A device's zone is kept, changed and cleared; a bad zone name is refused.
+    let mut remote = Device::new(format!("{p}-remote"), "10.0.0.9", "cisco_ios");
+    remote.zone = Some("site-a".into());
+    let remote = s.create_device(&remote).await.expect("device with a zone");
+    let got = s.get_device(remote.id).await.expect("get");
+    assert_eq!(got.zone.as_deref(), Some("site-a"));
+    let mut upd = got.clone();
+    upd.zone = Some("site_b".into());
+    s.update_device(&upd).await.expect("update zone");
+    assert_eq!(
+        s.devices_by_ids(&[remote.id]).await.expect("by ids")[0]
+            .zone
+            .as_deref(),
+        Some("site_b")
+    );
+    upd.zone = None;
+    s.update_device(&upd).await.expect("clear zone");
+    assert_eq!(s.get_device(remote.id).await.expect("get").zone, None);
+    upd.zone = Some("Site A".into());
+    assert_eq!(
+        s.update_device(&upd).await.expect_err("bad zone").kind(),
+        ErrorKind::InvalidInput
+    );
+    s.delete_device(remote.id).await.expect("delete");
 
     let f = |h: &str| DeviceFilter {
         hostname: Some(h.to_string()),
@@ -236,14 +260,21 @@ pub async fn tags(s: &dyn Store) {
             id: 0,
             name: name.clone(),
             description: None,
+            zone: Some("site-a".into()),
         })
         .await
         .expect("create tag");
+    assert_eq!(t.zone.as_deref(), Some("site-a"));
+    assert_eq!(
+        s.get_tag(t.id).await.expect("get").zone.as_deref(),
+        Some("site-a")
+    );
     assert_eq!(
         s.create_tag(&Tag {
             id: 0,
             name: name.clone(),
-            description: None
+            description: None,
+            zone: None,
         })
         .await
         .expect_err("dup")
@@ -252,20 +283,39 @@ pub async fn tags(s: &dyn Store) {
     );
     let d = new_device(s, &unique("tagged"), "linux", &[&name]).await;
     let renamed = unique("renamed");
-    s.update_tag(&Tag {
-        id: t.id,
-        name: renamed.clone(),
-        description: Some("x".into()),
-    })
-    .await
-    .expect("rename");
+    let updated = s
+        .update_tag(&Tag {
+            id: t.id,
+            name: renamed.clone(),
+            description: Some("x".into()),
+            zone: Some("dc1".into()),
+        })
+        .await
+        .expect("rename");
+    assert_eq!(updated.zone.as_deref(), Some("dc1"));
+    assert_eq!(
+        s.create_tag(&Tag {
+            id: 0,
+            name: unique("badzone"),
+            description: None,
+            zone: Some("no spaces".into()),
+        })
+        .await
+        .expect_err("bad zone")
+        .kind(),
+        ErrorKind::InvalidInput
+    );
     assert_eq!(
         s.get_device(d.id).await.expect("get").tags,
         vec![renamed.clone()]
     );
     assert_eq!(s.get_tag(t.id).await.expect("get").name, renamed);
     let all = s.list_tags(Page::first(10_000)).await.expect("list");
-    assert!(all.items.iter().any(|x| x.name == renamed));
+    assert!(
+        all.items
+            .iter()
+            .any(|x| x.name == renamed && x.zone.as_deref() == Some("dc1"))
+    );
     s.delete_tag(t.id).await.expect("delete");
     assert!(s.get_device(d.id).await.expect("get").tags.is_empty());
     assert_eq!(

@@ -1,5 +1,6 @@
 -- Queues a task unless a live task holds its dedupe key.
--- ARGV: prefix, id, kind_json, dedupe ('' = none), max_attempts, run_at_ms, now_ms
+-- ARGV: prefix, id, kind_json, dedupe ('' = none), max_attempts, run_at_ms, now_ms,
+--       zone ('' = the default zone)
 -- Returns {1, id} when queued, {0, existing_id} for a duplicate.
 local p = ARGV[1]
 local id = ARGV[2]
@@ -15,6 +16,11 @@ if dk ~= '' then
   end
   redis.call('SET', dkey, id)
 end
+local ZONE = ARGV[8] or ''
+local zp = p
+if ZONE ~= '' then
+  zp = p .. 'z:' .. ZONE .. ':'
+end
 local run_at = tonumber(ARGV[6])
 local now = tonumber(ARGV[7])
 if now < 0 then
@@ -27,10 +33,13 @@ if run_at > now then
   state = 'delayed'
 end
 redis.call('HSET', p .. 'task:' .. id, 'kind', ARGV[3], 'dedupe', dk, 'attempt', 0,
-  'max', ARGV[5], 'state', state)
+  'max', ARGV[5], 'state', state, 'zone', ZONE)
+if ZONE ~= '' then
+  redis.call('SADD', p .. 'zones', ZONE)
+end
 if state == 'delayed' then
-  redis.call('ZADD', p .. 'delayed', run_at, id)
+  redis.call('ZADD', zp .. 'delayed', run_at, id)
 else
-  redis.call('LPUSH', p .. 'ready', id)
+  redis.call('LPUSH', zp .. 'ready', id)
 end
 return {1, id}

@@ -1,6 +1,6 @@
 -- Returns tasks whose leases expired to the back of the ready list and promotes delayed tasks
 -- that came due.
--- ARGV: prefix, now_ms, limit
+-- ARGV: prefix, now_ms, limit, zone ('' = the default zone): one zone's keys per call.
 -- Returns {expired, promoted}.
 local p = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -10,8 +10,13 @@ if now < 0 then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local limit = tonumber(ARGV[3])
-local leases = p .. 'leases'
-local ready = p .. 'ready'
+local ZONE = ARGV[4] or ''
+local zp = p
+if ZONE ~= '' then
+  zp = p .. 'z:' .. ZONE .. ':'
+end
+local leases = zp .. 'leases'
+local ready = zp .. 'ready'
 local expired = 0
 local ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
@@ -29,9 +34,9 @@ for _, id in ipairs(ids) do
   end
 end
 local promoted = 0
-local due = redis.call('ZRANGEBYSCORE', p .. 'delayed', '-inf', now, 'LIMIT', 0, limit)
+local due = redis.call('ZRANGEBYSCORE', zp .. 'delayed', '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
-  redis.call('ZREM', p .. 'delayed', id)
+  redis.call('ZREM', zp .. 'delayed', id)
   local key = p .. 'task:' .. id
   if redis.call('HGET', key, 'state') == 'delayed' then
     redis.call('HSET', key, 'state', 'ready')

@@ -13,6 +13,17 @@
 //! | `P delayed` | sorted set | ids waiting for their time (retry backoff, `run_at`), score = due ms |
 //! | `P dead` | sorted set | ids whose failures reached their limit, score = when (removed after the retention period by [`Queue::prune_dead`]) |
 //! | `P dedupe:<key>` | string | the id of the live task holding a dedupe key |
+//! | `P z:<zone>:ready`, `…:leases`, `…:delayed`, `…:dead` | as above | the same four keys of a named zone (the default zone's are the unprefixed ones above) |
+//! | `P zones` | set | named zones that had tasks or workers |
+//! | `P beats` | sorted set | worker ids, score = last heartbeat (ms); silent for a day: forgotten |
+//! | `P beat-zone` | hash | worker id → its zone (`""`: the default zone) |
+//!
+//! # Zones
+//!
+//! A task's zone (`zone` in its hash, `""` for the default zone) decides which ready list,
+//! lease set, delayed set and dead set hold it; a claim reads only its zone's keys, so a worker
+//! never gets another zone's task. Settling a task finds the zone in its hash. Reaping and
+//! pruning walk the default zone and every zone in `P zones`.
 //!
 //! Every state change is one Lua script (`*.lua` beside this file), so it is atomic. Times come
 //! from the [`Clock`] given to the constructor and are passed to the scripts, so tests can drive
@@ -52,6 +63,7 @@ const CLAIM_LUA: &str = include_str!("claim.lua");
 const SETTLE_LUA: &str = include_str!("settle.lua");
 const REAP_LUA: &str = include_str!("reap.lua");
 const PRUNE_LUA: &str = include_str!("prune.lua");
+const BEAT_LUA: &str = include_str!("beat.lua");
 
 /// Longest single blocking pop; a claim with a longer `wait` blocks in slices of this.
 const BLOCK_SLICE: Duration = Duration::from_secs(1);
@@ -95,6 +107,7 @@ struct Scripts {
     settle: r::Script,
     reap: r::Script,
     prune: r::Script,
+    beat: r::Script,
 }
 
 /// A [`Queue`] on Redis with leases, attempt fencing, delays, dedupe keys and a dead set, under a
@@ -204,6 +217,7 @@ impl RedisQueue {
                 settle: r::Script::new(SETTLE_LUA),
                 reap: r::Script::new(REAP_LUA),
                 prune: r::Script::new(PRUNE_LUA),
+                beat: r::Script::new(BEAT_LUA),
             },
             blocking: Mutex::new(Vec::new()),
         };
@@ -238,6 +252,51 @@ impl RedisQueue {
         format!("{}{}", self.prefix, name)
     }
 
+    /// A key of `zone` (`None`: the default zone's, unprefixed).
+    fn zone_key(&self, zone: Option<&str>, name: &str) -> String {
+        match zone {
+            Some(z) => format!("{}z:{z}:{name}", self.prefix),
+            None => self.key(name),
+        }
+    }
+
+    /// The default zone and every named zone that had tasks or workers.
+    async fn zones(&self) -> Result<Vec<Option<String>>> {
+        let mut conn = self.conn().await?;
+        let mut named: Vec<String> = r::cmd("SMEMBERS")
+            .arg(self.key("zones"))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        named.sort();
+        Ok(std::iter::once(None)
+            .chain(named.into_iter().map(Some))
+            .collect())
+    }
+
+    /// Task counts of one zone.
+    async fn stats_of(&self, zone: Option<&str>) -> Result<QueueStats> {
+        let mut conn = self.conn().await?;
+        let (ready, delayed, leased, dead): (u64, u64, u64, u64) = r::pipe()
+            .cmd("LLEN")
+            .arg(self.zone_key(zone, "ready"))
+            .cmd("ZCARD")
+            .arg(self.zone_key(zone, "delayed"))
+            .cmd("ZCARD")
+            .arg(self.zone_key(zone, "leases"))
+            .cmd("ZCARD")
+            .arg(self.zone_key(zone, "dead"))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(QueueStats {
+            ready,
+            delayed,
+            leased,
+            dead,
+        })
+    }
+
     async fn blocking_conn(&self) -> Result<r::aio::MultiplexedConnection> {
         let idle = self
             .blocking
@@ -263,7 +322,12 @@ impl RedisQueue {
         }
     }
 
-    async fn try_claim(&self, worker_id: &str, lease_for: Duration) -> Result<Option<Lease>> {
+    async fn try_claim(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        lease_for: Duration,
+    ) -> Result<Option<Lease>> {
         let now = self.now_arg();
         let mut conn = self.conn().await?;
         let reply: ClaimReply = self
@@ -275,6 +339,7 @@ impl RedisQueue {
             .arg(now)
             .arg(dur_ms(lease_for))
             .arg(self.options.batch_limit)
+            .arg(zone.unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
@@ -296,6 +361,7 @@ impl RedisQueue {
                 max_attempts,
                 failures,
                 released,
+                zone: zone.map(str::to_string),
             },
             worker_id: worker_id.to_string(),
             expires_at: from_ms(expires),
@@ -303,9 +369,9 @@ impl RedisQueue {
     }
 
     /// Blocks until the ready list is non-empty or `block` passed (without taking anything).
-    async fn wait_ready(&self, block: Duration) -> Result<()> {
+    async fn wait_ready(&self, zone: Option<&str>, block: Duration) -> Result<()> {
         let mut conn = self.blocking_conn().await?;
-        let ready = self.key("ready");
+        let ready = self.zone_key(zone, "ready");
         let secs = block.as_secs_f64().max(0.01);
         let res: r::RedisResult<Option<String>> = r::cmd("BLMOVE")
             .arg(&ready)
@@ -422,6 +488,7 @@ impl Queue for RedisQueue {
             } else {
                 to_ms(now)
             })
+            .arg(spec.zone.as_deref().unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
@@ -432,18 +499,22 @@ impl Queue for RedisQueue {
         })
     }
 
-    async fn claim(
+    async fn claim_in(
         &self,
         worker_id: &str,
+        zone: Option<&str>,
         lease_for: Duration,
         wait: Duration,
     ) -> Result<Option<Lease>> {
         if worker_id.is_empty() {
             return Err(Error::invalid("worker id must not be empty"));
         }
+        if let Some(z) = zone {
+            netraven_core::model::validate_zone(z)?;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(lease) = self.try_claim(worker_id, lease_for).await? {
+            if let Some(lease) = self.try_claim(worker_id, zone, lease_for).await? {
                 return Ok(Some(lease));
             }
             let now = tokio::time::Instant::now();
@@ -454,7 +525,7 @@ impl Queue for RedisQueue {
             if block < Duration::from_millis(10) {
                 tokio::time::sleep(block).await;
             } else {
-                self.wait_ready(block).await?;
+                self.wait_ready(zone, block).await?;
             }
         }
     }
@@ -491,21 +562,24 @@ impl Queue for RedisQueue {
 
     async fn prune_dead(&self, before: DateTime<Utc>) -> Result<u64> {
         let mut total = 0u64;
-        loop {
-            let mut conn = self.conn().await?;
-            let n: u64 = self
-                .scripts
-                .prune
-                .prepare_invoke()
-                .arg(&self.prefix)
-                .arg(to_ms(before))
-                .arg(self.options.batch_limit)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-            total += n;
-            if n < u64::from(self.options.batch_limit) {
-                break;
+        for zone in self.zones().await? {
+            loop {
+                let mut conn = self.conn().await?;
+                let n: u64 = self
+                    .scripts
+                    .prune
+                    .prepare_invoke()
+                    .arg(&self.prefix)
+                    .arg(to_ms(before))
+                    .arg(self.options.batch_limit)
+                    .arg(zone.as_deref().unwrap_or(""))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(redis_err)?;
+                total += n;
+                if n < u64::from(self.options.batch_limit) {
+                    break;
+                }
             }
         }
         if total > 0 {
@@ -517,23 +591,26 @@ impl Queue for RedisQueue {
     async fn reap_expired(&self) -> Result<u64> {
         let now = self.now_arg();
         let mut total = 0u64;
-        loop {
-            let mut conn = self.conn().await?;
-            let (expired, promoted): (u64, u64) = self
-                .scripts
-                .reap
-                .prepare_invoke()
-                .arg(&self.prefix)
-                .arg(now)
-                .arg(self.options.batch_limit)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(redis_err)?;
-            total += expired;
-            if expired < u64::from(self.options.batch_limit)
-                && promoted < u64::from(self.options.batch_limit)
-            {
-                break;
+        for zone in self.zones().await? {
+            loop {
+                let mut conn = self.conn().await?;
+                let (expired, promoted): (u64, u64) = self
+                    .scripts
+                    .reap
+                    .prepare_invoke()
+                    .arg(&self.prefix)
+                    .arg(now)
+                    .arg(self.options.batch_limit)
+                    .arg(zone.as_deref().unwrap_or(""))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(redis_err)?;
+                total += expired;
+                if expired < u64::from(self.options.batch_limit)
+                    && promoted < u64::from(self.options.batch_limit)
+                {
+                    break;
+                }
             }
         }
         if total > 0 {
@@ -543,24 +620,75 @@ impl Queue for RedisQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats> {
+        let mut total = QueueStats::default();
+        for z in self.zone_stats().await? {
+            total.ready += z.stats.ready;
+            total.delayed += z.stats.delayed;
+            total.leased += z.stats.leased;
+            total.dead += z.stats.dead;
+        }
+        Ok(total)
+    }
+
+    async fn zone_stats(&self) -> Result<Vec<ZoneStats>> {
+        let mut out = Vec::new();
+        for zone in self.zones().await? {
+            let stats = self.stats_of(zone.as_deref()).await?;
+            if zone.is_none() || stats != QueueStats::default() {
+                out.push(ZoneStats { zone, stats });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn heartbeat(&self, worker_id: &str, zone: Option<&str>) -> Result<()> {
+        if let Some(z) = zone {
+            netraven_core::model::validate_zone(z)?;
+        }
         let mut conn = self.conn().await?;
-        let (ready, delayed, leased, dead): (u64, u64, u64, u64) = r::pipe()
-            .cmd("LLEN")
-            .arg(self.key("ready"))
-            .cmd("ZCARD")
-            .arg(self.key("delayed"))
-            .cmd("ZCARD")
-            .arg(self.key("leases"))
-            .cmd("ZCARD")
-            .arg(self.key("dead"))
+        let _: i64 = self
+            .scripts
+            .beat
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(worker_id)
+            .arg(zone.unwrap_or(""))
+            .arg(self.now_arg())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(())
+    }
+
+    async fn workers(&self, since: DateTime<Utc>) -> Result<Vec<WorkerBeat>> {
+        let mut conn = self.conn().await?;
+        let beats: Vec<(String, i64)> = r::cmd("ZRANGEBYSCORE")
+            .arg(self.key("beats"))
+            .arg(to_ms(since))
+            .arg("+inf")
+            .arg("WITHSCORES")
             .query_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        Ok(QueueStats {
-            ready,
-            delayed,
-            leased,
-            dead,
-        })
+        if beats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let zones: Vec<Option<String>> = r::cmd("HMGET")
+            .arg(self.key("beat-zone"))
+            .arg(beats.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>())
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        let mut out: Vec<WorkerBeat> = beats
+            .into_iter()
+            .zip(zones)
+            .map(|((worker_id, ms), zone)| WorkerBeat {
+                worker_id,
+                zone: zone.filter(|z| !z.is_empty()),
+                at: from_ms(ms),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.zone, &a.worker_id).cmp(&(&b.zone, &b.worker_id)));
+        Ok(out)
     }
 }

@@ -10,9 +10,15 @@
 local p = ARGV[1]
 local id = ARGV[2]
 local key = p .. 'task:' .. id
-local f = redis.call('HMGET', key, 'attempt', 'state', 'worker', 'dedupe', 'max')
+local f = redis.call('HMGET', key, 'attempt', 'state', 'worker', 'dedupe', 'max', 'zone')
 if not f[1] or f[2] ~= 'leased' or f[1] ~= ARGV[3] then
   return {-1}
+end
+-- The task's own zone's keys.
+local ZONE = f[6] or ''
+local zp = p
+if ZONE ~= '' then
+  zp = p .. 'z:' .. ZONE .. ':'
 end
 local op = ARGV[4]
 local now = tonumber(ARGV[5])
@@ -21,7 +27,7 @@ if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local leases = p .. 'leases'
+local leases = zp .. 'leases'
 if op == 'extend' then
   local expires = now + tonumber(ARGV[6])
   redis.call('ZADD', leases, expires, id)
@@ -49,24 +55,24 @@ elseif op == 'retry' then
     release_dedupe()
     redis.call('HSET', key, 'state', 'dead', 'error', ARGV[7])
     redis.call('HDEL', key, 'worker')
-    redis.call('ZADD', p .. 'dead', now, id)
+    redis.call('ZADD', zp .. 'dead', now, id)
     return {2}
   end
   redis.call('HSET', key, 'state', 'delayed', 'error', ARGV[7])
   redis.call('HDEL', key, 'worker')
-  redis.call('ZADD', p .. 'delayed', tonumber(ARGV[6]), id)
+  redis.call('ZADD', zp .. 'delayed', tonumber(ARGV[6]), id)
   return {1}
 elseif op == 'defer' then
   redis.call('HINCRBY', key, 'released', 1)
   redis.call('HSET', key, 'state', 'delayed')
   redis.call('HDEL', key, 'worker')
-  redis.call('ZADD', p .. 'delayed', tonumber(ARGV[6]), id)
+  redis.call('ZADD', zp .. 'delayed', tonumber(ARGV[6]), id)
   return {1}
 elseif op == 'release' then
   redis.call('HINCRBY', key, 'released', 1)
   redis.call('HSET', key, 'state', 'ready')
   redis.call('HDEL', key, 'worker')
-  redis.call('RPUSH', p .. 'ready', id)
+  redis.call('RPUSH', zp .. 'ready', id)
   return {1}
 end
 return redis.error_reply('unknown op ' .. op)

@@ -13,7 +13,7 @@ use netraven_core::store::{DeviceStore, check};
 
 const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, serial, model, \
     credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent, \
-    transport, jump_host";
+    transport, jump_host, zone";
 
 fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
@@ -38,6 +38,7 @@ fn device_row(r: &impl SqlRow) -> Result<Device> {
             transport: Transport::parse(&transport)
                 .ok_or_else(|| Error::internal(format!("unknown transport {transport:?}")))?,
             jump_host: r.opt_text("jump_host")?,
+            zone: r.opt_text("zone")?,
         },
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
@@ -89,8 +90,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         let insert = Sql::new(
             "INSERT INTO devices (hostname, address, port, platform, description, serial, model, \
              credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, \
-             timeout_percent, transport, jump_host) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             timeout_percent, transport, jump_host, zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
              RETURNING id",
         );
         let row = D::tx_fetch_one(
@@ -100,7 +101,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
                 .bind(updated)
                 .bind(timeout_percent(device))
                 .bind(device.transport.as_str())
-                .bind(&device.jump_host),
+                .bind(&device.jump_host)
+                .bind(&device.zone),
             "inserted device".into(),
         )
         .await?;
@@ -132,7 +134,7 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
             "UPDATE devices SET hostname = $2, address = $3, port = $4, platform = $5, \
              description = $6, serial = $7, model = $8, credential_id = $9, host_key_policy = $10, \
              legacy_ssh = $11, enabled = $12, updated_at = $13, timeout_percent = $14, \
-             transport = $15, jump_host = $16 WHERE id = $1",
+             transport = $15, jump_host = $16, zone = $17 WHERE id = $1",
         )
         .bind(device.id);
         let n = D::tx_execute(
@@ -141,7 +143,8 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
                 .bind(updated)
                 .bind(timeout_percent(device))
                 .bind(device.transport.as_str())
-                .bind(&device.jump_host),
+                .bind(&device.jump_host)
+                .bind(&device.zone),
         )
         .await?;
         if n == 0 {

@@ -98,6 +98,7 @@ fn tag_row(r: &impl SqlRow) -> Result<Tag> {
         id: r.i64("id")?,
         name: r.text("name")?,
         description: r.opt_text("description")?,
+        zone: r.opt_text("zone")?,
     })
 }
 
@@ -109,11 +110,12 @@ impl<D: Dialect> TagStore for SqlStore<D> {
             .db
             .fetch_one(
                 Sql::new(
-                    "INSERT INTO tags (name, description) VALUES ($1, $2) \
-                     RETURNING id, name, description",
+                    "INSERT INTO tags (name, description, zone) VALUES ($1, $2, $3) \
+                     RETURNING id, name, description, zone",
                 )
                 .bind(&tag.name)
-                .bind(&tag.description),
+                .bind(&tag.description)
+                .bind(&tag.zone),
                 "inserted tag".into(),
             )
             .await?;
@@ -124,7 +126,7 @@ impl<D: Dialect> TagStore for SqlStore<D> {
         let row = self
             .db
             .fetch_one(
-                Sql::new("SELECT id, name, description FROM tags WHERE id = $1").bind(id),
+                Sql::new("SELECT id, name, description, zone FROM tags WHERE id = $1").bind(id),
                 format!("tag {id}"),
             )
             .await?;
@@ -137,12 +139,13 @@ impl<D: Dialect> TagStore for SqlStore<D> {
             .db
             .fetch_one(
                 Sql::new(
-                    "UPDATE tags SET name = $2, description = $3 WHERE id = $1 \
-                     RETURNING id, name, description",
+                    "UPDATE tags SET name = $2, description = $3, zone = $4 WHERE id = $1 \
+                     RETURNING id, name, description, zone",
                 )
                 .bind(tag.id)
                 .bind(&tag.name)
-                .bind(&tag.description),
+                .bind(&tag.description)
+                .bind(&tag.zone),
                 format!("tag {}", tag.id),
             )
             .await?;
@@ -165,7 +168,11 @@ impl<D: Dialect> TagStore for SqlStore<D> {
         let total = self.db.count(w.count("tags")).await?;
         let rows = self
             .db
-            .fetch_all(w.page("SELECT id, name, description FROM tags", "name, id", page))
+            .fetch_all(w.page(
+                "SELECT id, name, description, zone FROM tags",
+                "name, id",
+                page,
+            ))
             .await?;
         let items = rows.iter().map(tag_row).collect::<Result<Vec<_>>>()?;
         Ok(Paged::new(items, total, page))

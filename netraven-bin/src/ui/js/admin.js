@@ -24,7 +24,8 @@
       const error = ref('');
       async function save() {
         error.value = '';
-        const body = { name: form.value.name.trim(), description: form.value.description || null };
+        // PUT replaces the tag: its zone is sent back (only an admin may change it).
+        const body = { name: form.value.name.trim(), description: form.value.description || null, zone: (String(form.value.zone || '')).trim() || null };
         try {
           if (form.value.id) await NR.api('PUT', 'tags/' + form.value.id, { body });
           else await NR.api('POST', 'tags', { body });
@@ -47,15 +48,16 @@
       return { list, go, form, error, save, remove, NR };
     },
     template: `<div data-testid="page-tags">
-      <div class="bar"><h1 class="grow" style="margin:0">Tags</h1><button v-if="NR.can('operator')" class="primary" data-testid="tag-add" @click="form = { name: '', description: '' }">New tag</button></div>
+      <div class="bar"><h1 class="grow" style="margin:0">Tags</h1><button v-if="NR.can('operator')" class="primary" data-testid="tag-add" @click="form = { name: '', description: '', zone: '' }">New tag</button></div>
       <ErrorBox :msg="list.error.value || (!form && error)"/>
       <div class="panel" v-if="list.data.value">
-        <table class="resp" data-testid="tag-table"><thead><tr><th>Name</th><th>Description</th><th>Devices</th><th v-if="NR.can('operator')"></th></tr></thead><tbody>
+        <table class="resp" data-testid="tag-table"><thead><tr><th>Name</th><th>Description</th><th>Zone</th><th>Devices</th><th v-if="NR.can('operator')"></th></tr></thead><tbody>
           <tr v-for="t in list.data.value.items" :key="t.id" data-testid="tag-row">
             <td data-label="Name"><span class="tag">{{ t.name }}</span></td>
             <td data-label="Description">{{ t.description }}</td>
+            <td data-label="Zone" data-testid="tag-zone-shown">{{ t.zone || '' }}</td>
             <td data-label="Devices"><a :href="NR.href('/devices', { tag: t.name })" data-testid="tag-devices">devices</a></td>
-            <td v-if="NR.can('operator')"><button data-testid="tag-edit" @click="form = { id: t.id, name: t.name, description: t.description }">Edit</button> <button class="danger" data-testid="tag-delete" @click="remove(t)">Delete</button></td>
+            <td v-if="NR.can('operator')"><button data-testid="tag-edit" @click="form = { id: t.id, name: t.name, description: t.description, zone: t.zone || '' }">Edit</button> <button class="danger" data-testid="tag-delete" @click="remove(t)">Delete</button></td>
           </tr></tbody></table>
         <Pager :p="list.data.value" testid="tags" @go="go"/>
       </div>
@@ -64,6 +66,7 @@
         <form class="form" @submit.prevent="save">
           <label>Name<input data-testid="tag-name" v-model="form.name" required></label>
           <label class="wide">Description<input data-testid="tag-description" v-model="form.description"></label>
+          <label v-if="NR.can('admin')">Zone (its devices' site; empty: default)<input data-testid="tag-zone" v-model="form.zone" pattern="([a-z0-9_]|-){1,63}" placeholder="default"></label>
           <div class="wide"><button class="primary" type="submit" data-testid="tag-save">Save</button></div></form></Modal>
     </div>`,
   };

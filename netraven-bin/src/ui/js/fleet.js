@@ -98,6 +98,7 @@
   const blankDevice = () => ({
     hostname: '', address: '', port: 22, platform: 'cisco_ios', tags: [], description: '', serial: '', model: '',
     credential_id: null, host_key_policy: 'tofu', legacy_ssh: false, enabled: true, transport: 'ssh', jump_host: null,
+    timeout_multiplier: null, zone: null,
   });
   const PLATFORMS = ['cisco_ios', 'cisco_xe', 'cisco_nxos', 'cisco_xr', 'cisco_asa', 'arista_eos', 'juniper_junos', 'linux'];
   C.DeviceForm = {
@@ -118,6 +119,10 @@
           description: d.description || null, serial: d.serial || null, model: d.model || null,
           credential_id: d.credential_id || null, host_key_policy: d.host_key_policy, legacy_ssh: !!d.legacy_ssh, enabled: !!d.enabled,
           transport: d.transport || 'ssh', jump_host: (d.jump_host || '').trim() || null,
+          // PUT replaces every field: fields the form does not edit are sent back as they were.
+          timeout_multiplier: d.timeout_multiplier == null || d.timeout_multiplier === '' ? null : Number(d.timeout_multiplier),
+          // The zone is an admin's to change; everyone else sends it back unchanged.
+          zone: (String(d.zone || '')).trim() || null,
           // Tags typed into the form are meant: create the ones that do not exist yet.
           create_missing_tags: true,
         };
@@ -128,7 +133,7 @@
           error.value = e.message;
         }
       }
-      return { d, tagText, error, save, creds, PLATFORMS };
+      return { d, tagText, error, save, creds, PLATFORMS, NR };
     },
     template: `<Modal :title="d.id ? 'Edit ' + d.hostname : 'Add a device'" testid="device-form" @close="$emit('close')">
       <ErrorBox :msg="error"/>
@@ -142,6 +147,7 @@
         <label>Host key policy<select data-testid="device-hostkey" v-model="d.host_key_policy"><option value="tofu">trust on first use</option><option value="strict">strict</option><option value="off">off</option></select></label>
         <label>Transport<select data-testid="device-transport" v-model="d.transport"><option value="ssh">SSH</option><option value="telnet">telnet (clear text, legacy devices only)</option></select></label>
         <label>Jump host<input data-testid="device-jump-host" v-model="d.jump_host" placeholder="none (direct)"></label>
+        <label v-if="NR.can('admin')">Zone (empty: its tags' zone, else the default)<input data-testid="device-zone" v-model="d.zone" pattern="([a-z0-9_]|-){1,63}" placeholder="default"></label>
         <label>Model<input data-testid="device-model" v-model="d.model"></label>
         <label>Serial<input data-testid="device-serial" v-model="d.serial"></label>
         <label class="wide">Description<input data-testid="device-description" v-model="d.description"></label>
@@ -350,6 +356,7 @@
           <tr><th>Enabled</th><td>{{ dev.data.value.enabled ? 'yes' : 'no' }}</td></tr>
           <tr><th>Host keys</th><td>{{ dev.data.value.host_key_policy }}{{ dev.data.value.legacy_ssh ? ' · legacy SSH' : '' }}</td></tr>
           <tr><th>Reached</th><td data-testid="device-reach"><span v-if="dev.data.value.transport === 'telnet'" class="badge warn">telnet (clear text)</span><span v-else>SSH</span>{{ dev.data.value.jump_host ? ' through jump host ' + dev.data.value.jump_host : '' }}</td></tr>
+          <tr><th>Zone</th><td data-testid="device-zone-shown">{{ dev.data.value.zone || 'by its tags, else default' }}</td></tr>
           <tr><th>Credential that worked</th><td data-testid="device-credential-used">{{ recent.data.value && recent.data.value.credential || '—' }}</td></tr>
           <tr><th>Description</th><td>{{ dev.data.value.description || '—' }}</td></tr>
         </tbody></table></div>
