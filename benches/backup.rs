@@ -23,7 +23,8 @@
 //! `NETRAVEN_BENCH_EXEC=1 cargo bench --bench backup` compares the SSH driver over exec channels
 //! with the same driver over the interactive shell (issue 18), on 500 simulated linux and
 //! arista_eos devices at concurrency 50 (`NETRAVEN_BENCH_EXEC_PLATFORMS`,
-//! `NETRAVEN_BENCH_EXEC_DEVICES`).
+//! `NETRAVEN_BENCH_EXEC_DEVICES`; `NETRAVEN_BENCH_EXEC_LATENCY_MS=20` delays every reply of the
+//! devices, so the round trips show).
 
 use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
@@ -554,7 +555,8 @@ fn floor_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats:
 
 /// Issue 18's comparison: the SSH driver over exec channels and over the interactive shell,
 /// against the same simulated devices (`NETRAVEN_BENCH_EXEC_PLATFORMS`, default `linux,arista_eos`;
-/// `NETRAVEN_BENCH_EXEC_DEVICES`, default 500), concurrency 50, alternating the two paths.
+/// `NETRAVEN_BENCH_EXEC_DEVICES`, default 500), concurrency 50; `NETRAVEN_BENCH_EXEC_LATENCY_MS`
+/// delays every reply of the simulated devices.
 fn exec_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: usize) {
     let devices: usize = std::env::var("NETRAVEN_BENCH_EXEC_DEVICES")
         .ok()
@@ -562,6 +564,14 @@ fn exec_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: 
         .unwrap_or(500);
     let platforms = std::env::var("NETRAVEN_BENCH_EXEC_PLATFORMS")
         .unwrap_or_else(|_| "linux,arista_eos".into());
+    // The simulator's `latency` fault: a delay before every reply of the device (shell output,
+    // each exec'd command's output), standing in for a device's think time and a WAN.
+    let latency = std::env::var("NETRAVEN_BENCH_EXEC_LATENCY_MS").ok();
+    let fault = latency.as_ref().map(|ms| format!("latency={ms}"));
+    let extra: Vec<&str> = match &fault {
+        Some(f) => vec!["--fault", f.as_str()],
+        None => vec![],
+    };
     println!(
         "| platform | path | devices | concurrency | wall s | devices/s | client CPU ms/device | peak RSS MB | simulator CPU ms/device |"
     );
@@ -574,7 +584,7 @@ fn exec_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: 
             platform,
             devices,
             port_base + (k * devices) as u16,
-            &[],
+            &extra,
         );
         run_row(
             exe,
