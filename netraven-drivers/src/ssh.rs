@@ -838,18 +838,12 @@ impl Shell {
         }
     }
 
-    /// Runs a command: over an exec channel while the session is in exec mode (falling back
-    /// to the shell when the device refuses that), else in the shell.
+    /// Runs a command in the interactive shell, opening it first in exec mode: the commands
+    /// of a command job may depend on one another (`configure`, then what to set), which
+    /// separate exec channels would each run in a fresh context.
     fn run(&mut self, command: &str, deadline: Instant) -> Result<String> {
         if self.exec.is_some() {
-            match self
-                .exec_command(command, deadline)
-                .map_err(|e| self.fall_back_on(e, false))
-            {
-                Ok(out) => return Ok(out),
-                Err(ExecFail::Failed(e)) => return Err(e),
-                Err(ExecFail::FallBack(why)) => self.fall_back(&why, deadline)?,
-            }
+            self.enter_shell(None, deadline)?;
         }
         self.command(command, deadline)
     }
@@ -920,16 +914,30 @@ impl Shell {
         }
     }
 
-    /// Leaves exec mode for this session: opens the interactive shell on the same SSH session
-    /// and readies it (prompt, enable, paging off). Logged, and noted on the device's log.
+    /// Leaves exec mode after the device refused it: [`Shell::enter_shell`], logged and noted
+    /// on the device's log.
     fn fall_back(&mut self, why: &str, deadline: Instant) -> Result<()> {
+        self.enter_shell(Some(why), deadline)
+    }
+
+    /// Leaves exec mode for this session: opens the interactive shell on the same SSH session
+    /// and readies it (prompt, enable, paging off). With `why` (the device refused exec), it is
+    /// logged and noted on the device's log.
+    fn enter_shell(&mut self, why: Option<&str>, deadline: Instant) -> Result<()> {
         let Some(cred) = self.exec.take() else {
             return Ok(());
         };
-        tracing::info!(device = %self.hostname, reason = %why, "exec channel not usable; falling back to the interactive shell");
-        self.notes.push(format!(
-            "commands over an exec channel failed ({why}); used the interactive shell"
-        ));
+        match why {
+            Some(why) => {
+                tracing::info!(device = %self.hostname, reason = %why, "exec channel not usable; falling back to the interactive shell");
+                self.notes.push(format!(
+                    "commands over an exec channel failed ({why}); used the interactive shell"
+                ));
+            }
+            None => {
+                tracing::debug!(device = %self.hostname, "opening the interactive shell for commands");
+            }
+        }
         let pty = self.pty;
         let Link::Ssh { sess, chan, .. } = &mut self.link else {
             return Err(Error::internal("exec mode on a session without SSH"));

@@ -441,6 +441,7 @@ async fn bastion_login_failures_and_bad_chains() {
 // ---------------------------------------------------------------------------- exec channel
 
 use netraven_drivers::PlatformBuilder;
+use netraven_drivers::platform::BackupCommand;
 
 /// The platforms whose file turns the exec channel on.
 const EXEC_PLATFORMS: [&str; 4] = ["linux", "juniper_junos", "arista_eos", "cisco_nxos"];
@@ -541,12 +542,36 @@ async fn a_refused_exec_request_falls_back_to_the_shell() {
     }
 }
 
-/// Commands run one by one over exec too; an unknown one is a command error (its exit status
-/// and error text).
+/// A backup command the device rejects over exec is a command error carrying its exit status
+/// (left out when optional). Commands run one by one (`run_command`, a command job's) use the
+/// interactive shell, opened on the same session: they may depend on one another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_over_exec_report_errors_by_exit_status() {
+async fn exec_errors_carry_the_exit_status_and_commands_use_the_shell() {
     let f = exec_fleet("linux", Faults::default()).await;
     let dev = f.device(0);
+    let spec = builtin_platform("linux").unwrap().spec;
+    let with = |optional: bool| {
+        let b = PlatformBuilder::from_spec(spec.clone()).backup_command(BackupCommand {
+            command: "no-such-tool".into(),
+            comment: None,
+            optional,
+            discard: false,
+        });
+        SshDriver::new(b.build().expect("build"), Arc::new(MemoryStore::new()))
+    };
+    let drv = with(false);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .expect("login");
+    let err = s.fetch_config(T).await.expect_err("unknown command");
+    assert_eq!(err.kind(), ErrorKind::Command, "{err}");
+    assert!(err.message().contains("exit status 1"), "{err}");
+    assert!(err.message().contains("no-such-tool"), "{err}");
+    let (norm, _) = fetch_norm(&with(true), dev).await;
+    assert_eq!(norm, dev.expected_backup(), "an optional command left out");
+    assert_eq!(dev.shells(), 0);
+
     let (drv, _) = driver("linux");
     let mut s = drv
         .connect(&dev.core_device(), &dev.credential(), T)
@@ -554,17 +579,11 @@ async fn commands_over_exec_report_errors_by_exit_status() {
         .expect("login");
     let out = s.run_command("uname -a", T).await.expect("uname");
     assert!(out.starts_with("Linux sim-0000 "), "{out:?}");
-    let err = s.run_command("no-such-tool", T).await.expect_err("unknown");
-    assert_eq!(err.kind(), ErrorKind::Command, "{err}");
-    assert!(err.message().contains("exit status 1"), "{err}");
-    // A failed call closes the session, as in the shell: a new one fetches.
-    let mut s = drv
-        .connect(&dev.core_device(), &dev.credential(), T)
-        .await
-        .expect("login");
-    let raw = s.fetch_config(T).await.expect("fetch");
+    assert_eq!(dev.shells(), 1, "run_command opens the shell");
+    let raw = s.fetch_config(T).await.expect("fetch in the shell");
     assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
-    assert_eq!(dev.shells(), 0);
+    assert!(s.take_notes().is_empty(), "not a fallback");
+    s.close().await.expect("close");
 }
 
 /// The output limits hold over exec channels: a device flooding its client fails the command
