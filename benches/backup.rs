@@ -19,6 +19,12 @@
 //! session: connect, handshake, password, PTY + shell, `enable` + secret, `terminal length 0`,
 //! `show running-config`, read to the prompt, close), by the SSH driver alone and by the whole
 //! `backup::run` path, at concurrency 50 and 1,000, printing each figure as a ratio to the floor.
+//!
+//! `NETRAVEN_BENCH_EXEC=1 cargo bench --bench backup` compares the SSH driver over exec channels
+//! with the same driver over the interactive shell (issue 18), on 500 simulated linux and
+//! arista_eos devices at concurrency 50 (`NETRAVEN_BENCH_EXEC_PLATFORMS`,
+//! `NETRAVEN_BENCH_EXEC_DEVICES`; `NETRAVEN_BENCH_EXEC_LATENCY_MS=20` delays every reply of the
+//! devices, so the round trips show).
 
 use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
@@ -137,14 +143,27 @@ async fn one_backup(inventory: &Path, devices: usize, concurrency: usize) -> Sam
 
 /// The SSH driver alone (connect, log in, enable, paging off, fetch, close), `concurrency` at
 /// once: what the legacy row needs, since the CSV inventory of `netraven backup` has no
-/// `legacy_ssh` column.
-async fn one_driver_pass(inventory: &Path, concurrency: usize, legacy: bool) -> Sample {
+/// `legacy_ssh` column. The platform is the inventory's; `exec` set forces its exec channel
+/// option on or off (issue 18's comparison).
+async fn one_driver_pass(
+    inventory: &Path,
+    concurrency: usize,
+    legacy: bool,
+    exec: Option<bool>,
+) -> Sample {
     let rows = netraven_core::inventory::read_file(inventory).expect("inventory");
     let keys = Arc::new(MemoryStore::new());
-    let driver = Arc::new(netraven_drivers::SshDriver::new(
-        netraven_drivers::builtin_platform("cisco_ios").unwrap(),
-        keys,
-    ));
+    let platform = rows
+        .first()
+        .map_or("cisco_ios", |r| r.device.platform.as_str());
+    let mut platform = netraven_drivers::builtin_platform(platform).unwrap();
+    if let Some(on) = exec {
+        platform = netraven_drivers::PlatformBuilder::from_spec(platform.spec)
+            .exec_channel(on)
+            .build()
+            .unwrap();
+    }
+    let driver = Arc::new(netraven_drivers::SshDriver::new(platform, keys));
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let cpu0 = cpu_time();
     let t0 = Instant::now();
@@ -292,9 +311,15 @@ fn child(args: &[String]) {
     for _ in 0..repeats {
         let s = match mode {
             "backup" => rt.block_on(one_backup(&inventory, devices, concurrency)),
-            "driver" => rt.block_on(one_driver_pass(&inventory, concurrency, false)),
+            "driver" => rt.block_on(one_driver_pass(&inventory, concurrency, false, None)),
+            "driver-exec" => {
+                rt.block_on(one_driver_pass(&inventory, concurrency, false, Some(true)))
+            }
+            "driver-shell" => {
+                rt.block_on(one_driver_pass(&inventory, concurrency, false, Some(false)))
+            }
             "floor" => one_floor_pass(&inventory, concurrency),
-            "driver-legacy" => rt.block_on(one_driver_pass(&inventory, concurrency, true)),
+            "driver-legacy" => rt.block_on(one_driver_pass(&inventory, concurrency, true, None)),
             m => panic!("unknown mode {m}"),
         };
         println!(
@@ -394,6 +419,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(27000);
 
+    if std::env::var_os("NETRAVEN_BENCH_EXEC").is_some() {
+        return exec_comparison(&exe, &bin, dir.path(), port_base, repeats);
+    }
     if std::env::var_os("NETRAVEN_BENCH_FLOOR").is_some() {
         return floor_comparison(&exe, &bin, dir.path(), port_base, repeats);
     }
@@ -520,6 +548,70 @@ fn floor_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats:
                 per(m.cpu) / floor_cpu,
                 per(m.cpu) / driver_cpu,
                 m.wall.as_secs_f64() / floor_wall,
+            );
+        }
+    }
+}
+
+/// Issue 18's comparison: the SSH driver over exec channels and over the interactive shell,
+/// against the same simulated devices (`NETRAVEN_BENCH_EXEC_PLATFORMS`, default `linux,arista_eos`;
+/// `NETRAVEN_BENCH_EXEC_DEVICES`, default 500), concurrency 50; `NETRAVEN_BENCH_EXEC_LATENCY_MS`
+/// delays every reply of the simulated devices.
+fn exec_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: usize) {
+    let devices: usize = std::env::var("NETRAVEN_BENCH_EXEC_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let platforms = std::env::var("NETRAVEN_BENCH_EXEC_PLATFORMS")
+        .unwrap_or_else(|_| "linux,arista_eos".into());
+    // The simulator's `latency` fault: a delay before every reply of the device (shell output,
+    // each exec'd command's output), standing in for a device's think time and a WAN.
+    let latency = std::env::var("NETRAVEN_BENCH_EXEC_LATENCY_MS").ok();
+    let fault = latency.as_ref().map(|ms| format!("latency={ms}"));
+    let extra: Vec<&str> = match &fault {
+        Some(f) => vec!["--fault", f.as_str()],
+        None => vec![],
+    };
+    println!(
+        "| platform | path | devices | concurrency | wall s | devices/s | client CPU ms/device | peak RSS MB | simulator CPU ms/device |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (k, platform) in platforms.split(',').map(str::trim).enumerate() {
+        let sim = Sim::start_platform(
+            bin,
+            dir,
+            &format!("exec-{platform}"),
+            platform,
+            devices,
+            port_base + (k * devices) as u16,
+            &extra,
+        );
+        run_row(
+            exe,
+            &sim,
+            "warm-up",
+            "driver-shell",
+            &sim.inventory,
+            devices,
+            50,
+            1,
+        );
+        for (what, mode) in [
+            ("interactive shell", "driver-shell"),
+            ("exec channel", "driver-exec"),
+        ] {
+            let (row, sim_cpu) =
+                run_row(exe, &sim, what, mode, &sim.inventory, devices, 50, repeats);
+            let m = row.median();
+            let per = |d: Duration| d.as_secs_f64() * 1000.0 / devices as f64;
+            println!(
+                "| {platform} | {what} | {} | 50 | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                fmt_int(devices),
+                m.wall.as_secs_f64(),
+                devices as f64 / m.wall.as_secs_f64(),
+                per(m.cpu),
+                m.peak_rss_kb as f64 / 1024.0,
+                per(sim_cpu),
             );
         }
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `netraven sim` serving cisco_ios devices in its own process; killed when dropped (also on
+/// `netraven sim` serving cisco_ios (or other) devices in its own process; killed when dropped (also on
 /// panic).
 pub struct Sim {
     /// The simulator process.
@@ -24,12 +24,25 @@ impl Sim {
         port_base: u16,
         extra: &[&str],
     ) -> Sim {
+        Sim::start_platform(bin, dir, name, "cisco_ios", devices, port_base, extra)
+    }
+
+    /// [`Sim::start`] with devices of another platform.
+    pub fn start_platform(
+        bin: &Path,
+        dir: &Path,
+        name: &str,
+        platform: &str,
+        devices: usize,
+        port_base: u16,
+        extra: &[&str],
+    ) -> Sim {
         let inventory = dir.join(format!("{name}.csv"));
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("sim log file");
         let child = Command::new(bin)
             .args(["sim", "--devices", &devices.to_string()])
-            .args(["--platform", "cisco_ios"])
+            .args(["--platform", platform])
             .args(["--port-base", &port_base.to_string(), "--inventory"])
             .arg(&inventory)
             .args(extra)

@@ -97,7 +97,7 @@ pub enum Command {
         /// `2-41:hang-after=3000`, `trickle=256/100`. Faults: wrong-password,
         /// second-credential-only, keyboard-interactive-only, hang-after=BYTES,
         /// drop-after=BYTES, trickle=BYTES/MS, latency=MS, change-every=K, ignore-paging-off,
-        /// flood=BYTES, flood-lines, hang-in-line=TEXT, garbage=BYTES.
+        /// flood=BYTES, flood-lines, hang-in-line=TEXT, garbage=BYTES, no-exec, exec-unprivileged.
         #[arg(long = "fault")]
         faults: Vec<String>,
     },

@@ -220,6 +220,17 @@ pub struct PlatformSpec {
     /// Enable (privileged mode) step, for platforms that have one.
     #[serde(default)]
     pub enable: Option<EnableSpec>,
+    /// Fetch the backup commands over SSH exec channels (`ssh host command`: one `exec`
+    /// request per command, no PTY, no prompt matching, no paging commands) instead of the
+    /// interactive shell, for devices that run a command given that way (Linux, Junos, EOS,
+    /// NX-OS). A device that refuses the exec request is backed up over the shell instead
+    /// (for that session, logged). Not with an in-shell `login` dialogue or `discard`
+    /// commands (each exec runs in a fresh context). Telnet devices always use the shell.
+    #[serde(default)]
+    pub exec_channel: bool,
+    /// Appended to every command sent over an exec channel (Junos ` | no-more`).
+    #[serde(default)]
+    pub exec_suffix: String,
     /// The commands whose output makes a backup, in order.
     pub backup: Vec<BackupCommand>,
     /// Regexes of volatile lines (dropped before hashing and storing).
@@ -535,6 +546,17 @@ impl Platform {
         {
             return Err(Error::invalid(format!(
                 "platform '{n}': timeout_multiplier must be between 0.1 and 100"
+            )));
+        }
+        if spec.exec_channel && !spec.login.is_empty() {
+            return Err(Error::invalid(format!(
+                "platform '{n}': exec_channel cannot be used with an in-shell login dialogue"
+            )));
+        }
+        if spec.exec_channel && spec.backup.iter().any(|b| b.discard) {
+            return Err(Error::invalid(format!(
+                "platform '{n}': exec_channel cannot be used with `discard` commands (each exec \
+                 runs in a fresh context)"
             )));
         }
         if spec.backup.iter().all(|b| b.discard) {

@@ -63,6 +63,8 @@ impl Platform {
                 command_errors: Vec::new(),
                 exit_command: "exit".into(),
                 enable: None,
+                exec_channel: false,
+                exec_suffix: String::new(),
                 backup: Vec::new(),
                 volatile: Vec::new(),
                 secrets: Vec::new(),
@@ -124,6 +126,13 @@ impl PlatformBuilder {
     /// captures who made it).
     pub fn config_change(mut self, regex: impl Into<String>) -> Self {
         self.spec.config_change.push(regex.into());
+        self
+    }
+
+    /// Fetches the backup commands over SSH exec channels instead of the interactive shell
+    /// (see [`PlatformSpec::exec_channel`]).
+    pub fn exec_channel(mut self, on: bool) -> Self {
+        self.spec.exec_channel = on;
         self
     }
 

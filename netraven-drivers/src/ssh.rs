@@ -6,7 +6,9 @@
 //! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
 //! deadline of the operation.
 
-use crate::expect::{PromptLearner, ReaderLimits, ShellReader, Step, clean_output, comment_lines};
+use crate::expect::{
+    PromptLearner, ReaderLimits, ShellReader, Step, TermFilter, clean_output, comment_lines,
+};
 use crate::platform::Platform;
 use crate::telnet::TelnetConn;
 use async_trait::async_trait;
@@ -168,6 +170,8 @@ mod libssh2_codes {
     pub const PASSWORD_EXPIRED: i32 = -15;
     pub const AUTHENTICATION_FAILED: i32 = -18;
     pub const PUBLICKEY_UNVERIFIED: i32 = -19;
+    pub const CHANNEL_FAILURE: i32 = -21;
+    pub const CHANNEL_REQUEST_DENIED: i32 = -22;
     pub const CHANNEL_CLOSED: i32 = -26;
     pub const CHANNEL_EOF_SENT: i32 = -27;
     pub const SOCKET_TIMEOUT: i32 = -30;
@@ -412,7 +416,8 @@ enum Link {
         /// A second handle on the session's socket, shut down before libssh2 frees the session.
         sock: crate::jump::Stream,
         sess: ssh2::Session,
-        chan: ssh2::Channel,
+        /// The interactive shell's channel; `None` while commands run over exec channels.
+        chan: Option<ssh2::Channel>,
         /// The jump hosts this session is tunnelled through, if any: closed after it.
         _tunnel: Option<crate::jump::Tunnel>,
     },
@@ -423,6 +428,7 @@ impl Link {
     fn write(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
         match self {
             Link::Ssh { sess, chan, .. } => {
+                let chan = chan.as_mut().ok_or_else(no_shell)?;
                 sess.set_timeout(ms(timeout));
                 chan.write_all(data).and_then(|_| chan.flush())
             }
@@ -433,6 +439,7 @@ impl Link {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
         match self {
             Link::Ssh { sess, chan, .. } => {
+                let chan = chan.as_mut().ok_or_else(no_shell)?;
                 sess.set_timeout(ms(timeout));
                 chan.read(buf)
             }
@@ -448,7 +455,9 @@ impl Link {
                 // peer's close in blocking mode, so switch to non-blocking first: nothing here
                 // may wait on the device.
                 sess.set_timeout(200);
-                let _ = chan.write_all(exit.as_bytes());
+                if let Some(chan) = chan {
+                    let _ = chan.write_all(exit.as_bytes());
+                }
                 sess.set_blocking(false);
                 let _ = sess.disconnect(None, "bye", None);
             }
@@ -458,6 +467,15 @@ impl Link {
             }
         }
     }
+}
+
+/// A shell read or write while the session has no shell channel (exec mode): a bug, never
+/// device input.
+fn no_shell() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "no interactive shell is open on this session",
+    )
 }
 
 impl Drop for Link {
@@ -492,7 +510,30 @@ struct Shell {
     quiet: Duration,
     /// What the session wants the device's log to say (e.g. a learned prompt).
     notes: Vec<String>,
+    /// Set while commands run over exec channels (no shell open yet): the credential the
+    /// shell needs if the device refuses exec requests and the session falls back to it.
+    exec: Option<Credential>,
+    /// PTY size (width, height) asked for when a shell is opened.
+    pty: (u32, u32),
 }
+
+/// Why a command over an exec channel did not give its output.
+enum ExecFail {
+    /// The device refused the exec channel or request (or refused a command for want of
+    /// privilege, on a platform with an enable step): the session uses the shell instead.
+    FallBack(String),
+    /// Any other failure: the command's error.
+    Failed(Error),
+}
+
+impl From<Error> for ExecFail {
+    fn from(e: Error) -> Self {
+        ExecFail::Failed(e)
+    }
+}
+
+/// Bytes of an exec'd command's error stream kept (for its error message).
+const EXEC_STDERR_KEEP: usize = 64 * 1024;
 
 /// How the first prompt was found.
 enum FirstPrompt {
@@ -797,13 +838,50 @@ impl Shell {
         }
     }
 
+    /// Runs a command in the interactive shell, opening it first in exec mode: the commands
+    /// of a command job may depend on one another (`configure`, then what to set), which
+    /// separate exec channels would each run in a fresh context.
+    fn run(&mut self, command: &str, deadline: Instant) -> Result<String> {
+        if self.exec.is_some() {
+            self.enter_shell(None, deadline)?;
+        }
+        self.command(command, deadline)
+    }
+
+    /// Fetches the configuration: the platform's backup commands, over exec channels in exec
+    /// mode (all of them again in the shell when the device refuses that), else in the shell.
     fn fetch_config(&mut self, deadline: Instant) -> Result<String> {
+        if self.exec.is_some() {
+            match self.fetch_with(deadline, true) {
+                Ok(out) => return Ok(out),
+                Err(ExecFail::Failed(e)) => return Err(e),
+                Err(ExecFail::FallBack(why)) => self.fall_back(&why, deadline)?,
+            }
+        }
+        self.fetch_with(deadline, false).map_err(|e| match e {
+            ExecFail::Failed(e) => e,
+            ExecFail::FallBack(why) => Error::internal(why),
+        })
+    }
+
+    fn fetch_with(
+        &mut self,
+        deadline: Instant,
+        exec: bool,
+    ) -> std::result::Result<String, ExecFail> {
         let platform = self.platform.clone();
         let mut out = String::new();
         for cmd in &platform.spec.backup {
-            let text = match self.command(&cmd.command, deadline) {
+            let res = if exec {
+                self.exec_command(&cmd.command, deadline)
+                    .map_err(|e| self.fall_back_on(e, cmd.optional))
+            } else {
+                self.command(&cmd.command, deadline)
+                    .map_err(ExecFail::Failed)
+            };
+            let text = match res {
                 Ok(t) => t,
-                Err(e) if cmd.optional && e.kind() == ErrorKind::Command => {
+                Err(ExecFail::Failed(e)) if cmd.optional && e.kind() == ErrorKind::Command => {
                     tracing::debug!(host = %self.hostname, command = %cmd.command, "optional backup command rejected; left out");
                     continue;
                 }
@@ -820,11 +898,217 @@ impl Shell {
         Ok(out)
     }
 
+    /// On a platform with an enable step, a required command the device rejects over an exec
+    /// channel most likely wants privileges the account lacks there: the shell (which enters
+    /// enable mode) is used instead.
+    fn fall_back_on(&self, e: ExecFail, optional: bool) -> ExecFail {
+        match e {
+            ExecFail::Failed(e)
+                if !optional
+                    && e.kind() == ErrorKind::Command
+                    && self.platform.spec.enable.is_some() =>
+            {
+                ExecFail::FallBack(format!("{}; enable mode may be needed", e.message()))
+            }
+            e => e,
+        }
+    }
+
+    /// Leaves exec mode after the device refused it: [`Shell::enter_shell`], logged and noted
+    /// on the device's log.
+    fn fall_back(&mut self, why: &str, deadline: Instant) -> Result<()> {
+        self.enter_shell(Some(why), deadline)
+    }
+
+    /// Leaves exec mode for this session: opens the interactive shell on the same SSH session
+    /// and readies it (prompt, enable, paging off). With `why` (the device refused exec), it is
+    /// logged and noted on the device's log.
+    fn enter_shell(&mut self, why: Option<&str>, deadline: Instant) -> Result<()> {
+        let Some(cred) = self.exec.take() else {
+            return Ok(());
+        };
+        match why {
+            Some(why) => {
+                tracing::info!(device = %self.hostname, reason = %why, "exec channel not usable; falling back to the interactive shell");
+                self.notes.push(format!(
+                    "commands over an exec channel failed ({why}); used the interactive shell"
+                ));
+            }
+            None => {
+                tracing::debug!(device = %self.hostname, "opening the interactive shell for commands");
+            }
+        }
+        let pty = self.pty;
+        let Link::Ssh { sess, chan, .. } = &mut self.link else {
+            return Err(Error::internal("exec mode on a session without SSH"));
+        };
+        *chan = Some(shell_channel(sess, pty, deadline)?);
+        // The SSH login succeeded already: errors from here on are not a first login's.
+        self.prepare(&cred, deadline, &|e| e)
+    }
+
+    /// Runs one command over its own exec channel (no PTY, no prompt, no paging): reads its
+    /// output to EOF under the same limits and deadline as the shell, then its error stream
+    /// and exit status. A refused channel or exec request is [`ExecFail::FallBack`]; a
+    /// non-zero exit status or an error line (the platform's `command_errors`) is a command
+    /// error.
+    fn exec_command(
+        &mut self,
+        command: &str,
+        deadline: Instant,
+    ) -> std::result::Result<String, ExecFail> {
+        let what = format!("running '{command}' over an exec channel");
+        let full = format!("{command}{}", self.platform.spec.exec_suffix);
+        let limits = self.limits;
+        let Link::Ssh { sess, .. } = &mut self.link else {
+            return Err(ExecFail::FallBack("not an SSH session".into()));
+        };
+        let buf = &mut self.buf;
+        sess.set_timeout(ms(remaining(deadline, &what)?));
+        let mut chan = match sess.channel_session() {
+            Ok(c) => c,
+            Err(e) if exec_refused(&e) => {
+                return Err(ExecFail::FallBack(format!(
+                    "opening a channel: {}",
+                    e.message()
+                )));
+            }
+            Err(e) => return Err(map_ssh(e, "opening an exec channel").into()),
+        };
+        if let Err(e) = chan.exec(&full) {
+            let fail = if exec_refused(&e) {
+                ExecFail::FallBack(format!("exec request refused: {}", e.message()))
+            } else {
+                ExecFail::Failed(map_ssh(e, "sending the exec request"))
+            };
+            abandon(sess, chan);
+            return Err(fail);
+        }
+        let too_large = |limit: String| {
+            Error::new(
+                ErrorKind::TooLarge,
+                format!("the device sent {limit} while {what}; nothing of it is kept"),
+            )
+        };
+        let timed_out = |e: std::io::Error| {
+            let err = map_io(e, &what);
+            if err.kind() == ErrorKind::Timeout {
+                Error::timeout(format!("no end of output within the deadline while {what}"))
+            } else {
+                err
+            }
+        };
+        let mut filter = TermFilter::new();
+        let mut text: Vec<u8> = Vec::with_capacity(8 * 1024);
+        let mut received = 0usize;
+        let read: Result<()> = loop {
+            let left = match remaining(deadline, &what) {
+                Ok(l) => l,
+                Err(e) => break Err(e),
+            };
+            sess.set_timeout(ms(left));
+            match chan.read(buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    received = received.saturating_add(n);
+                    if received > limits.max_output_bytes {
+                        break Err(too_large(format!(
+                            "more than {} bytes",
+                            limits.max_output_bytes
+                        )));
+                    }
+                    filter.push(&buf[..n], &mut text);
+                    if text.len() - filter.line_start_in(&text) > limits.max_line_bytes {
+                        break Err(too_large(format!(
+                            "a line longer than {} bytes",
+                            limits.max_line_bytes
+                        )));
+                    }
+                }
+                Err(e) => break Err(timed_out(e)),
+            }
+        };
+        let mut stderr: Vec<u8> = Vec::new();
+        let read = read.and_then(|()| {
+            let mut err_stream = chan.stderr();
+            loop {
+                sess.set_timeout(ms(remaining(deadline, &what)?));
+                match err_stream.read(buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => {
+                        let keep = n.min(EXEC_STDERR_KEEP.saturating_sub(stderr.len()));
+                        stderr.extend_from_slice(&buf[..keep]);
+                    }
+                    Err(e) => return Err(timed_out(e)),
+                }
+            }
+        });
+        if let Err(e) = read {
+            abandon(sess, chan);
+            return Err(e.into());
+        }
+        // The exit status comes with (or just before) the channel's close; a device that never
+        // closes costs a moment, not the deadline: its output is complete (EOF).
+        let left = remaining(deadline, &what)?;
+        sess.set_timeout(ms(left.min(Duration::from_secs(2))));
+        let status = match chan.wait_close() {
+            Ok(()) => chan.exit_status().unwrap_or(0),
+            Err(_) => {
+                abandon(sess, chan);
+                0
+            }
+        };
+        let mut out = String::from_utf8_lossy(&text).into_owned();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let stderr = String::from_utf8_lossy(&stderr);
+        let error_line = self
+            .platform
+            .is_command_error(&out)
+            .or_else(|| self.platform.is_command_error(&stderr));
+        if error_line.is_some() || status != 0 {
+            let detail = error_line.or_else(|| {
+                stderr
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().chars().take(200).collect())
+            });
+            // Device output: through the platform's secret rules first.
+            let msg = match detail {
+                Some(l) => format!(
+                    "'{command}' rejected (exit status {status}): {}",
+                    self.platform.rules.redact(&l).trim()
+                ),
+                None => format!("'{command}' rejected: exit status {status}"),
+            };
+            return Err(Error::new(ErrorKind::Command, msg).into());
+        }
+        Ok(out)
+    }
+
     fn close(mut self) {
         // Best effort and quick: say goodbye and leave.
         let exit = format!("{}\n", self.platform.spec.exit_command);
         self.link.close(&exit);
     }
+}
+
+/// Whether the device refused an exec channel or request (rather than the session failing).
+fn exec_refused(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ssh2::ErrorCode::Session(
+            libssh2_codes::CHANNEL_FAILURE | libssh2_codes::CHANNEL_REQUEST_DENIED
+        )
+    )
+}
+
+/// Drops an exec channel that is not done without waiting on the device for long: libssh2
+/// sends its close and waits for the peer's in blocking mode.
+fn abandon(sess: &ssh2::Session, chan: ssh2::Channel) {
+    sess.set_timeout(200);
+    drop(chan);
 }
 
 /// Marks an authentication failure from a device never logged into (see the engine's
@@ -851,6 +1135,7 @@ fn untrusted_err(
 }
 
 /// Connects and logs in over SSH, then opens the interactive shell's channel (PTY and shell).
+#[allow(clippy::too_many_arguments)]
 fn ssh_link(
     platform: &Platform,
     options: &SshOptions,
@@ -859,6 +1144,7 @@ fn ssh_link(
     store: &Arc<dyn HostKeyStore>,
     rt: &tokio::runtime::Handle,
     deadline: Instant,
+    open_shell: bool,
 ) -> Result<(Link, HostTrust)> {
     let chain = crate::jump::resolve_chain(device, options.jump_hosts.as_ref().map(|j| &j.0), rt)?;
     let (stream, tunnel) = crate::jump::connect_through(&chain, device, store, rt, deadline)?;
@@ -867,18 +1153,14 @@ fn ssh_link(
         .map_err(|e| map_io(e, "duplicating the socket"))?;
     let (sess, trust) = ssh_session(stream, device, cred, platform, store, rt, deadline)?;
     let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
-    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
-    let mut chan = sess
-        .channel_session()
-        .map_err(|e| map_ssh(e, "opening a channel"))
-        .map_err(untrusted)?;
-    chan.request_pty(
-        "vt100",
-        None,
-        Some((options.pty_width, options.pty_height, 0, 0)),
-    )
-    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
-    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    let chan = if open_shell {
+        Some(
+            shell_channel(&sess, (options.pty_width, options.pty_height), deadline)
+                .map_err(untrusted)?,
+        )
+    } else {
+        None
+    };
     Ok((
         Link::Ssh {
             sock,
@@ -888,6 +1170,22 @@ fn ssh_link(
         },
         trust,
     ))
+}
+
+/// Opens the interactive shell's channel on a logged-in session: PTY and shell.
+fn shell_channel(
+    sess: &ssh2::Session,
+    (width, height): (u32, u32),
+    deadline: Instant,
+) -> Result<ssh2::Channel> {
+    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
+    let mut chan = sess
+        .channel_session()
+        .map_err(|e| map_ssh(e, "opening a channel"))?;
+    chan.request_pty("vt100", None, Some((width, height, 0, 0)))
+        .map_err(|e| map_ssh(e, "requesting a PTY"))?;
+    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    Ok(chan)
 }
 
 /// Handshake (algorithms checked), host key checked before any secret, authentication: a
@@ -959,8 +1257,10 @@ fn open_shell(
         .filter(|m| m.is_finite())
         .unwrap_or(1.0)
         .clamp(0.1, 100.0);
+    // Exec channels only over SSH; the shell is opened later only if the device refuses them.
+    let exec = device.transport == Transport::Ssh && platform.spec.exec_channel;
     let (link, trust) = match device.transport {
-        Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline)?,
+        Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline, !exec)?,
         Transport::Telnet => {
             if device.jump_host.is_some() {
                 return Err(Error::invalid(
@@ -989,45 +1289,67 @@ fn open_shell(
         learn_after: options.prompt_learn_after.mul_f64(multiplier),
         quiet: options.prompt_quiet.mul_f64(multiplier),
         notes: Vec::new(),
+        exec: None,
+        pty: (options.pty_width, options.pty_height),
     };
+    if exec {
+        tracing::debug!(device = %device.hostname, "logged in; commands run over exec channels");
+        shell.exec = Some(cred.clone());
+        return Ok(shell);
+    }
     if device.transport == Transport::Telnet {
         shell.telnet_login(cred, deadline).map_err(untrusted)?;
     }
-    let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
-        FirstPrompt::Matched(prompt) => {
-            shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
-            shell
-                .reader
-                .set_base_pattern(shell.platform.prompt_base.clone());
-            prompt
-        }
-        FirstPrompt::Learned(prompt, base) => {
-            shell.reader.set_base(Some(base));
-            shell.reader.set_base_pattern(None);
-            // Device output: through the platform's secret rules before it is logged.
-            let shown = shell.platform.rules.redact(&prompt);
-            tracing::info!(device = %device.hostname, platform = %shell.platform.name(), prompt = ?shown, "prompt learned from the session");
-            shell.notes.push(format!(
+    shell.prepare(cred, deadline, &untrusted)?;
+    Ok(shell)
+}
+
+impl Shell {
+    /// Readies a freshly opened shell for commands: finds (or learns) the prompt, enters
+    /// enable mode, turns paging off. `untrusted` marks errors of a device not yet trusted.
+    fn prepare(
+        &mut self,
+        cred: &Credential,
+        deadline: Instant,
+        untrusted: &dyn Fn(Error) -> Error,
+    ) -> Result<()> {
+        let shell = self;
+        let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
+            FirstPrompt::Matched(prompt) => {
+                shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
+                shell
+                    .reader
+                    .set_base_pattern(shell.platform.prompt_base.clone());
+                prompt
+            }
+            FirstPrompt::Learned(prompt, base) => {
+                shell.reader.set_base(Some(base));
+                shell.reader.set_base_pattern(None);
+                // Device output: through the platform's secret rules before it is logged.
+                let shown = shell.platform.rules.redact(&prompt);
+                tracing::info!(device = %shell.hostname, platform = %shell.platform.name(), prompt = ?shown, "prompt learned from the session");
+                shell.notes.push(format!(
                 "the prompt matched none of platform '{}''s patterns; learned {shown:?} from the \
                  session and used it",
                 shell.platform.name()
             ));
-            prompt
-        }
-    };
-    let prompt = shell.enable(&prompt, cred, deadline).map_err(untrusted)?;
-    // The prompt itself is device output: not logged.
-    tracing::debug!(device = %device.hostname, prompt_len = prompt.len(), "logged in");
-    let paging = shell.platform.spec.paging_off.clone();
-    for cmd in &paging {
-        if let Err(e) = shell.command(cmd, deadline) {
-            if e.kind() != ErrorKind::Command {
-                return Err(e);
+                prompt
             }
-            tracing::debug!(device = %device.hostname, command = %cmd, "paging-off command rejected");
+        };
+        let prompt = shell.enable(&prompt, cred, deadline).map_err(untrusted)?;
+        // The prompt itself is device output: not logged.
+        tracing::debug!(device = %shell.hostname, prompt_len = prompt.len(), "logged in");
+        let paging = shell.platform.spec.paging_off.clone();
+        for cmd in &paging {
+            if let Err(e) = shell.command(cmd, deadline) {
+                if e.kind() != ErrorKind::Command {
+                    return Err(e);
+                }
+                tracing::debug!(device = %shell.hostname, command = %cmd, "paging-off command rejected");
+            }
         }
+        Ok(())
     }
-    Ok(shell)
 }
 
 /// The legacy algorithms `legacy_ssh` asks for that this libssh2 build lacks (empty when built
@@ -1153,13 +1475,13 @@ impl Driver for SshDriver {
         let store = self.host_keys.clone();
         let rt = tokio::runtime::Handle::current();
         let hostname = device.hostname.clone();
-        let shell = tokio::task::spawn_blocking(move || {
+        let mut shell = tokio::task::spawn_blocking(move || {
             open_shell(platform, &options, &device, &cred, &store, &rt, deadline)
                 .map_err(|e| e.context(&device.hostname))
         })
         .await
         .map_err(join_err)??;
-        let notes = shell.notes.clone();
+        let notes = std::mem::take(&mut shell.notes);
         Ok(Box::new(SshSession {
             shell: Some(Box::new(shell)),
             hostname,
@@ -1249,12 +1571,13 @@ impl SshSession {
                 self.hostname
             ))
         })?;
-        let (shell, res) = tokio::task::spawn_blocking(move || {
+        let (mut shell, res) = tokio::task::spawn_blocking(move || {
             let r = f(&mut shell);
             (shell, r)
         })
         .await
         .map_err(join_err)?;
+        self.notes.append(&mut shell.notes);
         // A session whose call failed is in an unknown state: drop it.
         if res.is_ok() {
             self.shell = Some(shell);
@@ -1270,8 +1593,7 @@ impl Session for SshSession {
     async fn run_command(&mut self, command: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
         let command = command.to_string();
-        self.with_shell(move |s| s.command(&command, deadline))
-            .await
+        self.with_shell(move |s| s.run(&command, deadline)).await
     }
 
     async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {

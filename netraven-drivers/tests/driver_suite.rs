@@ -93,3 +93,13 @@ async fn ssh_driver_passes_the_driver_suite_on_cisco_ios() {
 async fn ssh_driver_passes_the_driver_suite_on_juniper_junos() {
     suite("juniper_junos").await;
 }
+
+/// Linux and EOS fetch over exec channels (their platform files turn them on): the same suite,
+/// the hanging device included, holds on that path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_driver_passes_the_driver_suite_over_exec_channels() {
+    for platform in ["linux", "arista_eos"] {
+        assert!(builtin_platform(platform).unwrap().spec.exec_channel);
+        suite(platform).await;
+    }
+}

@@ -437,3 +437,187 @@ async fn bastion_login_failures_and_bad_chains() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("loop"), "{err}");
 }
+
+// ---------------------------------------------------------------------------- exec channel
+
+use netraven_drivers::PlatformBuilder;
+use netraven_drivers::platform::BackupCommand;
+
+/// The platforms whose file turns the exec channel on.
+const EXEC_PLATFORMS: [&str; 4] = ["linux", "juniper_junos", "arista_eos", "cisco_nxos"];
+
+async fn exec_fleet(platform: &str, faults: Faults) -> SimFleet {
+    SimFleet::start(SimConfig {
+        devices: 1,
+        platform: platform.into(),
+        faults,
+        ..Default::default()
+    })
+    .await
+    .expect("fleet")
+}
+
+/// The same platform with the exec channel off: the interactive shell path.
+fn shell_driver(platform: &str) -> SshDriver {
+    let spec = builtin_platform(platform).expect("platform").spec;
+    let p = PlatformBuilder::from_spec(spec)
+        .exec_channel(false)
+        .build()
+        .expect("build");
+    SshDriver::new(p, Arc::new(MemoryStore::new()))
+}
+
+/// Fetches one backup, normalised; returns it with the session's notes.
+async fn fetch_norm(
+    drv: &SshDriver,
+    dev: &netraven_drivers::sim::SimDevice,
+) -> (String, Vec<String>) {
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap_or_else(|e| panic!("{}: login failed: {e}", drv.platform()));
+    let raw = s
+        .fetch_config(T)
+        .await
+        .unwrap_or_else(|e| panic!("{}: fetch failed: {e}", drv.platform()));
+    let notes = s.take_notes();
+    s.close().await.expect("close");
+    (drv.rules().normalise(&raw).expect("normalise"), notes)
+}
+
+/// On every platform with the option, each backup command runs over its own exec channel (no
+/// shell opened) and the backup equals the simulator's configuration and the shell path's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_channel_backups_equal_the_shell_path() {
+    for platform in EXEC_PLATFORMS {
+        let (drv, _) = driver(platform);
+        assert!(drv.platform_data().spec.exec_channel, "{platform}");
+        let f = exec_fleet(platform, Faults::default()).await;
+        let dev = f.device(0);
+        let (exec, notes) = fetch_norm(&drv, dev).await;
+        assert_eq!(exec, dev.expected_backup(), "{platform}");
+        assert!(notes.is_empty(), "{platform}: {notes:?}");
+        assert_eq!(dev.shells(), 0, "{platform}: no shell over exec");
+        assert_eq!(
+            dev.execs(),
+            drv.platform_data().spec.backup.len(),
+            "{platform}: one exec per command"
+        );
+        let (shell, _) = fetch_norm(&shell_driver(platform), dev).await;
+        assert_eq!(dev.shells(), 1, "{platform}: the shell path opens a shell");
+        assert_eq!(exec, shell, "{platform}: exec and shell backups differ");
+    }
+}
+
+/// A device that refuses exec requests is backed up over the interactive shell of the same
+/// session, and the session's notes say so; so is an EOS account that is refused the
+/// configuration over exec (unprivileged there), through enable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_exec_request_falls_back_to_the_shell() {
+    let no_exec = Faults {
+        no_exec: true,
+        ..Faults::default()
+    };
+    let unprivileged = Faults {
+        exec_unprivileged: true,
+        ..Faults::default()
+    };
+    for (platform, faults) in [
+        ("linux", no_exec.clone()),
+        ("juniper_junos", no_exec.clone()),
+        ("arista_eos", no_exec),
+        ("arista_eos", unprivileged),
+    ] {
+        let f = exec_fleet(platform, faults.clone()).await;
+        let dev = f.device(0);
+        let (drv, _) = driver(platform);
+        let (norm, notes) = fetch_norm(&drv, dev).await;
+        assert_eq!(norm, dev.expected_backup(), "{platform} {faults:?}");
+        assert_eq!(dev.shells(), 1, "{platform} {faults:?}");
+        assert_eq!(dev.logins(), 1, "{platform}: the same session");
+        assert!(
+            notes.iter().any(|n| n.contains("exec channel")),
+            "{platform}: {notes:?}"
+        );
+    }
+}
+
+/// A backup command the device rejects over exec is a command error carrying its exit status
+/// (left out when optional). Commands run one by one (`run_command`, a command job's) use the
+/// interactive shell, opened on the same session: they may depend on one another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_errors_carry_the_exit_status_and_commands_use_the_shell() {
+    let f = exec_fleet("linux", Faults::default()).await;
+    let dev = f.device(0);
+    let spec = builtin_platform("linux").unwrap().spec;
+    let with = |optional: bool| {
+        let b = PlatformBuilder::from_spec(spec.clone()).backup_command(BackupCommand {
+            command: "no-such-tool".into(),
+            comment: None,
+            optional,
+            discard: false,
+        });
+        SshDriver::new(b.build().expect("build"), Arc::new(MemoryStore::new()))
+    };
+    let drv = with(false);
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .expect("login");
+    let err = s.fetch_config(T).await.expect_err("unknown command");
+    assert_eq!(err.kind(), ErrorKind::Command, "{err}");
+    assert!(err.message().contains("exit status 1"), "{err}");
+    assert!(err.message().contains("no-such-tool"), "{err}");
+    let (norm, _) = fetch_norm(&with(true), dev).await;
+    assert_eq!(norm, dev.expected_backup(), "an optional command left out");
+    assert_eq!(dev.shells(), 0);
+
+    let (drv, _) = driver("linux");
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .expect("login");
+    let out = s.run_command("uname -a", T).await.expect("uname");
+    assert!(out.starts_with("Linux sim-0000 "), "{out:?}");
+    assert_eq!(dev.shells(), 1, "run_command opens the shell");
+    let raw = s.fetch_config(T).await.expect("fetch in the shell");
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+    assert!(s.take_notes().is_empty(), "not a fallback");
+    s.close().await.expect("close");
+}
+
+/// The output limits hold over exec channels: a device flooding its client fails the command
+/// with `too_large` (output and line limits), within the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_caps_hold_over_exec() {
+    for (lines, what) in [(true, "bytes while"), (false, "a line longer")] {
+        let f = exec_fleet(
+            "linux",
+            Faults {
+                flood: Some(8 * 1024 * 1024),
+                flood_lines: lines,
+                ..Faults::default()
+            },
+        )
+        .await;
+        let dev = f.device(0);
+        let store = Arc::new(MemoryStore::new());
+        let drv =
+            SshDriver::new(builtin_platform("linux").unwrap(), store).with_options(SshOptions {
+                max_output_bytes: 1024 * 1024,
+                max_line_bytes: 64 * 1024,
+                ..SshOptions::default()
+            });
+        let mut s = drv
+            .connect(&dev.core_device(), &dev.credential(), T)
+            .await
+            .expect("login");
+        let started = std::time::Instant::now();
+        let err = s.fetch_config(T).await.expect_err("flood");
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+        assert!(err.message().contains(what), "{err}");
+        assert!(err.message().contains("exec channel"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(dev.shells(), 0);
+    }
+}

@@ -59,6 +59,19 @@ fn driver(platform: &str) -> (SshDriver, Arc<MemKeys>) {
     )
 }
 
+/// A driver that always uses the interactive shell, also on platforms whose file turns the
+/// exec channel on (Linux, Junos, EOS, NX-OS): for the tests of the shell's own machinery
+/// (prompts, login hangs).
+fn shell_driver(platform: &str) -> (SshDriver, Arc<MemKeys>) {
+    let keys = Arc::new(MemKeys::default());
+    let spec = builtin_platform(platform).unwrap().spec;
+    let p = netraven_drivers::PlatformBuilder::from_spec(spec)
+        .exec_channel(false)
+        .build()
+        .unwrap();
+    (SshDriver::new(p, keys.clone()), keys)
+}
+
 async fn backup_matches(platform: &str) {
     let f = fleet(platform, 2, Faults::default()).await;
     let (drv, _) = driver(platform);
@@ -338,7 +351,7 @@ async fn hang_during_login_is_timeout() {
         },
     )
     .await;
-    let (drv, _) = driver("linux");
+    let (drv, _) = shell_driver("linux");
     let dev = f.device(0);
     let e = drv
         .connect(
@@ -463,7 +476,7 @@ async fn junos_pager_is_answered() {
         },
     )
     .await;
-    let (drv, _) = driver("juniper_junos");
+    let (drv, _) = shell_driver("juniper_junos");
     let dev = f.device(0);
     let mut s = drv
         .connect(&dev.core_device(), &dev.credential(), T)
@@ -846,7 +859,7 @@ async fn configured_prompts_are_learned_and_backed_up_within_the_deadline() {
         })
         .await
         .unwrap();
-        let (drv, _) = driver(platform);
+        let (drv, _) = shell_driver(platform);
         let dev = f.device(0);
         let plat = builtin_platform(platform).unwrap();
         let mode = plat.spec.sim.as_ref().unwrap().privileged.clone();
@@ -888,7 +901,7 @@ async fn a_prompt_without_a_terminator_is_not_learned() {
     })
     .await
     .unwrap();
-    let (drv, _) = driver("linux");
+    let (drv, _) = shell_driver("linux");
     let dev = f.device(0);
     let e = drv
         .connect(&dev.core_device(), &dev.credential(), T)
@@ -904,7 +917,7 @@ async fn a_prompt_without_a_terminator_is_not_learned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matching_prompt_is_not_learned() {
     let f = fleet("juniper_junos", 1, Faults::default()).await;
-    let (drv, _) = driver("juniper_junos");
+    let (drv, _) = shell_driver("juniper_junos");
     let dev = f.device(0);
     let mut s = drv
         .connect(&dev.core_device(), &dev.credential(), T)

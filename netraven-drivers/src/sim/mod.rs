@@ -64,6 +64,11 @@ pub struct Faults {
     /// stray escape sequences, invalid UTF-8, no prompt), then the connection is dropped: a
     /// device whose session breaks down mid-command.
     pub garbage: Option<u64>,
+    /// Exec requests are refused (a device that offers only the interactive shell).
+    pub no_exec: bool,
+    /// Commands over an exec channel run unprivileged (a platform with an enable step: the
+    /// configuration command is refused there, as for an account below privilege 15).
+    pub exec_unprivileged: bool,
 }
 
 impl Faults {
@@ -71,7 +76,7 @@ impl Faults {
     /// `wrong-password`, `second-credential-only`, `keyboard-interactive-only`,
     /// `hang-after=BYTES`, `drop-after=BYTES`, `trickle=BYTES/MILLISECONDS`,
     /// `latency=MILLISECONDS`, `change-every=K`, `ignore-paging-off`, `flood=BYTES`,
-    /// `flood-lines`, `hang-in-line=TEXT`, `garbage=BYTES`. Added to `self` (so a fleet's
+    /// `flood-lines`, `hang-in-line=TEXT`, `garbage=BYTES`, `no-exec`, `exec-unprivileged`. Added to `self` (so a fleet's
     /// `--changing` can be kept).
     pub fn parse_into(mut self, spec: &str) -> Result<Faults> {
         fn num<T: std::str::FromStr>(name: &str, v: Option<&str>) -> Result<T> {
@@ -90,6 +95,8 @@ impl Faults {
                 "keyboard-interactive-only" => self.keyboard_interactive_only = true,
                 "ignore-paging-off" => self.ignore_paging_off = true,
                 "flood-lines" => self.flood_lines = true,
+                "no-exec" => self.no_exec = true,
+                "exec-unprivileged" => self.exec_unprivileged = true,
                 "hang-after" => self.hang_after = Some(num(name, value)?),
                 "drop-after" => self.drop_after = Some(num(name, value)?),
                 "flood" => self.flood = Some(num(name, value)?),
@@ -116,7 +123,8 @@ impl Faults {
                     return Err(Error::invalid(format!(
                         "unknown fault '{other}' (known: wrong-password, second-credential-only, \
                          keyboard-interactive-only, hang-after, drop-after, trickle, latency, \
-                         change-every, ignore-paging-off, flood, flood-lines, hang-in-line, garbage)"
+                         change-every, ignore-paging-off, flood, flood-lines, hang-in-line, garbage, \
+                         no-exec, exec-unprivileged)"
                     )));
                 }
             }
@@ -255,6 +263,8 @@ pub struct SimDevice {
     pub(crate) fetches: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) last_rev: AtomicU64,
+    pub(crate) shells: AtomicUsize,
+    pub(crate) execs: AtomicUsize,
 }
 
 impl SimDevice {
@@ -320,6 +330,14 @@ impl SimDevice {
     /// Passwords received so far (password and keyboard-interactive attempts).
     pub fn passwords_received(&self) -> usize {
         self.passwords_received.load(Ordering::SeqCst)
+    }
+    /// Interactive shells opened so far (SSH `shell` requests).
+    pub fn shells(&self) -> usize {
+        self.shells.load(Ordering::SeqCst)
+    }
+    /// Exec requests accepted so far (one per command run over an exec channel).
+    pub fn execs(&self) -> usize {
+        self.execs.load(Ordering::SeqCst)
     }
     /// Successful logins so far.
     pub fn logins(&self) -> usize {
@@ -524,6 +542,8 @@ impl SimFleet {
                 fetches: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
                 last_rev: AtomicU64::new(0),
+                shells: AtomicUsize::new(0),
+                execs: AtomicUsize::new(0),
             });
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::internal("registering a listener").with_source(e))?;
@@ -679,6 +699,7 @@ async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
                 faults: dev.faults(),
                 dev: dev.clone(),
                 input: None,
+                shell_channel: None,
             };
             match russh::server::run_stream(dev.config(), stream, handler).await {
                 Ok(running) => {
@@ -695,6 +716,8 @@ struct Conn {
     dev: Arc<SimDevice>,
     faults: Faults,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// The channel the interactive shell runs on (exec channels come and go beside it).
+    shell_channel: Option<ChannelId>,
 }
 
 impl Conn {
@@ -771,6 +794,8 @@ impl russh::server::Handler for Conn {
         session.channel_success(channel)?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.input = Some(tx);
+        self.shell_channel = Some(channel);
+        self.dev.shells.fetch_add(1, Ordering::SeqCst);
         let term = shell::Terminal::new(
             self.dev.clone(),
             self.faults.clone(),
@@ -783,12 +808,40 @@ impl russh::server::Handler for Conn {
         Ok(())
     }
 
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if !self.dev.platform.spec.exec_channel || self.faults.no_exec || self.dev.telnet {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        session.channel_success(channel)?;
+        self.dev.execs.fetch_add(1, Ordering::SeqCst);
+        let command = String::from_utf8_lossy(data).into_owned();
+        let term = shell::Terminal::new(
+            self.dev.clone(),
+            self.faults.clone(),
+            shell::Out::Ssh {
+                handle: session.handle(),
+                channel,
+            },
+        );
+        tokio::spawn(term.exec(command));
+        Ok(())
+    }
+
     async fn data(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.shell_channel != Some(channel) {
+            return Ok(());
+        }
         if let Some(tx) = &self.input {
             let _ = tx.send(data.to_vec());
         }
@@ -797,19 +850,23 @@ impl russh::server::Handler for Conn {
 
     async fn channel_eof(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.input = None;
+        if self.shell_channel == Some(channel) {
+            self.input = None;
+        }
         Ok(())
     }
 
     async fn channel_close(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.input = None;
+        if self.shell_channel == Some(channel) {
+            self.input = None;
+        }
         Ok(())
     }
 }

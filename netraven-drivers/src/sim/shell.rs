@@ -46,6 +46,25 @@ impl Out {
         }
     }
 
+    /// Sends text on the error stream (exec channels).
+    async fn stderr(&mut self, data: &[u8]) -> Result<(), Stop> {
+        match self {
+            Out::Ssh { handle, channel } => handle
+                .extended_data(*channel, 1, CryptoVec::from_slice(data))
+                .await
+                .map_err(|_| Stop),
+            Out::Telnet(_) => self.data(data).await,
+        }
+    }
+
+    /// Ends an exec channel: its exit status, EOF, close.
+    async fn exit(&mut self, status: u32) {
+        if let Out::Ssh { handle, channel } = self {
+            let _ = handle.exit_status_request(*channel, status).await;
+        }
+        self.close().await;
+    }
+
     /// Breaks the connection (a simulated fault).
     async fn disconnect(&mut self, reason: russh::Disconnect, text: &str) {
         match self {
@@ -74,6 +93,8 @@ pub(crate) struct Terminal {
     pending: VecDeque<String>,
     sent: usize,
     rx: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
+    /// Line ends are sent as `\r\n` (a terminal); exec channels send plain `\n`.
+    crlf: bool,
 }
 
 impl Terminal {
@@ -99,6 +120,7 @@ impl Terminal {
             pending: VecDeque::new(),
             sent: 0,
             rx: None,
+            crlf: true,
         }
     }
 
@@ -184,6 +206,49 @@ impl Terminal {
                 }
             }
         }
+    }
+
+    /// Runs one command given over an exec channel: no PTY, no echo, no prompt, no paging;
+    /// the output, then the exit status (0; an unknown or refused command prints the
+    /// platform's error text on stderr and exits 1) and the channel's close. The platform's
+    /// `exec_suffix` is accepted after the command. Runs privileged (an account that lands
+    /// privileged, as automation accounts do) unless the `exec-unprivileged` fault is set.
+    pub(crate) async fn exec(mut self, command: String) {
+        self.crlf = false;
+        self.paging = false;
+        if !self.faults.exec_unprivileged {
+            self.privileged = true;
+        }
+        let dev = self.dev.clone();
+        let Some(sim) = dev.platform.spec.sim.as_ref() else {
+            self.out.exit(1).await;
+            return;
+        };
+        let suffix = dev.platform.spec.exec_suffix.as_str();
+        let mut cmd = command.trim();
+        if !suffix.trim().is_empty() {
+            cmd = cmd.strip_suffix(suffix.trim()).unwrap_or(cmd).trim_end();
+        }
+        let tpl = sim.commands.get(cmd).filter(|tpl| {
+            !(tpl.contains("{config}") && sim.unprivileged.is_some() && !self.privileged)
+        });
+        let Some(tpl) = tpl else {
+            let text = sim.invalid.clone();
+            if self.out.stderr(text.as_bytes()).await.is_ok() {
+                self.out.exit(1).await;
+            }
+            return;
+        };
+        match self.run_known(cmd, tpl, "").await {
+            Ok(Some(out)) => {
+                if self.emit(&out).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(Stop) => return,
+        }
+        self.out.exit(0).await;
     }
 
     async fn execute(&mut self, raw: &[u8]) -> Result<(), Stop> {
@@ -283,6 +348,36 @@ impl Terminal {
             let p = self.prompt();
             return self.emit(&format!("{echo}{}{p}", sim.invalid)).await;
         }
+        let Some(out) = self.run_known(&cmd, tpl, &echo).await? else {
+            let p = self.prompt();
+            return self.emit(&p).await;
+        };
+        if !self.paging || sim.page_lines == 0 {
+            let p = self.prompt();
+            return self.emit(&format!("{echo}{out}{p}")).await;
+        }
+        let mut lines: VecDeque<String> = out.lines().map(|l| format!("{l}\n")).collect();
+        let first: String = lines.drain(..sim.page_lines.min(lines.len())).collect();
+        self.pending = lines;
+        let tail = if self.pending.is_empty() {
+            self.prompt()
+        } else {
+            sim.more.clone()
+        };
+        self.emit(&format!("{echo}{first}{tail}")).await
+    }
+
+    /// Produces a known command's output (`tpl` is its template): the text to send, or `None`
+    /// when a fault already sent it (a flood; `echo` first). A garbage fault breaks the session.
+    async fn run_known(
+        &mut self,
+        cmd: &str,
+        tpl: &str,
+        echo: &str,
+    ) -> Result<Option<String>, Stop> {
+        let dev = self.dev.clone();
+        let platform = &dev.platform;
+        let is_config = tpl.contains("{config}");
         let n = dev.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let stamp = format!(
             "{:02}:{:02}:{:02}.{:03} UTC {n}",
@@ -297,7 +392,7 @@ impl Terminal {
             dev.last_rev.store(rev, Ordering::SeqCst);
         }
         if is_config && let Some(total) = self.faults.garbage {
-            self.emit(&echo).await?;
+            self.emit(echo).await?;
             // Every byte value, in an order that never settles into text: NULs, ESC and CSI
             // starts cut short, bytes that are invalid UTF-8. Then the session breaks.
             let mut state = 0x9e37_79b9_u32 ^ dev.index as u32;
@@ -324,7 +419,7 @@ impl Terminal {
             return Err(Stop);
         }
         if is_config && let Some(total) = self.faults.flood {
-            self.emit(&echo).await?;
+            self.emit(echo).await?;
             // Sent in chunks, so the simulator's own memory stays small.
             let mut chunk = [b'x'; 64 * 1024];
             if self.faults.flood_lines {
@@ -341,8 +436,7 @@ impl Terminal {
                 // the simulator's own memory does not grow with it (about 64 MB/s at most).
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            let p = self.prompt();
-            return self.emit(&p).await;
+            return Ok(None);
         }
         let ctx = Ctx {
             hostname: &dev.hostname,
@@ -351,27 +445,14 @@ impl Terminal {
             rev: dev.last_rev.load(Ordering::SeqCst),
             blocks: dev.blocks,
         };
-        let out = render_command(
+        Ok(Some(render_command(
             platform,
             tpl,
-            command_index(platform, &cmd),
+            command_index(platform, cmd),
             &ctx,
             &Mode::Raw { stamp: &stamp },
             None,
-        );
-        if !self.paging || sim.page_lines == 0 {
-            let p = self.prompt();
-            return self.emit(&format!("{echo}{out}{p}")).await;
-        }
-        let mut lines: VecDeque<String> = out.lines().map(|l| format!("{l}\n")).collect();
-        let first: String = lines.drain(..sim.page_lines.min(lines.len())).collect();
-        self.pending = lines;
-        let tail = if self.pending.is_empty() {
-            self.prompt()
-        } else {
-            sim.more.clone()
-        };
-        self.emit(&format!("{echo}{first}{tail}")).await
+        )))
     }
 
     async fn next_page(&mut self) -> Result<(), Stop> {
@@ -391,7 +472,11 @@ impl Terminal {
 
     /// Sends text (`\n` becomes `\r\n`) with the configured faults applied.
     async fn emit(&mut self, text: &str) -> Result<(), Stop> {
-        let data = text.replace('\n', "\r\n").into_bytes();
+        let data = if self.crlf {
+            text.replace('\n', "\r\n").into_bytes()
+        } else {
+            text.as_bytes().to_vec()
+        };
         if let Some(l) = self.faults.latency {
             tokio::time::sleep(l).await;
         }
