@@ -29,7 +29,7 @@ mod e2e_support;
 
 use base64::Engine as _;
 use deadpool_redis::redis as r;
-use e2e_support::{ADMIN_PASSWORD, Proc, free_port, random_suffix};
+use e2e_support::{ADMIN_PASSWORD, Proc, free_port, random_suffix, test_env};
 use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
 use netraven_server::api::routes;
 use serde_json::{Value, json};
@@ -1084,19 +1084,6 @@ async fn canaries_stay_secret_on_sqlite_and_the_embedded_queue() {
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL + Redis
-
-fn test_env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{var} must be set when CI=true");
-            }
-            println!("skipped: {var} not set");
-            None
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_stay_secret_on_postgres_and_redis() {

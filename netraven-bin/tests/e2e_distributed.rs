@@ -10,63 +10,13 @@
 
 mod e2e_support;
 
-use base64::Engine as _;
 use e2e_support::*;
-use netraven_core::clock::SystemClock;
 use netraven_drivers::sim::{Faults, SimConfig, SimFleet};
-use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
-use netraven_store::queue::RedisQueue;
-use netraven_store::sql::PostgresStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DEVICES: usize = 40;
-
-fn test_env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{var} must be set when CI=true");
-            }
-            println!("skipped: {var} not set");
-            None
-        }
-    }
-}
-
-struct Backends {
-    pg_url: String,
-    schema: String,
-    redis_url: String,
-    prefix: String,
-    key: String,
-}
-
-impl Backends {
-    /// Drops the schema and deletes the prefix's keys (both best effort, reported).
-    async fn clean_up(&self) {
-        let key = KeyMaterial::from_base64(&self.key).expect("key");
-        let cipher = Arc::new(AesGcmCipher::from_key(&key));
-        match PostgresStore::connect(&self.pg_url, Some(&self.schema), cipher).await {
-            Ok(store) => {
-                if let Err(e) = store.drop_schema().await {
-                    eprintln!("could not drop schema {}: {e}", self.schema);
-                }
-            }
-            Err(e) => eprintln!("could not connect to drop schema {}: {e}", self.schema),
-        }
-        match RedisQueue::connect(&self.redis_url, &self.prefix, Arc::new(SystemClock)).await {
-            Ok(q) => {
-                if let Err(e) = q.purge().await {
-                    eprintln!("could not delete keys of {}: {e}", self.prefix);
-                }
-            }
-            Err(e) => eprintln!("could not connect to redis to clean {}: {e}", self.prefix),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_run_survives_a_killed_worker() {
@@ -76,16 +26,7 @@ async fn distributed_run_survives_a_killed_worker() {
     let Some(redis_url) = test_env("NETRAVEN_TEST_REDIS_URL") else {
         return;
     };
-    let mut raw = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-    let suffix = random_suffix();
-    let backends = Arc::new(Backends {
-        pg_url,
-        schema: format!("nrt_{suffix}"),
-        redis_url,
-        prefix: format!("nrt-{suffix}"),
-        key: base64::engine::general_purpose::STANDARD.encode(raw),
-    });
+    let backends = Arc::new(Backends::new(pg_url, redis_url, "nrt"));
     // The body runs as a task so that the schema and keys are removed even when it fails (its
     // processes are killed when it unwinds).
     let outcome = tokio::spawn(scenario(backends.clone())).await;

@@ -12,13 +12,8 @@
 
 mod e2e_support;
 
-use base64::Engine as _;
 use e2e_support::*;
-use netraven_core::clock::SystemClock;
 use netraven_drivers::sim::{SimConfig, SimFleet};
-use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
-use netraven_store::queue::RedisQueue;
-use netraven_store::sql::PostgresStore;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,51 +21,6 @@ use std::time::{Duration, Instant};
 
 /// Devices per zone.
 const PER_ZONE: usize = 5;
-
-fn test_env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{var} must be set when CI=true");
-            }
-            println!("skipped: {var} not set");
-            None
-        }
-    }
-}
-
-struct Backends {
-    pg_url: String,
-    schema: String,
-    redis_url: String,
-    prefix: String,
-    key: String,
-}
-
-impl Backends {
-    /// Drops the schema and deletes the prefix's keys (both best effort, reported).
-    async fn clean_up(&self) {
-        let key = KeyMaterial::from_base64(&self.key).expect("key");
-        let cipher = Arc::new(AesGcmCipher::from_key(&key));
-        match PostgresStore::connect(&self.pg_url, Some(&self.schema), cipher).await {
-            Ok(store) => {
-                if let Err(e) = store.drop_schema().await {
-                    eprintln!("could not drop schema {}: {e}", self.schema);
-                }
-            }
-            Err(e) => eprintln!("could not connect to drop schema {}: {e}", self.schema),
-        }
-        match RedisQueue::connect(&self.redis_url, &self.prefix, Arc::new(SystemClock)).await {
-            Ok(q) => {
-                if let Err(e) = q.purge().await {
-                    eprintln!("could not delete keys of {}: {e}", self.prefix);
-                }
-            }
-            Err(e) => eprintln!("could not connect to redis to clean {}: {e}", self.prefix),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_zones_devices_are_backed_up_by_its_own_worker() {
@@ -80,16 +30,7 @@ async fn each_zones_devices_are_backed_up_by_its_own_worker() {
     let Some(redis_url) = test_env("NETRAVEN_TEST_REDIS_URL") else {
         return;
     };
-    let mut raw = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-    let suffix = random_suffix();
-    let backends = Arc::new(Backends {
-        pg_url,
-        schema: format!("nrz_{suffix}"),
-        redis_url,
-        prefix: format!("nrz-{suffix}"),
-        key: base64::engine::general_purpose::STANDARD.encode(raw),
-    });
+    let backends = Arc::new(Backends::new(pg_url, redis_url, "nrz"));
     let outcome = tokio::spawn(scenario(backends.clone())).await;
     backends.clean_up().await;
     if let Err(e) = outcome {

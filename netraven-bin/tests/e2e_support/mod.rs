@@ -420,3 +420,73 @@ pub fn fleet_secrets(fleet: &netraven_drivers::sim::SimFleet) -> Vec<String> {
         })
         .collect()
 }
+
+/// The value of a test's backend URL variable; `None` (after printing that the test skipped)
+/// when it is unset, and a panic instead when `CI=true`.
+pub fn test_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{var} must be set when CI=true");
+            }
+            println!("skipped: {var} not set");
+            None
+        }
+    }
+}
+
+/// A test's own PostgreSQL schema and Redis key prefix (a random suffix after `tag`) and a
+/// fresh credential key; [`Backends::clean_up`] removes both.
+pub struct Backends {
+    pub pg_url: String,
+    pub schema: String,
+    pub redis_url: String,
+    pub prefix: String,
+    pub key: String,
+}
+
+impl Backends {
+    /// Names a schema `TAG_SUFFIX` and a key prefix `TAG-SUFFIX` and makes a random key.
+    pub fn new(pg_url: String, redis_url: String, tag: &str) -> Self {
+        use base64::Engine as _;
+        let mut raw = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        let suffix = random_suffix();
+        Backends {
+            pg_url,
+            schema: format!("{tag}_{suffix}"),
+            redis_url,
+            prefix: format!("{tag}-{suffix}"),
+            key: base64::engine::general_purpose::STANDARD.encode(raw),
+        }
+    }
+
+    /// Drops the schema and deletes the prefix's keys (both best effort, reported).
+    pub async fn clean_up(&self) {
+        use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
+        use std::sync::Arc;
+        let key = KeyMaterial::from_base64(&self.key).expect("key");
+        let cipher = Arc::new(AesGcmCipher::from_key(&key));
+        match netraven_store::sql::PostgresStore::connect(&self.pg_url, Some(&self.schema), cipher)
+            .await
+        {
+            Ok(store) => {
+                if let Err(e) = store.drop_schema().await {
+                    eprintln!("could not drop schema {}: {e}", self.schema);
+                }
+            }
+            Err(e) => eprintln!("could not connect to drop schema {}: {e}", self.schema),
+        }
+        let clock = Arc::new(netraven_core::clock::SystemClock);
+        match netraven_store::queue::RedisQueue::connect(&self.redis_url, &self.prefix, clock).await
+        {
+            Ok(q) => {
+                if let Err(e) = q.purge().await {
+                    eprintln!("could not delete keys of {}: {e}", self.prefix);
+                }
+            }
+            Err(e) => eprintln!("could not connect to redis to clean {}: {e}", self.prefix),
+        }
+    }
+}
