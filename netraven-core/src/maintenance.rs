@@ -57,11 +57,14 @@ pub struct MaintenanceConfig {
     pub zone_watch_every: Duration,
     /// The zone watch's settings (zone timeout, live window).
     pub zones: crate::zones::ZoneWatchConfig,
+    /// How long the final flush on shutdown may start new work (git: new commit batches);
+    /// what is left stays pending in the store for the next leader.
+    pub final_flush: Duration,
 }
 
 impl Default for MaintenanceConfig {
     /// Lease 30 s, a round every second, recovery every 30 s, pruning hourly of logs older than
-    /// 30 days.
+    /// 30 days, a final flush of at most 10 s on shutdown.
     fn default() -> Self {
         MaintenanceConfig {
             holder: "maintenance".into(),
@@ -74,6 +77,7 @@ impl Default for MaintenanceConfig {
             dead_retention: Duration::from_secs(7 * 86_400),
             zone_watch_every: Duration::from_secs(5),
             zones: crate::zones::ZoneWatchConfig::default(),
+            final_flush: Duration::from_secs(10),
         }
     }
 }
@@ -255,7 +259,14 @@ impl Maintenance {
             }
         }
         let flushed = if was_leader {
-            let r = self.sink.flush().await;
+            let deadline = tokio::time::Instant::now() + self.config.final_flush;
+            let r = self.sink.flush_until(deadline).await;
+            if let Ok(false) = r {
+                tracing::info!(
+                    "final flush stopped at its time limit; the pending snapshots stay in the store for the next leader"
+                );
+            }
+            let r = r.map(|_| ());
             self.step("sink", &r, &mut RoundReport::default());
             r
         } else {

@@ -50,6 +50,14 @@ pub trait SnapshotSink: Send + Sync + Debug + 'static {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+    /// Like [`SnapshotSink::flush`], but stops starting new work at `deadline`: `Ok(true)` when
+    /// everything was flushed, `Ok(false)` when work was left for the next flush (a shutdown
+    /// must not wait for a large backlog; the next leader commits the rest). The default flushes
+    /// everything.
+    async fn flush_until(&self, deadline: tokio::time::Instant) -> Result<bool> {
+        let _ = deadline;
+        self.flush().await.map(|_| true)
+    }
 }
 
 macro_rules! delegate_sink {
@@ -71,6 +79,9 @@ macro_rules! delegate_sink {
             }
             async fn flush(&self) -> Result<()> {
                 (**self).flush().await
+            }
+            async fn flush_until(&self, deadline: tokio::time::Instant) -> Result<bool> {
+                (**self).flush_until(deadline).await
             }
         }
     };
@@ -166,6 +177,14 @@ impl SnapshotSink for Tee {
             m.flush().await?;
         }
         Ok(())
+    }
+
+    async fn flush_until(&self, deadline: tokio::time::Instant) -> Result<bool> {
+        let mut all = self.primary.flush_until(deadline).await?;
+        for m in &self.mirrors {
+            all &= m.flush_until(deadline).await?;
+        }
+        Ok(all)
     }
 }
 

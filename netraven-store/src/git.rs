@@ -872,4 +872,17 @@ impl SnapshotSink for GitWriter {
     async fn flush(&self) -> Result<()> {
         self.commit_all_pending().await.map(|_| ())
     }
+
+    /// Commits pending batches until none is left or `deadline` passed (a batch holds at most
+    /// one snapshot per device, so the overrun is one batch).
+    async fn flush_until(&self, deadline: tokio::time::Instant) -> Result<bool> {
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            if let Outcome::Empty = self.commit_batch().await? {
+                return Ok(true);
+            }
+        }
+    }
 }

@@ -683,3 +683,56 @@ async fn a_failed_push_names_the_remote_without_its_password() {
     assert!(shown.contains("bot:********@127.0.0.1:9"), "{shown}");
     assert!(!format!("{writer:?}").contains("push-canary"));
 }
+
+/// The final flush on shutdown stops starting commit batches at its deadline: a deadline already
+/// passed commits nothing and reports work left; the pending snapshots stay for the next flush.
+#[tokio::test]
+async fn flush_until_stops_at_its_deadline_and_leaves_the_rest_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("configs.git");
+    let store = Arc::new(MemoryStore::new());
+    let writer = GitWriter::open(GitWriterConfig::new(&repo), store.clone()).expect("open");
+    // Two snapshots of one device: two batches (one snapshot per path per commit).
+    for rev in 0..2 {
+        writer
+            .put(new_snap(
+                1,
+                Some(1),
+                &format!("hostname router1\n! rev {rev}\n"),
+            ))
+            .await
+            .expect("put");
+    }
+    let past = tokio::time::Instant::now();
+    assert!(
+        !writer.flush_until(past).await.expect("flush"),
+        "a passed deadline must leave work"
+    );
+    assert_eq!(
+        commit_count(&repo),
+        0,
+        "nothing is committed after the deadline"
+    );
+    assert_eq!(
+        store
+            .uncommitted_snapshots(10)
+            .await
+            .expect("pending")
+            .len(),
+        2
+    );
+    let later = tokio::time::Instant::now() + Duration::from_secs(60);
+    assert!(
+        writer.flush_until(later).await.expect("flush"),
+        "all flushed in time"
+    );
+    assert_eq!(commit_count(&repo), 2);
+    assert!(
+        store
+            .uncommitted_snapshots(10)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    fsck(&repo);
+}
