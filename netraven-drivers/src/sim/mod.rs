@@ -682,7 +682,13 @@ fn bind_range(base: Option<u16>, n: usize) -> Result<Vec<std::net::TcpListener>>
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
+/// Accepts connections for one device forever and runs `session` on each in its own task (both
+/// transports: SSH here, telnet in [`telnet::serve`]).
+pub(crate) async fn accept_loop<F, Fut>(listener: tokio::net::TcpListener, session: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -693,8 +699,14 @@ async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
             }
         };
         let _ = stream.set_nodelay(true);
+        tokio::spawn(session(stream));
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
+    accept_loop(listener, move |stream| {
         let dev = dev.clone();
-        tokio::spawn(async move {
+        async move {
             let handler = Conn {
                 faults: dev.faults(),
                 dev: dev.clone(),
@@ -707,8 +719,9 @@ async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
                 }
                 Err(e) => tracing::debug!(error = %e, "simulator session ended during setup"),
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// One SSH connection to a simulated device.

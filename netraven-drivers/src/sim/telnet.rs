@@ -15,23 +15,15 @@ use tokio::sync::mpsc;
 
 /// Accepts telnet connections for one device.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(error = %e, "simulator accept failed");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    super::accept_loop(listener, move |stream| {
         let dev = dev.clone();
-        tokio::spawn(async move {
+        async move {
             let (rd, wr) = stream.into_split();
             // An idle client is dropped like the SSH side's inactivity timeout.
             let _ = tokio::time::timeout(Duration::from_secs(600), session(rd, wr, dev)).await;
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Reads the client's input as lines (data only, negotiation dropped).
