@@ -78,26 +78,7 @@ async fn scenario(b: Arc<Backends>) {
     .expect("simulator");
 
     let addr = format!("127.0.0.1:{}", free_port());
-    let env: Vec<(String, String)> = [
-        ("NETRAVEN_DATA_DIR", data.display().to_string()),
-        ("NETRAVEN_API_LISTEN", addr.clone()),
-        ("NETRAVEN_DATABASE_URL", b.pg_url.clone()),
-        ("NETRAVEN_DATABASE_SCHEMA", b.schema.clone()),
-        ("NETRAVEN_REDIS_URL", b.redis_url.clone()),
-        ("NETRAVEN_QUEUE_PREFIX", b.prefix.clone()),
-        ("NETRAVEN_ENCRYPTION_KEY", b.key.clone()),
-        (
-            "NETRAVEN_JWT_SECRET",
-            format!("jwt-{}-0123456789abcdef0123456789abcdef", b.prefix),
-        ),
-        ("NETRAVEN_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
-        ("NETRAVEN_WORKER_CONCURRENCY", "4".to_string()),
-        ("NETRAVEN_SCHEDULER_TICK_SECS", "1".to_string()),
-        ("NETRAVEN_ZONE_TIMEOUT_SECS", "3".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let env = b.process_env(&data, &addr, &[("NETRAVEN_ZONE_TIMEOUT_SECS", "3")]);
     let mut env_b = env.clone();
     env_b.push(("NETRAVEN_WORKER_ZONE".into(), "b".into()));
 

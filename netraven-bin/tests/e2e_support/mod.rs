@@ -462,6 +462,41 @@ impl Backends {
         }
     }
 
+    /// The environment of a `netraven` process on these backends: data directory, API address,
+    /// database, queue, keys, the first admin's password, worker concurrency 4 and a 1 s
+    /// scheduler tick; `extra` adds or overrides variables.
+    pub fn process_env(
+        &self,
+        data: &Path,
+        api_addr: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("NETRAVEN_DATA_DIR", data.display().to_string()),
+            ("NETRAVEN_API_LISTEN", api_addr.to_string()),
+            ("NETRAVEN_DATABASE_URL", self.pg_url.clone()),
+            ("NETRAVEN_DATABASE_SCHEMA", self.schema.clone()),
+            ("NETRAVEN_REDIS_URL", self.redis_url.clone()),
+            ("NETRAVEN_QUEUE_PREFIX", self.prefix.clone()),
+            ("NETRAVEN_ENCRYPTION_KEY", self.key.clone()),
+            (
+                "NETRAVEN_JWT_SECRET",
+                format!("jwt-{}-0123456789abcdef0123456789abcdef", self.prefix),
+            ),
+            ("NETRAVEN_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("NETRAVEN_WORKER_CONCURRENCY", "4".to_string()),
+            ("NETRAVEN_SCHEDULER_TICK_SECS", "1".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        env
+    }
+
     /// Drops the schema and deletes the prefix's keys (both best effort, reported).
     pub async fn clean_up(&self) {
         use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
