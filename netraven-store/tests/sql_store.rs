@@ -13,6 +13,7 @@ use netraven_core::store::{DeviceStore, ServerStore, Store};
 use netraven_store::cipher::{AesGcmCipher, KeyMaterial};
 use netraven_store::sql::{PostgresStore, SecretCipher, SqliteStore};
 use sql_support::*;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -623,6 +624,216 @@ async fn credentials_at_rest<S: Store>(
     assert_eq!(store.all_credentials().await.unwrap().len(), 1);
 }
 
+/// Spawns `f` to run once every task waiting on `start` is there.
+fn spawn_after<F>(start: Arc<tokio::sync::Barrier>, f: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(async move {
+        start.wait().await;
+        f.await
+    })
+}
+
+/// Many concurrent writers of every per-device write (results, logs, snapshots, credential
+/// statistics, command marks) — on SQLite they share group-commit transactions — each get their
+/// own outcome: duplicates of a result are reported as not inserted, a write that fails (a
+/// result for a missing run fails after its insert, a missing credential, a device outside the
+/// run) fails alone and leaves nothing behind, and every other write is there.
+async fn concurrent_mixed_writes(store: Arc<dyn Store>) {
+    const DEVICES: usize = 24;
+    let (_job, run, ids) = job_and_run(store.as_ref(), DEVICES).await;
+    let cred = store
+        .create_credential(&Credential::new(
+            format!("c-{}", run.id),
+            "ops",
+            Secret::new("pw"),
+        ))
+        .await
+        .unwrap();
+    let missing_run = Run {
+        id: run.id + 10_000,
+        ..run.clone()
+    };
+    // Everything starts at once, so the writes queue up together.
+    let start = Arc::new(tokio::sync::Barrier::new(DEVICES * 9));
+    let mut tasks = Vec::new();
+    for (i, d) in ids.iter().copied().enumerate() {
+        for copy in 0..3 {
+            let (store, run) = (store.clone(), run.clone());
+            tasks.push(spawn_after(start.clone(), async move {
+                let r = store
+                    .record_result(&result(&run, d, (i + copy) % 2 == 0))
+                    .await
+                    .map(|o| i64::from(o.inserted))
+                    .map_err(|e| e.kind());
+                ("result", d, r)
+            }));
+        }
+        let (store2, run2) = (store.clone(), missing_run.clone());
+        tasks.push(spawn_after(start.clone(), async move {
+            let r = store2
+                .record_result(&result(&run2, d, true))
+                .await
+                .map(|o| i64::from(o.inserted))
+                .map_err(|e| e.kind());
+            ("orphan", d, r)
+        }));
+        let (store3, run3) = (store.clone(), run.clone());
+        tasks.push(spawn_after(start.clone(), async move {
+            let entries: Vec<LogEntry> = (0..3)
+                .map(|n| LogEntry {
+                    run_id: Some(run3.id),
+                    device_id: Some(d),
+                    ..LogEntry::new(
+                        t(2),
+                        LogLevel::Info,
+                        LogKind::Job,
+                        "test",
+                        format!("line {n}"),
+                    )
+                })
+                .collect();
+            let r = store3
+                .append_logs(&entries)
+                .await
+                .map(|()| 3)
+                .map_err(|e| e.kind());
+            ("logs", d, r)
+        }));
+        let (store4, run4) = (store.clone(), run.clone());
+        tasks.push(spawn_after(start.clone(), async move {
+            let r = store4
+                .insert_snapshot(&Snapshot {
+                    meta: SnapshotMeta {
+                        id: 0,
+                        device_id: d,
+                        hostname: format!("r{i}"),
+                        run_id: Some(run4.id),
+                        hash: String::new(),
+                        size: 0,
+                        created_at: t(2),
+                        commit_id: None,
+                        author: None,
+                    },
+                    content: format!("hostname r{i}\n"),
+                })
+                .await
+                .map(|m| m.id)
+                .map_err(|e| e.kind());
+            ("snapshot", d, r)
+        }));
+        let store5 = store.clone();
+        tasks.push(spawn_after(start.clone(), async move {
+            let r = store5
+                .record_credential_use(cred.id, i % 3 != 0, t(2))
+                .await
+                .map(|()| 1)
+                .map_err(|e| e.kind());
+            ("credential", d, r)
+        }));
+        let store6 = store.clone();
+        tasks.push(spawn_after(start.clone(), async move {
+            let r = store6
+                .record_credential_use(cred.id + 10_000, true, t(2))
+                .await
+                .map(|()| 1)
+                .map_err(|e| e.kind());
+            ("no-credential", d, r)
+        }));
+        let (store7, run7) = (store.clone(), run.clone());
+        tasks.push(spawn_after(start.clone(), async move {
+            // A device of the run, and one that is not in it.
+            let r = store7
+                .mark_device_started(run7.id, if i % 2 == 0 { d } else { d + 10_000 }, t(2))
+                .await
+                .map(i64::from)
+                .map_err(|e| e.kind());
+            ("started", d, r)
+        }));
+    }
+    let mut inserted = std::collections::HashMap::<DeviceId, i64>::new();
+    let mut snapshots = std::collections::HashMap::<DeviceId, i64>::new();
+    for task in tasks {
+        let (what, d, r) = task.await.unwrap();
+        let i = ids.iter().position(|x| *x == d).unwrap();
+        match what {
+            "result" => *inserted.entry(d).or_default() += r.unwrap(),
+            "orphan" => assert_eq!(r, Err(ErrorKind::NotFound), "result for a missing run"),
+            "logs" | "credential" => assert!(r.is_ok(), "{what} {d}: {r:?}"),
+            "snapshot" => {
+                snapshots.insert(d, r.unwrap());
+            }
+            "no-credential" => assert_eq!(r, Err(ErrorKind::NotFound)),
+            "started" if i % 2 == 0 => assert_eq!(r, Ok(1)),
+            "started" => assert_eq!(r, Err(ErrorKind::NotFound)),
+            other => unreachable!("{other}"),
+        }
+    }
+    // Exactly one of the three copies of each result was inserted, and the tallies agree.
+    assert!(inserted.values().all(|n| *n == 1), "{inserted:?}");
+    let done = store.get_run(run.id).await.unwrap();
+    assert_eq!(done.counts.done() as usize, DEVICES);
+    assert!(done.counts.is_complete());
+    let results = store
+        .list_results(
+            &ResultFilter {
+                run_id: Some(run.id),
+                ..Default::default()
+            },
+            Page::first(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.total as usize, DEVICES);
+    assert_eq!(
+        results
+            .items
+            .iter()
+            .filter(|r| r.status == DeviceStatus::Success)
+            .count() as u32,
+        done.counts.succeeded
+    );
+    // The failed result insert left nothing behind (rolled back to before its insert).
+    let orphans = store
+        .list_results(
+            &ResultFilter {
+                run_id: Some(missing_run.id),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(orphans.total, 0);
+    let logs = store
+        .list_logs(
+            &LogFilter {
+                run_id: Some(run.id),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logs.total as usize, DEVICES * 3);
+    for (d, id) in &snapshots {
+        let latest = store.latest_snapshot(*d).await.unwrap().unwrap();
+        assert_eq!(latest.id, *id);
+        assert_eq!(store.get_snapshot(*id).await.unwrap().meta.device_id, *d);
+    }
+    assert_eq!(snapshots.len(), DEVICES);
+    let cred = store.get_credential(cred.id).await.unwrap();
+    assert_eq!(cred.success_count + cred.failure_count, DEVICES as u64);
+    assert_eq!(cred.failure_count as usize, DEVICES.div_ceil(3));
+    // The marked devices are marked: a second mark says so.
+    for (i, d) in ids.iter().enumerate() {
+        let again = store.mark_device_started(run.id, *d, t(3)).await.unwrap();
+        assert_eq!(again, i % 2 == 1, "device {d}");
+    }
+}
+
 macro_rules! both {
     ($name:ident, $body:ident) => {
         mod $name {
@@ -651,6 +862,10 @@ macro_rules! both {
 both!(
     record_result_is_unique_under_20_concurrent_writers,
     concurrent_results
+);
+both!(
+    concurrent_writes_each_get_their_own_outcome,
+    concurrent_mixed_writes
 );
 both!(hostile_filter_strings_match_literally, hostile_filters);
 both!(log_retention_prunes_in_batches, log_retention);

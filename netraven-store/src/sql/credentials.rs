@@ -324,18 +324,17 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
         success: bool,
         at: DateTime<Utc>,
     ) -> Result<()> {
+        let q = Sql::new(
+            "UPDATE credentials SET success_count = success_count + $2, \
+             failure_count = failure_count + $3, last_used = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(success))
+        .bind(i64::from(!success))
+        .bind(at);
         let n = self
             .db
-            .execute(
-                Sql::new(
-                    "UPDATE credentials SET success_count = success_count + $2, \
-                     failure_count = failure_count + $3, last_used = $4 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(i64::from(success))
-                .bind(i64::from(!success))
-                .bind(at),
-            )
+            .write(move |tx| Box::pin(D::tx_execute(tx, q.clone())))
             .await?;
         if n == 0 {
             return Err(Error::not_found(format!("credential {id}")));

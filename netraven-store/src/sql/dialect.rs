@@ -9,6 +9,10 @@ use chrono::{DateTime, Utc};
 use netraven_core::error::{Error, Result};
 use std::fmt::Debug;
 use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future that borrows a write transaction (what [`Dialect::write`] runs).
+pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
 
 /// Typed column access on a backend's row (timestamps are converted from the backend's storage
 /// form).
@@ -72,6 +76,24 @@ pub trait Dialect: Clone + Debug + Send + Sync + 'static {
     fn begin_write(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
     /// Commits a transaction.
     fn commit(tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+    /// Runs `op` in a write transaction and returns its outcome once that is committed; an
+    /// error from `op` rolls back what it did. By default a transaction of its own
+    /// ([`Dialect::begin_write`], `op`, [`Dialect::commit`]); SQLite shares one transaction among
+    /// concurrent writes (group commit) and may run `op` more than once before one of its runs
+    /// commits, which is why `op` is an `Fn` that owns what it writes.
+    fn write<T, F>(&self, op: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Self::Tx) -> TxFuture<'t, T> + Send + 'static,
+    {
+        async move {
+            let mut tx = self.begin_write().await?;
+            let out = op(&mut tx).await?;
+            Self::commit(tx).await?;
+            Ok(out)
+        }
+    }
+
     /// [`Dialect::fetch_all`] inside a transaction.
     fn tx_fetch_all(
         tx: &mut Self::Tx,

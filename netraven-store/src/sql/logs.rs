@@ -81,11 +81,24 @@ impl<D: Dialect> LogStore for SqlStore<D> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin_write().await?;
-        for chunk in entries.chunks(LOG_INSERT_CHUNK) {
-            D::tx_execute(&mut tx, insert_chunk(chunk)?).await?;
-        }
-        D::commit(tx).await
+        // Built before queueing: the write owns its statements.
+        let inserts = std::sync::Arc::new(
+            entries
+                .chunks(LOG_INSERT_CHUNK)
+                .map(insert_chunk)
+                .collect::<Result<Vec<_>>>()?,
+        );
+        self.db
+            .write(move |tx| {
+                let inserts = inserts.clone();
+                Box::pin(async move {
+                    for q in inserts.iter() {
+                        D::tx_execute(tx, q.clone()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn list_logs(&self, filter: &LogFilter, page: Page) -> Result<Paged<LogEntry>> {

@@ -17,6 +17,14 @@
 //! SQL differs (the case-insensitive `LIKE`, list parameters, how a write transaction begins).
 //! No `sqlx::Any`, and no sqlx trait bounds in the shared code.
 //!
+//! ## Writes on SQLite: group commit
+//!
+//! The small writes of the engine's per-device path (`record_result`, `append_logs`,
+//! `insert_snapshot`, `record_credential_use`, `mark_device_started`) go through
+//! `Dialect::write`. On PostgreSQL that is a transaction per write, as before; on SQLite
+//! concurrent writes are queued to one writer task that commits them together, each caller
+//! answered with its own outcome after the commit (`group_commit.rs`).
+//!
 //! ## Migrations
 //!
 //! Versioned migrations are embedded and applied by `open`/`connect` and by `migrate()`. Their
@@ -35,6 +43,7 @@ use netraven_core::error::{Error, ErrorKind};
 use std::sync::Arc;
 
 mod dialect;
+mod group_commit;
 mod postgres;
 mod query;
 mod sqlite;

@@ -43,58 +43,70 @@ fn result_row(r: &impl SqlRow) -> Result<DeviceResult> {
     })
 }
 
+/// Inserts a result (unless its device already has one in the run) and counts it into the run's
+/// tallies, in the caller's transaction; a missing run is `NotFound` (the caller rolls back).
+async fn record_in<D: Dialect>(tx: &mut D::Tx, result: &DeviceResult) -> Result<RecordOutcome> {
+    let mut delta = RunCounts::default();
+    delta.add(result);
+    let inserted = D::tx_fetch_optional(
+        tx,
+        Sql::new(
+            "INSERT INTO device_results (run_id, job_id, device_id, status, error_kind, \
+             message, duration_ms, credential_id, snapshot_id, changed, output, attempt, \
+             started_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (run_id, device_id) DO NOTHING RETURNING id",
+        )
+        .bind(result.run_id)
+        .bind(result.job_id)
+        .bind(result.device_id)
+        .bind(result.status.as_str())
+        .bind(result.error_kind.map(|k| k.as_str()))
+        .bind(&result.message)
+        .bind(to_i("duration_ms", result.duration_ms)?)
+        .bind(result.credential_id)
+        .bind(result.snapshot_id)
+        .bind(result.changed)
+        .bind(&result.output)
+        .bind(i64::from(result.attempt))
+        .bind(result.started_at)
+        .bind(result.finished_at),
+    )
+    .await?
+    .is_some();
+    let tallies = if inserted {
+        Sql::new(
+            "UPDATE runs SET succeeded = succeeded + $2, failed = failed + $3, \
+             changed = changed + $4, unchanged = unchanged + $5 WHERE id = $1 \
+             RETURNING total, succeeded, failed, changed, unchanged",
+        )
+        .bind(result.run_id)
+        .bind(i64::from(delta.succeeded))
+        .bind(i64::from(delta.failed))
+        .bind(i64::from(delta.changed))
+        .bind(i64::from(delta.unchanged))
+    } else {
+        Sql::new("SELECT total, succeeded, failed, changed, unchanged FROM runs WHERE id = $1")
+            .bind(result.run_id)
+    };
+    // A missing run fails the write, which rolls the insert back.
+    let row = D::tx_fetch_one(tx, tallies, format!("run {}", result.run_id)).await?;
+    Ok(RecordOutcome {
+        inserted,
+        counts: counts_row(&row)?,
+    })
+}
+
 #[async_trait::async_trait]
 impl<D: Dialect> ResultStore for SqlStore<D> {
     async fn record_result(&self, result: &DeviceResult) -> Result<RecordOutcome> {
-        let mut delta = RunCounts::default();
-        delta.add(result);
-        let mut tx = self.db.begin_write().await?;
-        let inserted = D::tx_fetch_optional(
-            &mut tx,
-            Sql::new(
-                "INSERT INTO device_results (run_id, job_id, device_id, status, error_kind, \
-                 message, duration_ms, credential_id, snapshot_id, changed, output, attempt, \
-                 started_at, finished_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (run_id, device_id) DO NOTHING RETURNING id",
-            )
-            .bind(result.run_id)
-            .bind(result.job_id)
-            .bind(result.device_id)
-            .bind(result.status.as_str())
-            .bind(result.error_kind.map(|k| k.as_str()))
-            .bind(&result.message)
-            .bind(to_i("duration_ms", result.duration_ms)?)
-            .bind(result.credential_id)
-            .bind(result.snapshot_id)
-            .bind(result.changed)
-            .bind(&result.output)
-            .bind(i64::from(result.attempt))
-            .bind(result.started_at)
-            .bind(result.finished_at),
-        )
-        .await?
-        .is_some();
-        let tallies = if inserted {
-            Sql::new(
-                "UPDATE runs SET succeeded = succeeded + $2, failed = failed + $3, \
-                 changed = changed + $4, unchanged = unchanged + $5 WHERE id = $1 \
-                 RETURNING total, succeeded, failed, changed, unchanged",
-            )
-            .bind(result.run_id)
-            .bind(i64::from(delta.succeeded))
-            .bind(i64::from(delta.failed))
-            .bind(i64::from(delta.changed))
-            .bind(i64::from(delta.unchanged))
-        } else {
-            Sql::new("SELECT total, succeeded, failed, changed, unchanged FROM runs WHERE id = $1")
-                .bind(result.run_id)
-        };
-        // A missing run rolls the insert back (the transaction is dropped uncommitted).
-        let row = D::tx_fetch_one(&mut tx, tallies, format!("run {}", result.run_id)).await?;
-        let counts = counts_row(&row)?;
-        D::commit(tx).await?;
-        Ok(RecordOutcome { inserted, counts })
+        let result = std::sync::Arc::new(result.clone());
+        self.db
+            .write(move |tx| {
+                let result = result.clone();
+                Box::pin(async move { record_in::<D>(tx, &result).await })
+            })
+            .await
     }
 
     async fn get_result(&self, run: RunId, device: DeviceId) -> Result<Option<DeviceResult>> {

@@ -197,17 +197,16 @@ impl<D: Dialect> RunStore for SqlStore<D> {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         // One conditional update: of two concurrent deliveries exactly one sees a row change.
+        let q = Sql::new(
+            "UPDATE run_devices SET started_at = $3 \
+             WHERE run_id = $1 AND device_id = $2 AND started_at IS NULL",
+        )
+        .bind(id)
+        .bind(device)
+        .bind(at);
         let n = self
             .db
-            .execute(
-                Sql::new(
-                    "UPDATE run_devices SET started_at = $3 \
-                     WHERE run_id = $1 AND device_id = $2 AND started_at IS NULL",
-                )
-                .bind(id)
-                .bind(device)
-                .bind(at),
-            )
+            .write(move |tx| Box::pin(D::tx_execute(tx, q.clone())))
             .await?;
         if n == 1 {
             return Ok(true);

@@ -40,6 +40,73 @@ fn snap_row(r: &impl SqlRow) -> Result<Snapshot> {
     })
 }
 
+/// A snapshot to insert, its hash, size and time already decided.
+struct NewRow {
+    meta: SnapshotMeta,
+    content: String,
+}
+
+/// Inserts a snapshot, its content and (if it is the newest) the device's latest entry, in the
+/// caller's transaction.
+async fn insert_in<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotMeta> {
+    let m = &new.meta;
+    let (hash, created, size) = (m.hash.clone(), m.created_at, new.content.len() as i64);
+    // RETURNING the stored index row saves reading it back.
+    let row = D::tx_fetch_one(
+        tx,
+        Sql::new(
+            "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, \
+             commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, \
+             device_id, hostname, run_id, hash, size, created_at, commit_id, author",
+        )
+        .bind(m.device_id)
+        .bind(&m.hostname)
+        .bind(m.run_id)
+        .bind(hash.clone())
+        .bind(size)
+        .bind(created)
+        .bind(&m.commit_id)
+        .bind(&m.author),
+        "inserted snapshot".into(),
+    )
+    .await?;
+    let meta = snap_meta_row(&row)?;
+    let id = meta.id;
+    D::tx_execute(
+        tx,
+        Sql::new("INSERT INTO snapshot_contents (snapshot_id, content) VALUES ($1, $2)")
+            .bind(id)
+            .bind(&new.content),
+    )
+    .await?;
+    // The latest entry moves only forward (by time, then id), whatever the insert order.
+    D::tx_execute(
+        tx,
+        Sql::new(
+            "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, \
+             run_id, hash, size, commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
+             created_at = excluded.created_at, hostname = excluded.hostname, \
+             run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
+             commit_id = excluded.commit_id, author = excluded.author \
+             WHERE excluded.created_at > snapshot_latest.created_at \
+                OR (excluded.created_at = snapshot_latest.created_at \
+                    AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
+        )
+        .bind(m.device_id)
+        .bind(id)
+        .bind(created)
+        .bind(&m.hostname)
+        .bind(m.run_id)
+        .bind(hash)
+        .bind(size)
+        .bind(&m.commit_id)
+        .bind(&m.author),
+    )
+    .await?;
+    Ok(meta)
+}
+
 #[async_trait::async_trait]
 impl<D: Dialect> SnapshotStore for SqlStore<D> {
     async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta> {
@@ -49,71 +116,22 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
         } else {
             m.hash.clone()
         };
-        let created = or_now(m.created_at, Utc::now());
-        let size = snapshot.content.len() as i64;
-        let mut tx = self.db.begin_write().await?;
-        let row = D::tx_fetch_one(
-            &mut tx,
-            Sql::new(
-                "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, \
-                 commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(m.device_id)
-            .bind(&m.hostname)
-            .bind(m.run_id)
-            .bind(hash.clone())
-            .bind(size)
-            .bind(created)
-            .bind(&m.commit_id)
-            .bind(&m.author),
-            "inserted snapshot".into(),
-        )
-        .await?;
-        let id = row.i64("id")?;
-        D::tx_execute(
-            &mut tx,
-            Sql::new("INSERT INTO snapshot_contents (snapshot_id, content) VALUES ($1, $2)")
-                .bind(id)
-                .bind(&snapshot.content),
-        )
-        .await?;
-        // The latest entry moves only forward (by time, then id), whatever the insert order.
-        D::tx_execute(
-            &mut tx,
-            Sql::new(
-                "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, \
-                 run_id, hash, size, commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
-                 created_at = excluded.created_at, hostname = excluded.hostname, \
-                 run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
-                 commit_id = excluded.commit_id, author = excluded.author \
-                 WHERE excluded.created_at > snapshot_latest.created_at \
-                    OR (excluded.created_at = snapshot_latest.created_at \
-                        AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
-            )
-            .bind(m.device_id)
-            .bind(id)
-            .bind(created)
-            .bind(&m.hostname)
-            .bind(m.run_id)
-            .bind(hash)
-            .bind(size)
-            .bind(&m.commit_id)
-            .bind(&m.author),
-        )
-        .await?;
-        let row = D::tx_fetch_one(
-            &mut tx,
-            Sql::new(format!(
-                "SELECT {SNAP_COLS} FROM snapshots s WHERE s.id = $1"
-            ))
-            .bind(id),
-            format!("snapshot {id}"),
-        )
-        .await?;
-        let meta = snap_meta_row(&row)?;
-        D::commit(tx).await?;
-        Ok(meta)
+        let row = NewRow {
+            meta: SnapshotMeta {
+                hash,
+                created_at: or_now(m.created_at, Utc::now()),
+                size: snapshot.content.len() as u64,
+                ..snapshot.meta.clone()
+            },
+            content: snapshot.content.clone(),
+        };
+        let row = std::sync::Arc::new(row);
+        self.db
+            .write(move |tx| {
+                let row = row.clone();
+                Box::pin(async move { insert_in::<D>(tx, &row).await })
+            })
+            .await
     }
 
     async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>> {

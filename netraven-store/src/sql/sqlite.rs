@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the embedded default store (one SQLite file, WAL mode).
 
-use crate::sql::dialect::{Dialect, SqlRow};
+use crate::sql::dialect::{Dialect, SqlRow, TxFuture};
+use crate::sql::group_commit::GroupCommit;
 use crate::sql::query::{Arg, Sql};
 use crate::sql::{MIGRATIONS_TABLE, SqlStore, SqliteStore, db_err, migrate_err};
 use chrono::{DateTime, Utc};
@@ -85,10 +86,21 @@ impl SqlRow for SqliteRow {
     }
 }
 
-/// The SQLite backend of [`SqliteStore`]: its connection pool.
+/// The SQLite backend of [`SqliteStore`]: its connection pool and the group committer of its
+/// per-device writes.
 #[derive(Clone)]
 pub struct SqliteBackend {
     pool: sqlx::SqlitePool,
+    writes: Arc<GroupCommit>,
+}
+
+impl SqliteBackend {
+    fn new(pool: sqlx::SqlitePool) -> Self {
+        SqliteBackend {
+            writes: GroupCommit::new(pool.clone()),
+            pool,
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -135,6 +147,16 @@ impl Dialect for SqliteBackend {
 
     async fn commit(tx: Self::Tx) -> Result<()> {
         tx.commit().await.map_err(db_err)
+    }
+
+    /// Group commit: concurrent writes share one transaction, each in its own savepoint (see
+    /// `group_commit.rs`).
+    async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Self::Tx) -> TxFuture<'t, T> + Send + 'static,
+    {
+        self.writes.write(op).await
     }
 
     async fn tx_fetch_all(tx: &mut Self::Tx, q: Sql) -> Result<Vec<SqliteRow>> {
@@ -210,7 +232,7 @@ impl SqliteStore {
             .await
             .map_err(|e| db_err(e).context(format!("opening {}", path.display())))?;
         let store = SqlStore {
-            db: SqliteBackend { pool },
+            db: SqliteBackend::new(pool),
             cipher,
             unreadable_seen: Default::default(),
         };
@@ -236,7 +258,7 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let store = SqlStore {
-            db: SqliteBackend { pool },
+            db: SqliteBackend::new(pool),
             cipher,
             unreadable_seen: Default::default(),
         };

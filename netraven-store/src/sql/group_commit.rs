@@ -1,0 +1,348 @@
+//! Group commit for [`crate::sql::SqliteStore`]: the small writes of the engine's per-device path
+//! (result and run tallies, log lines, snapshot, credential statistics) from many concurrent
+//! callers share one SQLite transaction.
+//!
+//! SQLite has one writer at a time. Before, every such write was its own `BEGIN IMMEDIATE …
+//! COMMIT` on one of the pool's connections, and concurrent writers queued on the database lock
+//! (SQLite's busy handler sleeps between retries). Now each write is queued to one writer task.
+//! The writer takes everything pending (up to [`MAX_BATCH`] writes), runs them in one
+//! transaction, commits once, and only then answers every caller with its own outcome.
+//!
+//! A write that fails must fail alone. Writes first run back to back (no savepoints: every
+//! statement is a round trip to SQLite's connection thread, and failures are rare). If one
+//! fails, the whole transaction is rolled back — nobody has been answered yet — and the same
+//! writes run again, each in its own `SAVEPOINT`: a failing one is rolled back to its savepoint
+//! and answered with its error, the others commit. That is why a write is a re-runnable `Fn`
+//! that owns what it writes. A caller therefore returns only after its write is committed
+//! (or with the error that kept it from being committed): the guarantees of a transaction per
+//! write hold, including the unique constraints (a duplicate result in the same batch sees the
+//! first one's row and is reported as not inserted).
+
+use crate::sql::db_err;
+use crate::sql::dialect::TxFuture;
+use futures::FutureExt;
+use netraven_core::error::{Error, Result};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// The transaction every write of a batch runs in.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// Writes per transaction at most, so a long queue does not hold the database lock (and keep
+/// the first callers waiting) for long.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// The savepoint a write runs in when writes run one by one (one at a time, so one name
+/// suffices).
+const SAVEPOINT: &str = "SAVEPOINT netraven_write";
+const RELEASE: &str = "RELEASE netraven_write";
+const ROLLBACK_TO: &str = "ROLLBACK TO netraven_write";
+
+/// One queued write.
+trait Op: Send {
+    /// Runs the write's statements on the batch transaction and keeps the outcome (replacing
+    /// that of an earlier run); true if it succeeded.
+    fn run<'a>(&'a mut self, tx: &'a mut Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    /// Answers the caller: with the kept outcome when the batch committed, else with `err`.
+    fn answer(self: Box<Self>, err: Option<&Error>);
+}
+
+/// A caller's write, its latest outcome and where the outcome goes.
+struct Pending<T, F> {
+    op: F,
+    out: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Op for Pending<T, F>
+where
+    T: Send + 'static,
+    F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, T> + Send + 'static,
+{
+    fn run<'a>(&'a mut self, tx: &'a mut Tx) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let out = (self.op)(tx).await;
+            let ok = out.is_ok();
+            self.out = Some(out);
+            ok
+        })
+    }
+
+    fn answer(self: Box<Self>, err: Option<&Error>) {
+        let out = match (err, self.out) {
+            (None, Some(out)) => out,
+            // Rolled back with the whole batch: the caller sees why.
+            (Some(e), _) => Err(copy_err(e)),
+            (None, None) => Err(Error::internal("the write panicked; it was rolled back")),
+        };
+        // A caller that went away no longer needs its answer.
+        let _ = self.reply.send(out);
+    }
+}
+
+/// The same error for another caller (errors are not `Clone`; kind and message are what a
+/// caller acts on).
+fn copy_err(e: &Error) -> Error {
+    Error::new(e.kind(), e.message())
+}
+
+/// The queue into the writer task, started on first use (and again if the runtime that ran it
+/// has shut down, e.g. between tests).
+pub(crate) struct GroupCommit {
+    pool: sqlx::SqlitePool,
+    queue: Mutex<Option<mpsc::UnboundedSender<Box<dyn Op>>>>,
+}
+
+impl GroupCommit {
+    /// A group committer over `pool` (its writer task starts with the first write).
+    pub(crate) fn new(pool: sqlx::SqlitePool) -> Arc<Self> {
+        Arc::new(GroupCommit {
+            pool,
+            queue: Mutex::new(None),
+        })
+    }
+
+    /// Runs `op` in the next batch and returns its outcome once the batch has committed.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Tx) -> TxFuture<'t, T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let pending: Box<dyn Op> = Box::new(Pending {
+            op,
+            out: None,
+            reply,
+        });
+        if let Err(mpsc::error::SendError(pending)) = self.sender().send(pending) {
+            pending.answer(Some(&Error::unavailable("the SQLite writer has stopped")));
+        }
+        answer.await.unwrap_or_else(|_| {
+            // The writer task ended without answering (its runtime shut down); the batch was
+            // not committed.
+            Err(Error::unavailable(
+                "the SQLite writer stopped before the write was committed",
+            ))
+        })
+    }
+
+    fn sender(&self) -> mpsc::UnboundedSender<Box<dyn Op>> {
+        // A poisoned lock only means another thread panicked while swapping the sender; the
+        // Option inside is still whole.
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = queue.as_ref()
+            && !tx.is_closed()
+        {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(self.pool.clone(), rx));
+        *queue = Some(tx.clone());
+        tx
+    }
+}
+
+/// The writer task: one batch after another until every sender is gone.
+async fn writer(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
+    let mut w = Writer {
+        pool,
+        carried: VecDeque::new(),
+        one_by_one: 0,
+    };
+    loop {
+        if w.carried.is_empty() {
+            match rx.recv().await {
+                Some(op) => w.carried.push_back(op),
+                None => return,
+            }
+        }
+        w.batch(&mut rx).await;
+    }
+}
+
+/// The writer's state between batches.
+struct Writer {
+    pool: sqlx::SqlitePool,
+    /// Writes taken from the queue but not answered yet, in order.
+    carried: VecDeque<Box<dyn Op>>,
+    /// How many of the first carried writes run one by one in savepoints (a batch of them
+    /// had a failure).
+    one_by_one: usize,
+}
+
+impl Writer {
+    /// Runs one batch: the carried writes, then whatever else is queued, up to [`MAX_BATCH`];
+    /// commits and answers them, or carries them into the next batch.
+    async fn batch(&mut self, rx: &mut mpsc::UnboundedReceiver<Box<dyn Op>>) {
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(e) => {
+                // As a write's own BEGIN failing before: every waiting write gets the error.
+                let e = db_err(e);
+                while let Ok(op) = rx.try_recv() {
+                    self.carried.push_back(op);
+                }
+                for op in self.carried.drain(..) {
+                    op.answer(Some(&e));
+                }
+                self.one_by_one = 0;
+                return;
+            }
+        };
+        let one_by_one = std::mem::take(&mut self.one_by_one);
+        let mut ran: Vec<Box<dyn Op>> = Vec::new();
+        if one_by_one > 0 {
+            // Only the writes of the failed batch, each in its own savepoint.
+            while ran.len() < one_by_one {
+                let Some(mut op) = self.carried.pop_front() else {
+                    break;
+                };
+                match in_savepoint(&mut tx, op.as_mut()).await {
+                    Ok(()) => ran.push(op),
+                    Err(e) => {
+                        // The transaction is unusable: nothing of it commits.
+                        tracing::warn!(error = %e, writes = ran.len() + 1, "a SQLite write batch broke; rolled back");
+                        drop(tx);
+                        op.answer(Some(&e));
+                        for op in ran {
+                            op.answer(Some(&e));
+                        }
+                        return;
+                    }
+                }
+            }
+        } else {
+            while ran.len() < MAX_BATCH {
+                let mut op = match self.carried.pop_front() {
+                    Some(op) => op,
+                    None => match rx.try_recv() {
+                        Ok(op) => op,
+                        Err(_) => break,
+                    },
+                };
+                let ok = run(&mut tx, op.as_mut()).await;
+                ran.push(op);
+                if !ok {
+                    // Its partial work is in the transaction: roll everything back and run
+                    // these writes again one by one (nobody has been answered yet).
+                    drop(tx);
+                    self.one_by_one = ran.len();
+                    for op in ran.into_iter().rev() {
+                        self.carried.push_front(op);
+                    }
+                    return;
+                }
+            }
+        }
+        let err = tx.commit().await.map_err(db_err).err();
+        for op in ran {
+            op.answer(err.as_ref());
+        }
+    }
+}
+
+/// Runs a write; a panic counts as a failure (and does not take the writer down).
+async fn run(tx: &mut Tx, op: &mut dyn Op) -> bool {
+    match AssertUnwindSafe(op.run(tx)).catch_unwind().await {
+        Ok(ok) => ok,
+        Err(_) => {
+            tracing::error!("a SQLite write panicked; it is rolled back");
+            false
+        }
+    }
+}
+
+/// Runs a write in its own savepoint: kept if it succeeded, rolled back if not. An error means
+/// the transaction itself is unusable.
+async fn in_savepoint(tx: &mut Tx, op: &mut dyn Op) -> Result<()> {
+    exec(tx, SAVEPOINT).await?;
+    if !run(tx, op).await {
+        exec(tx, ROLLBACK_TO).await?;
+    }
+    exec(tx, RELEASE).await
+}
+
+async fn exec(tx: &mut Tx, sql: &'static str) -> Result<()> {
+    sqlx::query(sql)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(db_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netraven_core::error::ErrorKind;
+
+    async fn exec_on(tx: &mut Tx, sql: &'static str, k: &'static str) -> Result<u64> {
+        sqlx::query(sql)
+            .bind(k)
+            .execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db_err)
+    }
+
+    async fn count(tx: &mut Tx) -> Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)
+    }
+
+    /// On a current-thread runtime every write below is queued before the writer task first
+    /// runs, so they all land in one batch: the failing ones (an error after a write, a
+    /// duplicate key, a panic) fail alone, the rest commit.
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_batch_each_write_gets_its_own_outcome() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let gc = GroupCommit::new(pool.clone());
+        const INSERT: &str = "INSERT INTO t (k) VALUES ($1)";
+        let (a, half, dup, boom, c) = tokio::join!(
+            gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
+            // Writes a row, then fails: the row must go with it.
+            gc.write(|tx| Box::pin(async move {
+                exec_on(tx, INSERT, "b").await?;
+                Err::<u64, _>(Error::invalid("changed its mind"))
+            })),
+            // The same key as the first write: its own conflict.
+            gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
+            gc.write(|tx| Box::pin(async move {
+                exec_on(tx, INSERT, "p").await?;
+                panic!("a write that panics")
+            })),
+            gc.write(|tx| Box::pin(async move {
+                exec_on(tx, INSERT, "c").await?;
+                count(tx).await
+            })),
+        );
+        assert_eq!(a.unwrap(), 1);
+        assert_eq!(half.unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(dup.unwrap_err().kind(), ErrorKind::Conflict);
+        let boom: Result<u64> = boom;
+        assert_eq!(boom.unwrap_err().kind(), ErrorKind::Internal);
+        // "c" sees "a" and nothing of the failed writes.
+        assert_eq!(c.unwrap(), 2);
+        let keys: Vec<String> = sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(keys, ["a", "c"]);
+        // The writer goes on with later writes.
+        let d = gc.write(|tx| Box::pin(exec_on(tx, INSERT, "d"))).await;
+        assert_eq!(d.unwrap(), 1);
+    }
+}
