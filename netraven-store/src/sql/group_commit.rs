@@ -90,8 +90,8 @@ fn copy_err(e: &Error) -> Error {
     Error::new(e.kind(), e.message())
 }
 
-/// The queue into the writer task, started on first use (and again if the runtime that ran it
-/// has shut down, e.g. between tests).
+/// The queue into the writer task, started on first use on a thread of its own (and again if
+/// it has stopped).
 pub(crate) struct GroupCommit {
     pool: sqlx::SqlitePool,
     queue: Mutex<Option<mpsc::UnboundedSender<Box<dyn Op>>>>,
@@ -140,7 +140,25 @@ impl GroupCommit {
             return tx.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(self.pool.clone(), rx));
+        let pool = self.pool.clone();
+        // Its own thread and runtime: each statement's answer wakes the writer, and on the
+        // shared runtime that wake-up would queue behind the engine's CPU-heavy device tasks.
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|rt| {
+                std::thread::Builder::new()
+                    .name("netraven-sqlite-writer".into())
+                    .spawn(move || rt.block_on(writer(pool, rx)))
+            });
+        if let Err(e) = started {
+            // No thread to be had: the writer runs on the caller's runtime instead.
+            tracing::warn!(error = %e, "no thread for the SQLite writer; it shares the runtime");
+            let (tx2, rx2) = mpsc::unbounded_channel();
+            tokio::spawn(writer(self.pool.clone(), rx2));
+            *queue = Some(tx2.clone());
+            return tx2;
+        }
         *queue = Some(tx.clone());
         tx
     }
@@ -295,9 +313,9 @@ mod tests {
             .map_err(db_err)
     }
 
-    /// On a current-thread runtime every write below is queued before the writer task first
-    /// runs, so they all land in one batch: the failing ones (an error after a write, a
-    /// duplicate key, a panic) fail alone, the rest commit.
+    /// Every write below is queued while the test holds the pool's only connection (the writer
+    /// waits for it to begin), so they all land in one batch: the failing ones (an error after a
+    /// write, a duplicate key, a panic) fail alone, the rest commit.
     #[tokio::test(flavor = "current_thread")]
     async fn one_batch_each_write_gets_its_own_outcome() {
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
@@ -311,24 +329,33 @@ mod tests {
             .unwrap();
         let gc = GroupCommit::new(pool.clone());
         const INSERT: &str = "INSERT INTO t (k) VALUES ($1)";
-        let (a, half, dup, boom, c) = tokio::join!(
-            gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
-            // Writes a row, then fails: the row must go with it.
-            gc.write(|tx| Box::pin(async move {
-                exec_on(tx, INSERT, "b").await?;
-                Err::<u64, _>(Error::invalid("changed its mind"))
-            })),
-            // The same key as the first write: its own conflict.
-            gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
-            gc.write(|tx| Box::pin(async move {
-                exec_on(tx, INSERT, "p").await?;
-                panic!("a write that panics")
-            })),
-            gc.write(|tx| Box::pin(async move {
-                exec_on(tx, INSERT, "c").await?;
-                count(tx).await
-            })),
-        );
+        let held = pool.acquire().await.unwrap();
+        let writes = async {
+            tokio::join!(
+                gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
+                // Writes a row, then fails: the row must go with it.
+                gc.write(|tx| Box::pin(async move {
+                    exec_on(tx, INSERT, "b").await?;
+                    Err::<u64, _>(Error::invalid("changed its mind"))
+                })),
+                // The same key as the first write: its own conflict.
+                gc.write(|tx| Box::pin(exec_on(tx, INSERT, "a"))),
+                gc.write(|tx| Box::pin(async move {
+                    exec_on(tx, INSERT, "p").await?;
+                    panic!("a write that panics")
+                })),
+                gc.write(|tx| Box::pin(async move {
+                    exec_on(tx, INSERT, "c").await?;
+                    count(tx).await
+                })),
+            )
+        };
+        // `join!` polls `writes` first, which queues all five; then the connection is let go.
+        let release = async {
+            tokio::task::yield_now().await;
+            drop(held);
+        };
+        let ((a, half, dup, boom, c), ()) = tokio::join!(writes, release);
         assert_eq!(a.unwrap(), 1);
         assert_eq!(half.unwrap_err().kind(), ErrorKind::InvalidInput);
         assert_eq!(dup.unwrap_err().kind(), ErrorKind::Conflict);
