@@ -23,8 +23,8 @@
 //! `NETRAVEN_BENCH_EXEC=1 cargo bench --bench backup` compares the SSH driver over exec channels
 //! with the same driver over the interactive shell (issue 18), on 500 simulated linux and
 //! arista_eos devices at concurrency 50 (`NETRAVEN_BENCH_EXEC_PLATFORMS`,
-//! `NETRAVEN_BENCH_EXEC_DEVICES`; `NETRAVEN_BENCH_EXEC_LATENCY_MS=20` delays every reply of the
-//! devices, so the round trips show).
+//! `NETRAVEN_BENCH_EXEC_DEVICES`; `NETRAVEN_BENCH_EXEC_LATENCY_MS=20` delays everything the
+//! devices send by 20 ms, a round-trip time, so the round trips show).
 
 use netraven::backup::{BackupOptions, run};
 use netraven_core::driver::Driver;
@@ -564,8 +564,9 @@ fn exec_comparison(exe: &Path, bin: &Path, dir: &Path, port_base: u16, repeats: 
         .unwrap_or(500);
     let platforms = std::env::var("NETRAVEN_BENCH_EXEC_PLATFORMS")
         .unwrap_or_else(|_| "linux,arista_eos".into());
-    // The simulator's `latency` fault: a delay before every reply of the device (shell output,
-    // each exec'd command's output), standing in for a device's think time and a WAN.
+    // The simulator's `latency` fault (`--latency-ms`): everything the device sends reaches the
+    // client that much later (SSH messages and output alike), a round-trip time standing in
+    // for a WAN.
     let latency = std::env::var("NETRAVEN_BENCH_EXEC_LATENCY_MS").ok();
     let fault = latency.as_ref().map(|ms| format!("latency={ms}"));
     let extra: Vec<&str> = match &fault {

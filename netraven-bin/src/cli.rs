@@ -92,6 +92,13 @@ pub enum Command {
         /// Hostnames are `{prefix}{index:04}` (default `sim-`): a second fleet next to another.
         #[arg(long, default_value = "sim-")]
         hostname_prefix: String,
+        /// Simulated network latency of every device, in ms (the fault `latency=N`):
+        /// everything a device sends (SSH messages and output) reaches the client N ms later,
+        /// so every request/response exchange takes at least N ms more (a round-trip time of
+        /// N ms); output sent back to back is delayed once. `--fault RANGE:latency=N` sets it
+        /// per device.
+        #[arg(long, value_name = "N")]
+        latency_ms: Option<u64>,
         /// Faults to inject, repeatable: `[FIRST[-LAST]:]FAULT,FAULT…` for devices FIRST to LAST
         /// (indexes; none: every device), e.g. `0:garbage=4096`, `1:flood=209715200,flood-lines`,
         /// `2-41:hang-after=3000`, `trickle=256/100`. Faults: wrong-password,
@@ -220,6 +227,10 @@ pub enum ConfigAction {
 pub fn main() -> ExitCode {
     use netraven_core::logging::{LogEnv, LogPlan, init};
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Sim { .. }) {
+        // Before the runtime's threads exist: they inherit the setting.
+        no_memory_locking();
+    }
     let cfg = match load_config(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -256,6 +267,56 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Makes `mlock` fail at once in this process and the threads it starts from now on (soft
+/// `RLIMIT_MEMLOCK` 0, `CAP_IPC_LOCK` dropped from the effective set): for `netraven sim`,
+/// whose SSH server (russh) locks every packet buffer it allocates in memory and unlocks it on
+/// free. The simulator's buffers hold simulated secrets only, and with the capability (root)
+/// every lock splits and merges the process's memory mappings: about a quarter of its CPU per
+/// device (docs/benchmarks.md, "Simulator CPU"). Best effort: a failure leaves locking on.
+#[cfg(target_os = "linux")]
+fn no_memory_locking() {
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_IPC_LOCK: u32 = 14;
+    // SAFETY: getrlimit/setrlimit and capget/capset only read and write the structures passed
+    // (the right sizes for version 3: one header, two data words); no other thread runs yet.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 {
+            lim.rlim_cur = 0;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+        }
+        let mut header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) == 0
+            && data[0].effective & (1 << CAP_IPC_LOCK) != 0
+        {
+            data[0].effective &= !(1 << CAP_IPC_LOCK);
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr());
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_memory_locking() {}
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
     Config::load(path, std::env::vars()).map_err(|e| Error::invalid(e.to_string()))
@@ -311,6 +372,7 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
             prompt,
             telnet,
             hostname_prefix,
+            latency_ms,
             faults,
         } => {
             let mut sim = netraven::demo::sim_config(
@@ -324,6 +386,10 @@ async fn dispatch(cli: Cli, cfg: Config, bar: bool) -> Result<ExitCode> {
             sim.prompt = prompt;
             sim.telnet = telnet;
             sim.hostname_prefix = hostname_prefix;
+            // Before the faults, so a device's own `latency=` fault replaces it.
+            if let Some(ms) = latency_ms {
+                sim.faults.latency = Some(std::time::Duration::from_millis(ms));
+            }
             // Faults of every device first, so devices with their own faults keep them too.
             let mut parsed = faults
                 .iter()

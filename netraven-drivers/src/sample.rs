@@ -18,6 +18,25 @@ pub(crate) enum Mode<'a> {
     Raw { stamp: &'a str },
     /// As a correct backup normalises it: volatile lines dropped, secrets redacted.
     Expected,
+    /// As the device prints it, with [`STAMP_HOLE`] where the stamp goes and [`SALT_HOLE`]
+    /// where a re-encrypted secret's per-call salt goes: rendered once, filled in per call
+    /// (the simulator's cache of its output).
+    #[cfg(feature = "sim")]
+    Holes,
+}
+
+/// Where [`Mode::Holes`] leaves the volatile stamp.
+#[cfg(feature = "sim")]
+pub(crate) const STAMP_HOLE: char = '\u{1}';
+/// Where [`Mode::Holes`] leaves the salt of a re-encrypted secret (`{enc}`).
+#[cfg(feature = "sim")]
+pub(crate) const SALT_HOLE: char = '\u{2}';
+
+/// The salt mixed into re-encrypted secrets (`{enc}`) rendered with `stamp`.
+pub(crate) fn enc_salt(stamp: &str) -> u64 {
+    stamp.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
 }
 
 pub(crate) struct Ctx<'a> {
@@ -69,25 +88,37 @@ fn expand_line(
                 let _ = write!(out, "{}", ctx.rev);
             }
             "v" | "pem" => {}
-            "stamp" => {
-                if let Mode::Raw { stamp } = mode {
-                    out.push_str(stamp);
-                }
-            }
+            "stamp" => match mode {
+                Mode::Raw { stamp } => out.push_str(stamp),
+                #[cfg(feature = "sim")]
+                Mode::Holes => out.push(STAMP_HOLE),
+                Mode::Expected => {}
+            },
             "secret" | "enc" => {
                 let mut value = format!("S{}x{:x}k{}q", sec.command, ctx.device, sec.next);
                 if name == "enc" {
                     // Re-encrypted on every show: same secret, new ciphertext each call.
-                    if let Mode::Raw { stamp } = mode {
-                        let salt: u64 = stamp.bytes().fold(1469598103934665603u64, |h, b| {
-                            (h ^ b as u64).wrapping_mul(1099511628211)
-                        });
-                        value = format!("E{}x{:x}k{}r{salt:x}q", sec.command, ctx.device, sec.next);
+                    match mode {
+                        Mode::Raw { stamp } => {
+                            let salt = enc_salt(stamp);
+                            value =
+                                format!("E{}x{:x}k{}r{salt:x}q", sec.command, ctx.device, sec.next);
+                        }
+                        #[cfg(feature = "sim")]
+                        Mode::Holes => {
+                            value = format!(
+                                "E{}x{:x}k{}r{SALT_HOLE}q",
+                                sec.command, ctx.device, sec.next
+                            );
+                        }
+                        Mode::Expected => {}
                     }
                 }
                 sec.next += 1;
                 match mode {
                     Mode::Raw { .. } => out.push_str(&value),
+                    #[cfg(feature = "sim")]
+                    Mode::Holes => out.push_str(&value),
                     Mode::Expected => out.push_str(REDACTED_MARKER),
                 }
                 if let Some(c) = sec.collect.as_deref_mut() {

@@ -528,6 +528,52 @@ async fn slow_trickle_and_latency_still_work() {
     assert_eq!(e.kind(), ErrorKind::Timeout);
 }
 
+/// `--latency-ms N` (fault `latency`): everything the device sends reaches the client N ms
+/// later, so every exchange the client waits for takes at least N ms (lower bounds only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_delays_every_exchange() {
+    use std::time::Instant;
+    use tokio::io::AsyncReadExt;
+    let latency = Duration::from_millis(150);
+    let f = fleet(
+        "cisco_ios",
+        1,
+        Faults {
+            latency: Some(latency),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dev = f.device(0);
+    // The SSH identification, the first thing the device says, comes N ms after the connect.
+    let t0 = Instant::now();
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", dev.port()))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"SSH-2.0-"), "{:?}", &buf[..n]);
+    assert!(t0.elapsed() >= latency, "banner after {:?}", t0.elapsed());
+    drop(tcp);
+    // A whole login waits for several answers in turn (identification and key exchange, key
+    // exchange reply, authentication, channel open, …): at least four latencies.
+    let (drv, _) = shell_driver("cisco_ios");
+    let t0 = Instant::now();
+    let mut s = drv
+        .connect(&dev.core_device(), &dev.credential(), T)
+        .await
+        .unwrap();
+    let login = t0.elapsed();
+    assert!(login >= latency * 4, "login took {login:?}");
+    // The backup runs at least one command, each answered N ms later; and it is still right.
+    let t0 = Instant::now();
+    let raw = s.fetch_config(T).await.unwrap();
+    let fetch = t0.elapsed();
+    assert!(fetch >= latency, "fetch took {fetch:?}");
+    assert_eq!(drv.rules().normalise(&raw).unwrap(), dev.expected_backup());
+    s.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_every_k_fetches() {
     let f = fleet(

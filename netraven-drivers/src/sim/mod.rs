@@ -7,6 +7,8 @@
 //! secrets that the platform's rules must redact, `--More--` paging until the paging-off
 //! command, and faults on request ([`Faults`]). It only ever binds the loopback address.
 
+mod delay;
+mod output;
 mod shell;
 mod telnet;
 
@@ -44,7 +46,13 @@ pub struct Faults {
     pub drop_after: Option<usize>,
     /// Send output in chunks of this many bytes with this delay between them.
     pub trickle: Option<(usize, Duration)>,
-    /// Delay before every reply.
+    /// Simulated network latency (`netraven sim --latency-ms N`, fault `latency=N`): everything
+    /// the device sends (SSH protocol messages and shell output alike, telnet too) reaches the
+    /// client this much later, while what the client sends arrives at once. Each request/response
+    /// exchange the client waits for (key exchange, authentication, channel open, PTY, shell,
+    /// every command) thus takes at least this much longer: a round-trip time of this much.
+    /// Output sent back to back is delayed once, not once per packet. The TCP handshake is not
+    /// delayed.
     pub latency: Option<Duration>,
     /// The configuration changes (a revision line) every K fetches.
     pub change_every: Option<u64>,
@@ -265,6 +273,9 @@ pub struct SimDevice {
     pub(crate) last_rev: AtomicU64,
     pub(crate) shells: AtomicUsize,
     pub(crate) execs: AtomicUsize,
+    /// Command output rendered once per command and configuration revision (filled in per
+    /// call): command -> (revision, output).
+    pub(crate) rendered: Mutex<HashMap<String, (u64, Arc<output::Rendered>)>>,
 }
 
 impl SimDevice {
@@ -544,6 +555,7 @@ impl SimFleet {
                 last_rev: AtomicU64::new(0),
                 shells: AtomicUsize::new(0),
                 execs: AtomicUsize::new(0),
+                rendered: Mutex::new(HashMap::new()),
             });
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::internal("registering a listener").with_source(e))?;
@@ -707,21 +719,37 @@ async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>) {
     accept_loop(listener, move |stream| {
         let dev = dev.clone();
         async move {
+            let faults = dev.faults();
+            let latency = faults.latency.filter(|l| !l.is_zero());
             let handler = Conn {
-                faults: dev.faults(),
+                faults,
                 dev: dev.clone(),
                 input: None,
                 shell_channel: None,
             };
-            match russh::server::run_stream(dev.config(), stream, handler).await {
-                Ok(running) => {
-                    let _ = running.await;
+            match latency {
+                Some(l) => {
+                    let stream = delay::DelayedStream::new(stream, l);
+                    run_ssh(dev.config(), stream, handler).await;
                 }
-                Err(e) => tracing::debug!(error = %e, "simulator session ended during setup"),
+                None => run_ssh(dev.config(), stream, handler).await,
             }
         }
     })
     .await
+}
+
+/// Runs one SSH session on `stream` until it ends.
+async fn run_ssh<S>(config: Arc<russh::server::Config>, stream: S, handler: Conn)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match russh::server::run_stream(config, stream, handler).await {
+        Ok(running) => {
+            let _ = running.await;
+        }
+        Err(e) => tracing::debug!(error = %e, "simulator session ended during setup"),
+    }
 }
 
 /// One SSH connection to a simulated device.

@@ -1,5 +1,6 @@
 //! The simulated device's interactive shell: prompt, enable, paging, commands, faults.
 
+use super::output::{Rendered, crlf_to_lf};
 use super::render::{Ctx, Mode, command_index, render_command};
 use super::{Faults, SimDevice};
 use russh::server::Handle;
@@ -16,7 +17,7 @@ struct Stop;
 /// Where the shell's output goes: an SSH channel, or a telnet connection.
 pub(crate) enum Out {
     Ssh { handle: Handle, channel: ChannelId },
-    Telnet(tokio::net::tcp::OwnedWriteHalf),
+    Telnet(Box<dyn tokio::io::AsyncWrite + Send + Unpin>),
 }
 
 impl Out {
@@ -241,7 +242,8 @@ impl Terminal {
         };
         match self.run_known(cmd, tpl, "").await {
             Ok(Some(out)) => {
-                if self.emit(&out).await.is_err() {
+                // No terminal on an exec channel: plain line ends.
+                if self.emit_bytes(crlf_to_lf(&out)).await.is_err() {
                     return;
                 }
             }
@@ -353,9 +355,15 @@ impl Terminal {
             return self.emit(&p).await;
         };
         if !self.paging || sim.page_lines == 0 {
+            // The output has its terminal line ends already: one buffer, no conversion.
             let p = self.prompt();
-            return self.emit(&format!("{echo}{out}{p}")).await;
+            let mut data = Vec::with_capacity(echo.len() + out.len() + p.len() + 8);
+            data.extend_from_slice(echo.replace('\n', "\r\n").as_bytes());
+            data.extend_from_slice(&out);
+            data.extend_from_slice(p.replace('\n', "\r\n").as_bytes());
+            return self.emit_bytes(data).await;
         }
+        let out = String::from_utf8_lossy(&crlf_to_lf(&out)).into_owned();
         let mut lines: VecDeque<String> = out.lines().map(|l| format!("{l}\n")).collect();
         let first: String = lines.drain(..sim.page_lines.min(lines.len())).collect();
         self.pending = lines;
@@ -367,14 +375,15 @@ impl Terminal {
         self.emit(&format!("{echo}{first}{tail}")).await
     }
 
-    /// Produces a known command's output (`tpl` is its template): the text to send, or `None`
-    /// when a fault already sent it (a flood; `echo` first). A garbage fault breaks the session.
+    /// Produces a known command's output (`tpl` is its template): the text to send, with
+    /// `\r\n` line ends, or `None` when a fault already sent it (a flood; `echo` first). A
+    /// garbage fault breaks the session.
     async fn run_known(
         &mut self,
         cmd: &str,
         tpl: &str,
         echo: &str,
-    ) -> Result<Option<String>, Stop> {
+    ) -> Result<Option<Vec<u8>>, Stop> {
         let dev = self.dev.clone();
         let platform = &dev.platform;
         let is_config = tpl.contains("{config}");
@@ -445,14 +454,23 @@ impl Terminal {
             rev: dev.last_rev.load(Ordering::SeqCst),
             blocks: dev.blocks,
         };
-        Ok(Some(render_command(
-            platform,
-            tpl,
-            command_index(platform, cmd),
-            &ctx,
-            &Mode::Raw { stamp: &stamp },
-            None,
-        )))
+        let mut out = Vec::new();
+        match rendered(&dev, cmd, tpl, &ctx) {
+            Some(r) => r.fill(&stamp, &mut out),
+            None => out.extend_from_slice(
+                render_command(
+                    platform,
+                    tpl,
+                    command_index(platform, cmd),
+                    &ctx,
+                    &Mode::Raw { stamp: &stamp },
+                    None,
+                )
+                .replace('\n', "\r\n")
+                .as_bytes(),
+            ),
+        }
+        Ok(Some(out))
     }
 
     async fn next_page(&mut self) -> Result<(), Stop> {
@@ -477,9 +495,12 @@ impl Terminal {
         } else {
             text.as_bytes().to_vec()
         };
-        if let Some(l) = self.faults.latency {
-            tokio::time::sleep(l).await;
-        }
+        self.emit_bytes(data).await
+    }
+
+    /// Sends bytes as they are (line ends already converted) with the configured faults
+    /// applied.
+    async fn emit_bytes(&mut self, data: Vec<u8>) -> Result<(), Stop> {
         let needle = self
             .faults
             .hang_in_line
@@ -552,4 +573,21 @@ impl Terminal {
         }
         Ok(())
     }
+}
+
+/// The device's output of `cmd` for `ctx`, rendered once per configuration revision (`None`:
+/// the template cannot be rendered ahead, render it per call).
+fn rendered(dev: &SimDevice, cmd: &str, tpl: &str, ctx: &Ctx) -> Option<Arc<Rendered>> {
+    if let Ok(cache) = dev.rendered.lock()
+        && let Some((rev, r)) = cache.get(cmd)
+        && *rev == ctx.rev
+    {
+        return Some(r.clone());
+    }
+    // Rendered outside the lock; two sessions racing here both render, one result is kept.
+    let r = Arc::new(Rendered::new(&dev.platform, cmd, tpl, ctx)?);
+    if let Ok(mut cache) = dev.rendered.lock() {
+        cache.insert(cmd.to_string(), (ctx.rev, r.clone()));
+    }
+    Some(r)
 }

@@ -9,8 +9,8 @@ use crate::telnet::{Command, DO, Decoder, IAC, OPT_ECHO, OPT_NAWS, OPT_SGA, OPT_
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 /// Accepts telnet connections for one device.
@@ -19,6 +19,11 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, dev: Arc<SimDevice>
         let dev = dev.clone();
         async move {
             let (rd, wr) = stream.into_split();
+            let wr: Box<dyn AsyncWrite + Send + Unpin> =
+                match dev.faults().latency.filter(|l| !l.is_zero()) {
+                    Some(l) => Box::new(super::delay::DelayedWriter::new(wr, l)),
+                    None => Box::new(wr),
+                };
             // An idle client is dropped like the SSH side's inactivity timeout.
             let _ = tokio::time::timeout(Duration::from_secs(600), session(rd, wr, dev)).await;
         }
@@ -64,7 +69,11 @@ impl Input {
     }
 }
 
-async fn session(rd: OwnedReadHalf, mut wr: OwnedWriteHalf, dev: Arc<SimDevice>) {
+async fn session(
+    rd: OwnedReadHalf,
+    mut wr: Box<dyn AsyncWrite + Send + Unpin>,
+    dev: Arc<SimDevice>,
+) {
     let offer = [
         IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, OPT_NAWS, IAC, DO, OPT_TTYPE,
     ];
