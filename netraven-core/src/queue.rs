@@ -150,6 +150,37 @@ pub enum RetryOutcome {
     Dead,
 }
 
+/// How [`Queue::settle_many`] settles one lease: the batch form of [`Queue::complete`],
+/// [`Queue::retry`], [`Queue::release`] and [`Queue::defer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOp<'a> {
+    /// [`Queue::complete`].
+    Complete,
+    /// [`Queue::retry`] at `at` for `reason`.
+    Retry {
+        /// When the task is deliverable again.
+        at: DateTime<Utc>,
+        /// Why it failed.
+        reason: &'a str,
+    },
+    /// [`Queue::release`].
+    Release,
+    /// [`Queue::defer`] to `at`.
+    Defer {
+        /// When the task is deliverable again.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What [`Queue::settle_many`] did with one lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Completed, released or deferred.
+    Done,
+    /// Retried: scheduled again or moved to the dead set.
+    Retried(RetryOutcome),
+}
+
 /// Task counts by state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct QueueStats {
@@ -223,6 +254,84 @@ pub trait Queue: Send + Sync + Debug + 'static {
         lease_for: Duration,
         wait: Duration,
     ) -> Result<Option<Lease>>;
+    /// Claims up to `max` deliverable tasks of `zone` at once, each with its own lease of
+    /// `lease_for` and its own attempt number (fencing token), with the same rules as
+    /// [`Queue::claim_in`]. Waits up to `wait` for the first task, never for more: the result is
+    /// empty only when nothing was deliverable in time. No task is handed to two claimers. The
+    /// default claims one by one; a backend overrides it to claim in one round trip.
+    async fn claim_many_in(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        max: usize,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Lease>> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let Some(first) = self.claim_in(worker_id, zone, lease_for, wait).await? else {
+            return Ok(out);
+        };
+        out.push(first);
+        while out.len() < max {
+            match self
+                .claim_in(worker_id, zone, lease_for, Duration::ZERO)
+                .await?
+            {
+                Some(l) => out.push(l),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+    /// Queues several tasks, in order, with the same rules as [`Queue::enqueue`] (a later spec
+    /// whose dedupe key an earlier one of the batch took is a duplicate). One outcome per spec.
+    /// An error may leave a prefix of the batch queued (retrying is harmless with dedupe keys).
+    /// The default enqueues one by one; a backend overrides it to enqueue in few round trips.
+    async fn enqueue_many(&self, specs: Vec<TaskSpec>) -> Result<Vec<Enqueued>> {
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            out.push(self.enqueue(spec).await?);
+        }
+        Ok(out)
+    }
+    /// Settles several leases, each on its own: one result per item, in order. A lease that was
+    /// lost is refused with [`crate::ErrorKind::Stale`] in its own slot without failing the
+    /// others. The outer error is for the call as a whole (e.g. the backend is unreachable);
+    /// then some items may have been settled. The default settles one by one; a backend
+    /// overrides it to settle in one round trip.
+    async fn settle_many(&self, batch: &[(&Lease, SettleOp<'_>)]) -> Result<Vec<Result<Settled>>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (lease, op) in batch {
+            let r = match *op {
+                SettleOp::Complete => self.complete(lease).await.map(|()| Settled::Done),
+                SettleOp::Retry { at, reason } => {
+                    self.retry(lease, at, reason).await.map(Settled::Retried)
+                }
+                SettleOp::Release => self.release(lease).await.map(|()| Settled::Done),
+                SettleOp::Defer { at } => self.defer(lease, at).await.map(|()| Settled::Done),
+            };
+            match r {
+                Err(e) if e.kind() != crate::error::ErrorKind::Stale => return Err(e),
+                r => out.push(r),
+            }
+        }
+        Ok(out)
+    }
+    /// Completes several leases ([`Queue::settle_many`] with [`SettleOp::Complete`]): one
+    /// result per lease, a lost lease refused as Stale in its own slot.
+    async fn complete_many(&self, leases: &[Lease]) -> Result<Vec<Result<()>>> {
+        let batch: Vec<(&Lease, SettleOp<'_>)> =
+            leases.iter().map(|l| (l, SettleOp::Complete)).collect();
+        Ok(self
+            .settle_many(&batch)
+            .await?
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect())
+    }
     /// Records that `worker_id`, claiming from `zone`, is alive now. The default records
     /// nothing (such a queue shows no workers, so zones are never watched on it).
     async fn heartbeat(&self, worker_id: &str, zone: Option<&str>) -> Result<()> {

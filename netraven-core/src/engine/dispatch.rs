@@ -55,21 +55,35 @@ impl Engine {
                     tracing::warn!(error = %e, "reaping expired leases failed");
                 }
             }
+            // Every free slot claims in the same call: one queue round trip for up to
+            // `concurrency` tasks instead of one per task.
+            let mut slots = vec![permit];
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                slots.push(p);
+            }
             let claimed = tokio::select! {
-                c = self.queue.claim_in(&self.config.worker_id, zone.as_deref(), self.config.lease, self.config.claim_wait) => c,
+                c = self.queue.claim_many_in(&self.config.worker_id, zone.as_deref(), slots.len(), self.config.lease, self.config.claim_wait) => c,
                 _ = shutdown.cancelled() => break,
             };
             match claimed {
-                Ok(Some(lease)) => {
-                    self.metrics.tasks_claimed.fetch_add(1, Ordering::Relaxed);
-                    let engine = self.clone();
-                    let abort = abort.child_token();
-                    tasks.spawn(async move {
-                        engine.handle(lease, abort).await;
-                        drop(permit);
-                    });
+                Ok(leases) => {
+                    for lease in leases {
+                        let Some(permit) = slots.pop() else {
+                            // More than asked for (a backend's bug): hand it straight back.
+                            if let Err(e) = self.queue.release(&lease).await {
+                                tracing::warn!(task = %lease.task.id, error = %e, "could not hand back a task claimed beyond the free slots");
+                            }
+                            continue;
+                        };
+                        self.metrics.tasks_claimed.fetch_add(1, Ordering::Relaxed);
+                        let engine = self.clone();
+                        let abort = abort.child_token();
+                        tasks.spawn(async move {
+                            engine.handle(lease, abort).await;
+                            drop(permit);
+                        });
+                    }
                 }
-                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming a task failed; backing off");
                     tokio::select! {

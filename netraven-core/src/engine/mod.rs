@@ -378,14 +378,14 @@ impl Engine {
                         }
                         continue;
                     }
-                    for spec in self.device_task_specs(run.id, &pending).await? {
-                        if matches!(
-                            self.queue.enqueue(spec).await?,
-                            crate::queue::Enqueued::New(_)
-                        ) {
-                            queued += 1;
-                        }
-                    }
+                    let specs = self.device_task_specs(run.id, &pending).await?;
+                    queued += self
+                        .queue
+                        .enqueue_many(specs)
+                        .await?
+                        .iter()
+                        .filter(|e| matches!(e, crate::queue::Enqueued::New(_)))
+                        .count() as u64;
                 }
                 _ => {}
             }

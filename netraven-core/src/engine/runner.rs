@@ -382,9 +382,10 @@ impl Engine {
                 return self.fail_all_no_credentials(&run, &pending).await;
             }
         }
-        for spec in self.device_task_specs(run.id, &pending).await? {
-            self.queue.enqueue(spec).await?;
-        }
+        // One batch: a backend queues them in few round trips (dedupe keys make a retry of a
+        // half-queued batch harmless).
+        let specs = self.device_task_specs(run.id, &pending).await?;
+        self.queue.enqueue_many(specs).await?;
         Ok(TaskOutcome::Done)
     }
 

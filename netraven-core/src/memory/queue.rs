@@ -130,13 +130,23 @@ impl MemoryQueue {
         self.notify.notify_waiters();
     }
 
-    fn try_claim(&self, worker_id: &str, zone: Option<&str>, lease_for: Duration) -> Option<Lease> {
+    /// Claims up to `max` ready tasks of `zone` under one lock.
+    fn try_claim(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        max: usize,
+        lease_for: Duration,
+    ) -> Vec<Lease> {
         let now = self.clock.now();
         let mut g = self.lock();
         g.promote_due(now);
         let key = zone.map(str::to_string);
-        while let Some(id) = g.ready.get_mut(&key).and_then(VecDeque::pop_front) {
-            let expires = clock::add(now, lease_for);
+        let expires = clock::add(now, lease_for);
+        let mut out = Vec::new();
+        while out.len() < max
+            && let Some(id) = g.ready.get_mut(&key).and_then(VecDeque::pop_front)
+        {
             let Some(e) = g.tasks.get_mut(&id) else {
                 continue;
             };
@@ -147,13 +157,13 @@ impl MemoryQueue {
             e.state = State::Leased(expires);
             let task = e.task.clone();
             g.leased.insert((expires, id));
-            return Some(Lease {
+            out.push(Lease {
                 task,
                 worker_id: worker_id.to_string(),
                 expires_at: expires,
             });
         }
-        None
+        out
     }
 }
 
@@ -206,15 +216,33 @@ impl Queue for MemoryQueue {
         lease_for: Duration,
         wait: Duration,
     ) -> Result<Option<Lease>> {
+        Ok(self
+            .claim_many_in(worker_id, zone, 1, lease_for, wait)
+            .await?
+            .pop())
+    }
+
+    async fn claim_many_in(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        max: usize,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Lease>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.notify.notified();
-            if let Some(l) = self.try_claim(worker_id, zone, lease_for) {
-                return Ok(Some(l));
+            let leases = self.try_claim(worker_id, zone, max, lease_for);
+            if !leases.is_empty() {
+                return Ok(leases);
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             // Wake on a new task, or poll again soon so delayed tasks coming due are seen.
             let nap = (deadline - now).min(Duration::from_millis(250));

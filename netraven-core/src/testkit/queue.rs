@@ -54,6 +54,16 @@ where
     zone_tasks_keep_their_zone_through_leases_retries_and_hand_backs(q.await, c).await;
     let (c, q) = fresh();
     heartbeats_name_worker_and_zone(q.await, c).await;
+    let (c, q) = fresh();
+    batch_enqueue_dedupes_in_order(q.await, c).await;
+    let (c, q) = fresh();
+    batch_claimers_never_share_a_task(q.await, c).await;
+    let (c, q) = fresh();
+    batch_leases_are_fenced_per_task(q.await, c).await;
+    let (c, q) = fresh();
+    batch_settles_each_op_like_the_single_calls(q.await, c).await;
+    let (c, q) = fresh();
+    batch_claims_keep_to_their_zone(q.await, c).await;
 }
 
 fn zoned(run: i64, d: i64, zone: &str) -> TaskSpec {
@@ -589,4 +599,323 @@ pub async fn dead_tasks_are_pruned_after_retention(q: Arc<dyn Queue>, clock: Arc
     assert_eq!(q.prune_dead(cutoff).await.expect("prune"), 1);
     assert_eq!(q.stats().await.expect("stats").dead, 1);
     assert_eq!(q.prune_dead(cutoff).await.expect("prune again"), 0);
+}
+
+/// A batch enqueue queues in order; a spec whose key a live task or an earlier spec of the
+/// batch holds is a duplicate; delays and zones apply per spec.
+pub async fn batch_enqueue_dedupes_in_order(q: Arc<dyn Queue>, clock: Arc<ManualClock>) {
+    q.enqueue(dev(20, 1)).await.expect("enqueue");
+    let mut later = dev(20, 4);
+    later.run_at = Some(clock.now() + chrono::Duration::seconds(60));
+    let out = q
+        .enqueue_many(vec![
+            dev(20, 1),
+            dev(20, 2),
+            dev(20, 2),
+            zoned(20, 3, "site-a"),
+            later,
+        ])
+        .await
+        .expect("enqueue many");
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert!(matches!(out[0], Enqueued::Duplicate(_)), "{out:?}");
+    assert!(matches!(out[1], Enqueued::New(_)), "{out:?}");
+    match (&out[1], &out[2]) {
+        (Enqueued::New(a), Enqueued::Duplicate(b)) => assert_eq!(a, b, "{out:?}"),
+        _ => panic!("a key taken earlier in the batch was queued again: {out:?}"),
+    }
+    assert!(matches!(out[3], Enqueued::New(_)), "{out:?}");
+    assert!(matches!(out[4], Enqueued::New(_)), "{out:?}");
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.ready, s.delayed), (3, 1), "{s:?}");
+    assert!(
+        q.enqueue_many(Vec::new())
+            .await
+            .expect("empty batch")
+            .is_empty()
+    );
+}
+
+/// Eight workers claim 200 tasks in batches of up to 7 and complete each batch in one call: no
+/// task is delivered twice, none is lost, every lease is the claimer's with attempt 1.
+pub async fn batch_claimers_never_share_a_task(q: Arc<dyn Queue>, _clock: Arc<ManualClock>) {
+    let out = q
+        .enqueue_many((0..200).map(|d| dev(21, d)).collect())
+        .await
+        .expect("enqueue many");
+    assert!(out.iter().all(|e| matches!(e, Enqueued::New(_))));
+    assert!(
+        q.claim_many_in("w", None, 0, LEASE, NOW)
+            .await
+            .expect("claim none")
+            .is_empty(),
+        "a claim of at most 0 tasks gave some"
+    );
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let q = q.clone();
+        handles.push(tokio::spawn(async move {
+            let worker = format!("bw{w}");
+            let mut got = Vec::new();
+            loop {
+                let batch = q
+                    .claim_many_in(&worker, None, 7, LEASE, NOW)
+                    .await
+                    .expect("claim many");
+                if batch.is_empty() {
+                    return got;
+                }
+                assert!(batch.len() <= 7, "{} tasks for at most 7", batch.len());
+                for l in &batch {
+                    assert_eq!(l.worker_id, worker);
+                    assert_eq!(l.task.attempt, 1);
+                    assert!(l.task.zone.is_none());
+                }
+                let done = q.complete_many(&batch).await.expect("complete many");
+                assert_eq!(done.len(), batch.len());
+                for r in done {
+                    r.expect("complete of a live lease");
+                }
+                got.extend(batch.into_iter().map(|l| l.task.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("claimer panicked"));
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        all.len(),
+        200,
+        "tasks delivered {} times in total",
+        all.len()
+    );
+    assert_eq!(unique.len(), 200, "a task was delivered twice");
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.ready, s.leased), (0, 0), "{s:?}");
+}
+
+/// Each lease of a batch is its own: extending one keeps only that one; once the other
+/// expires and is claimed again, settling the old batch is refused for that task only.
+pub async fn batch_leases_are_fenced_per_task(q: Arc<dyn Queue>, clock: Arc<ManualClock>) {
+    q.enqueue_many(vec![dev(22, 1), dev(22, 2)])
+        .await
+        .expect("enqueue many");
+    let old = q
+        .claim_many_in("w-old", None, 5, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(old.len(), 2, "{old:?}");
+    assert_ne!(old[0].task.id, old[1].task.id);
+    assert!(
+        q.claim_many_in("w-other", None, 5, LEASE, NOW)
+            .await
+            .expect("claim many")
+            .is_empty(),
+        "a leased task was delivered twice"
+    );
+    clock.advance(LEASE / 2);
+    q.extend(&old[0], LEASE).await.expect("extend");
+    clock.advance(LEASE * 3 / 4);
+    assert_eq!(
+        q.reap_expired().await.expect("reap"),
+        1,
+        "exactly the unextended lease expires"
+    );
+    let new = q
+        .claim_many_in("w-new", None, 5, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].task.id, old[1].task.id);
+    assert_eq!(new[0].task.attempt, old[1].task.attempt + 1);
+    let done = q.complete_many(&old).await.expect("complete many");
+    assert_eq!(done.len(), 2);
+    assert!(
+        done[0].is_ok(),
+        "the live lease of the batch: {:?}",
+        done[0]
+    );
+    assert_eq!(
+        done[1].as_ref().map_err(|e| e.kind()),
+        Err(ErrorKind::Stale),
+        "the lost lease of the batch was settled"
+    );
+    let done = q.complete_many(&new).await.expect("complete many");
+    assert!(done[0].is_ok(), "the new holder: {:?}", done[0]);
+    let s = q.stats().await.expect("stats");
+    assert_eq!((s.ready, s.leased, s.delayed), (0, 0, 0), "{s:?}");
+}
+
+/// One batch settle can complete, retry, release and defer, each as its single call would:
+/// retry counts a failure (dead at the limit, freeing the key), release and defer count a
+/// hand-back, and a lease settled twice in one batch is refused the second time.
+pub async fn batch_settles_each_op_like_the_single_calls(
+    q: Arc<dyn Queue>,
+    clock: Arc<ManualClock>,
+) {
+    let mut poison = dev(23, 5);
+    poison.max_attempts = 1;
+    q.enqueue_many(vec![
+        dev(23, 1),
+        dev(23, 2),
+        dev(23, 3),
+        dev(23, 4),
+        poison.clone(),
+    ])
+    .await
+    .expect("enqueue many");
+    let ls = q
+        .claim_many_in("w", None, 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(ls.len(), 5, "{ls:?}");
+    let by = |d: i64| {
+        ls.iter()
+            .find(|l| {
+                l.task.kind
+                    == TaskKind::Device {
+                        run_id: 23,
+                        device_id: d,
+                    }
+            })
+            .expect("claimed")
+    };
+    let later = clock.now() + chrono::Duration::seconds(30);
+    let out = q
+        .settle_many(&[
+            (by(1), SettleOp::Complete),
+            (
+                by(2),
+                SettleOp::Retry {
+                    at: later,
+                    reason: "e",
+                },
+            ),
+            (by(3), SettleOp::Release),
+            (by(4), SettleOp::Defer { at: later }),
+            (
+                by(5),
+                SettleOp::Retry {
+                    at: later,
+                    reason: "poison",
+                },
+            ),
+            (by(1), SettleOp::Complete),
+        ])
+        .await
+        .expect("settle many");
+    assert_eq!(out.len(), 6);
+    assert_eq!(out[0].as_ref().ok(), Some(&Settled::Done), "{out:?}");
+    assert_eq!(
+        out[1].as_ref().ok(),
+        Some(&Settled::Retried(RetryOutcome::Scheduled)),
+        "{out:?}"
+    );
+    assert_eq!(out[2].as_ref().ok(), Some(&Settled::Done), "{out:?}");
+    assert_eq!(out[3].as_ref().ok(), Some(&Settled::Done), "{out:?}");
+    assert_eq!(
+        out[4].as_ref().ok(),
+        Some(&Settled::Retried(RetryOutcome::Dead)),
+        "{out:?}"
+    );
+    assert_eq!(
+        out[5].as_ref().map_err(|e| e.kind()).err(),
+        Some(ErrorKind::Stale),
+        "a lease settled twice in one batch: {out:?}"
+    );
+    let s = q.stats().await.expect("stats");
+    assert_eq!(
+        (s.ready, s.delayed, s.leased, s.dead),
+        (1, 2, 0, 1),
+        "{s:?}"
+    );
+    assert!(
+        matches!(q.enqueue(poison).await.expect("enqueue"), Enqueued::New(_)),
+        "the dead task kept its dedupe key"
+    );
+    let released = q
+        .claim_many_in("w2", None, 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    let r3 = released
+        .iter()
+        .find(|l| l.task.id == by(3).task.id)
+        .expect("the released task is ready at once");
+    assert_eq!(
+        (r3.task.attempt, r3.task.failures, r3.task.released),
+        (2, 0, 1)
+    );
+    clock.advance(Duration::from_secs(31));
+    q.reap_expired().await.expect("reap");
+    let due = q
+        .claim_many_in("w3", None, 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    let r2 = due
+        .iter()
+        .find(|l| l.task.id == by(2).task.id)
+        .expect("the retried task is due");
+    assert_eq!(
+        (r2.task.attempt, r2.task.failures, r2.task.released),
+        (2, 1, 0)
+    );
+    let r4 = due
+        .iter()
+        .find(|l| l.task.id == by(4).task.id)
+        .expect("the deferred task is due");
+    assert_eq!(
+        (r4.task.attempt, r4.task.failures, r4.task.released),
+        (2, 0, 1)
+    );
+}
+
+/// A batch claim takes only its zone's tasks, and waits (bounded) rather than take another's.
+pub async fn batch_claims_keep_to_their_zone(q: Arc<dyn Queue>, _clock: Arc<ManualClock>) {
+    q.enqueue_many(vec![
+        zoned(24, 1, "site-a"),
+        zoned(24, 2, "site-a"),
+        zoned(24, 3, "site_b"),
+        dev(24, 4),
+        TaskSpec::new(TaskKind::StartRun { run_id: 24 }),
+    ])
+    .await
+    .expect("enqueue many");
+    assert!(
+        q.claim_many_in("w-c", Some("site-c"), 10, LEASE, Duration::from_millis(50))
+            .await
+            .expect("claim many")
+            .is_empty(),
+        "a zone nobody enqueued to got a task"
+    );
+    let a = q
+        .claim_many_in("w-a", Some("site-a"), 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(a.iter().all(|l| l.task.zone.as_deref() == Some("site-a")));
+    let d = q
+        .claim_many_in("w-d", None, 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d.iter().all(|l| l.task.zone.is_none()));
+    let b = q
+        .claim_many_in("w-b", Some("site_b"), 10, LEASE, NOW)
+        .await
+        .expect("claim many");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0].task.zone.as_deref(), Some("site_b"));
+    let all: Vec<Lease> = a.into_iter().chain(d).chain(b).collect();
+    for r in q.complete_many(&all).await.expect("complete many") {
+        r.expect("complete");
+    }
+    let zones = q.zone_stats().await.expect("zone stats");
+    assert!(
+        zones
+            .iter()
+            .all(|z| z.stats.leased == 0 && z.stats.ready == 0),
+        "{zones:?}"
+    );
 }

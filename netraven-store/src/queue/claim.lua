@@ -1,7 +1,8 @@
--- Claims the next ready task for a worker.
--- ARGV: prefix, worker, now_ms, lease_ms, promote_limit, zone ('' = the default zone)
+-- Claims up to `max` ready tasks of one zone for a worker, each with its own lease and attempt.
+-- ARGV: prefix, worker, now_ms, lease_ms, promote_limit, zone ('' = the default zone), max
 -- Only the zone's keys are read: a worker never gets another zone's task.
--- Returns nil, or {id, kind, dedupe, attempt, max_attempts, expires_ms, failures, released}.
+-- Returns a list (empty when nothing is ready) of
+-- {id, kind, dedupe, attempt, max_attempts, expires_ms, failures, released}.
 local p = ARGV[1]
 local worker = ARGV[2]
 local now = tonumber(ARGV[3])
@@ -12,6 +13,7 @@ if now < 0 then
 end
 local lease_ms = tonumber(ARGV[4])
 local ZONE = ARGV[6] or ''
+local want = tonumber(ARGV[7] or '1')
 local zp = p
 if ZONE ~= '' then
   zp = p .. 'z:' .. ZONE .. ':'
@@ -28,20 +30,26 @@ for _, id in ipairs(due) do
   end
 end
 local inflight = p .. 'inflight:' .. worker
-while true do
+local leases = zp .. 'leases'
+local expires = now + lease_ms
+local out = {}
+while #out < want do
   local id = redis.call('LMOVE', ready, inflight, 'RIGHT', 'LEFT')
   if not id then
-    return nil
+    break
   end
   local key = p .. 'task:' .. id
-  local f = redis.call('HMGET', key, 'kind', 'dedupe', 'max', 'state', 'failures', 'released', 'zone')
+  local f = redis.call('HMGET', key, 'kind', 'dedupe', 'max', 'state', 'failures', 'released', 'zone',
+    'attempt')
   if f[1] and f[4] == 'ready' and (f[7] or '') == ZONE then
-    local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-    local expires = now + lease_ms
-    redis.call('HSET', key, 'state', 'leased', 'worker', worker)
-    redis.call('ZADD', zp .. 'leases', expires, id)
-    return {id, f[1], f[2], attempt, f[3], expires, tonumber(f[5] or '0'), tonumber(f[6] or '0')}
+    -- The script is atomic: read-then-write bumps the attempt as HINCRBY would, one call less.
+    local attempt = tonumber(f[8] or '0') + 1
+    redis.call('HSET', key, 'attempt', attempt, 'state', 'leased', 'worker', worker)
+    redis.call('ZADD', leases, expires, id)
+    out[#out + 1] = {id, f[1], f[2], attempt, f[3], expires, tonumber(f[5] or '0'), tonumber(f[6] or '0')}
+  else
+    -- A task whose body is gone (lost data) or that is not ready: drop the stray id.
+    redis.call('LREM', inflight, 1, id)
   end
-  -- A task whose body is gone (lost data) or that is not ready: drop the stray id.
-  redis.call('LREM', inflight, 1, id)
 end
+return out

@@ -31,6 +31,15 @@
 //! server uses), from the Redis server's `TIME`, one clock for every worker. Task ids are random UUIDs, never a counter: after Redis lost
 //! its data a new task can never take the id (and so the fencing token) of an old lease.
 //!
+//! # Batches
+//!
+//! The enqueue, claim and settle scripts take a batch: [`Queue::enqueue_many`],
+//! [`Queue::claim_many_in`] and [`Queue::settle_many`] are one script call per up to
+//! [`RedisQueueOptions::batch_limit`] tasks, and the single calls are batches of one, so both
+//! run the same code. Inside a batch every task is handled as its single call would be, in
+//! order (a dedupe key taken earlier in the batch, a lease settled earlier in the batch); a
+//! lost lease is refused for its own task only.
+//!
 //! # Fencing
 //!
 //! The attempt number in the task hash is bumped at every claim; `extend`, `complete`, `retry` and
@@ -167,9 +176,12 @@ fn dur_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// The claim script's reply: id, kind JSON, dedupe key, attempt, max attempts, expiry ms,
-/// failures, releases.
-type ClaimReply = Option<(String, String, String, u32, u32, i64, u32, u32)>;
+/// One task of the claim script's reply: id, kind JSON, dedupe key, attempt, max attempts,
+/// expiry ms, failures, releases.
+type ClaimReply = (String, String, String, u32, u32, i64, u32, u32);
+
+/// One lease to settle: the lease, the script's op, its numeric argument and the reason.
+type SettleItem<'a> = (&'a Lease, &'static str, i64, &'a str);
 
 impl RedisQueue {
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); every key starts with `prefix`
@@ -322,15 +334,17 @@ impl RedisQueue {
         }
     }
 
-    async fn try_claim(
+    /// Claims up to `max` ready tasks of `zone` in one script call (no waiting).
+    async fn try_claim_many(
         &self,
         worker_id: &str,
         zone: Option<&str>,
+        max: usize,
         lease_for: Duration,
-    ) -> Result<Option<Lease>> {
+    ) -> Result<Vec<Lease>> {
         let now = self.now_arg();
         let mut conn = self.conn().await?;
-        let reply: ClaimReply = self
+        let reply: Vec<ClaimReply> = self
             .scripts
             .claim
             .prepare_invoke()
@@ -340,32 +354,47 @@ impl RedisQueue {
             .arg(dur_ms(lease_for))
             .arg(self.options.batch_limit)
             .arg(zone.unwrap_or(""))
+            .arg(max)
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err)?;
-        let Some((id, kind, dedupe, attempt, max_attempts, expires, failures, released)) = reply
-        else {
-            return Ok(None);
-        };
-        let kind: TaskKind = serde_json::from_str(&kind).map_err(|e| {
-            Error::internal(format!(
-                "redis queue: task {id} has an unreadable body: {e}"
-            ))
-        })?;
-        Ok(Some(Lease {
-            task: Task {
-                id,
-                kind,
-                dedupe_key: (!dedupe.is_empty()).then_some(dedupe),
-                attempt,
-                max_attempts,
-                failures,
-                released,
-                zone: zone.map(str::to_string),
-            },
-            worker_id: worker_id.to_string(),
-            expires_at: from_ms(expires),
-        }))
+        let mut out = Vec::with_capacity(reply.len());
+        let mut unreadable = None;
+        for (id, kind, dedupe, attempt, max_attempts, expires, failures, released) in reply {
+            let kind: TaskKind = match serde_json::from_str(&kind) {
+                Ok(k) => k,
+                Err(e) => {
+                    // The task stays leased (it expires and is reaped like a dead worker's);
+                    // the others of the batch are still handed out.
+                    unreadable.get_or_insert(Error::internal(format!(
+                        "redis queue: task {id} has an unreadable body: {e}"
+                    )));
+                    continue;
+                }
+            };
+            out.push(Lease {
+                task: Task {
+                    id,
+                    kind,
+                    dedupe_key: (!dedupe.is_empty()).then_some(dedupe),
+                    attempt,
+                    max_attempts,
+                    failures,
+                    released,
+                    zone: zone.map(str::to_string),
+                },
+                worker_id: worker_id.to_string(),
+                expires_at: from_ms(expires),
+            });
+        }
+        match unreadable {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, "claimed a task with an unreadable body");
+                Ok(out)
+            }
+            None => Ok(out),
+        }
     }
 
     /// Blocks until the ready list is non-empty or `block` passed (without taking anything).
@@ -391,31 +420,63 @@ impl RedisQueue {
         }
     }
 
-    async fn settle(&self, lease: &Lease, op: &str, arg: i64, reason: &str) -> Result<Vec<i64>> {
-        let now = self.now_arg();
-        let mut conn = self.conn().await?;
-        let reply: Vec<i64> = self
-            .scripts
-            .settle
-            .prepare_invoke()
-            .arg(&self.prefix)
-            .arg(&lease.task.id)
-            .arg(lease.task.attempt)
-            .arg(op)
-            .arg(now)
-            .arg(arg)
-            .arg(reason)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        match reply.first() {
-            Some(-1) => Err(Error::stale(format!(
-                "task {} attempt {} no longer holds its lease",
-                lease.task.id, lease.task.attempt
-            ))),
-            Some(_) => Ok(reply),
-            None => Err(Error::internal("redis queue: empty script reply")),
+    /// Settles one lease; Stale if it was lost.
+    async fn settle(
+        &self,
+        lease: &Lease,
+        op: &'static str,
+        arg: i64,
+        reason: &str,
+    ) -> Result<Vec<i64>> {
+        self.settle_batch(&[(lease, op, arg, reason)])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("redis queue: empty script reply")))
+    }
+
+    /// Settles leases in script calls of at most `batch_limit` each: one reply per lease, a lost
+    /// lease Stale in its own slot.
+    async fn settle_batch(&self, items: &[SettleItem<'_>]) -> Result<Vec<Result<Vec<i64>>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(self.chunk()) {
+            let now = self.now_arg();
+            let mut inv = self.scripts.settle.prepare_invoke();
+            inv.arg(&self.prefix).arg(now);
+            for (lease, op, arg, reason) in chunk {
+                inv.arg(&lease.task.id)
+                    .arg(lease.task.attempt)
+                    .arg(*op)
+                    .arg(*arg)
+                    .arg(*reason);
+            }
+            let mut conn = self.conn().await?;
+            let reply: Vec<Vec<i64>> = inv.invoke_async(&mut conn).await.map_err(redis_err)?;
+            if reply.len() != chunk.len() {
+                return Err(Error::internal(format!(
+                    "redis queue: {} settle replies for {} leases",
+                    reply.len(),
+                    chunk.len()
+                )));
+            }
+            for ((lease, ..), r) in chunk.iter().zip(reply) {
+                out.push(match r.first() {
+                    Some(-1) => Err(Error::stale(format!(
+                        "task {} attempt {} no longer holds its lease",
+                        lease.task.id, lease.task.attempt
+                    ))),
+                    Some(_) => Ok(r),
+                    None => Err(Error::internal("redis queue: empty script reply")),
+                });
+            }
         }
+        Ok(out)
+    }
+
+    /// Items per script call of a batch.
+    fn chunk(&self) -> usize {
+        usize::try_from(self.options.batch_limit)
+            .unwrap_or(1000)
+            .max(1)
     }
 
     /// Deletes every key under this queue's prefix (SCAN + UNLINK, never FLUSHDB). For tests and
@@ -467,36 +528,51 @@ fn escape_glob(s: &str) -> String {
 #[async_trait]
 impl Queue for RedisQueue {
     async fn enqueue(&self, spec: TaskSpec) -> Result<Enqueued> {
-        let now = self.clock.now();
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let kind = serde_json::to_string(&spec.kind)
-            .map_err(|e| Error::internal(format!("task body: {e}")))?;
-        let run_at = spec.run_at.map(to_ms).unwrap_or(i64::MIN);
-        let mut conn = self.conn().await?;
-        let (queued, id): (i64, String) = self
-            .scripts
-            .enqueue
-            .prepare_invoke()
-            .arg(&self.prefix)
-            .arg(&id)
-            .arg(&kind)
-            .arg(spec.dedupe_key.as_deref().unwrap_or(""))
-            .arg(spec.max_attempts.max(1))
-            .arg(run_at)
-            .arg(if self.options.server_time {
+        self.enqueue_many(vec![spec])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("redis queue: empty enqueue reply"))
+    }
+
+    async fn enqueue_many(&self, specs: Vec<TaskSpec>) -> Result<Vec<Enqueued>> {
+        let mut out = Vec::with_capacity(specs.len());
+        for chunk in specs.chunks(self.chunk()) {
+            let now = if self.options.server_time {
                 -1
             } else {
-                to_ms(now)
-            })
-            .arg(spec.zone.as_deref().unwrap_or(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(redis_err)?;
-        Ok(if queued == 1 {
-            Enqueued::New(id)
-        } else {
-            Enqueued::Duplicate(id)
-        })
+                to_ms(self.clock.now())
+            };
+            let mut inv = self.scripts.enqueue.prepare_invoke();
+            inv.arg(&self.prefix).arg(now);
+            for spec in chunk {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let kind = serde_json::to_string(&spec.kind)
+                    .map_err(|e| Error::internal(format!("task body: {e}")))?;
+                inv.arg(id)
+                    .arg(kind)
+                    .arg(spec.dedupe_key.as_deref().unwrap_or(""))
+                    .arg(spec.max_attempts.max(1))
+                    .arg(spec.run_at.map(to_ms).unwrap_or(i64::MIN))
+                    .arg(spec.zone.as_deref().unwrap_or(""));
+            }
+            let mut conn = self.conn().await?;
+            let reply: Vec<(i64, String)> = inv.invoke_async(&mut conn).await.map_err(redis_err)?;
+            if reply.len() != chunk.len() {
+                return Err(Error::internal(format!(
+                    "redis queue: {} enqueue replies for {} tasks",
+                    reply.len(),
+                    chunk.len()
+                )));
+            }
+            out.extend(reply.into_iter().map(|(queued, id)| {
+                if queued == 1 {
+                    Enqueued::New(id)
+                } else {
+                    Enqueued::Duplicate(id)
+                }
+            }));
+        }
+        Ok(out)
     }
 
     async fn claim_in(
@@ -506,20 +582,40 @@ impl Queue for RedisQueue {
         lease_for: Duration,
         wait: Duration,
     ) -> Result<Option<Lease>> {
+        Ok(self
+            .claim_many_in(worker_id, zone, 1, lease_for, wait)
+            .await?
+            .pop())
+    }
+
+    async fn claim_many_in(
+        &self,
+        worker_id: &str,
+        zone: Option<&str>,
+        max: usize,
+        lease_for: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Lease>> {
         if worker_id.is_empty() {
             return Err(Error::invalid("worker id must not be empty"));
         }
         if let Some(z) = zone {
             netraven_core::model::validate_zone(z)?;
         }
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        // One script call hands out at most `batch_limit` tasks.
+        let max = max.min(self.chunk());
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(lease) = self.try_claim(worker_id, zone, lease_for).await? {
-                return Ok(Some(lease));
+            let leases = self.try_claim_many(worker_id, zone, max, lease_for).await?;
+            if !leases.is_empty() {
+                return Ok(leases);
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let block = (deadline - now).min(BLOCK_SLICE);
             if block < Duration::from_millis(10) {
@@ -558,6 +654,35 @@ impl Queue for RedisQueue {
 
     async fn defer(&self, lease: &Lease, at: DateTime<Utc>) -> Result<()> {
         self.settle(lease, "defer", to_ms(at), "").await.map(|_| ())
+    }
+
+    async fn settle_many(&self, batch: &[(&Lease, SettleOp<'_>)]) -> Result<Vec<Result<Settled>>> {
+        let items: Vec<SettleItem<'_>> = batch
+            .iter()
+            .map(|(lease, op)| match *op {
+                SettleOp::Complete => (*lease, "complete", 0, ""),
+                SettleOp::Retry { at, reason } => (*lease, "retry", to_ms(at), reason),
+                SettleOp::Release => (*lease, "release", 0, ""),
+                SettleOp::Defer { at } => (*lease, "defer", to_ms(at), ""),
+            })
+            .collect();
+        let replies = self.settle_batch(&items).await?;
+        Ok(items
+            .iter()
+            .zip(replies)
+            .map(|((lease, op, _, reason), r)| {
+                let r = r?;
+                if *op != "retry" {
+                    return Ok(Settled::Done);
+                }
+                if r.first() == Some(&2) {
+                    tracing::warn!(task = %lease.task.id, reason, "task used all its attempts; moved to dead set");
+                    Ok(Settled::Retried(RetryOutcome::Dead))
+                } else {
+                    Ok(Settled::Retried(RetryOutcome::Scheduled))
+                }
+            })
+            .collect())
     }
 
     async fn prune_dead(&self, before: DateTime<Utc>) -> Result<u64> {
