@@ -9,7 +9,7 @@
 //! channel is joined to one end of a Unix socket pair by a small pump thread, and the next
 //! session (the next bastion's, or the device's) runs over the other end.
 
-use crate::ssh::{HostTrust, authenticate_user, check_host_key, map_io, map_ssh, remaining};
+use crate::ssh::{HostTrust, SshIo, authenticate_user, check_host_key, map_io, map_ssh, remaining};
 use netraven_core::error::{Error, ErrorKind, Result};
 use netraven_core::model::{Device, HostKeyPolicy, JumpHost, MAX_JUMP_CHAIN};
 use netraven_core::store::{HostKeyStore, JumpHostStore};
@@ -36,6 +36,14 @@ impl Stream {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
         })
+    }
+
+    /// Puts the socket in non-blocking mode (for a session driven from the async runtime).
+    pub(crate) fn set_nonblocking(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(true),
+            Stream::Unix(s) => s.set_nonblocking(true),
+        }
     }
 
     /// Shuts both directions down: every blocked read or write on the socket ends.
@@ -198,7 +206,11 @@ fn bastion_hop(
         deadline,
         "logging in to a jump host",
     )?));
-    if let Err(e) = authenticate_user(&sess, &jump.username, &jump.password) {
+    // A blocking session: the shared (async) login code runs each libssh2 call once, here on
+    // this blocking thread.
+    let io = SshIo::blocking(sess.clone());
+    let login = authenticate_user(&io, &jump.username, &jump.password, deadline);
+    if let Err(e) = rt.block_on(login) {
         if trust == HostTrust::FirstUse {
             let _ = rt.block_on(host_keys.delete_host_key(&jump.address, jump.port));
         }
@@ -279,7 +291,7 @@ fn check_bastion_key(
     if jump.host_key_policy == HostKeyPolicy::Off {
         return Ok(HostTrust::Unverified);
     }
-    check_host_key(sess, &as_device, host_keys, rt)
+    rt.block_on(check_host_key(sess, &as_device, host_keys))
 }
 
 /// Copies bytes between the channel and the socket until either side ends or `stop` is set.

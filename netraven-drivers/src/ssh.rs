@@ -1,10 +1,11 @@
 //! The SSH transport on `ssh2` (libssh2): a [`Driver`] per platform, and its [`Session`].
 //!
-//! libssh2 is blocking, so every session lives on the blocking thread pool
-//! (`tokio::task::spawn_blocking`): the async methods move the session to a blocking thread for
-//! the duration of one call and get it back afterwards. Every blocking call runs under a
-//! timeout (`ssh2::Session::set_timeout`, `TcpStream::connect_timeout`), derived from the
-//! deadline of the operation.
+//! libssh2 runs in non-blocking mode, driven from the async runtime ([`SshIo`]): a libssh2
+//! call that would block returns `EAGAIN`, the task waits on the session's socket in the
+//! direction libssh2 asks for (`block_directions`, tokio's `AsyncFd`) and calls again, so a
+//! session costs a task and its buffers, not a thread. Every wait runs under the deadline of the
+//! operation. Only jump hosts' bastion sessions stay blocking, each on its own thread (see
+//! `jump`).
 
 use crate::expect::{
     PromptLearner, ReaderLimits, ShellReader, Step, TermFilter, clean_output, comment_lines,
@@ -222,6 +223,176 @@ pub(crate) fn tcp_connect(address: &str, port: u16, deadline: Instant) -> Result
     Err(last)
 }
 
+/// Opens a TCP connection to `address:port` within the deadline (first address that answers),
+/// from the async runtime: a non-blocking socket for a [`SshIo`] or a telnet connection.
+pub(crate) async fn tcp_connect_async(
+    address: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<TcpStream> {
+    let at = tokio::time::Instant::from_std(deadline);
+    let addrs: Vec<_> = tokio::time::timeout_at(at, tokio::net::lookup_host((address, port)))
+        .await
+        .map_err(|_| Error::timeout(format!("deadline passed while resolving {address}")))?
+        .map_err(|e| map_io(e, &format!("resolving {address}")))?
+        .collect();
+    let mut last = conn_err(format!("{address} resolved to no address"));
+    for addr in addrs {
+        remaining(deadline, "connecting")?;
+        match tokio::time::timeout_at(at, tokio::net::TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "deadline passed while connecting to {addr}"
+                )));
+            }
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                // Handed to libssh2 or the telnet client as a plain (still non-blocking) socket.
+                return s
+                    .into_std()
+                    .map_err(|e| map_io(e, "taking the socket from the runtime"));
+            }
+            Ok(Err(e)) => last = map_io(e, &format!("connecting to {addr}")),
+        }
+    }
+    Err(last)
+}
+
+/// The libssh2 error code for "would block".
+fn is_eagain(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(libssh2_codes::EAGAIN)
+}
+
+/// A libssh2 session and the means to wait on its socket.
+///
+/// A non-blocking session ([`SshIo::connect`]) is driven from the async runtime: [`SshIo::call`]
+/// and [`SshIo::io`] run a libssh2 call and, while it returns `EAGAIN`, wait until the socket is
+/// ready in the direction libssh2 is blocked on, then call again (libssh2's calls resume where
+/// they stopped). A blocking session ([`SshIo::blocking`], a jump host's bastion on its own
+/// thread) never returns `EAGAIN`: the same code runs each call once.
+pub(crate) struct SshIo {
+    pub(crate) sess: ssh2::Session,
+    /// A second handle on the session's socket, registered with the runtime's reactor;
+    /// `None` for a blocking session.
+    fd: Option<tokio::io::unix::AsyncFd<crate::jump::Stream>>,
+}
+
+impl SshIo {
+    /// A blocking session, for code that runs on its own thread.
+    pub(crate) fn blocking(sess: ssh2::Session) -> Self {
+        SshIo { sess, fd: None }
+    }
+
+    /// A new non-blocking session over `stream` (not yet handshaken), plus a handle on its
+    /// socket to shut it down with.
+    pub(crate) fn over(stream: crate::jump::Stream) -> Result<(Self, crate::jump::Stream)> {
+        stream
+            .set_nonblocking()
+            .map_err(|e| map_io(e, "making the socket non-blocking"))?;
+        let watch = stream
+            .try_clone()
+            .map_err(|e| map_io(e, "duplicating the socket"))?;
+        let sock = stream
+            .try_clone()
+            .map_err(|e| map_io(e, "duplicating the socket"))?;
+        let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
+        sess.set_blocking(false);
+        sess.set_tcp_stream(stream);
+        // SAFETY: `watch` owns its descriptor (a duplicate of the session's socket) for as long
+        // as the `AsyncFd` owns `watch`, and `as_raw_fd` always returns that same descriptor.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(watch) }
+            .map_err(|e| map_io(e.into_parts().1, "registering the socket with the runtime"))?;
+        Ok((SshIo { sess, fd: Some(fd) }, sock))
+    }
+
+    /// Waits, until `deadline`, for the socket to be ready the way libssh2 is blocked on.
+    async fn wait(&self, deadline: Instant) -> std::io::Result<()> {
+        let timed_out = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out waiting on the socket",
+            )
+        };
+        // A blocking session reports `EAGAIN` only when its own timeout ran out.
+        let Some(fd) = &self.fd else {
+            return Err(timed_out());
+        };
+        let dirs = self.sess.block_directions();
+        let ready = async {
+            // Readiness is cleared before the call is retried (which then reads or writes
+            // everything the socket has): an event after that sets it again, none is lost.
+            match dirs {
+                ssh2::BlockDirections::Outbound => fd.writable().await.map(|mut g| g.clear_ready()),
+                ssh2::BlockDirections::Both => tokio::select! {
+                    r = fd.readable() => r.map(|mut g| g.clear_ready()),
+                    w = fd.writable() => w.map(|mut g| g.clear_ready()),
+                },
+                _ => fd.readable().await.map(|mut g| g.clear_ready()),
+            }
+        };
+        tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), ready)
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    /// Runs a libssh2 session call until it stops returning `EAGAIN` or the deadline passes
+    /// (then: libssh2's timeout error).
+    pub(crate) async fn call<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&ssh2::Session) -> std::result::Result<T, ssh2::Error>,
+    ) -> std::result::Result<T, ssh2::Error> {
+        loop {
+            match f(&self.sess) {
+                Err(e) if is_eagain(&e) => {}
+                r => return r,
+            }
+            if self.wait(deadline).await.is_err() {
+                return Err(ssh2::Error::new(
+                    ssh2::ErrorCode::Session(libssh2_codes::TIMEOUT),
+                    "timed out waiting on the socket",
+                ));
+            }
+        }
+    }
+
+    /// [`SshIo::call`] for channel I/O (`std::io` errors; `WouldBlock` is `EAGAIN`): a
+    /// timeout is an error of kind `TimedOut`.
+    pub(crate) async fn io<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut() -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        loop {
+            match f() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            self.wait(deadline).await?;
+        }
+    }
+
+    /// Writes all of `data` to a channel stream within the deadline.
+    pub(crate) async fn write_all(
+        &self,
+        chan: &mut ssh2::Channel,
+        data: &[u8],
+        deadline: Instant,
+    ) -> std::io::Result<()> {
+        let mut sent = 0;
+        while sent < data.len() {
+            let n = self.io(deadline, || chan.write(&data[sent..])).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            sent += n;
+        }
+        // libssh2's flush of a channel stream drops what was received and not read yet (left
+        // over from before this command).
+        self.io(deadline, || chan.flush()).await
+    }
+}
+
 /// Base64 (standard alphabet, no padding), as OpenSSH prints `SHA256:` fingerprints.
 fn b64_nopad(data: &[u8]) -> String {
     use base64::Engine;
@@ -261,11 +432,10 @@ pub(crate) enum HostTrust {
 
 /// Checks the server's host key against the policy. Runs after the key exchange and before
 /// any credential is sent.
-pub(crate) fn check_host_key(
+pub(crate) async fn check_host_key(
     sess: &ssh2::Session,
     device: &Device,
     store: &Arc<dyn HostKeyStore>,
-    rt: &tokio::runtime::Handle,
 ) -> Result<HostTrust> {
     if device.host_key_policy == HostKeyPolicy::Off {
         return Ok(HostTrust::Unverified);
@@ -275,7 +445,7 @@ pub(crate) fn check_host_key(
         .map(|(_, t)| key_type_name(t))
         .ok_or_else(|| Error::new(ErrorKind::Protocol, "server sent no host key"))?;
     let fingerprint = fingerprint(sess)?;
-    let pinned = rt.block_on(store.get_host_key(&device.address, device.port))?;
+    let pinned = store.get_host_key(&device.address, device.port).await?;
     let mut trust = HostTrust::Known;
     let pinned = match (pinned, device.host_key_policy) {
         (Some(k), _) => k,
@@ -296,7 +466,7 @@ pub(crate) fn check_host_key(
                 fingerprint: fingerprint.clone(),
                 first_seen: netraven_core::clock::Clock::now(&netraven_core::clock::SystemClock),
             };
-            let k = rt.block_on(store.pin_host_key(&key))?;
+            let k = store.pin_host_key(&key).await?;
             if k.fingerprint == fingerprint {
                 tracing::info!(host = %device.address, port = device.port, %fingerprint, "pinned host key on first use");
                 trust = HostTrust::FirstUse;
@@ -345,21 +515,20 @@ impl ssh2::KeyboardInteractivePrompt for KbdAnswer<'_> {
 
 /// Password, keyboard-interactive or private-key authentication. A password that holds a PEM or
 /// OpenSSH private key (`-----BEGIN`) is used as a key.
-fn authenticate(sess: &ssh2::Session, cred: &Credential) -> Result<()> {
-    authenticate_user(sess, &cred.username, &cred.password)
-}
-
-/// [`authenticate`] with a user and a secret (password or private key).
-pub(crate) fn authenticate_user(
-    sess: &ssh2::Session,
+pub(crate) async fn authenticate_user(
+    io: &SshIo,
     user: &str,
     password: &netraven_core::secret::Secret,
+    deadline: Instant,
 ) -> Result<()> {
     let secret = password.expose();
-    let methods = match sess.auth_methods(user) {
-        Ok(m) => m.to_string(),
+    let methods = match io
+        .call(deadline, |s| s.auth_methods(user).map(str::to_string))
+        .await
+    {
+        Ok(m) => m,
         Err(e) => {
-            if sess.authenticated() {
+            if io.sess.authenticated() {
                 return Ok(());
             }
             return Err(map_ssh(e, "listing authentication methods"));
@@ -373,14 +542,20 @@ pub(crate) fn authenticate_user(
                 format!("device does not accept public keys (offers {methods})"),
             ));
         }
-        return sess
-            .userauth_pubkey_memory(user, None, secret, None)
+        return io
+            .call(deadline, |s| {
+                s.userauth_pubkey_memory(user, None, secret, None)
+            })
+            .await
             .map_err(|e| map_ssh(e, "public key authentication"));
     }
     let mut last: Option<Error> = None;
     if has("password") {
-        match sess.userauth_password(user, secret) {
-            Ok(()) if sess.authenticated() => return Ok(()),
+        match io
+            .call(deadline, |s| s.userauth_password(user, secret))
+            .await
+        {
+            Ok(()) if io.sess.authenticated() => return Ok(()),
             Ok(()) => {}
             Err(e) => {
                 let err = map_ssh(e, "password authentication");
@@ -396,8 +571,13 @@ pub(crate) fn authenticate_user(
             user,
             password: secret,
         };
-        match sess.userauth_keyboard_interactive(user, &mut answer) {
-            Ok(()) if sess.authenticated() => return Ok(()),
+        match io
+            .call(deadline, |s| {
+                s.userauth_keyboard_interactive(user, &mut answer)
+            })
+            .await
+        {
+            Ok(()) if io.sess.authenticated() => return Ok(()),
             Ok(()) => {}
             Err(e) => last = Some(map_ssh(e, "keyboard-interactive authentication")),
         }
@@ -415,56 +595,50 @@ enum Link {
     Ssh {
         /// A second handle on the session's socket, shut down before libssh2 frees the session.
         sock: crate::jump::Stream,
-        sess: ssh2::Session,
+        io: SshIo,
         /// The interactive shell's channel; `None` while commands run over exec channels.
         chan: Option<ssh2::Channel>,
+        /// Exec channels given up on before their end: freed with the session (after the
+        /// socket is shut down, so freeing them never waits on the device).
+        abandoned: Vec<ssh2::Channel>,
         /// The jump hosts this session is tunnelled through, if any: closed after it.
-        _tunnel: Option<crate::jump::Tunnel>,
+        tunnel: Option<crate::jump::Tunnel>,
     },
     Telnet(TelnetConn),
 }
 
 impl Link {
-    fn write(&mut self, data: &[u8], timeout: Duration) -> std::io::Result<()> {
+    async fn write(&mut self, data: &[u8], deadline: Instant) -> std::io::Result<()> {
         match self {
-            Link::Ssh { sess, chan, .. } => {
+            Link::Ssh { io, chan, .. } => {
                 let chan = chan.as_mut().ok_or_else(no_shell)?;
-                sess.set_timeout(ms(timeout));
-                chan.write_all(data).and_then(|_| chan.flush())
+                io.write_all(chan, data, deadline).await
             }
-            Link::Telnet(t) => t.send(data, timeout),
+            Link::Telnet(t) => t.send(data, deadline).await,
         }
     }
 
-    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+    async fn read(&mut self, buf: &mut [u8], deadline: Instant) -> std::io::Result<usize> {
         match self {
-            Link::Ssh { sess, chan, .. } => {
+            Link::Ssh { io, chan, .. } => {
                 let chan = chan.as_mut().ok_or_else(no_shell)?;
-                sess.set_timeout(ms(timeout));
-                chan.read(buf)
+                io.io(deadline, || chan.read(buf)).await
             }
-            Link::Telnet(t) => t.read(buf, timeout),
+            Link::Telnet(t) => t.read(buf, deadline).await,
         }
     }
 
-    /// Says `exit` and leaves, best effort and quick.
+    /// Says `exit` and leaves, best effort and without waiting on the device.
     fn close(&mut self, exit: &str) {
         match self {
-            Link::Ssh { sess, chan, .. } => {
-                // libssh2's channel close (also run when a channel is freed) waits for the
-                // peer's close in blocking mode, so switch to non-blocking first: nothing here
-                // may wait on the device.
-                sess.set_timeout(200);
+            Link::Ssh { io, chan, .. } => {
+                // One non-blocking attempt each: nothing here may wait on the device.
                 if let Some(chan) = chan {
-                    let _ = chan.write_all(exit.as_bytes());
+                    let _ = chan.write(exit.as_bytes());
                 }
-                sess.set_blocking(false);
-                let _ = sess.disconnect(None, "bye", None);
+                let _ = io.sess.disconnect(None, "bye", None);
             }
-            Link::Telnet(t) => {
-                let _ = t.send(exit.as_bytes(), Duration::from_millis(200));
-                t.shutdown();
-            }
+            Link::Telnet(t) => t.try_send(exit.as_bytes()),
         }
     }
 }
@@ -481,22 +655,33 @@ fn no_shell() -> std::io::Error {
 impl Drop for Link {
     fn drop(&mut self) {
         match self {
-            Link::Ssh { sock, sess, .. } => {
+            Link::Ssh {
+                sock, io, tunnel, ..
+            } => {
                 sock.shutdown();
                 // libssh2 frees a channel only after the peer's close: in blocking mode that
                 // waits on the device, and in non-blocking mode the free returns EAGAIN and the
                 // whole session (~60 KB) is never freed, one leak per device. Shutting the
                 // socket down first ends every such wait at once (EOF), so the blocking free
-                // below completes without waiting on the device.
-                sess.set_timeout(1000);
-                sess.set_blocking(true);
+                // that follows (the fields' drops) completes without waiting on the device.
+                io.sess.set_timeout(1000);
+                io.sess.set_blocking(true);
+                // Stopping a tunnel joins its pump threads: never on the async runtime.
+                if let Some(t) = tunnel.take() {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(rt) => {
+                            rt.spawn_blocking(move || drop(t));
+                        }
+                        Err(_) => drop(t),
+                    }
+                }
             }
             Link::Telnet(t) => t.shutdown(),
         }
     }
 }
 
-/// One interactive shell, owned by whichever blocking thread runs the current call.
+/// One interactive shell (over SSH or telnet) and what reads its output.
 struct Shell {
     link: Link,
     reader: ShellReader,
@@ -547,17 +732,18 @@ enum FirstPrompt {
 const LEARN_TRIES: usize = 6;
 
 impl Shell {
-    fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
-        let left = remaining(deadline, "sending")?;
+    async fn send(&mut self, text: &str, deadline: Instant) -> Result<()> {
+        remaining(deadline, "sending")?;
         self.link
-            .write(text.as_bytes(), left)
+            .write(text.as_bytes(), deadline)
+            .await
             .map_err(|e| map_io(e, "sending to the device"))
     }
 
     /// Reads until the prompt (or an extra pattern) shows at the end of the output, answering
     /// pagers on the way.
-    fn read_until(&mut self, deadline: Instant, what: &str) -> Result<Step> {
-        match self.read_step(deadline, None, what)? {
+    async fn read_until(&mut self, deadline: Instant, what: &str) -> Result<Step> {
+        match self.read_step(deadline, None, what).await? {
             Some(s) => Ok(s),
             None => Err(Error::timeout(format!(
                 "no prompt within the deadline while {what}"
@@ -567,7 +753,7 @@ impl Shell {
 
     /// Like [`Shell::read_until`], but with `idle` set, returns `None` when the device stays
     /// silent that long (before the deadline) without a prompt or extra pattern at the end.
-    fn read_step(
+    async fn read_step(
         &mut self,
         deadline: Instant,
         idle: Option<Duration>,
@@ -576,7 +762,7 @@ impl Shell {
         loop {
             let left = remaining(deadline, what)?;
             let wait = idle.map_or(left, |i| i.min(left));
-            let n = match self.link.read(&mut self.buf, wait) {
+            let n = match self.link.read(&mut self.buf, Instant::now() + wait).await {
                 Ok(0) => {
                     return Err(conn_err(format!(
                         "connection closed by the device while {what}"
@@ -602,7 +788,7 @@ impl Shell {
                 Step::More => {}
                 Step::Pager => {
                     let reply = self.platform.spec.pager_reply.clone();
-                    self.send(&reply, deadline)?;
+                    self.send(&reply, deadline).await?;
                 }
                 Step::TooLarge(what_limit) => {
                     self.reader.clear();
@@ -623,11 +809,12 @@ impl Shell {
     }
 
     /// Runs a command and returns its cleaned output.
-    fn command(&mut self, command: &str, deadline: Instant) -> Result<String> {
+    async fn command(&mut self, command: &str, deadline: Instant) -> Result<String> {
         self.reader.clear();
         self.reader.set_extra(Vec::new());
-        self.send(&format!("{command}\n"), deadline)?;
-        self.read_until(deadline, &format!("running '{command}'"))?;
+        self.send(&format!("{command}\n"), deadline).await?;
+        self.read_until(deadline, &format!("running '{command}'"))
+            .await?;
         let out = clean_output(&self.reader.take(), command);
         if let Some(line) = self.platform.is_command_error(&out) {
             // The device's error line goes through the platform's secret rules first: it is
@@ -648,16 +835,19 @@ impl Shell {
     ///
     /// When nothing the platform's pattern matches shows within `learn_after` of silence, the
     /// prompt is learned instead ([`Shell::learn_prompt`]).
-    fn find_prompt(&mut self, cred: &Credential, deadline: Instant) -> Result<FirstPrompt> {
+    async fn find_prompt(&mut self, cred: &Credential, deadline: Instant) -> Result<FirstPrompt> {
         let login = self.platform.login.clone();
         self.reader.set_extra(login);
         let mut answered = 0;
         let learn_after = Some(self.learn_after);
         let mut prev = loop {
-            match self.read_step(deadline, learn_after, "waiting for the first prompt")? {
+            match self
+                .read_step(deadline, learn_after, "waiting for the first prompt")
+                .await?
+            {
                 None => {
                     self.reader.set_extra(Vec::new());
-                    return self.learn_prompt(deadline);
+                    return self.learn_prompt(deadline).await;
                 }
                 Some(Step::Prompt(p)) => break p,
                 Some(Step::Extra(i)) => {
@@ -678,10 +868,11 @@ impl Shell {
                     self.reader.clear();
                     if send == "{password}" {
                         // The secret is sent, never logged.
-                        self.send(&format!("{}\n", cred.password.expose()), deadline)?;
+                        self.send(&format!("{}\n", cred.password.expose()), deadline)
+                            .await?;
                     } else {
                         let text = send.replace("{username}", &cred.username);
-                        self.send(&format!("{text}\n"), deadline)?;
+                        self.send(&format!("{text}\n"), deadline).await?;
                     }
                 }
                 Some(_) => break String::new(),
@@ -690,10 +881,13 @@ impl Shell {
         self.reader.set_extra(Vec::new());
         for _ in 0..3 {
             self.reader.clear();
-            self.send("\n", deadline)?;
-            let p = match self.read_step(deadline, learn_after, "finding the prompt")? {
+            self.send("\n", deadline).await?;
+            let p = match self
+                .read_step(deadline, learn_after, "finding the prompt")
+                .await?
+            {
                 // What looked like a prompt was a banner line; the real one does not match.
-                None => return self.learn_prompt(deadline),
+                None => return self.learn_prompt(deadline).await,
                 Some(Step::Prompt(p)) => p,
                 Some(_) => String::new(),
             };
@@ -711,7 +905,7 @@ impl Shell {
     /// shows something else and falls silent or shows its prompt. A device without a login
     /// (`no login` on the line) goes straight to its prompt. Then a newline asks for the
     /// prompt again, for [`Shell::find_prompt`].
-    fn telnet_login(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
+    async fn telnet_login(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
         static USER: LazyLock<Regex> = LazyLock::new(|| {
             Regex::new(r"(?i)(user\s*name|login)\s*:\s*$").expect("a constant pattern")
         });
@@ -734,7 +928,10 @@ impl Shell {
             } else {
                 self.learn_after * 3
             };
-            let step = match self.read_step(deadline, Some(idle), "logging in over telnet") {
+            let step = match self
+                .read_step(deadline, Some(idle), "logging in over telnet")
+                .await
+            {
                 Ok(s) => s,
                 // A device that hangs up right after the password refused it.
                 Err(e) if password_sent && e.kind() == ErrorKind::Connection => {
@@ -746,13 +943,14 @@ impl Shell {
                 Some(Step::Extra(0)) if !user_sent && !password_sent => {
                     user_sent = true;
                     self.reader.clear();
-                    self.send(&format!("{}\n", cred.username), deadline)?;
+                    self.send(&format!("{}\n", cred.username), deadline).await?;
                 }
                 Some(Step::Extra(1)) if !password_sent => {
                     password_sent = true;
                     self.reader.clear();
                     // The secret is sent, never logged.
-                    self.send(&format!("{}\n", cred.password.expose()), deadline)?;
+                    self.send(&format!("{}\n", cred.password.expose()), deadline)
+                        .await?;
                 }
                 Some(Step::Extra(_)) => return Err(refused()),
                 // A prompt, or silence after the dialogue: logged in (a prompt the pattern
@@ -762,7 +960,7 @@ impl Shell {
         }
         self.reader.set_extra(Vec::new());
         self.reader.clear();
-        self.send("\n", deadline)
+        self.send("\n", deadline).await
     }
 
     /// Learns the prompt netmiko-style ([`PromptLearner`]): sends a newline, takes the last
@@ -770,13 +968,16 @@ impl Shell {
     /// and ends in one of the platform's prompt terminators; from then on the reader
     /// recognises that prompt. A prompt the platform's pattern matches on the way ends the
     /// search the normal way.
-    fn learn_prompt(&mut self, deadline: Instant) -> Result<FirstPrompt> {
+    async fn learn_prompt(&mut self, deadline: Instant) -> Result<FirstPrompt> {
         let mut learner = PromptLearner::new(&self.platform.spec.prompt_terminators);
         let quiet = Some(self.quiet);
         for _ in 0..LEARN_TRIES {
             self.reader.clear();
-            self.send("\n", deadline)?;
-            if let Some(Step::Prompt(p)) = self.read_step(deadline, quiet, "learning the prompt")? {
+            self.send("\n", deadline).await?;
+            if let Some(Step::Prompt(p)) = self
+                .read_step(deadline, quiet, "learning the prompt")
+                .await?
+            {
                 self.reader.clear();
                 return Ok(FirstPrompt::Matched(p));
             }
@@ -798,7 +999,12 @@ impl Shell {
         )))
     }
 
-    fn enable(&mut self, prompt: &str, cred: &Credential, deadline: Instant) -> Result<String> {
+    async fn enable(
+        &mut self,
+        prompt: &str,
+        cred: &Credential,
+        deadline: Instant,
+    ) -> Result<String> {
         let (Some(spec), Some(unpriv), Some(pw_re)) = (
             self.platform.spec.enable.clone(),
             self.platform.unprivileged_prompt.clone(),
@@ -813,19 +1019,20 @@ impl Shell {
         let mut extra = vec![pw_re];
         extra.extend(self.platform.enable_username_prompt.clone());
         self.reader.set_extra(extra);
-        self.send(&format!("{}\n", spec.command), deadline)?;
-        let mut step = self.read_until(deadline, "entering enable mode")?;
+        self.send(&format!("{}\n", spec.command), deadline).await?;
+        let mut step = self.read_until(deadline, "entering enable mode").await?;
         if step == Step::Extra(1) {
             self.reader.clear();
-            self.send(&format!("{}\n", cred.username), deadline)?;
-            step = self.read_until(deadline, "entering enable mode")?;
+            self.send(&format!("{}\n", cred.username), deadline).await?;
+            step = self.read_until(deadline, "entering enable mode").await?;
         }
         if step == Step::Extra(0) {
             let secret = cred.enable_secret.as_ref().unwrap_or(&cred.password);
             self.reader.clear();
             // The secret is sent, never logged.
-            self.send(&format!("{}\n", secret.expose()), deadline)?;
-            step = self.read_until(deadline, "entering enable mode")?;
+            self.send(&format!("{}\n", secret.expose()), deadline)
+                .await?;
+            step = self.read_until(deadline, "entering enable mode").await?;
         }
         self.reader.set_extra(Vec::new());
         self.reader.clear();
@@ -841,30 +1048,30 @@ impl Shell {
     /// Runs a command in the interactive shell, opening it first in exec mode: the commands
     /// of a command job may depend on one another (`configure`, then what to set), which
     /// separate exec channels would each run in a fresh context.
-    fn run(&mut self, command: &str, deadline: Instant) -> Result<String> {
+    async fn run(&mut self, command: &str, deadline: Instant) -> Result<String> {
         if self.exec.is_some() {
-            self.enter_shell(None, deadline)?;
+            self.enter_shell(None, deadline).await?;
         }
-        self.command(command, deadline)
+        self.command(command, deadline).await
     }
 
     /// Fetches the configuration: the platform's backup commands, over exec channels in exec
     /// mode (all of them again in the shell when the device refuses that), else in the shell.
-    fn fetch_config(&mut self, deadline: Instant) -> Result<String> {
+    async fn fetch_config(&mut self, deadline: Instant) -> Result<String> {
         if self.exec.is_some() {
-            match self.fetch_with(deadline, true) {
+            match self.fetch_with(deadline, true).await {
                 Ok(out) => return Ok(out),
                 Err(ExecFail::Failed(e)) => return Err(e),
-                Err(ExecFail::FallBack(why)) => self.fall_back(&why, deadline)?,
+                Err(ExecFail::FallBack(why)) => self.fall_back(&why, deadline).await?,
             }
         }
-        self.fetch_with(deadline, false).map_err(|e| match e {
+        self.fetch_with(deadline, false).await.map_err(|e| match e {
             ExecFail::Failed(e) => e,
             ExecFail::FallBack(why) => Error::internal(why),
         })
     }
 
-    fn fetch_with(
+    async fn fetch_with(
         &mut self,
         deadline: Instant,
         exec: bool,
@@ -874,9 +1081,11 @@ impl Shell {
         for cmd in &platform.spec.backup {
             let res = if exec {
                 self.exec_command(&cmd.command, deadline)
+                    .await
                     .map_err(|e| self.fall_back_on(e, cmd.optional))
             } else {
                 self.command(&cmd.command, deadline)
+                    .await
                     .map_err(ExecFail::Failed)
             };
             let text = match res {
@@ -916,14 +1125,14 @@ impl Shell {
 
     /// Leaves exec mode after the device refused it: [`Shell::enter_shell`], logged and noted
     /// on the device's log.
-    fn fall_back(&mut self, why: &str, deadline: Instant) -> Result<()> {
-        self.enter_shell(Some(why), deadline)
+    async fn fall_back(&mut self, why: &str, deadline: Instant) -> Result<()> {
+        self.enter_shell(Some(why), deadline).await
     }
 
     /// Leaves exec mode for this session: opens the interactive shell on the same SSH session
     /// and readies it (prompt, enable, paging off). With `why` (the device refused exec), it is
     /// logged and noted on the device's log.
-    fn enter_shell(&mut self, why: Option<&str>, deadline: Instant) -> Result<()> {
+    async fn enter_shell(&mut self, why: Option<&str>, deadline: Instant) -> Result<()> {
         let Some(cred) = self.exec.take() else {
             return Ok(());
         };
@@ -939,12 +1148,12 @@ impl Shell {
             }
         }
         let pty = self.pty;
-        let Link::Ssh { sess, chan, .. } = &mut self.link else {
+        let Link::Ssh { io, chan, .. } = &mut self.link else {
             return Err(Error::internal("exec mode on a session without SSH"));
         };
-        *chan = Some(shell_channel(sess, pty, deadline)?);
+        *chan = Some(shell_channel(io, pty, deadline).await?);
         // The SSH login succeeded already: errors from here on are not a first login's.
-        self.prepare(&cred, deadline, &|e| e)
+        self.prepare(&cred, deadline).await
     }
 
     /// Runs one command over its own exec channel (no PTY, no prompt, no paging): reads its
@@ -952,7 +1161,7 @@ impl Shell {
     /// and exit status. A refused channel or exec request is [`ExecFail::FallBack`]; a
     /// non-zero exit status or an error line (the platform's `command_errors`) is a command
     /// error.
-    fn exec_command(
+    async fn exec_command(
         &mut self,
         command: &str,
         deadline: Instant,
@@ -960,12 +1169,12 @@ impl Shell {
         let what = format!("running '{command}' over an exec channel");
         let full = format!("{command}{}", self.platform.spec.exec_suffix);
         let limits = self.limits;
-        let Link::Ssh { sess, .. } = &mut self.link else {
+        let Link::Ssh { io, abandoned, .. } = &mut self.link else {
             return Err(ExecFail::FallBack("not an SSH session".into()));
         };
         let buf = &mut self.buf;
-        sess.set_timeout(ms(remaining(deadline, &what)?));
-        let mut chan = match sess.channel_session() {
+        remaining(deadline, &what)?;
+        let mut chan = match io.call(deadline, |s| s.channel_session()).await {
             Ok(c) => c,
             Err(e) if exec_refused(&e) => {
                 return Err(ExecFail::FallBack(format!(
@@ -975,13 +1184,13 @@ impl Shell {
             }
             Err(e) => return Err(map_ssh(e, "opening an exec channel").into()),
         };
-        if let Err(e) = chan.exec(&full) {
+        if let Err(e) = io.call(deadline, |_| chan.exec(&full)).await {
             let fail = if exec_refused(&e) {
                 ExecFail::FallBack(format!("exec request refused: {}", e.message()))
             } else {
                 ExecFail::Failed(map_ssh(e, "sending the exec request"))
             };
-            abandon(sess, chan);
+            abandoned.push(chan);
             return Err(fail);
         }
         let too_large = |limit: String| {
@@ -1002,12 +1211,10 @@ impl Shell {
         let mut text: Vec<u8> = Vec::with_capacity(8 * 1024);
         let mut received = 0usize;
         let read: Result<()> = loop {
-            let left = match remaining(deadline, &what) {
-                Ok(l) => l,
-                Err(e) => break Err(e),
-            };
-            sess.set_timeout(ms(left));
-            match chan.read(buf) {
+            if let Err(e) = remaining(deadline, &what) {
+                break Err(e);
+            }
+            match io.io(deadline, || chan.read(buf)).await {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     received = received.saturating_add(n);
@@ -1029,32 +1236,37 @@ impl Shell {
             }
         };
         let mut stderr: Vec<u8> = Vec::new();
-        let read = read.and_then(|()| {
-            let mut err_stream = chan.stderr();
-            loop {
-                sess.set_timeout(ms(remaining(deadline, &what)?));
-                match err_stream.read(buf) {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => {
-                        let keep = n.min(EXEC_STDERR_KEEP.saturating_sub(stderr.len()));
-                        stderr.extend_from_slice(&buf[..keep]);
+        let read = match read {
+            Ok(()) => {
+                let mut err_stream = chan.stderr();
+                loop {
+                    if let Err(e) = remaining(deadline, &what) {
+                        break Err(e);
                     }
-                    Err(e) => return Err(timed_out(e)),
+                    match io.io(deadline, || err_stream.read(buf)).await {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            let keep = n.min(EXEC_STDERR_KEEP.saturating_sub(stderr.len()));
+                            stderr.extend_from_slice(&buf[..keep]);
+                        }
+                        Err(e) => break Err(timed_out(e)),
+                    }
                 }
             }
-        });
+            Err(e) => Err(e),
+        };
         if let Err(e) = read {
-            abandon(sess, chan);
+            abandoned.push(chan);
             return Err(e.into());
         }
         // The exit status comes with (or just before) the channel's close; a device that never
         // closes costs a moment, not the deadline: its output is complete (EOF).
         let left = remaining(deadline, &what)?;
-        sess.set_timeout(ms(left.min(Duration::from_secs(2))));
-        let status = match chan.wait_close() {
+        let close_by = Instant::now() + left.min(Duration::from_secs(2));
+        let status = match io.call(close_by, |_| chan.wait_close()).await {
             Ok(()) => chan.exit_status().unwrap_or(0),
             Err(_) => {
-                abandon(sess, chan);
+                abandoned.push(chan);
                 0
             }
         };
@@ -1104,106 +1316,126 @@ fn exec_refused(e: &ssh2::Error) -> bool {
     )
 }
 
-/// Drops an exec channel that is not done without waiting on the device for long: libssh2
-/// sends its close and waits for the peer's in blocking mode.
-fn abandon(sess: &ssh2::Session, chan: ssh2::Channel) {
-    sess.set_timeout(200);
-    drop(chan);
-}
-
 /// Marks an authentication failure from a device never logged into (see the engine's
 /// credential rules) and unpins a key this very connection pinned: trust on first use starts
 /// only with a successful login, so a server posing as a device stays "first seen" and is
 /// offered one credential per attempt. A telnet device has no host key: its rejections are
 /// always from a device not trusted.
-fn untrusted_err(
+async fn untrusted_err(
     e: Error,
     trust: HostTrust,
     device: &Device,
     store: &Arc<dyn HostKeyStore>,
-    rt: &tokio::runtime::Handle,
 ) -> Error {
     if e.kind() != ErrorKind::Auth || trust == HostTrust::Known {
         return e;
     }
     if trust == HostTrust::FirstUse
-        && let Err(d) = rt.block_on(store.delete_host_key(&device.address, device.port))
+        && let Err(d) = store.delete_host_key(&device.address, device.port).await
     {
         tracing::warn!(host = %device.address, error = %d, "could not unpin a host key after a failed first login");
     }
     e.on_untrusted_host()
 }
 
-/// Connects and logs in over SSH, then opens the interactive shell's channel (PTY and shell).
-#[allow(clippy::too_many_arguments)]
-fn ssh_link(
+/// Stops a tunnel (joins its pump threads) off the async runtime.
+fn drop_tunnel(tunnel: Option<crate::jump::Tunnel>) {
+    if let Some(t) = tunnel {
+        tokio::task::spawn_blocking(move || drop(t));
+    }
+}
+
+/// Connects (directly, or through the device's jump hosts) and logs in over SSH, then, with
+/// `open_shell`, opens the interactive shell's channel (PTY and shell).
+async fn ssh_link(
     platform: &Platform,
     options: &SshOptions,
     device: &Device,
     cred: &Credential,
     store: &Arc<dyn HostKeyStore>,
-    rt: &tokio::runtime::Handle,
     deadline: Instant,
     open_shell: bool,
 ) -> Result<(Link, HostTrust)> {
-    let chain = crate::jump::resolve_chain(device, options.jump_hosts.as_ref().map(|j| &j.0), rt)?;
-    let (stream, tunnel) = crate::jump::connect_through(&chain, device, store, rt, deadline)?;
-    let sock = stream
-        .try_clone()
-        .map_err(|e| map_io(e, "duplicating the socket"))?;
-    let (sess, trust) = ssh_session(stream, device, cred, platform, store, rt, deadline)?;
-    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
-    let chan = if open_shell {
-        Some(
-            shell_channel(&sess, (options.pty_width, options.pty_height), deadline)
-                .map_err(untrusted)?,
-        )
+    let (stream, tunnel) = if device.jump_host.is_some() {
+        // Bastion sessions are blocking, on their own threads (see `jump`).
+        let jumps = options.jump_hosts.clone();
+        let (dev, keys) = (device.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Handle::current();
+            let chain = crate::jump::resolve_chain(&dev, jumps.as_ref().map(|j| &j.0), &rt)?;
+            crate::jump::connect_through(&chain, &dev, &keys, &rt, deadline)
+        })
+        .await
+        .map_err(join_err)??
     } else {
-        None
+        let tcp = tcp_connect_async(&device.address, device.port, deadline).await?;
+        (crate::jump::Stream::Tcp(tcp), None)
     };
-    Ok((
-        Link::Ssh {
-            sock,
-            sess,
-            chan,
-            _tunnel: tunnel,
-        },
-        trust,
-    ))
+    let (io, sock) = match SshIo::over(stream) {
+        Ok(x) => x,
+        Err(e) => {
+            drop_tunnel(tunnel);
+            return Err(e);
+        }
+    };
+    // From here on the link's drop cleans up after any failure.
+    let mut link = Link::Ssh {
+        sock,
+        io,
+        chan: None,
+        abandoned: Vec::new(),
+        tunnel,
+    };
+    let Link::Ssh { io, chan, .. } = &mut link else {
+        return Err(Error::internal("an SSH link that is not one"));
+    };
+    let trust = ssh_session(io, device, cred, platform, store, deadline).await?;
+    if open_shell {
+        match shell_channel(io, (options.pty_width, options.pty_height), deadline).await {
+            Ok(c) => *chan = Some(c),
+            Err(e) => return Err(untrusted_err(e, trust, device, store).await),
+        }
+    }
+    Ok((link, trust))
 }
 
 /// Opens the interactive shell's channel on a logged-in session: PTY and shell.
-fn shell_channel(
-    sess: &ssh2::Session,
+async fn shell_channel(
+    io: &SshIo,
     (width, height): (u32, u32),
     deadline: Instant,
 ) -> Result<ssh2::Channel> {
-    sess.set_timeout(ms(remaining(deadline, "opening the shell")?));
-    let mut chan = sess
-        .channel_session()
+    remaining(deadline, "opening the shell")?;
+    let mut chan = io
+        .call(deadline, |s| s.channel_session())
+        .await
         .map_err(|e| map_ssh(e, "opening a channel"))?;
-    chan.request_pty("vt100", None, Some((width, height, 0, 0)))
-        .map_err(|e| map_ssh(e, "requesting a PTY"))?;
-    chan.shell().map_err(|e| map_ssh(e, "starting the shell"))?;
+    io.call(deadline, |_| {
+        chan.request_pty("vt100", None, Some((width, height, 0, 0)))
+    })
+    .await
+    .map_err(|e| map_ssh(e, "requesting a PTY"))?;
+    io.call(deadline, |_| chan.shell())
+        .await
+        .map_err(|e| map_ssh(e, "starting the shell"))?;
     Ok(chan)
 }
 
-/// Handshake (algorithms checked), host key checked before any secret, authentication: a
-/// logged-in SSH session over `stream`. Runs on a blocking thread.
-fn ssh_session<S: std::os::fd::AsRawFd + 'static>(
-    stream: S,
+/// Handshake (algorithms checked), host key checked before any secret, authentication, on a
+/// new session.
+async fn ssh_session(
+    io: &SshIo,
     device: &Device,
     cred: &Credential,
     platform: &Platform,
     store: &Arc<dyn HostKeyStore>,
-    rt: &tokio::runtime::Handle,
     deadline: Instant,
-) -> Result<(ssh2::Session, HostTrust)> {
-    let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
-    sess.set_timeout(ms(remaining(deadline, "handshaking")?));
-    set_algorithms(&sess, device.legacy_ssh)?;
-    sess.set_tcp_stream(stream);
-    if let Err(e) = sess.handshake() {
+) -> Result<HostTrust> {
+    remaining(deadline, "handshaking")?;
+    set_algorithms(&io.sess, device.legacy_ssh)?;
+    // `handshake` wants `&mut`; a clone is a handle on the same session.
+    let mut sess = io.sess.clone();
+    if let Err(e) = io.call(deadline, |_| sess.handshake()).await {
         let mut err = map_ssh(e, "SSH handshake");
         if device.legacy_ssh {
             let missing = legacy_algorithms_missing();
@@ -1216,6 +1448,7 @@ fn ssh_session<S: std::os::fd::AsRawFd + 'static>(
         }
         return Err(err);
     }
+    let sess = &io.sess;
     tracing::debug!(
         device = %device.hostname,
         kex = sess.methods(ssh2::MethodType::Kex).unwrap_or("?"),
@@ -1224,30 +1457,27 @@ fn ssh_session<S: std::os::fd::AsRawFd + 'static>(
         mac = sess.methods(ssh2::MethodType::MacCs).unwrap_or("?"),
         "negotiated"
     );
-    check_kex(&sess, device)?;
-    let trust = check_host_key(&sess, device, store, rt)?;
-    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
-    sess.set_timeout(ms(remaining(deadline, "authenticating")?));
-    match &platform.spec.username_suffix {
-        Some(suffix) => {
-            let mut c = cred.clone();
-            c.username = format!("{}{suffix}", cred.username);
-            authenticate(&sess, &c).map_err(untrusted)?;
-        }
-        None => authenticate(&sess, cred).map_err(untrusted)?,
+    check_kex(sess, device)?;
+    let trust = check_host_key(sess, device, store).await?;
+    remaining(deadline, "authenticating")?;
+    let user = match &platform.spec.username_suffix {
+        Some(suffix) => format!("{}{suffix}", cred.username),
+        None => cred.username.clone(),
+    };
+    if let Err(e) = authenticate_user(io, &user, &cred.password, deadline).await {
+        return Err(untrusted_err(e, trust, device, store).await);
     }
     tracing::debug!(device = %device.hostname, user = %cred.username, "authenticated");
-    Ok((sess, trust))
+    Ok(trust)
 }
 
-/// Logs in and prepares the shell. Runs on a blocking thread.
-fn open_shell(
+/// Logs in and prepares the shell.
+async fn open_shell(
     platform: Arc<Platform>,
     options: &SshOptions,
     device: &Device,
     cred: &Credential,
     store: &Arc<dyn HostKeyStore>,
-    rt: &tokio::runtime::Handle,
     deadline: Instant,
 ) -> Result<Shell> {
     // The engine scales the deadline it gives; the driver scales its own short waits.
@@ -1260,7 +1490,9 @@ fn open_shell(
     // Exec channels only over SSH; the shell is opened later only if the device refuses them.
     let exec = device.transport == Transport::Ssh && platform.spec.exec_channel;
     let (link, trust) = match device.transport {
-        Transport::Ssh => ssh_link(&platform, options, device, cred, store, rt, deadline, !exec)?,
+        Transport::Ssh => {
+            ssh_link(&platform, options, device, cred, store, deadline, !exec).await?
+        }
         Transport::Telnet => {
             if device.jump_host.is_some() {
                 return Err(Error::invalid(
@@ -1268,11 +1500,11 @@ fn open_shell(
                 ));
             }
             // Opted in by the device: never reached here after an SSH failure.
-            let tcp = tcp_connect(&device.address, device.port, deadline)?;
-            (Link::Telnet(TelnetConn::new(tcp)), HostTrust::Unverified)
+            let tcp = tcp_connect_async(&device.address, device.port, deadline).await?;
+            let conn = TelnetConn::new(tcp).map_err(|e| map_io(e, "registering the socket"))?;
+            (Link::Telnet(conn), HostTrust::Unverified)
         }
     };
-    let untrusted = |e: Error| untrusted_err(e, trust, device, store, rt);
     let limits = ReaderLimits {
         max_output_bytes: options.max_output_bytes,
         max_line_bytes: options.max_line_bytes,
@@ -1297,24 +1529,26 @@ fn open_shell(
         shell.exec = Some(cred.clone());
         return Ok(shell);
     }
-    if device.transport == Transport::Telnet {
-        shell.telnet_login(cred, deadline).map_err(untrusted)?;
+    let ready = async {
+        if device.transport == Transport::Telnet {
+            shell.telnet_login(cred, deadline).await?;
+        }
+        shell.prepare(cred, deadline).await
+    };
+    // Errors of a device not yet trusted are marked (only authentication errors change).
+    if let Err(e) = ready.await {
+        return Err(untrusted_err(e, trust, device, store).await);
     }
-    shell.prepare(cred, deadline, &untrusted)?;
     Ok(shell)
 }
 
 impl Shell {
     /// Readies a freshly opened shell for commands: finds (or learns) the prompt, enters
-    /// enable mode, turns paging off. `untrusted` marks errors of a device not yet trusted.
-    fn prepare(
-        &mut self,
-        cred: &Credential,
-        deadline: Instant,
-        untrusted: &dyn Fn(Error) -> Error,
-    ) -> Result<()> {
+    /// enable mode, turns paging off. The caller marks errors of a device not yet trusted
+    /// (paging-off commands never fail with `auth`).
+    async fn prepare(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
         let shell = self;
-        let prompt = match shell.find_prompt(cred, deadline).map_err(untrusted)? {
+        let prompt = match shell.find_prompt(cred, deadline).await? {
             FirstPrompt::Matched(prompt) => {
                 shell.reader.set_base(Some(shell.platform.base_of(&prompt)));
                 shell
@@ -1336,12 +1570,12 @@ impl Shell {
                 prompt
             }
         };
-        let prompt = shell.enable(&prompt, cred, deadline).map_err(untrusted)?;
+        let prompt = shell.enable(&prompt, cred, deadline).await?;
         // The prompt itself is device output: not logged.
         tracing::debug!(device = %shell.hostname, prompt_len = prompt.len(), "logged in");
         let paging = shell.platform.spec.paging_off.clone();
         for cmd in &paging {
-            if let Err(e) = shell.command(cmd, deadline) {
+            if let Err(e) = shell.command(cmd, deadline).await {
                 if e.kind() != ErrorKind::Command {
                     return Err(e);
                 }
@@ -1448,7 +1682,7 @@ pub(crate) fn check_kex_of(
 }
 
 fn join_err(e: tokio::task::JoinError) -> Error {
-    Error::internal(format!("SSH worker thread failed: {e}"))
+    Error::internal(format!("jump host thread failed: {e}"))
 }
 
 #[async_trait]
@@ -1468,23 +1702,20 @@ impl Driver for SshDriver {
         timeout: Duration,
     ) -> Result<Box<dyn Session>> {
         let deadline = Instant::now() + timeout;
-        let platform = self.platform.clone();
-        let options = self.options.clone();
-        let device = device.clone();
-        let cred = credential.clone();
-        let store = self.host_keys.clone();
-        let rt = tokio::runtime::Handle::current();
-        let hostname = device.hostname.clone();
-        let mut shell = tokio::task::spawn_blocking(move || {
-            open_shell(platform, &options, &device, &cred, &store, &rt, deadline)
-                .map_err(|e| e.context(&device.hostname))
-        })
+        let mut shell = open_shell(
+            self.platform.clone(),
+            &self.options,
+            device,
+            credential,
+            &self.host_keys,
+            deadline,
+        )
         .await
-        .map_err(join_err)??;
+        .map_err(|e| e.context(&device.hostname))?;
         let notes = std::mem::take(&mut shell.notes);
         Ok(Box::new(SshSession {
             shell: Some(Box::new(shell)),
-            hostname,
+            hostname: device.hostname.clone(),
             notes,
         }))
     }
@@ -1544,7 +1775,7 @@ pub async fn probe_ssh(device: &Device, timeout: Duration) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// A logged-in SSH session (see the module docs for the threading model).
+/// A logged-in SSH (or telnet) session (see the module docs for how it is driven).
 pub struct SshSession {
     shell: Option<Box<Shell>>,
     hostname: String,
@@ -1561,28 +1792,24 @@ impl std::fmt::Debug for SshSession {
 }
 
 impl SshSession {
-    async fn with_shell<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&mut Shell) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let mut shell = self.shell.take().ok_or_else(|| {
+    /// Takes the shell for one call; gives it back only if the call succeeded.
+    fn take(&mut self) -> Result<Box<Shell>> {
+        self.shell.take().ok_or_else(|| {
             conn_err(format!(
                 "{}: session is closed (an earlier call failed or was cancelled)",
                 self.hostname
             ))
-        })?;
-        let (mut shell, res) = tokio::task::spawn_blocking(move || {
-            let r = f(&mut shell);
-            (shell, r)
         })
-        .await
-        .map_err(join_err)?;
+    }
+
+    /// Keeps the shell after a call, or closes it: a session whose call failed is in an
+    /// unknown state. (A call cancelled half-way drops the shell, which closes it.)
+    fn settle<T>(&mut self, mut shell: Box<Shell>, res: Result<T>) -> Result<T> {
         self.notes.append(&mut shell.notes);
-        // A session whose call failed is in an unknown state: drop it.
         if res.is_ok() {
             self.shell = Some(shell);
         } else {
-            tokio::task::spawn_blocking(move || shell.close());
+            shell.close();
         }
         res.map_err(|e| e.context(&self.hostname))
     }
@@ -1592,13 +1819,16 @@ impl SshSession {
 impl Session for SshSession {
     async fn run_command(&mut self, command: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
-        let command = command.to_string();
-        self.with_shell(move |s| s.run(&command, deadline)).await
+        let mut shell = self.take()?;
+        let res = shell.run(command, deadline).await;
+        self.settle(shell, res)
     }
 
     async fn fetch_config(&mut self, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
-        self.with_shell(move |s| s.fetch_config(deadline)).await
+        let mut shell = self.take()?;
+        let res = shell.fetch_config(deadline).await;
+        self.settle(shell, res)
     }
 
     fn take_notes(&mut self) -> Vec<String> {
@@ -1607,9 +1837,7 @@ impl Session for SshSession {
 
     async fn close(mut self: Box<Self>) -> Result<()> {
         if let Some(shell) = self.shell.take() {
-            tokio::task::spawn_blocking(move || shell.close())
-                .await
-                .map_err(join_err)?;
+            shell.close();
         }
         Ok(())
     }
@@ -1618,10 +1846,8 @@ impl Session for SshSession {
 impl Drop for SshSession {
     fn drop(&mut self) {
         if let Some(shell) = self.shell.take() {
-            // Closing may block for a moment: never on the async runtime.
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn_blocking(move || shell.close());
-            }
+            // Never waits on the device: one non-blocking goodbye, then the socket is shut.
+            shell.close();
         }
     }
 }

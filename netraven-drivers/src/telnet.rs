@@ -1,15 +1,15 @@
 //! A minimal telnet (RFC 854) for legacy devices that speak nothing else: option negotiation
 //! that refuses every option but suppress-go-ahead and the server's echo (what real devices
-//! expect), the byte-stuffing of `IAC`, and the blocking connection the driver's shell runs
+//! expect), the byte-stuffing of `IAC`, and the connection the driver's shell runs
 //! over ([`TelnetConn`]). The login dialogue (`Username:`/`login:`, `Password:`) is the
 //! driver's (see `ssh.rs`); the simulator's server side uses the same [`Decoder`].
 //!
 //! Telnet sends everything, the password included, in clear text: a device uses it only when
 //! it says so (`transport = "telnet"`), never as a fallback after an SSH failure.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Interpret as command.
 pub const IAC: u8 = 255;
@@ -195,11 +195,12 @@ impl ClientOptions {
     }
 }
 
-/// A blocking telnet connection to a device: reads give data only (negotiation is answered on
-/// the way), writes are escaped and turn `\n` into the network line end `\r\n`.
+/// A telnet connection to a device, driven from the async runtime: reads give data only
+/// (negotiation is answered on the way), writes are escaped and turn `\n` into the network line
+/// end `\r\n`.
 #[derive(Debug)]
 pub struct TelnetConn {
-    stream: TcpStream,
+    stream: tokio::net::TcpStream,
     decoder: Decoder,
     options: ClientOptions,
     data: Vec<u8>,
@@ -207,21 +208,31 @@ pub struct TelnetConn {
     raw: Vec<u8>,
 }
 
+/// The error of a read or write that did not finish by its deadline.
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "telnet read or write timed out",
+    )
+}
+
 impl TelnetConn {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Self {
-        TelnetConn {
-            stream,
+    /// Wraps a connected stream (made non-blocking and registered with the runtime: call it
+    /// within one).
+    pub fn new(stream: TcpStream) -> std::io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(TelnetConn {
+            stream: tokio::net::TcpStream::from_std(stream)?,
             decoder: Decoder::new(),
             options: ClientOptions::new(),
             data: Vec::new(),
             commands: Vec::new(),
             raw: vec![0u8; 16 * 1024],
-        }
+        })
     }
 
-    /// Sends `text` within `timeout` (escaped; `\n` sent as `\r\n`).
-    pub fn send(&mut self, text: &[u8], timeout: Duration) -> std::io::Result<()> {
+    /// `text` as it goes on the wire: escaped, `\n` as `\r\n`.
+    fn encode(text: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len() + 8);
         for &b in text {
             match b {
@@ -230,16 +241,25 @@ impl TelnetConn {
                 b => out.push(b),
             }
         }
-        self.stream
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-        self.stream.write_all(&out)?;
-        self.stream.flush()
+        out
     }
 
-    /// Reads data into `buf` within `timeout`, answering negotiation on the way. `Ok(0)` is the
-    /// end of the connection; a timeout is an error of kind `WouldBlock` or `TimedOut`.
-    pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
-        let deadline = std::time::Instant::now() + timeout;
+    /// Sends `text` by `deadline` (escaped; `\n` sent as `\r\n`).
+    pub async fn send(&mut self, text: &[u8], deadline: Instant) -> std::io::Result<()> {
+        let out = Self::encode(text);
+        tokio::time::timeout_at(deadline.into(), self.stream.write_all(&out))
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    /// Sends `text` if the socket takes it at once; never waits (a goodbye).
+    pub fn try_send(&mut self, text: &[u8]) {
+        let _ = self.stream.try_write(&Self::encode(text));
+    }
+
+    /// Reads data into `buf` by `deadline`, answering negotiation on the way. `Ok(0)` is the
+    /// end of the connection; a timeout is an error of kind `TimedOut`.
+    pub async fn read(&mut self, buf: &mut [u8], deadline: Instant) -> std::io::Result<usize> {
         loop {
             if !self.data.is_empty() {
                 let n = buf.len().min(self.data.len());
@@ -247,38 +267,39 @@ impl TelnetConn {
                 self.data.drain(..n);
                 return Ok(n);
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "telnet read timed out",
-                ));
-            }
-            self.stream.set_read_timeout(Some(left))?;
-            let n = self.stream.read(&mut self.raw)?;
+            let n = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut self.raw))
+                .await
+                .map_err(|_| timed_out())??;
             if n == 0 {
                 return Ok(0);
             }
-            let raw = std::mem::take(&mut self.raw);
             self.decoder
-                .feed(&raw[..n], &mut self.data, &mut self.commands);
-            self.raw = raw;
+                .feed(&self.raw[..n], &mut self.data, &mut self.commands);
             let mut reply = Vec::new();
             for c in self.commands.drain(..) {
                 reply.extend(self.options.answer(c));
             }
             if !reply.is_empty() {
-                self.stream
-                    .set_write_timeout(Some(left.max(Duration::from_millis(1))))?;
-                self.stream.write_all(&reply)?;
+                tokio::time::timeout_at(deadline.into(), self.stream.write_all(&reply))
+                    .await
+                    .map_err(|_| timed_out())??;
             }
         }
     }
 
     /// Closes the connection at once.
     pub fn shutdown(&self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let fd = std::os::fd::AsFd::as_fd(&self.stream);
+        let _ = socket_shutdown(fd);
     }
+}
+
+/// Shuts a socket down in both directions through a second handle on it (the runtime's
+/// stream has no synchronous shutdown).
+fn socket_shutdown(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    let owned = fd.try_clone_to_owned()?;
+    let s = TcpStream::from(owned);
+    s.shutdown(std::net::Shutdown::Both)
 }
 
 #[cfg(test)]
