@@ -80,7 +80,22 @@ impl TermFilter {
     /// feed returns to the start of the line: the text after it replaces the line.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
         self.line_start = self.line_start_in(out);
-        for &b in input {
+        let mut i = 0;
+        while i < input.len() {
+            // The common case, plain text outside any sequence: copied as one run.
+            if matches!(self.esc, Esc::None) && !self.pending_cr {
+                let run = input[i..]
+                    .iter()
+                    .position(|&b| b < 0x20 || b == 0x7f)
+                    .unwrap_or(input.len() - i);
+                if run > 0 {
+                    out.extend_from_slice(&input[i..i + run]);
+                    i += run;
+                    continue;
+                }
+            }
+            let b = input[i];
+            i += 1;
             match self.esc {
                 Esc::Start => {
                     self.esc = match b {

@@ -455,6 +455,10 @@ pub struct Platform {
     pub unprivileged_prompt: Option<Regex>,
     /// Command error regexes.
     pub command_errors: Vec<Regex>,
+    /// All of `command_errors` in one multi-line pattern, so a command's output is scanned
+    /// once instead of once per line and pattern; a line it finds is confirmed line by line.
+    /// `None`: the per-line scan only.
+    pub command_errors_any: Option<Regex>,
     /// Stable-part regex of the prompt.
     pub prompt_base: Option<Regex>,
     /// Login dialogue regexes, in the order of `spec.login`.
@@ -467,6 +471,16 @@ pub struct Platform {
     pub config_change: Vec<Regex>,
     /// Change-author line regexes, in the order of `spec.change_author`.
     pub change_author: Vec<Regex>,
+}
+
+/// One multi-line pattern matching where any of `patterns` matches a line (`None` when there
+/// are none or the joined pattern does not compile: callers then scan line by line).
+fn any_line_of(patterns: &[String]) -> Option<Regex> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let joined: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
+    Regex::new(&format!("(?mR){}", joined.join("|"))).ok()
 }
 
 fn re(what: &str, platform: &str, p: &str) -> Result<Regex> {
@@ -613,6 +627,7 @@ impl Platform {
                 .iter()
                 .map(|p| re("command error", &n, p))
                 .collect::<Result<_>>()?,
+            command_errors_any: any_line_of(&spec.command_errors),
             prompt_base: spec
                 .prompt_base
                 .as_deref()
@@ -709,10 +724,35 @@ impl Platform {
         if self.command_errors.is_empty() {
             return None;
         }
-        output
-            .lines()
-            .find(|l| self.command_errors.iter().any(|r| r.is_match(l)))
-            .map(|l| l.trim().chars().take(200).collect())
+        let per_line = |l: &&str| self.command_errors.iter().any(|r| r.is_match(l));
+        let found = match &self.command_errors_any {
+            None => output.lines().find(per_line),
+            Some(any) => {
+                // Candidates from one scan, each confirmed as a line (a match of the joined
+                // pattern may start on a line the per-line rule would not flag).
+                let mut from = 0;
+                let mut hit = None;
+                while let Some(m) = any.find_at(output, from) {
+                    let start = output[..m.start()].rfind('\n').map_or(0, |i| i + 1);
+                    let end = output[m.start()..]
+                        .find('\n')
+                        .map_or(output.len(), |i| m.start() + i);
+                    let line = output[start..end]
+                        .strip_suffix('\r')
+                        .unwrap_or(&output[start..end]);
+                    if per_line(&line) {
+                        hit = Some(line);
+                        break;
+                    }
+                    if end >= output.len() {
+                        break;
+                    }
+                    from = end + 1;
+                }
+                hit
+            }
+        };
+        found.map(|l| l.trim().chars().take(200).collect())
     }
 }
 
@@ -764,6 +804,41 @@ pub fn load_platform_dir(dir: &Path) -> Result<Vec<Platform>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_errors_are_found_by_the_joined_pattern_exactly_as_line_by_line() {
+        let ios = builtin_platform("cisco_ios").unwrap();
+        assert!(ios.command_errors_any.is_some());
+        let mut per_line = ios.clone();
+        per_line.command_errors_any = None;
+        let cases = [
+            "hostname r1\n% Invalid input detected at '^' marker.\nr1#",
+            "line one\r\n% Invalid input detected at '^' marker.\r\n",
+            "interface Gi1\n description % Invalid input inside a line\n",
+            "no error here\n",
+            "",
+            "% Invalid input detected",
+        ];
+        for c in cases {
+            assert_eq!(
+                ios.is_command_error(c),
+                per_line.is_command_error(c),
+                "{c:?}"
+            );
+        }
+        assert!(ios.is_command_error(cases[0]).is_some());
+        // A pattern that could match across lines is confirmed line by line.
+        let spec = PlatformSpec {
+            command_errors: vec![r"^bad\s+thing$".into()],
+            ..ios.spec.clone()
+        };
+        let p = Platform::compile(spec).unwrap();
+        assert_eq!(p.is_command_error("bad\nthing\n"), None);
+        assert_eq!(
+            p.is_command_error("ok\nbad  thing\n").as_deref(),
+            Some("bad  thing")
+        );
+    }
 
     #[test]
     fn builtins_load_and_prompts_match() {
