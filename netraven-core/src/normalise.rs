@@ -54,6 +54,11 @@ pub struct Rules {
     volatile_set: RegexSet,
     secrets: Vec<SecretRule>,
     secret_set: RegexSet,
+    /// All volatile patterns joined into one multi-line pattern: one scan of a configuration
+    /// finds the lines that may match (see [`LinePrefilter`]); `None`: every line is checked.
+    volatile_any: Option<LinePrefilter>,
+    /// The same for the (unscoped) secret patterns.
+    secret_any: Option<LinePrefilter>,
     scoped: Vec<ScopedRule>,
     /// Multi-line secrets (PEM private keys): the lines between a `begin` and an `end` match
     /// become one marker line.
@@ -64,6 +69,60 @@ fn compile(kind: &str, p: &str) -> Result<Regex> {
     Regex::new(p).map_err(|e| {
         Error::new(ErrorKind::InvalidInput, format!("bad {kind} pattern '{p}'")).with_source(e)
     })
+}
+
+/// Finds, in one scan of a whole text, the lines on which any of a list of per-line patterns
+/// may match. It only narrows: each line it returns is still checked with the per-line rule, and
+/// a line it leaves out is one no per-line pattern matches. That holds because the text scanned
+/// is the lines exactly as they are checked (trailing whitespace removed), joined by `\n`, and
+/// the patterns run in multi-line mode, so `^`, `$` and `.` behave at each line as they do on the
+/// line alone, and a match on a line alone is also a match at the same place in the text; the
+/// scan restarts at the line after each match's start, so a match spanning lines hides none.
+/// Patterns that can tell the text from a line (`\A`, `\z`, a flag turned off with `(?-…`)
+/// get no prefilter.
+#[derive(Debug, Clone)]
+struct LinePrefilter(Regex);
+
+/// Below this many lines a prefilter costs more than it saves.
+const PREFILTER_MIN_LINES: usize = 32;
+
+impl LinePrefilter {
+    fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut joined = Vec::new();
+        for p in patterns {
+            if p.contains("\\A") || p.contains("\\z") || p.contains("(?-") {
+                return None;
+            }
+            joined.push(format!("(?:{p})"));
+        }
+        if joined.is_empty() {
+            return None;
+        }
+        Regex::new(&format!("(?m){}", joined.join("|")))
+            .ok()
+            .map(LinePrefilter)
+    }
+
+    /// Marks the lines of `text` (starting at `starts`) on which a pattern may match.
+    fn candidates(&self, text: &str, starts: &[usize]) -> Vec<bool> {
+        let mut marks = vec![false; starts.len()];
+        let mut from = 0;
+        while from <= text.len() {
+            let Some(m) = self.0.find_at(text, from) else {
+                break;
+            };
+            // The line holding the match's start: the last line start at or before it.
+            let line = starts
+                .partition_point(|&s| s <= m.start())
+                .saturating_sub(1);
+            marks[line] = true;
+            match starts.get(line + 1) {
+                Some(&next) => from = next,
+                None => break,
+            }
+        }
+        marks
+    }
 }
 
 fn set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<RegexSet> {
@@ -79,6 +138,8 @@ impl Rules {
             volatile_set: RegexSet::empty(),
             secrets: Vec::new(),
             secret_set: RegexSet::empty(),
+            volatile_any: None,
+            secret_any: None,
             scoped: Vec::new(),
             blocks: Vec::new(),
         }
@@ -108,8 +169,10 @@ impl Rules {
             .collect::<Result<Vec<_>>>()?;
         Ok(Rules {
             volatile_set: set(volatile_re.iter().map(|r| r.as_str()))?,
+            volatile_any: LinePrefilter::new(volatile_re.iter().map(|r| r.as_str())),
             volatile: volatile_re,
             secret_set: set(secret_rules.iter().map(|r| r.pattern.as_str()))?,
+            secret_any: LinePrefilter::new(secret_rules.iter().map(|r| r.pattern.as_str())),
             secrets: secret_rules,
             scoped: Vec::new(),
             blocks: Vec::new(),
@@ -180,6 +243,8 @@ impl Rules {
         secrets.extend(other.secrets.iter().cloned());
         let volatile_set = set(volatile.iter().map(|r| r.as_str()))?;
         let secret_set = set(secrets.iter().map(|r| r.pattern.as_str()))?;
+        self.volatile_any = LinePrefilter::new(volatile.iter().map(|r| r.as_str()));
+        self.secret_any = LinePrefilter::new(secrets.iter().map(|r| r.pattern.as_str()));
         self.volatile = volatile;
         self.volatile_set = volatile_set;
         self.secrets = secrets;
@@ -227,10 +292,30 @@ impl Rules {
                 "configuration contains NUL bytes; refusing to store binary output",
             ));
         }
+        let lines: Vec<&str> = raw.split('\n').map(str::trim_end).collect();
+        // One scan per rule kind over the lines as they are checked (see `LinePrefilter`).
+        let (volatile_lines, secret_lines) = if lines.len() >= PREFILTER_MIN_LINES
+            && (self.volatile_any.is_some() || self.secret_any.is_some())
+        {
+            let mut text = String::with_capacity(raw.len());
+            let mut starts = Vec::with_capacity(lines.len());
+            for (i, line) in lines.iter().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                starts.push(text.len());
+                text.push_str(line);
+            }
+            let marks =
+                |p: &Option<LinePrefilter>| p.as_ref().map(|p| p.candidates(&text, &starts));
+            (marks(&self.volatile_any), marks(&self.secret_any))
+        } else {
+            (None, None)
+        };
+        let may = |marks: &Option<Vec<bool>>, i: usize| marks.as_ref().is_none_or(|m| m[i]);
         let mut out = String::with_capacity(raw.len());
         let mut state = LineState::new(self);
-        for line in raw.split('\n') {
-            let line = line.trim_end();
+        for (i, &line) in lines.iter().enumerate() {
             match state.step(self, line) {
                 LineAction::Keep => {}
                 LineAction::Marker => {
@@ -240,10 +325,13 @@ impl Rules {
                 }
                 LineAction::Drop => continue,
             }
-            if !self.volatile.is_empty() && self.volatile_set.is_match(line) {
+            if !self.volatile.is_empty()
+                && may(&volatile_lines, i)
+                && self.volatile_set.is_match(line)
+            {
                 continue;
             }
-            self.redact_line_into(line, &state, &mut out);
+            self.redact_line_into(line, &state, may(&secret_lines, i), &mut out);
             out.push('\n');
         }
         let trimmed = out.trim_matches('\n');
@@ -268,7 +356,7 @@ impl Rules {
                 out.push('\n');
             }
             match state.step(self, line) {
-                LineAction::Keep => self.redact_line_into(line, &state, &mut out),
+                LineAction::Keep => self.redact_line_into(line, &state, true, &mut out),
                 // Every line of a block is replaced, so line numbers stay as they were.
                 LineAction::Marker | LineAction::Drop => out.push_str(REDACTED_MARKER),
             }
@@ -276,9 +364,18 @@ impl Rules {
         out
     }
 
-    fn redact_line_into(&self, line: &str, state: &LineState, out: &mut String) {
+    /// `may_have_secret`: false when the prefilter found no secret pattern on this line.
+    fn redact_line_into(
+        &self,
+        line: &str,
+        state: &LineState,
+        may_have_secret: bool,
+        out: &mut String,
+    ) {
         let scoped = state.scope.iter().any(Option::is_some);
-        if !scoped && (self.secrets.is_empty() || !self.secret_set.is_match(line)) {
+        if !scoped
+            && (self.secrets.is_empty() || !may_have_secret || !self.secret_set.is_match(line))
+        {
             out.push_str(line);
             return;
         }
@@ -377,6 +474,76 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    /// The same rules without the whole-text prefilters: every line checked by the per-line
+    /// rules, as before the prefilter existed.
+    fn per_line_only(r: &Rules) -> Rules {
+        let mut r = r.clone();
+        r.volatile_any = None;
+        r.secret_any = None;
+        r
+    }
+
+    fn tricky_rules() -> Rules {
+        Rules::new(
+            &[
+                r"^! Last configuration change",
+                r"^ntp clock-period",
+                r"^\s*$x",
+                r"uptime is$",
+            ],
+            &[
+                (r"^(enable secret \d+ )\S+", "${1}{marker}"),
+                (r"^(snmp-server community )\S+", "${1}{marker}"),
+                (r"^(\s*key 7 )\S+", "${1}{marker}"),
+                // Could match across lines in a whole-text scan (`\s` takes `\n`).
+                (r"^(password)\s+\S+$", "${1} {marker}"),
+                (r"(?i)(secret)[^a-z]*$", "${1} {marker}"),
+                (r"\bpsk\b.*", "psk {marker}"),
+            ],
+        )
+        .unwrap()
+        .with_scoped_secrets(&[ScopedSecret {
+            within: r"^config system snmp",
+            until: Some(r"^end"),
+            pattern: r"(set name )\S+",
+            replace: "${1}{marker}",
+        }])
+        .unwrap()
+        .with_secret_blocks(&[("^-----BEGIN", "^-----END")])
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_prefilter_changes_no_output(picks in proptest::collection::vec(0usize..24, 0..120)) {
+            const LINES: [&str; 24] = [
+                "hostname r1", "! Last configuration change at 10:00", "enable secret 5 $1$abc",
+                "snmp-server community public RO", " key 7 0822455D0A16", "password", "hunter2",
+                "password  hunter2  ", "password hunter2\r", "Secret 123", "SECRET", "x", "",
+                "   ", "ntp clock-period 1", "router uptime is", "uptime is  ", "psk abc",
+                "apsk no", "config system snmp", "    set name comm1", "end", "-----BEGIN KEY",
+                "-----END KEY",
+            ];
+            let text: Vec<&str> = picks.iter().map(|&i| LINES[i]).collect();
+            let raw = text.join("\n") + "\nhostname end\n";
+            for rules in [tricky_rules(), ios_like()] {
+                let plain = per_line_only(&rules);
+                let a = rules.normalise(&raw).map_err(|e| e.to_string());
+                let b = plain.normalise(&raw).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_tells_text_from_line_gets_no_prefilter() {
+        assert!(LinePrefilter::new([r"\Afoo"]).is_none());
+        assert!(LinePrefilter::new([r"foo\z"]).is_none());
+        assert!(LinePrefilter::new([r"(?-m)^foo"]).is_none());
+        assert!(LinePrefilter::new([r"^foo", r"bar$"]).is_some());
+        assert!(tricky_rules().secret_any.is_some());
     }
 
     #[test]
