@@ -132,8 +132,8 @@ pub(crate) fn resolve_chain(
     Ok(chain)
 }
 
-/// Opens a stream to `device` through `chain` (outermost first; empty: a direct TCP
-/// connection), within the deadline.
+/// Opens a stream to `device` through `chain` (outermost first, not empty), within the
+/// deadline. Runs on a blocking thread.
 pub(crate) fn connect_through(
     chain: &[JumpHost],
     device: &Device,
@@ -142,20 +142,20 @@ pub(crate) fn connect_through(
     deadline: Instant,
 ) -> Result<(Stream, Option<Tunnel>)> {
     let Some(first) = chain.first() else {
-        return Ok((
-            Stream::Tcp(crate::ssh::tcp_connect(
-                &device.address,
-                device.port,
-                deadline,
-            )?),
-            None,
-        ));
+        return Err(Error::internal(format!(
+            "no jump host in front of device '{}' to connect through",
+            device.hostname
+        )));
     };
-    let mut stream = Stream::Tcp(crate::ssh::tcp_connect(
+    // The bastion sessions are blocking (this runs on a blocking thread).
+    let tcp = rt.block_on(crate::ssh::tcp_connect_async(
         &first.address,
         first.port,
         deadline,
-    )?);
+    ))?;
+    tcp.set_nonblocking(false)
+        .map_err(|e| map_io(e, "making the socket blocking"))?;
+    let mut stream = Stream::Tcp(tcp);
     let mut tunnel = Tunnel::default();
     for (i, jump) in chain.iter().enumerate() {
         let (host, port) = match chain.get(i + 1) {

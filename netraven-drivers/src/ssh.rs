@@ -20,7 +20,7 @@ use netraven_core::normalise::Rules;
 use netraven_core::store::{HostKeyStore, JumpHostStore};
 use regex::Regex;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -203,26 +203,6 @@ pub(crate) fn ms(d: Duration) -> u32 {
     d.as_millis().clamp(1, u32::MAX as u128) as u32
 }
 
-/// Opens a TCP connection to `address:port` within the deadline (first address that answers).
-pub(crate) fn tcp_connect(address: &str, port: u16, deadline: Instant) -> Result<TcpStream> {
-    let addrs: Vec<_> = (address, port)
-        .to_socket_addrs()
-        .map_err(|e| map_io(e, &format!("resolving {address}")))?
-        .collect();
-    let mut last = conn_err(format!("{address} resolved to no address"));
-    for addr in addrs {
-        let left = remaining(deadline, "connecting")?;
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Err(e) => last = map_io(e, &format!("connecting to {addr}")),
-        }
-    }
-    Err(last)
-}
-
 /// Opens a TCP connection to `address:port` within the deadline (first address that answers),
 /// from the async runtime: a non-blocking socket for a [`SshIo`] or a telnet connection.
 pub(crate) async fn tcp_connect_async(
@@ -283,16 +263,12 @@ impl SshIo {
         SshIo { sess, fd: None }
     }
 
-    /// A new non-blocking session over `stream` (not yet handshaken), plus a handle on its
-    /// socket to shut it down with.
-    pub(crate) fn over(stream: crate::jump::Stream) -> Result<(Self, crate::jump::Stream)> {
+    /// A new non-blocking session over `stream` (not yet handshaken).
+    pub(crate) fn over(stream: crate::jump::Stream) -> Result<Self> {
         stream
             .set_nonblocking()
             .map_err(|e| map_io(e, "making the socket non-blocking"))?;
         let watch = stream
-            .try_clone()
-            .map_err(|e| map_io(e, "duplicating the socket"))?;
-        let sock = stream
             .try_clone()
             .map_err(|e| map_io(e, "duplicating the socket"))?;
         let mut sess = ssh2::Session::new().map_err(|e| map_ssh(e, "creating the SSH session"))?;
@@ -302,7 +278,14 @@ impl SshIo {
         // as the `AsyncFd` owns `watch`, and `as_raw_fd` always returns that same descriptor.
         let fd = unsafe { tokio::io::unix::AsyncFd::register(watch) }
             .map_err(|e| map_io(e.into_parts().1, "registering the socket with the runtime"))?;
-        Ok((SshIo { sess, fd: Some(fd) }, sock))
+        Ok(SshIo { sess, fd: Some(fd) })
+    }
+
+    /// Shuts the session's socket down both ways: every wait on the peer ends at once (EOF).
+    fn shutdown(&self) {
+        if let Some(fd) = &self.fd {
+            fd.get_ref().shutdown();
+        }
     }
 
     /// Waits, until `deadline`, for the socket to be ready the way libssh2 is blocked on.
@@ -593,8 +576,7 @@ pub(crate) async fn authenticate_user(
 /// What a shell runs over: an SSH channel, or a telnet connection.
 enum Link {
     Ssh {
-        /// A second handle on the session's socket, shut down before libssh2 frees the session.
-        sock: crate::jump::Stream,
+        /// The session; its socket is shut down before libssh2 frees it (see `Drop`).
         io: SshIo,
         /// The interactive shell's channel; `None` while commands run over exec channels.
         chan: Option<ssh2::Channel>,
@@ -655,10 +637,8 @@ fn no_shell() -> std::io::Error {
 impl Drop for Link {
     fn drop(&mut self) {
         match self {
-            Link::Ssh {
-                sock, io, tunnel, ..
-            } => {
-                sock.shutdown();
+            Link::Ssh { io, tunnel, .. } => {
+                io.shutdown();
                 // libssh2 frees a channel only after the peer's close: in blocking mode that
                 // waits on the device, and in non-blocking mode the free returns EAGAIN and the
                 // whole session (~60 KB) is never freed, one leak per device. Shutting the
@@ -666,15 +646,7 @@ impl Drop for Link {
                 // that follows (the fields' drops) completes without waiting on the device.
                 io.sess.set_timeout(1000);
                 io.sess.set_blocking(true);
-                // Stopping a tunnel joins its pump threads: never on the async runtime.
-                if let Some(t) = tunnel.take() {
-                    match tokio::runtime::Handle::try_current() {
-                        Ok(rt) => {
-                            rt.spawn_blocking(move || drop(t));
-                        }
-                        Err(_) => drop(t),
-                    }
-                }
+                drop_tunnel(tunnel.take());
             }
             Link::Telnet(t) => t.shutdown(),
         }
@@ -1338,10 +1310,15 @@ async fn untrusted_err(
     e.on_untrusted_host()
 }
 
-/// Stops a tunnel (joins its pump threads) off the async runtime.
+/// Stops a tunnel (joins its pump threads) off the async runtime; outside a runtime, in place.
 fn drop_tunnel(tunnel: Option<crate::jump::Tunnel>) {
     if let Some(t) = tunnel {
-        tokio::task::spawn_blocking(move || drop(t));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || drop(t));
+            }
+            Err(_) => drop(t),
+        }
     }
 }
 
@@ -1371,8 +1348,8 @@ async fn ssh_link(
         let tcp = tcp_connect_async(&device.address, device.port, deadline).await?;
         (crate::jump::Stream::Tcp(tcp), None)
     };
-    let (io, sock) = match SshIo::over(stream) {
-        Ok(x) => x,
+    let io = match SshIo::over(stream) {
+        Ok(io) => io,
         Err(e) => {
             drop_tunnel(tunnel);
             return Err(e);
@@ -1380,7 +1357,6 @@ async fn ssh_link(
     };
     // From here on the link's drop cleans up after any failure.
     let mut link = Link::Ssh {
-        sock,
         io,
         chan: None,
         abandoned: Vec::new(),
