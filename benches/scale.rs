@@ -15,10 +15,11 @@
 //! an operator's pages would: `GET /api/runs/{id}` (the run page) and `GET /api/devices?page=1&size=50`
 //! (the devices page, the web UI's page size), each request on its own loopback connection from
 //! an in-process HTTP/1.1 client, one request every `NETRAVEN_SCALE_POLL_MS` (default 50) per
-//! endpoint; the bench prints samples, p50, p99 and max per endpoint. A run counts only if it ends
-//! `COMPLETED_SUCCESS` with every device succeeded (first run: every device changed; re-run: none
-//! changed) and every sampled request answered 200; otherwise the bench prints its tables and
-//! panics. Each server's CPU is measured per process over each run alone (not the import), peak
+//! endpoint; the bench prints samples, p50, p99 and max per endpoint, and the same for 40
+//! requests each with no run in progress once a deployment's runs are over ("idle"). A run
+//! counts only if it ends `COMPLETED_SUCCESS` with every device succeeded (first run: every
+//! device changed; re-run: none changed) and every sampled request answered 200; otherwise the
+//! bench prints its tables and panics. Each server's CPU is measured per process over each run alone (not the import), peak
 //! RSS is each process's high-water mark; "git settled" is the time from the run's start until
 //! the server reports no snapshot waiting for a git commit.
 //!
@@ -146,8 +147,12 @@ struct Row {
     backing_cpu_ms: Option<(f64, f64)>,
     /// Server rows: seconds from the run's start until no snapshot waited for git.
     git_settled: Option<f64>,
-    /// Server rows: (endpoint, samples).
+    /// Server rows: (endpoint, samples) while the run was in progress.
     api: Vec<(&'static str, Samples)>,
+    /// The last server row of a deployment: (endpoint, samples) with no run in progress.
+    api_idle: Vec<(&'static str, Samples)>,
+    /// Server rows: the run's id.
+    run_id: Option<i64>,
 }
 
 fn backup(
@@ -201,6 +206,8 @@ fn backup(
         backing_cpu_ms: None,
         git_settled: None,
         api: Vec::new(),
+        api_idle: Vec::new(),
+        run_id: None,
     }
 }
 
@@ -418,6 +425,8 @@ fn sample(
 
 const RUN_PAGE: &str = "GET /api/runs/{id}";
 const DEVICES_PAGE: &str = "GET /api/devices?page=1&size=50";
+/// Requests per endpoint with no run in progress (after a deployment's runs).
+const IDLE_SAMPLES: usize = 40;
 
 /// Starts the job, samples both endpoints from two threads until the run is final: (wall seconds,
 /// the final run, samples per endpoint).
@@ -589,7 +598,36 @@ fn server_rows(
             backing_cpu_ms,
             git_settled: Some(settled),
             api: api_samples,
+            api_idle: Vec::new(),
+            run_id: run["id"].as_i64(),
         });
+    }
+    // The same requests with nothing running, for comparison.
+    if let Some(last) = rows.last_mut() {
+        let run_id = last.run_id.expect("run id");
+        last.api_idle = [
+            (RUN_PAGE, format!("/api/runs/{run_id}")),
+            (DEVICES_PAGE, "/api/devices?page=1&size=50".to_string()),
+        ]
+        .into_iter()
+        .map(|(endpoint, path)| {
+            let mut s = Samples::default();
+            for _ in 0..IDLE_SAMPLES {
+                let t0 = Instant::now();
+                match http(api.port, "GET", &path, Some(&api.token), None) {
+                    Ok((200, _)) => s.ms.push(t0.elapsed().as_secs_f64() * 1000.0),
+                    Ok((code, body)) => s.errors.push(format!("{code} {body}")),
+                    Err(e) => s.errors.push(e.to_string()),
+                }
+            }
+            (endpoint, s)
+        })
+        .collect();
+        for (endpoint, s) in &last.api_idle {
+            if let Some(e) = s.errors.first() {
+                problems.push(format!("{devices} devices, idle: {endpoint}: {e}"));
+            }
+        }
     }
     rows
 }
@@ -932,11 +970,15 @@ fn print_rows(rows: &[Row]) {
         println!("| devices | run | endpoint | samples | p50 ms | p99 ms | max ms |");
         println!("|---:|---|---|---:|---:|---:|---:|");
         for r in &servers {
-            for (endpoint, s) in &r.api {
+            let mode = r.label.split(',').next().unwrap_or("");
+            let idle = format!("{mode}, idle after the runs");
+            let lines = r.api.iter().map(|(e, s)| (r.label, e, s));
+            let idle_lines = r.api_idle.iter().map(|(e, s)| (idle.as_str(), e, s));
+            for (label, endpoint, s) in lines.chain(idle_lines) {
                 println!(
                     "| {} | {} | `{}` | {} | {:.1} | {:.1} | {:.1} |",
                     r.devices,
-                    r.label,
+                    label,
                     endpoint,
                     s.ms.len(),
                     s.pct(50.0),
