@@ -3,8 +3,8 @@
 //! unchanged re-run) through three deployments:
 //!
 //! - `netraven backup` (one shot, in-memory store): wall time, client CPU per device, peak RSS;
-//! - `netraven serve` (SQLite, embedded queue, port 18790, `worker.concurrency` 200);
-//! - the distributed deployment: `netraven api` (port 18791), `netraven scheduler` and two
+//! - `netraven serve` (SQLite, embedded queue, port 7790, `worker.concurrency` 200);
+//! - the distributed deployment: `netraven api` (port 7791), `netraven scheduler` and two
 //!   `netraven worker` processes (concurrency 100 each: the same 200 devices in flight as serve)
 //!   over PostgreSQL and Redis, in a database created for the bench (`netraven_scale_<pid>`,
 //!   dropped at the end) and a Redis key prefix of its own (`netraven_scale_<pid>:`, deleted at
@@ -30,6 +30,7 @@
 //! NETRAVEN_SCALE_SIZES=1000,8000 cargo bench --bench scale
 //! NETRAVEN_BENCH_QUICK=1 cargo bench --bench scale   # 200 / 600 devices, a smoke run
 //! NETRAVEN_SCALE_BACKUP=0 / NETRAVEN_SCALE_SERVE=0 / NETRAVEN_SCALE_DISTRIBUTED=0: skip a mode
+//! NETRAVEN_SCALE_PORT_BASE (default 8000): the simulator's first port
 //! NETRAVEN_SCALE_PG_URL (default postgres://postgres@127.0.0.1:5432/test: where the bench's
 //!   database is created), NETRAVEN_SCALE_REDIS_URL (default redis://127.0.0.1:6379)
 //! ```
@@ -54,12 +55,13 @@ mod support;
 
 use support::{Sim, cpu_time_of, status_kb};
 
+/// First simulator port unless `NETRAVEN_SCALE_PORT_BASE` says otherwise.
 const PORT_BASE: u16 = 8000;
 const CONCURRENCY: usize = 200;
 /// Port of the bench's `netraven serve`.
-const SERVE_PORT: u16 = 18790;
+const SERVE_PORT: u16 = 7790;
 /// Port of the distributed mode's `netraven api`.
-const API_PORT: u16 = 18791;
+const API_PORT: u16 = 7791;
 const PASSWORD: &str = "scale-Bench-pw-1";
 /// The distributed roles' credential key (base64 of 32 bytes; a throw-away database).
 const ENCRYPTION_KEY: &str = "c2NhbGUtYmVuY2gta2V5LTAxMjM0NTY3ODlhYmNkZWY=";
@@ -884,6 +886,19 @@ fn main() {
         Err(_) if std::env::var("NETRAVEN_BENCH_QUICK").is_ok() => vec![200, 600],
         Err(_) => vec![1000, 3000, 10000],
     };
+    let port_base = std::env::var("NETRAVEN_SCALE_PORT_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PORT_BASE);
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let fleet = u32::from(port_base)..u32::from(port_base) + largest as u32;
+    assert!(
+        fleet.end <= 32768
+            && ![SERVE_PORT, API_PORT]
+                .iter()
+                .any(|p| fleet.contains(&u32::from(*p))),
+        "simulator ports {fleet:?} must stay below the ephemeral range and clear of {SERVE_PORT} and {API_PORT}"
+    );
     let bin = bin();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rows = Vec::new();
@@ -891,7 +906,7 @@ fn main() {
     for &n in &sizes {
         let d = dir.path().join(format!("n{n}"));
         std::fs::create_dir_all(&d).expect("dir");
-        let sim = Sim::start(&bin, &d, "inventory", n, PORT_BASE, &[]);
+        let sim = Sim::start(&bin, &d, "inventory", n, port_base, &[]);
         let inv = sim.inventory.clone();
         let sim_pid = sim.child.id();
         if env_on("NETRAVEN_SCALE_BACKUP") {
