@@ -527,18 +527,32 @@ fn check_run(run: &serde_json::Value, devices: usize, first: bool) -> Option<Str
     (!ok).then(|| format!("run {}: {} {}", run["id"], run["status"], c))
 }
 
+/// The simulated fleet a server backs up.
+#[derive(Clone, Copy)]
+struct Fleet<'a> {
+    /// The simulator's process.
+    sim_pid: u32,
+    /// Its inventory (CSV).
+    inv: &'a Path,
+    /// Its devices.
+    devices: usize,
+}
+
 /// Imports the inventory, creates the job, runs it twice with sampling; one row per run.
 /// `backing`: also measure PostgreSQL's and Redis's CPU.
 fn server_rows(
     api: &Api,
     procs: &mut [Proc],
-    sim_pid: u32,
-    inv: &Path,
-    devices: usize,
+    fleet: Fleet,
     labels: [&'static str; 2],
     backing: bool,
     problems: &mut Vec<String>,
 ) -> Vec<Row> {
+    let Fleet {
+        sim_pid,
+        inv,
+        devices,
+    } = fleet;
     let csv = std::fs::read(inv).expect("inventory");
     api.post("/api/devices/import", "text/csv", &csv);
     let listed = api.get("/api/devices?page=1&size=50");
@@ -658,9 +672,11 @@ fn serve_rows(
     server_rows(
         &api,
         &mut procs,
-        sim_pid,
-        inv,
-        devices,
+        Fleet {
+            sim_pid,
+            inv,
+            devices,
+        },
         ["serve, first run", "serve, unchanged re-run"],
         false,
         problems,
@@ -862,9 +878,11 @@ fn distributed_rows(
     let rows = server_rows(
         &api,
         &mut procs,
-        sim_pid,
-        inv,
-        devices,
+        Fleet {
+            sim_pid,
+            inv,
+            devices,
+        },
         ["distributed, first run", "distributed, unchanged re-run"],
         true,
         problems,
@@ -1012,15 +1030,15 @@ fn print_rows(rows: &[Row]) {
         "distributed, unchanged re-run",
     ] {
         let of: Vec<&Row> = rows.iter().filter(|r| r.label == label).collect();
-        if let (Some(small), Some(large)) = (of.first(), of.last()) {
-            if of.len() > 1 {
-                println!(
-                    "{label}: CPU per device at {} devices / at {} devices = {:.2}",
-                    large.devices,
-                    small.devices,
-                    large.cpu_ms / small.cpu_ms.max(1e-9)
-                );
-            }
+        if let (Some(small), Some(large)) = (of.first(), of.last())
+            && of.len() > 1
+        {
+            println!(
+                "{label}: CPU per device at {} devices / at {} devices = {:.2}",
+                large.devices,
+                small.devices,
+                large.cpu_ms / small.cpu_ms.max(1e-9)
+            );
         }
     }
 }
