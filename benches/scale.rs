@@ -13,7 +13,7 @@
 //! For both servers the inventory is imported with `POST /api/devices/import` and one backup job
 //! over the `sim` tag is run twice. While a run is in progress two threads sample the API the way
 //! an operator's pages would: `GET /api/runs/{id}` (the run page) and `GET /api/devices?page=1&size=50`
-//! (the devices page, the web UI's page size), each request on its own loopback connection from
+//! (the devices page, the web UI's page size; `NETRAVEN_SCALE_PAGE_SIZE` changes it), each request on its own loopback connection from
 //! an in-process HTTP/1.1 client, one request every `NETRAVEN_SCALE_POLL_MS` (default 50) per
 //! endpoint; the bench prints samples, p50, p99 and max per endpoint, and the same for 40
 //! requests each with no run in progress once a deployment's runs are over ("idle"). A run
@@ -426,7 +426,24 @@ fn sample(
 }
 
 const RUN_PAGE: &str = "GET /api/runs/{id}";
-const DEVICES_PAGE: &str = "GET /api/devices?page=1&size=50";
+/// The devices page's request: `/api/devices?page=1&size=N`, N from `NETRAVEN_SCALE_PAGE_SIZE`
+/// (default 50, the web UI's page; at most 100).
+fn devices_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let size: u32 = std::env::var("NETRAVEN_SCALE_PAGE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
+        format!("/api/devices?page=1&size={size}")
+    })
+}
+
+/// The devices page's label in the tables.
+fn devices_page() -> &'static str {
+    static LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LABEL.get_or_init(|| format!("GET {}", devices_path()))
+}
 /// Requests per endpoint with no run in progress (after a deployment's runs).
 const IDLE_SAMPLES: usize = 40;
 
@@ -463,7 +480,7 @@ fn run_sampled(
                 }
             })
         });
-        let devices = s.spawn(|| sample(api, "/api/devices?page=1&size=50", every, &done, |_| {}));
+        let devices = s.spawn(|| sample(api, devices_path(), every, &done, |_| {}));
         // Watch the processes and the clock while the threads sample.
         while !done.load(Ordering::Acquire) {
             if started.elapsed() > RUN_TIMEOUT
@@ -488,7 +505,7 @@ fn run_sampled(
     (
         wall.as_secs_f64(),
         run,
-        vec![(RUN_PAGE, runs), (DEVICES_PAGE, devices)],
+        vec![(RUN_PAGE, runs), (devices_page(), devices)],
     )
 }
 
@@ -623,7 +640,7 @@ fn server_rows(
         let run_id = last.run_id.expect("run id");
         last.api_idle = [
             (RUN_PAGE, format!("/api/runs/{run_id}")),
-            (DEVICES_PAGE, "/api/devices?page=1&size=50".to_string()),
+            (devices_page(), devices_path().to_string()),
         ]
         .into_iter()
         .map(|(endpoint, path)| {
