@@ -59,6 +59,9 @@ pub struct Rules {
     volatile_any: Option<LinePrefilter>,
     /// The same for the (unscoped) secret patterns.
     secret_any: Option<LinePrefilter>,
+    /// The same for the lines that open a section ([`ScopedRule::within`]) or a secret block:
+    /// the other lines skip those checks.
+    opens_any: Option<LinePrefilter>,
     scoped: Vec<ScopedRule>,
     /// Multi-line secrets (PEM private keys): the lines between a `begin` and an `end` match
     /// become one marker line.
@@ -140,6 +143,7 @@ impl Rules {
             secret_set: RegexSet::empty(),
             volatile_any: None,
             secret_any: None,
+            opens_any: None,
             scoped: Vec::new(),
             blocks: Vec::new(),
         }
@@ -174,6 +178,7 @@ impl Rules {
             secret_set: set(secret_rules.iter().map(|r| r.pattern.as_str()))?,
             secret_any: LinePrefilter::new(secret_rules.iter().map(|r| r.pattern.as_str())),
             secrets: secret_rules,
+            opens_any: None,
             scoped: Vec::new(),
             blocks: Vec::new(),
         })
@@ -193,7 +198,18 @@ impl Rules {
                 },
             });
         }
+        self.refresh_opens();
         Ok(self)
+    }
+
+    /// Rebuilds the prefilter of section and block openings after those rules changed.
+    fn refresh_opens(&mut self) {
+        self.opens_any = LinePrefilter::new(
+            self.scoped
+                .iter()
+                .map(|s| s.within.as_str())
+                .chain(self.blocks.iter().map(|(begin, _)| begin.as_str())),
+        );
     }
 
     /// Adds multi-line secret blocks `(begin, end)`: every line after a `begin` match up to the
@@ -210,6 +226,7 @@ impl Rules {
                 compile("block end", e.as_ref())?,
             ));
         }
+        self.refresh_opens();
         Ok(self)
     }
 
@@ -251,6 +268,7 @@ impl Rules {
         self.secret_set = secret_set;
         self.scoped.extend(other.scoped.iter().cloned());
         self.blocks.extend(other.blocks.iter().cloned());
+        self.refresh_opens();
         Ok(())
     }
 
@@ -294,8 +312,10 @@ impl Rules {
         }
         let lines: Vec<&str> = raw.split('\n').map(str::trim_end).collect();
         // One scan per rule kind over the lines as they are checked (see `LinePrefilter`).
-        let (volatile_lines, secret_lines) = if lines.len() >= PREFILTER_MIN_LINES
-            && (self.volatile_any.is_some() || self.secret_any.is_some())
+        let (volatile_lines, secret_lines, open_lines) = if lines.len() >= PREFILTER_MIN_LINES
+            && (self.volatile_any.is_some()
+                || self.secret_any.is_some()
+                || self.opens_any.is_some())
         {
             let mut text = String::with_capacity(raw.len());
             let mut starts = Vec::with_capacity(lines.len());
@@ -308,15 +328,19 @@ impl Rules {
             }
             let marks =
                 |p: &Option<LinePrefilter>| p.as_ref().map(|p| p.candidates(&text, &starts));
-            (marks(&self.volatile_any), marks(&self.secret_any))
+            (
+                marks(&self.volatile_any),
+                marks(&self.secret_any),
+                marks(&self.opens_any),
+            )
         } else {
-            (None, None)
+            (None, None, None)
         };
         let may = |marks: &Option<Vec<bool>>, i: usize| marks.as_ref().is_none_or(|m| m[i]);
         let mut out = String::with_capacity(raw.len());
         let mut state = LineState::new(self);
         for (i, &line) in lines.iter().enumerate() {
-            match state.step(self, line) {
+            match state.step(self, line, may(&open_lines, i)) {
                 LineAction::Keep => {}
                 LineAction::Marker => {
                     out.push_str(REDACTED_MARKER);
@@ -355,7 +379,7 @@ impl Rules {
             if i > 0 {
                 out.push('\n');
             }
-            match state.step(self, line) {
+            match state.step(self, line, true) {
                 LineAction::Keep => self.redact_line_into(line, &state, true, &mut out),
                 // Every line of a block is replaced, so line numbers stay as they were.
                 LineAction::Marker | LineAction::Drop => out.push_str(REDACTED_MARKER),
@@ -421,7 +445,8 @@ impl LineState {
         }
     }
 
-    fn step(&mut self, rules: &Rules, line: &str) -> LineAction {
+    /// `may_open`: false when the prefilter found no section or block opening on this line.
+    fn step(&mut self, rules: &Rules, line: &str, may_open: bool) -> LineAction {
         if let Some((b, emitted)) = self.block {
             if rules.blocks[b].1.is_match(line) {
                 self.block = None;
@@ -444,10 +469,13 @@ impl LineState {
                 if ends {
                     self.scope[k] = None;
                 }
-                if self.scope[k].is_none() && s.within.is_match(line) {
+                if may_open && self.scope[k].is_none() && s.within.is_match(line) {
                     self.scope[k] = Some(indent);
                 }
             }
+        }
+        if !may_open {
+            return LineAction::Keep;
         }
         if let Some(b) = rules
             .blocks
@@ -482,6 +510,7 @@ mod tests {
         let mut r = r.clone();
         r.volatile_any = None;
         r.secret_any = None;
+        r.opens_any = None;
         r
     }
 

@@ -10,8 +10,9 @@
 //! - [`put`](SnapshotSink::put) hashes the content as a git blob; equal to the tip's blob means
 //!   unchanged (nothing written); otherwise the content goes to a writer thread and is dropped
 //!   after it is written;
-//! - the writer thread writes blobs into an in-memory object backend and flushes it as a pack
-//!   every [`PACK_EVERY`] blobs (bounded memory, no thousands of loose files);
+//! - the writer thread deflates each changed blob into a pack being built in memory and writes
+//!   it out with its index every [`PACK_EVERY`] blobs ([`crate::pack`]: one SHA-1 and one
+//!   deflate per blob, bounded memory, no thousands of loose files);
 //! - [`commit`](GitTreeSink::commit) flushes the last pack, builds the new tree from the tip's
 //!   tree plus the changed files, and moves the branch (compare-and-swap against the tip read at
 //!   open). No change, no commit.
@@ -19,6 +20,7 @@
 //! File names are the git writer's ([`crate::git::Layout::Flat`]): `<hostname>.cfg`.
 
 use crate::git::{Layout, git_err, open_or_init};
+use crate::pack::{PackBuilder, blob_id};
 use async_trait::async_trait;
 use git2::{ErrorCode, FileMode, ObjectType, Oid, Repository, Signature};
 use netraven_core::error::{Error, Result};
@@ -31,7 +33,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::mpsc;
 
-/// Blobs written into the in-memory backend before it is flushed as one pack file.
+/// Blobs collected in memory before they are written out as one pack file.
 pub const PACK_EVERY: usize = 256;
 
 /// Contents waiting for the writer thread (backpressure: a slow disk slows `put`, not memory).
@@ -39,7 +41,8 @@ const QUEUE_DEPTH: usize = 64;
 
 /// A request to the writer thread, which owns the repository handle that sees unflushed blobs.
 enum Msg {
-    Write(Vec<u8>),
+    /// A blob and its id (hashed once, in `put`).
+    Write(Oid, Vec<u8>),
     Read(Oid, tokio::sync::oneshot::Sender<Result<String>>),
 }
 
@@ -227,8 +230,7 @@ fn meta_of(device_id: DeviceId, e: &Entry) -> SnapshotMeta {
 impl SnapshotSink for GitTreeSink {
     async fn put(&self, snapshot: NewSnapshot) -> Result<SnapshotPut> {
         let path = Self::path_for(&snapshot.hostname);
-        let oid = Oid::hash_object(ObjectType::Blob, snapshot.content.as_bytes())
-            .map_err(|e| git_err("hashing a blob", e))?;
+        let oid = blob_id(snapshot.content.as_bytes());
         let hash = content_hash(&snapshot.content);
         let (put, write) = {
             let mut devices = lock(&self.devices)?;
@@ -272,7 +274,7 @@ impl SnapshotSink for GitTreeSink {
                 Error::invalid("the snapshot sink was already committed; it takes no more")
             })?;
             // The content moves to the writer and is dropped once written.
-            tx.send(Msg::Write(snapshot.content.into_bytes()))
+            tx.send(Msg::Write(oid, snapshot.content.into_bytes()))
                 .await
                 .map_err(|_| Error::internal("the git blob writer stopped"))?;
         }
@@ -356,62 +358,50 @@ fn read_tip(path: &Path, branch: &str) -> Result<(Option<Oid>, HashMap<String, O
     Ok((Some(tip), files))
 }
 
-/// The writer thread: blobs into an in-memory backend, flushed as a pack every [`PACK_EVERY`].
+/// The writer thread: blobs into a pack built in memory, written out every [`PACK_EVERY`].
 fn write_blobs(path: &Path, mut rx: mpsc::Receiver<Msg>) -> Result<()> {
     let repo = Repository::open_bare(path).map_err(|e| git_err("opening the repository", e))?;
     let odb = repo
         .odb()
         .map_err(|e| git_err("opening the object database", e))?;
-    let mempack = odb
-        .add_new_mempack_backend(1000)
-        .map_err(|e| git_err("adding an in-memory object backend", e))?;
-    // A pack builder over the blobs of the chunk (the mempack's own dump packs only what its
-    // commits reach, and these blobs are not reachable yet).
-    let flush = |chunk: &mut Vec<Oid>| -> Result<()> {
-        let mut pb = repo
-            .packbuilder()
-            .map_err(|e| git_err("starting a pack", e))?;
-        for oid in chunk.iter() {
-            pb.insert_object(*oid, None)
-                .map_err(|e| git_err("adding a blob to a pack", e))?;
-        }
-        let mut buf = git2::Buf::new();
-        pb.write_buf(&mut buf)
-            .map_err(|e| git_err("packing blobs", e))?;
-        let mut writer = odb
-            .packwriter()
-            .map_err(|e| git_err("starting a pack", e))?;
-        std::io::Write::write_all(&mut writer, &buf)
-            .map_err(|e| Error::unavailable(format!("writing a pack: {e}")))?;
-        writer.commit().map_err(|e| git_err("writing a pack", e))?;
-        chunk.clear();
-        mempack
-            .reset()
-            .map_err(|e| git_err("clearing the in-memory backend", e))
+    let pack_dir = path.join("objects").join("pack");
+    std::fs::create_dir_all(&pack_dir)
+        .map_err(|e| Error::unavailable(format!("creating {}: {e}", pack_dir.display())))?;
+    let flush = |pack: PackBuilder| -> Result<()> {
+        pack.finish(&pack_dir).map_err(|e| {
+            Error::unavailable(format!("writing a pack into {}: {e}", pack_dir.display()))
+        })?;
+        // libgit2 looks for new packs only when asked to.
+        odb.refresh()
+            .map_err(|e| git_err("reading the new pack's index", e))
     };
-    let mut chunk: Vec<Oid> = Vec::with_capacity(PACK_EVERY);
+    let mut pack = PackBuilder::new();
     while let Some(msg) = rx.blocking_recv() {
         match msg {
-            Msg::Write(content) => {
-                let oid = repo
-                    .blob(&content)
-                    .map_err(|e| git_err("writing a blob", e))?;
+            Msg::Write(oid, content) => {
+                // A blob git already has (e.g. a configuration changed back) is not packed again.
+                if pack.contains(oid) || odb.exists_ext(oid, git2::OdbLookupFlags::NO_REFRESH) {
+                    continue;
+                }
+                pack.add_blob(oid, &content)
+                    .map_err(|e| Error::internal(format!("compressing a blob: {e}")))?;
                 drop(content);
-                chunk.push(oid);
-                if chunk.len() >= PACK_EVERY {
-                    flush(&mut chunk)?;
+                if pack.len() >= PACK_EVERY {
+                    flush(std::mem::take(&mut pack))?;
                 }
             }
             // The asker may have gone away; nothing to do then.
             Msg::Read(oid, reply) => {
-                let _ = reply.send(read_blob(&repo, oid));
+                let content = match pack.read(oid) {
+                    Some(bytes) => String::from_utf8(bytes)
+                        .map_err(|_| Error::internal(format!("blob {oid} is not UTF-8"))),
+                    None => read_blob(&repo, oid),
+                };
+                let _ = reply.send(content);
             }
         }
     }
-    if !chunk.is_empty() {
-        flush(&mut chunk)?;
-    }
-    Ok(())
+    flush(pack)
 }
 
 fn write_commit(

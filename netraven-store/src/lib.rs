@@ -12,5 +12,6 @@ pub mod git;
 pub mod git_tree;
 pub mod keys;
 pub mod mirror;
+pub mod pack;
 pub mod queue;
 pub mod sql;
