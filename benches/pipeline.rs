@@ -93,19 +93,25 @@ fn main() {
         }),
     );
     let mut i = 0u64;
-    let mut pack = PackBuilder::new();
-    row(
-        "pack entry (deflate + CRC-32)",
-        time(n, || {
+    for level in [6, 1] {
+        let mut pack = PackBuilder::with_level(level);
+        let mut size = 0usize;
+        let us = time(n, || {
             // A distinct id per entry, so none is skipped as a duplicate.
             i += 1;
             let mut id = [0u8; 20];
             id[..8].copy_from_slice(&i.to_be_bytes());
             let oid = git2::Oid::from_bytes(&id).expect("oid");
             if pack.len() >= 256 {
-                pack = PackBuilder::new();
+                pack = PackBuilder::with_level(level);
             }
+            let before = pack.bytes();
             pack.add_blob(oid, normalised.as_bytes()).expect("add");
-        }),
-    );
+            size = pack.bytes() - before;
+        });
+        row(
+            &format!("pack entry, zlib level {level} (deflate + CRC-32; {size} bytes)"),
+            us,
+        );
+    }
 }

@@ -80,11 +80,14 @@ fn compile(kind: &str, p: &str) -> Result<Regex> {
 /// is the lines exactly as they are checked (trailing whitespace removed), joined by `\n`, and
 /// the patterns run in multi-line mode, so `^`, `$` and `.` behave at each line as they do on the
 /// line alone, and a match on a line alone is also a match at the same place in the text; the
-/// scan restarts at the line after each match's start, so a match spanning lines hides none.
+/// scan only looks for where the first match ends (a forward search that stops at the earliest
+/// match end, no reverse search for its start) and restarts at the line after that end: a line
+/// with a match of its own has that match end on it, so the earliest end found from any earlier
+/// restart point lies on it or on an earlier line, and none is skipped.
 /// Patterns that can tell the text from a line (`\A`, `\z`, a flag turned off with `(?-…`)
 /// get no prefilter.
 #[derive(Debug, Clone)]
-struct LinePrefilter(Regex);
+struct LinePrefilter(regex_automata::meta::Regex);
 
 /// Below this many lines a prefilter costs more than it saves.
 const PREFILTER_MIN_LINES: usize = 32;
@@ -101,7 +104,7 @@ impl LinePrefilter {
         if joined.is_empty() {
             return None;
         }
-        Regex::new(&format!("(?m){}", joined.join("|")))
+        regex_automata::meta::Regex::new(&format!("(?m){}", joined.join("|")))
             .ok()
             .map(LinePrefilter)
     }
@@ -109,14 +112,16 @@ impl LinePrefilter {
     /// Marks the lines of `text` (starting at `starts`) on which a pattern may match.
     fn candidates(&self, text: &str, starts: &[usize]) -> Vec<bool> {
         let mut marks = vec![false; starts.len()];
+        let mut input = regex_automata::Input::new(text).earliest(true);
         let mut from = 0;
         while from <= text.len() {
-            let Some(m) = self.0.find_at(text, from) else {
+            input.set_start(from);
+            let Some(end) = self.0.search_half(&input) else {
                 break;
             };
-            // The line holding the match's start: the last line start at or before it.
+            // The line holding the match's end: the last line start at or before it.
             let line = starts
-                .partition_point(|&s| s <= m.start())
+                .partition_point(|&s| s <= end.offset())
                 .saturating_sub(1);
             marks[line] = true;
             match starts.get(line + 1) {
@@ -355,7 +360,12 @@ impl Rules {
             {
                 continue;
             }
-            self.redact_line_into(line, &state, may(&secret_lines, i), &mut out);
+            let secret = match &secret_lines {
+                Some(marks) if marks[i] => SecretHint::Candidate,
+                Some(_) => SecretHint::None,
+                None => SecretHint::Unknown,
+            };
+            self.redact_line_into(line, &state, secret, &mut out);
             out.push('\n');
         }
         let trimmed = out.trim_matches('\n');
@@ -380,7 +390,9 @@ impl Rules {
                 out.push('\n');
             }
             match state.step(self, line, true) {
-                LineAction::Keep => self.redact_line_into(line, &state, true, &mut out),
+                LineAction::Keep => {
+                    self.redact_line_into(line, &state, SecretHint::Unknown, &mut out)
+                }
                 // Every line of a block is replaced, so line numbers stay as they were.
                 LineAction::Marker | LineAction::Drop => out.push_str(REDACTED_MARKER),
             }
@@ -388,18 +400,17 @@ impl Rules {
         out
     }
 
-    /// `may_have_secret`: false when the prefilter found no secret pattern on this line.
-    fn redact_line_into(
-        &self,
-        line: &str,
-        state: &LineState,
-        may_have_secret: bool,
-        out: &mut String,
-    ) {
+    /// `hint`: what the whole-text prefilter said about secret patterns on this line.
+    fn redact_line_into(&self, line: &str, state: &LineState, hint: SecretHint, out: &mut String) {
         let scoped = state.scope.iter().any(Option::is_some);
-        if !scoped
-            && (self.secrets.is_empty() || !may_have_secret || !self.secret_set.is_match(line))
-        {
+        // A prefilter candidate goes straight to `matches` (which finds none if it was a false
+        // alarm); without a prefilter, the cheaper `is_match` rejects most lines first.
+        let may_match = match hint {
+            SecretHint::None => false,
+            SecretHint::Candidate => true,
+            SecretHint::Unknown => self.secret_set.is_match(line),
+        };
+        if !scoped && (self.secrets.is_empty() || !may_match) {
             out.push_str(line);
             return;
         }
@@ -417,6 +428,17 @@ impl Rules {
         }
         out.push_str(&cur);
     }
+}
+
+/// What the whole-text secret prefilter said about a line.
+#[derive(Clone, Copy)]
+enum SecretHint {
+    /// No secret pattern can match it.
+    None,
+    /// A secret pattern may match it.
+    Candidate,
+    /// No prefilter ran.
+    Unknown,
 }
 
 /// What to do with a line, as far as sections and blocks go.

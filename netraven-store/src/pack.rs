@@ -47,8 +47,13 @@ impl Default for PackBuilder {
 }
 
 impl PackBuilder {
-    /// An empty pack.
+    /// An empty pack, compressed at zlib's default level (git's default too).
     pub fn new() -> Self {
+        Self::with_level(flate2::Compression::default().level())
+    }
+
+    /// An empty pack whose entries are compressed at zlib `level` (0–9).
+    pub fn with_level(level: u32) -> Self {
         let mut buf = Vec::with_capacity(1 << 20);
         buf.extend_from_slice(b"PACK");
         buf.extend_from_slice(&2u32.to_be_bytes());
@@ -57,13 +62,18 @@ impl PackBuilder {
             buf,
             entries: Vec::new(),
             index: HashMap::new(),
-            deflate: flate2::Compress::new(flate2::Compression::default(), true),
+            deflate: flate2::Compress::new(flate2::Compression::new(level.min(9)), true),
         }
     }
 
     /// Objects in the pack.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes of the pack so far.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
     }
 
     /// Whether the pack holds no object.
