@@ -143,8 +143,11 @@ impl GroupCommit {
         let pool = self.pool.clone();
         // Its own thread and runtime: each statement's answer wakes the writer, and on the
         // shared runtime that wake-up would queue behind the engine's CPU-heavy device tasks.
+        // Timers only (the pool's acquire timeout): with no I/O driver the idle writer parks on
+        // a futex, and a statement's answer wakes it without an eventfd write and an epoll
+        // round.
         let started = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_time()
             .build()
             .and_then(|rt| {
                 std::thread::Builder::new()
