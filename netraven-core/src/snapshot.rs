@@ -204,39 +204,26 @@ impl StoreSnapshotSink {
 #[async_trait]
 impl SnapshotSink for StoreSnapshotSink {
     async fn put(&self, snapshot: NewSnapshot) -> Result<SnapshotPut> {
+        // The comparison with the device's latest hash and the insert are one store call (one
+        // write transaction on the SQL stores, no read round trip before it).
         let hash = content_hash(&snapshot.content);
-        if let Some(latest) = self.store.latest_snapshot(snapshot.device_id).await?
-            && latest.hash == hash
-        {
-            return Ok(SnapshotPut {
-                snapshot_id: latest.id,
-                changed: false,
-                hash,
-            });
-        }
         let meta = SnapshotMeta {
             id: 0,
             device_id: snapshot.device_id,
             hostname: snapshot.hostname,
             run_id: snapshot.run_id,
-            hash: hash.clone(),
+            hash,
             size: snapshot.content.len() as u64,
             created_at: snapshot.taken_at,
             commit_id: None,
             author: snapshot.author,
         };
-        let stored = self
-            .store
-            .insert_snapshot(&Snapshot {
+        self.store
+            .put_snapshot(Snapshot {
                 meta,
                 content: snapshot.content,
             })
-            .await?;
-        Ok(SnapshotPut {
-            snapshot_id: stored.id,
-            changed: true,
-            hash,
-        })
+            .await
     }
 
     async fn latest(&self, device: DeviceId) -> Result<Option<Snapshot>> {

@@ -267,6 +267,31 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
     async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta>;
     /// The device's latest snapshot index entry.
     async fn latest_snapshot(&self, device: DeviceId) -> Result<Option<SnapshotMeta>>;
+    /// Inserts `snapshot` unless the device's latest snapshot has the same content hash; then
+    /// nothing is written and that snapshot's id comes back with `changed: false`. An empty
+    /// `meta.hash` is computed from the content. The default reads the latest entry, then
+    /// inserts; a store may do both in one write (the SQL stores do, in one transaction).
+    async fn put_snapshot(&self, snapshot: Snapshot) -> Result<SnapshotPut> {
+        let mut snapshot = snapshot;
+        if snapshot.meta.hash.is_empty() {
+            snapshot.meta.hash = content_hash(&snapshot.content);
+        }
+        if let Some(latest) = self.latest_snapshot(snapshot.meta.device_id).await?
+            && latest.hash == snapshot.meta.hash
+        {
+            return Ok(SnapshotPut {
+                snapshot_id: latest.id,
+                changed: false,
+                hash: snapshot.meta.hash,
+            });
+        }
+        let stored = self.insert_snapshot(&snapshot).await?;
+        Ok(SnapshotPut {
+            snapshot_id: stored.id,
+            changed: true,
+            hash: snapshot.meta.hash,
+        })
+    }
     /// A snapshot with its content; NotFound if missing.
     async fn get_snapshot(&self, id: SnapshotId) -> Result<Snapshot>;
     /// A device's snapshots, newest first.

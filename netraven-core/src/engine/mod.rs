@@ -170,10 +170,11 @@ pub struct Engine {
     pub(crate) scheduler_status: crate::scheduler::SchedulerStatus,
 }
 
-/// What every device of a run needs from the store, read once per run: the job's kind and the
-/// credential index. Without it each device would re-read the job (whose target list can hold every
-/// device id of the fleet) and every credential, which makes a run cost O(devices²). Credentials and
-/// jobs edited during a run take effect from the next run.
+/// What every device of a run needs from the store, read once per run: the run's fixed facts
+/// (job, trigger, message), the job's kind and the credential index. Without it each device would
+/// re-read the run, the job (whose target list can hold every device id of the fleet) and every
+/// credential, which makes a run cost O(devices²) and a store round trip per device. Credentials
+/// and jobs edited during a run take effect from the next run.
 #[derive(Debug, Default)]
 pub(crate) struct RunCache {
     runs: tokio::sync::Mutex<std::collections::VecDeque<(RunId, Arc<RunContext>)>>,
@@ -182,6 +183,13 @@ pub(crate) struct RunCache {
 /// The per-run facts a worker shares between the devices of one run.
 #[derive(Debug)]
 pub(crate) struct RunContext {
+    /// The run's job.
+    pub(crate) job_id: JobId,
+    /// What started the run.
+    pub(crate) trigger: Trigger,
+    /// The run's message as it was when the run's first device was worked on (a syslog
+    /// trigger's message; it only changes when the run finishes).
+    pub(crate) message: Option<String>,
     /// The kind of the run's job.
     pub(crate) kind: JobKind,
     /// Credentials indexed by id and by tag.
@@ -192,29 +200,39 @@ pub(crate) struct RunContext {
 const CACHED_RUNS: usize = 8;
 
 impl RunCache {
-    /// The context of `run` (whose job is `job`), read from the store on first use. The lock is
-    /// held while reading so that the devices of a run starting at once read the store once, not
-    /// once each.
+    /// The context of `run`, read from the store on first use; `None` when the run does not
+    /// exist. The lock is held while reading so that the devices of a run starting at once read
+    /// the store once, not once each. A failed read is not kept (the next device reads again).
     pub(crate) async fn for_run(
         &self,
         run: RunId,
-        job: JobId,
         stores: &WorkerStores,
-    ) -> Result<Arc<RunContext>> {
+    ) -> Result<Option<Arc<RunContext>>> {
         let mut runs = self.runs.lock().await;
         if let Some((_, ctx)) = runs.iter().find(|(id, _)| *id == run) {
-            return Ok(ctx.clone());
+            return Ok(Some(ctx.clone()));
         }
-        let kind = stores.jobs.get_job(job).await?.kind;
+        let r = match stores.runs.get_run(run).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let kind = stores.jobs.get_job(r.job_id).await?.kind;
         let credentials = Arc::new(CredentialIndex::new(
             stores.credentials.all_credentials().await?,
         ));
-        let ctx = Arc::new(RunContext { kind, credentials });
+        let ctx = Arc::new(RunContext {
+            job_id: r.job_id,
+            trigger: r.trigger,
+            message: r.message,
+            kind,
+            credentials,
+        });
         if runs.len() >= CACHED_RUNS {
             runs.pop_front();
         }
         runs.push_back((run, ctx.clone()));
-        Ok(ctx)
+        Ok(Some(ctx))
     }
 }
 
@@ -504,8 +522,9 @@ mod tests {
     use crate::memory::MemoryStore;
     use crate::store::JobStore;
 
-    /// The devices of one run share the context read at the run's first device: the job and the
-    /// credentials are not read again per device (a job's target list can hold the whole fleet).
+    /// The devices of one run share the context read at the run's first device: the run, the
+    /// job and the credentials are not read again per device (a job's target list can hold the
+    /// whole fleet).
     #[tokio::test]
     async fn run_context_is_read_once_per_run() {
         let store = Arc::new(MemoryStore::new());
@@ -513,15 +532,37 @@ mod tests {
             .create_job(&Job::backup("j", Targets::default()))
             .await
             .unwrap();
+        let new_run = |key: &str| NewRun {
+            job_id: job.id,
+            trigger: Trigger::Syslog,
+            fire_time: None,
+            idempotency_key: Some(key.into()),
+            status: RunStatus::Queued,
+            message: Some("changed by alice".into()),
+            queued_at: chrono::Utc::now(),
+        };
+        let one = store.create_run(&new_run("1")).await.unwrap().run;
+        let two = store.create_run(&new_run("2")).await.unwrap().run;
         let stores = WorkerStores::new(store.clone());
         let cache = RunCache::default();
-        let first = cache.for_run(1, job.id, &stores).await.unwrap();
+        let first = cache.for_run(one.id, &stores).await.unwrap().unwrap();
         assert_eq!(first.kind, JobKind::Backup);
+        assert_eq!(first.job_id, job.id);
+        assert_eq!(first.trigger, Trigger::Syslog);
+        assert_eq!(first.message.as_deref(), Some("changed by alice"));
         // Gone from the store: a second device of the same run still gets the context ...
         store.delete_job(job.id).await.unwrap();
-        let again = cache.for_run(1, job.id, &stores).await.unwrap();
+        let again = cache.for_run(one.id, &stores).await.unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        // ... while another run reads the store (and finds the job gone).
-        assert!(cache.for_run(2, job.id, &stores).await.is_err());
+        // ... while another run reads the store (and finds the job gone) ...
+        assert!(cache.for_run(two.id, &stores).await.is_err());
+        // ... and a run that does not exist has no context.
+        assert!(
+            cache
+                .for_run(two.id + 100, &stores)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -364,12 +364,10 @@ impl Engine {
         }
         let pending = self.stores.runs.pending_device_ids(run.id).await?;
         if job.kind != JobKind::Reachability && !pending.is_empty() {
-            let creds = self
-                .runs
-                .for_run(run.id, run.job_id, &self.stores)
-                .await?
-                .credentials
-                .clone();
+            let Some(ctx) = self.runs.for_run(run.id, &self.stores).await? else {
+                return Ok(TaskOutcome::Done);
+            };
+            let creds = ctx.credentials.clone();
             let mut any = false;
             for chunk in ids.chunks(1000) {
                 let devices = self.stores.devices.devices_by_ids(chunk).await?;
@@ -457,25 +455,37 @@ impl Engine {
         // uses up no attempt.
         let attempt = task.failures.saturating_add(1);
         let lost = task.lost_deliveries();
-        if self
-            .stores
-            .results
-            .get_result(run_id, device_id)
-            .await?
-            .is_some()
+        // Only a task delivered before can find its device finished (an earlier delivery
+        // recorded the result and then failed to settle the task, or its worker died after the
+        // result); a first delivery skips this read. Whatever the case, the store's unique
+        // (run, device) key keeps the result to one (`record_result` reports `inserted`).
+        if task.attempt > 1
+            && self
+                .stores
+                .results
+                .get_result(run_id, device_id)
+                .await?
+                .is_some()
         {
             // A second delivery of a finished device: the one result stands.
             return Ok(TaskOutcome::Done);
         }
-        let run = match self.stores.runs.get_run(run_id).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
-            Err(e) => return Err(e),
+        // The run's fixed facts, job kind and credentials: read at the run's first device on
+        // this worker, shared by the rest. If the job or the credentials cannot be read, the
+        // run is read on its own (for its job) and that error is the device's outcome.
+        let (job_id, ctx) = match self.runs.for_run(run_id, &self.stores).await {
+            Ok(Some(ctx)) => (ctx.job_id, Ok(ctx)),
+            Ok(None) => return Ok(TaskOutcome::Done),
+            Err(e) => match self.stores.runs.get_run(run_id).await {
+                Ok(r) => (r.job_id, Err(e)),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(TaskOutcome::Done),
+                Err(e) => return Err(e),
+            },
         };
         let mut log = DeviceLog {
             engine: self,
             run: run_id,
-            job: run.job_id,
+            job: job_id,
             device: device_id,
             entries: Vec::new(),
         };
@@ -499,21 +509,30 @@ impl Engine {
                  working on this device)"
             )))
         } else {
-            // Counted down on drop, so a panicking or aborted device does not stay "active".
-            let _active = ActiveDevice::enter(&self.metrics.active_devices);
-            let mult = self.timeout_multiplier(device_id).await;
-            let device_timeout = self.config.device_timeout.mul_f64(mult);
-            tokio::time::timeout(
-                device_timeout,
-                self.work_device(&run, device_id, attempt, mult, &mut log),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::timeout(format!(
-                    "device did not finish within {} s",
-                    device_timeout.as_secs()
-                )))
-            })
+            match ctx {
+                Err(e) => Err(e),
+                Ok(ctx) => {
+                    // Counted down on drop, so a panicking or aborted device does not stay
+                    // "active".
+                    let _active = ActiveDevice::enter(&self.metrics.active_devices);
+                    // Read once: its timeout multiplier scales the deadline that covers the
+                    // rest of the work, which uses the same row.
+                    let device = self.stores.devices.get_device(device_id).await;
+                    let mult = self.timeout_multiplier(device.as_ref().ok());
+                    let device_timeout = self.config.device_timeout.mul_f64(mult);
+                    tokio::time::timeout(
+                        device_timeout,
+                        self.work_device(run_id, &ctx, device, attempt, mult, &mut log),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::timeout(format!(
+                            "device did not finish within {} s",
+                            device_timeout.as_secs()
+                        )))
+                    })
+                }
+            }
         };
         let ms = started.elapsed().as_millis() as u64;
         let finished_at = self.clock.now();
@@ -537,7 +556,7 @@ impl Engine {
             Ok(ok) => DeviceResult {
                 id: 0,
                 run_id,
-                job_id: run.job_id,
+                job_id,
                 device_id,
                 status: DeviceStatus::Success,
                 error_kind: None,
@@ -569,7 +588,7 @@ impl Engine {
             Err(e) => DeviceResult {
                 id: 0,
                 run_id,
-                job_id: run.job_id,
+                job_id,
                 device_id,
                 status: DeviceStatus::Failed,
                 error_kind: Some(e.kind()),
@@ -614,7 +633,7 @@ impl Engine {
             self.metrics
                 .device_done(result.status == DeviceStatus::Success, ms);
             if outcome.counts.is_complete() {
-                self.finish(run_id, run.job_id, outcome.counts).await?;
+                self.finish(run_id, job_id, outcome.counts).await?;
             }
         }
         Ok(TaskOutcome::Done)
@@ -623,8 +642,8 @@ impl Engine {
     /// The factor every deadline of a device is multiplied by: the device's own
     /// `timeout_multiplier`, else its platform's (the driver's), else 1; clamped to 0.1..=100.
     /// A device or driver that cannot be read gets 1 (the attempt then fails on its own).
-    async fn timeout_multiplier(&self, device_id: DeviceId) -> f64 {
-        let Ok(device) = self.stores.devices.get_device(device_id).await else {
+    fn timeout_multiplier(&self, device: Option<&Device>) -> f64 {
+        let Some(device) = device else {
             return 1.0;
         };
         let m = device.timeout_multiplier.unwrap_or_else(|| {
@@ -642,15 +661,15 @@ impl Engine {
 
     async fn work_device(
         &self,
-        run: &Run,
-        device_id: DeviceId,
+        run_id: RunId,
+        ctx: &super::RunContext,
+        device: Result<Device>,
         attempt: u32,
         mult: f64,
         log: &mut DeviceLog<'_>,
     ) -> Result<DeviceOk> {
         let connect_timeout = self.config.connect_timeout.mul_f64(mult);
-        let ctx = self.runs.for_run(run.id, run.job_id, &self.stores).await?;
-        let device = self.stores.devices.get_device(device_id).await?;
+        let device = device?;
         let driver = self.drivers.get(&device.platform)?;
         // Before anything is sent to the device: a refused address gets no probe and no
         // credential.
@@ -820,7 +839,8 @@ impl Engine {
             .work_session(
                 &ctx.kind,
                 &device,
-                run,
+                run_id,
+                ctx,
                 session.as_mut(),
                 driver.as_ref(),
                 self.config.command_timeout.mul_f64(mult),
@@ -841,7 +861,8 @@ impl Engine {
         &self,
         kind: &JobKind,
         device: &Device,
-        run: &Run,
+        run_id: RunId,
+        ctx: &super::RunContext,
         session: &mut dyn crate::driver::Session,
         driver: &dyn crate::driver::Driver,
         command_timeout: std::time::Duration,
@@ -859,8 +880,8 @@ impl Engine {
                 // Who changed it: read from the raw text (the line is volatile and dropped by
                 // normalising), else the user the triggering syslog message named.
                 let author = driver.change_author(&raw).or_else(|| {
-                    (run.trigger == crate::model::Trigger::Syslog)
-                        .then_some(run.message.as_deref())
+                    (ctx.trigger == crate::model::Trigger::Syslog)
+                        .then_some(ctx.message.as_deref())
                         .flatten()
                         .and_then(crate::triggers::change_user_of)
                         .map(str::to_string)
@@ -871,7 +892,7 @@ impl Engine {
                     .put(NewSnapshot {
                         device_id: device.id,
                         hostname: device.hostname.clone(),
-                        run_id: Some(run.id),
+                        run_id: Some(run_id),
                         content,
                         taken_at: self.clock.now(),
                         author: author.clone(),
@@ -902,7 +923,7 @@ impl Engine {
                 if !self
                     .stores
                     .runs
-                    .mark_device_started(run.id, device.id, self.clock.now())
+                    .mark_device_started(run_id, device.id, self.clock.now())
                     .await?
                 {
                     log.push(
@@ -939,5 +960,260 @@ impl Engine {
             }
             JobKind::Reachability => Err(Error::internal("reachability needs no session")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::driver::DriverRegistry;
+    use crate::engine::{EngineConfig, EngineParts};
+    use crate::memory::{FakeBehavior, FakeDriver, MemoryQueue, MemoryStore};
+    use crate::normalise::Rules;
+    use crate::queue::Task;
+    use crate::snapshot::StoreSnapshotSink;
+    use crate::store::{
+        CredentialStore, DeviceStore, JobStore, LogStore, ResultStore, RunStore, SnapshotStore,
+    };
+    use std::sync::Arc;
+
+    struct Rig {
+        store: Arc<MemoryStore>,
+        driver: Arc<FakeDriver>,
+        engine: Engine,
+        run: RunId,
+        device: DeviceId,
+    }
+
+    /// One backup run of one device, started (its device set fixed), no task queued.
+    async fn rig() -> Rig {
+        let store = Arc::new(MemoryStore::new());
+        let driver = Arc::new(FakeDriver::new(
+            "fake_ios",
+            Rules::new::<&str, &str, &str>(&[], &[]).unwrap(),
+            FakeBehavior {
+                config: "hostname r1\n".into(),
+                ..FakeBehavior::default()
+            },
+        ));
+        let mut reg = DriverRegistry::new();
+        reg.register(driver.clone());
+        let mut c = Credential::new("c", "ops", crate::Secret::new("pw"));
+        c.tags = vec!["lab".into()];
+        store.create_credential(&c).await.unwrap();
+        let d = store
+            .create_device(&Device::new("r1", "127.0.0.1", "fake_ios").with_tags(["lab"]))
+            .await
+            .unwrap();
+        let job = store
+            .create_job(&Job::backup(
+                "j",
+                Targets {
+                    device_ids: vec![d.id],
+                    tags: vec![],
+                },
+            ))
+            .await
+            .unwrap();
+        let engine = Engine::new(
+            EngineParts {
+                store: store.clone(),
+                queue: Arc::new(MemoryQueue::new(Arc::new(SystemClock))),
+                drivers: Arc::new(reg),
+                sink: Arc::new(StoreSnapshotSink::new(store.clone())),
+                clock: Arc::new(SystemClock),
+            },
+            EngineConfig {
+                device_attempts: 1,
+                ..EngineConfig::default()
+            },
+        );
+        let run = engine.run_now(job.id, None).await.unwrap().run;
+        store
+            .start_run(run.id, &[d.id], chrono::Utc::now())
+            .await
+            .unwrap();
+        Rig {
+            store,
+            driver,
+            engine,
+            run: run.id,
+            device: d.id,
+        }
+    }
+
+    /// The device task of `r`'s device as claimed for the `attempt`-th time, `failures` of the
+    /// earlier deliveries having failed.
+    fn delivery(r: &Rig, attempt: u32, failures: u32) -> Lease {
+        Lease {
+            task: Task {
+                id: "t".into(),
+                kind: TaskKind::Device {
+                    run_id: r.run,
+                    device_id: r.device,
+                },
+                dedupe_key: None,
+                attempt,
+                max_attempts: 5,
+                failures,
+                released: 0,
+                zone: None,
+            },
+            worker_id: "w".into(),
+            expires_at: chrono::Utc::now(),
+        }
+    }
+
+    async fn results(r: &Rig) -> u64 {
+        r.store
+            .list_results(
+                &ResultFilter {
+                    run_id: Some(r.run),
+                    ..Default::default()
+                },
+                Page::first(10),
+            )
+            .await
+            .unwrap()
+            .total
+    }
+
+    /// A task delivered again (its worker died after the result, or settling it failed) finds
+    /// the device finished and does not work on it again: no login, one result, tallies counted
+    /// once — whether the earlier delivery was lost or failed.
+    #[tokio::test]
+    async fn a_redelivered_task_of_a_finished_device_does_not_run_it_again() {
+        let r = rig().await;
+        assert_eq!(
+            r.engine.process(&delivery(&r, 1, 0)).await.unwrap(),
+            TaskOutcome::Done
+        );
+        assert_eq!(r.driver.attempts().len(), 1);
+        for (attempt, failures) in [(2, 0), (3, 1)] {
+            assert_eq!(
+                r.engine
+                    .process(&delivery(&r, attempt, failures))
+                    .await
+                    .unwrap(),
+                TaskOutcome::Done
+            );
+        }
+        assert_eq!(
+            r.driver.attempts().len(),
+            1,
+            "the device was not logged into again"
+        );
+        assert_eq!(results(&r).await, 1);
+        let run = r.store.get_run(r.run).await.unwrap();
+        assert_eq!(run.status, RunStatus::CompletedSuccess);
+        assert_eq!((run.counts.succeeded, run.counts.failed), (1, 0));
+    }
+
+    /// A first delivery does not read the device's result before working (that read is only
+    /// made for a task delivered before). Should a device nonetheless get a second task (a
+    /// recovery that raced the first task's end), the store's unique (run, device) key keeps
+    /// its one result: the second finish records nothing and counts nothing.
+    #[tokio::test]
+    async fn a_first_delivery_skips_the_result_read_and_the_unique_key_keeps_one_result() {
+        let r = rig().await;
+        r.engine.process(&delivery(&r, 1, 0)).await.unwrap();
+        let first = r
+            .store
+            .get_result(r.run, r.device)
+            .await
+            .unwrap()
+            .expect("recorded");
+        r.engine.process(&delivery(&r, 1, 0)).await.unwrap();
+        assert_eq!(
+            r.driver.attempts().len(),
+            2,
+            "a first delivery works on the device without reading its result first"
+        );
+        assert_eq!(results(&r).await, 1);
+        assert_eq!(
+            r.store.get_result(r.run, r.device).await.unwrap(),
+            Some(first)
+        );
+        let run = r.store.get_run(r.run).await.unwrap();
+        assert_eq!((run.counts.succeeded, run.counts.done()), (1, 1));
+        // The same content twice: one snapshot.
+        assert_eq!(
+            r.store
+                .list_snapshots(r.device, Page::first(10))
+                .await
+                .unwrap()
+                .total,
+            1
+        );
+    }
+
+    /// The device is read once per attempt and its tags still rank the credentials; the run's
+    /// facts come from the per-run context (a syslog run's message names the change's author).
+    #[tokio::test]
+    async fn the_run_context_supplies_the_runs_facts() {
+        let r = rig().await;
+        let job = r.store.get_run(r.run).await.unwrap().job_id;
+        let syslog = r
+            .store
+            .create_run(&NewRun {
+                job_id: job,
+                trigger: Trigger::Syslog,
+                fire_time: None,
+                idempotency_key: Some("s".into()),
+                status: RunStatus::Queued,
+                message: Some("syslog: configuration changed by user 'alice'".into()),
+                queued_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap()
+            .run;
+        r.store
+            .start_run(syslog.id, &[r.device], chrono::Utc::now())
+            .await
+            .unwrap();
+        let mut lease = delivery(&r, 1, 0);
+        lease.task.kind = TaskKind::Device {
+            run_id: syslog.id,
+            device_id: r.device,
+        };
+        assert_eq!(r.engine.process(&lease).await.unwrap(), TaskOutcome::Done);
+        let res = r
+            .store
+            .get_result(syslog.id, r.device)
+            .await
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(res.status, DeviceStatus::Success, "{res:?}");
+        assert_eq!(res.job_id, job);
+        let snap = r
+            .store
+            .latest_snapshot(r.device)
+            .await
+            .unwrap()
+            .expect("snapshot");
+        assert_eq!(snap.author.as_deref(), Some("alice"));
+        assert_eq!(snap.run_id, Some(syslog.id));
+        let logs = r
+            .store
+            .list_logs(
+                &LogFilter {
+                    run_id: Some(syslog.id),
+                    ..Default::default()
+                },
+                Page::first(50),
+            )
+            .await
+            .unwrap();
+        let device_logs: Vec<_> = logs
+            .items
+            .iter()
+            .filter(|l| l.device_id == Some(r.device))
+            .collect();
+        assert!(!device_logs.is_empty(), "{logs:?}");
+        assert!(
+            device_logs.iter().all(|l| l.job_id == Some(job)),
+            "{logs:?}"
+        );
     }
 }

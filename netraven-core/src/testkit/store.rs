@@ -28,6 +28,8 @@ pub async fn run_engine(store: Arc<dyn Store>) {
     concurrent_results_are_recorded_once(store.clone()).await;
     logs(store.as_ref()).await;
     snapshots(store.as_ref()).await;
+    put_snapshot_dedupes_by_hash(store.as_ref()).await;
+    device_tags_keep_their_order(store.as_ref()).await;
     host_keys(store.as_ref()).await;
     jump_hosts(store.as_ref()).await;
     leases(store.as_ref()).await;
@@ -1034,6 +1036,101 @@ pub async fn snapshots(s: &dyn Store) {
         !found.items.iter().any(|m| m.device_id == d1.id),
         "search covers latest snapshots only"
     );
+}
+
+/// `put_snapshot`: a new snapshot only when the content differs from the device's latest one
+/// (then the latest one's id comes back, unchanged); another device's content does not count.
+pub async fn put_snapshot_dedupes_by_hash(s: &dyn Store) {
+    let d1 = new_device(s, &unique("put"), "linux", &[]).await;
+    let d2 = new_device(s, &unique("put"), "linux", &[]).await;
+    let mk = |d: &Device, content: &str, sec: i64, with_hash: bool| Snapshot {
+        meta: SnapshotMeta {
+            id: 0,
+            device_id: d.id,
+            hostname: d.hostname.clone(),
+            run_id: None,
+            // An empty hash is computed by the store.
+            hash: if with_hash {
+                content_hash(content)
+            } else {
+                String::new()
+            },
+            size: content.len() as u64,
+            created_at: t0() + chrono::Duration::seconds(sec),
+            commit_id: None,
+            author: None,
+        },
+        content: content.to_string(),
+    };
+    let first = s
+        .put_snapshot(mk(&d1, "hostname one\n", 1, true))
+        .await
+        .expect("put");
+    assert!(first.changed);
+    assert_eq!(first.hash, content_hash("hostname one\n"));
+    let same = s
+        .put_snapshot(mk(&d1, "hostname one\n", 2, false))
+        .await
+        .expect("put");
+    assert_eq!(
+        (same.snapshot_id, same.changed, same.hash.as_str()),
+        (first.snapshot_id, false, first.hash.as_str())
+    );
+    let other = s
+        .put_snapshot(mk(&d2, "hostname one\n", 3, true))
+        .await
+        .expect("put");
+    assert!(
+        other.changed,
+        "another device's content is not this one's latest"
+    );
+    assert_ne!(other.snapshot_id, first.snapshot_id);
+    let next = s
+        .put_snapshot(mk(&d1, "hostname two\n", 4, true))
+        .await
+        .expect("put");
+    assert!(next.changed);
+    let latest = s
+        .latest_snapshot(d1.id)
+        .await
+        .expect("latest")
+        .expect("some");
+    assert_eq!((latest.id, latest.hash), (next.snapshot_id, next.hash));
+    assert_eq!(
+        s.get_snapshot(next.snapshot_id).await.expect("get").content,
+        "hostname two\n"
+    );
+    // Back to the first content: it differs from the latest, so it is a new snapshot.
+    let back = s
+        .put_snapshot(mk(&d1, "hostname one\n", 5, true))
+        .await
+        .expect("put");
+    assert!(back.changed);
+    let h = s
+        .list_snapshots(d1.id, Page::first(10))
+        .await
+        .expect("history");
+    assert_eq!(h.total, 3);
+}
+
+/// A device's tags come back in the order they were given, whichever way it is read.
+pub async fn device_tags_keep_their_order(s: &dyn Store) {
+    let tags = [unique("zz"), unique("aa"), unique("mm")];
+    let d = new_device(
+        s,
+        &unique("ordered"),
+        "linux",
+        &[&tags[0], &tags[1], &tags[2]],
+    )
+    .await;
+    assert_eq!(d.tags, tags);
+    assert_eq!(s.get_device(d.id).await.expect("get").tags, tags);
+    assert_eq!(
+        s.devices_by_ids(&[d.id]).await.expect("by ids")[0].tags,
+        tags
+    );
+    let none = new_device(s, &unique("untagged"), "linux", &[]).await;
+    assert!(s.get_device(none.id).await.expect("get").tags.is_empty());
 }
 
 /// Host keys: first pin wins.

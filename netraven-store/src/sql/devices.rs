@@ -15,6 +15,21 @@ const DEVICE_COLS: &str = "id, hostname, address, port, platform, description, s
     credential_id, host_key_policy, legacy_ssh, enabled, created_at, updated_at, timeout_percent, \
     transport, jump_host, zone";
 
+/// A device with its tags, one row per tag (see `get_device`).
+static GET_DEVICE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let cols = DEVICE_COLS
+        .split(", ")
+        .map(|c| format!("d.{c} AS {c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols}, t.name AS tag_name FROM devices d \
+         LEFT JOIN device_tags x ON x.device_id = d.id \
+         LEFT JOIN tags t ON t.id = x.tag_id \
+         WHERE d.id = $1 ORDER BY x.position"
+    )
+});
+
 fn device_row(r: &impl SqlRow) -> Result<Device> {
     let policy = r.text("host_key_policy")?;
     let transport = r.text("transport")?;
@@ -112,18 +127,24 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         self.get_device(id).await
     }
 
+    /// One statement: the device's row once per tag (or once with no tag), tags in their
+    /// stored order (the engine reads a device per device task; a second query for its tags
+    /// would double the round trips).
     async fn get_device(&self, id: DeviceId) -> Result<Device> {
-        let row = self
+        let rows = self
             .db
-            .fetch_one(
-                Sql::new(format!("SELECT {DEVICE_COLS} FROM devices WHERE id = $1")).bind(id),
-                format!("device {id}"),
-            )
+            .fetch_all(Sql::new(GET_DEVICE.as_str()).bind(id))
             .await?;
-        self.devices_with_tags(vec![row])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::not_found(format!("device {id}")))
+        let first = rows
+            .first()
+            .ok_or_else(|| Error::not_found(format!("device {id}")))?;
+        let mut device = device_row(first)?;
+        for r in &rows {
+            if let Some(tag) = r.opt_text("tag_name")? {
+                device.tags.push(tag);
+            }
+        }
+        Ok(device)
     }
 
     async fn update_device(&self, device: &Device) -> Result<Device> {

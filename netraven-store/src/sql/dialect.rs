@@ -53,6 +53,13 @@ pub trait Dialect: Clone + Debug + Send + Sync + 'static {
     /// The case-insensitive `LIKE` operator.
     const CI_LIKE: &'static str;
 
+    /// Whether one [`Sql`] may hold several statements separated by `;`, run in order in one
+    /// round trip, every `$n` of them referring to one shared argument list (SQLite). A write
+    /// made of several statements then costs one hand-off to the connection instead of one per
+    /// statement; read its rows with `tx_fetch_all`. PostgreSQL prepares one statement per
+    /// query, so callers keep a statement-by-statement path for it.
+    const MULTI_STATEMENT: bool = false;
+
     /// SQL for "`expr` is in the list bound at `placeholder`" (a list bound as one parameter:
     /// `Arg::Ids` or `Arg::Texts`).
     fn in_list(expr: &str, placeholder: &str) -> String;

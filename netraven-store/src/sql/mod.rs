@@ -20,10 +20,14 @@
 //! ## Writes on SQLite: group commit
 //!
 //! The small writes of the engine's per-device path (`record_result`, `append_logs`,
-//! `insert_snapshot`, `record_credential_use`, `mark_device_started`) go through
+//! `insert_snapshot`, `put_snapshot`, `record_credential_use`, `mark_device_started`) go through
 //! `Dialect::write`. On PostgreSQL that is a transaction per write, as before; on SQLite
 //! concurrent writes are queued to one writer task that commits them together, each caller
-//! answered with its own outcome after the commit (`group_commit.rs`).
+//! answered with its own outcome after the commit (`group_commit.rs`). Every statement is a
+//! hand-off to sqlx's connection thread and back, so the writes made of several statements
+//! (`record_result`: insert + tallies; `put_snapshot`: hash check, index row, content, latest
+//! entry) run as one multi-statement query on SQLite (`Dialect::MULTI_STATEMENT`) and statement
+//! by statement on PostgreSQL.
 //!
 //! ## Migrations
 //!

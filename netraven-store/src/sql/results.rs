@@ -48,29 +48,12 @@ fn result_row(r: &impl SqlRow) -> Result<DeviceResult> {
 async fn record_in<D: Dialect>(tx: &mut D::Tx, result: &DeviceResult) -> Result<RecordOutcome> {
     let mut delta = RunCounts::default();
     delta.add(result);
+    if D::MULTI_STATEMENT {
+        return record_in_one_trip::<D>(tx, result, &delta).await;
+    }
     let inserted = D::tx_fetch_optional(
         tx,
-        Sql::new(
-            "INSERT INTO device_results (run_id, job_id, device_id, status, error_kind, \
-             message, duration_ms, credential_id, snapshot_id, changed, output, attempt, \
-             started_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (run_id, device_id) DO NOTHING RETURNING id",
-        )
-        .bind(result.run_id)
-        .bind(result.job_id)
-        .bind(result.device_id)
-        .bind(result.status.as_str())
-        .bind(result.error_kind.map(|k| k.as_str()))
-        .bind(&result.message)
-        .bind(to_i("duration_ms", result.duration_ms)?)
-        .bind(result.credential_id)
-        .bind(result.snapshot_id)
-        .bind(result.changed)
-        .bind(&result.output)
-        .bind(i64::from(result.attempt))
-        .bind(result.started_at)
-        .bind(result.finished_at),
+        bind_result(Sql::new(format!("{INSERT_RESULT} RETURNING id")), result)?,
     )
     .await?
     .is_some();
@@ -95,6 +78,64 @@ async fn record_in<D: Dialect>(tx: &mut D::Tx, result: &DeviceResult) -> Result<
         inserted,
         counts: counts_row(&row)?,
     })
+}
+
+/// The insert of a result, its values bound as `$1`..`$14` (`bind_result`).
+const INSERT_RESULT: &str = "INSERT INTO device_results (run_id, job_id, device_id, status, \
+     error_kind, message, duration_ms, credential_id, snapshot_id, changed, output, attempt, \
+     started_at, finished_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (run_id, device_id) DO NOTHING";
+
+/// [`record_in`] as one multi-statement round trip ([`Dialect::MULTI_STATEMENT`]): the tallies
+/// grow by the delta times `changes()` — the rows the insert just before added (1, or 0 when
+/// the device already had its result) — and come back in the same trip.
+async fn record_in_one_trip<D: Dialect>(
+    tx: &mut D::Tx,
+    result: &DeviceResult,
+    delta: &RunCounts,
+) -> Result<RecordOutcome> {
+    let q = Sql::new(format!(
+        "{INSERT_RESULT} RETURNING 'inserted' AS row_kind; \
+         UPDATE runs SET succeeded = succeeded + $15 * changes(), \
+         failed = failed + $16 * changes(), changed = changed + $17 * changes(), \
+         unchanged = unchanged + $18 * changes() WHERE id = $1 \
+         RETURNING 'counts' AS row_kind, total, succeeded, failed, changed, unchanged"
+    ));
+    let q = bind_result(q, result)?
+        .bind(i64::from(delta.succeeded))
+        .bind(i64::from(delta.failed))
+        .bind(i64::from(delta.changed))
+        .bind(i64::from(delta.unchanged));
+    let mut inserted = false;
+    let mut counts = None;
+    for row in D::tx_fetch_all(tx, q).await? {
+        match row.text("row_kind")?.as_str() {
+            "inserted" => inserted = true,
+            _ => counts = Some(counts_row(&row)?),
+        }
+    }
+    // A missing run fails the write, which rolls the insert back.
+    let counts = counts.ok_or_else(|| Error::not_found(format!("run {}", result.run_id)))?;
+    Ok(RecordOutcome { inserted, counts })
+}
+
+/// Binds a result's values as `$1`..`$14` of [`INSERT_RESULT`].
+fn bind_result(q: Sql, result: &DeviceResult) -> Result<Sql> {
+    Ok(q.bind(result.run_id)
+        .bind(result.job_id)
+        .bind(result.device_id)
+        .bind(result.status.as_str())
+        .bind(result.error_kind.map(|k| k.as_str()))
+        .bind(&result.message)
+        .bind(to_i("duration_ms", result.duration_ms)?)
+        .bind(result.credential_id)
+        .bind(result.snapshot_id)
+        .bind(result.changed)
+        .bind(&result.output)
+        .bind(i64::from(result.attempt))
+        .bind(result.started_at)
+        .bind(result.finished_at))
 }
 
 #[async_trait::async_trait]

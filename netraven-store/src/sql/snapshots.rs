@@ -6,7 +6,7 @@ use crate::sql::query::{Arg, Sql, Where, contains_pattern, or_now, page_args};
 use chrono::Utc;
 use netraven_core::error::Result;
 use netraven_core::model::{
-    DeviceId, Page, Paged, Snapshot, SnapshotId, SnapshotMeta, content_hash,
+    DeviceId, Page, Paged, Snapshot, SnapshotId, SnapshotMeta, SnapshotPut, content_hash,
 };
 use netraven_core::store::SnapshotStore;
 
@@ -107,6 +107,66 @@ async fn insert_in<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotM
     Ok(meta)
 }
 
+/// `put_snapshot` as one multi-statement round trip ([`Dialect::MULTI_STATEMENT`]): the index
+/// row is inserted only if the device's latest entry has another hash; the content and the
+/// latest entry follow only if it was (`changes()` is the rows the statement just before
+/// added, `last_insert_rowid()` the new snapshot's id, which `snapshot_contents` keeps as its
+/// rowid); the device's latest entry comes back in the same trip.
+async fn put_in_one_trip<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotPut> {
+    let m = &new.meta;
+    let q = Sql::new(
+        "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, commit_id, \
+         author) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS \
+         (SELECT 1 FROM snapshot_latest WHERE device_id = $1 AND hash = $4) \
+         RETURNING 'new' AS row_kind, id AS snapshot_id; \
+         INSERT INTO snapshot_contents (snapshot_id, content) \
+         SELECT last_insert_rowid(), $9 WHERE changes() = 1; \
+         INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, run_id, hash, \
+         size, commit_id, author) SELECT $1, last_insert_rowid(), $6, $2, $3, $4, $5, $7, $8 \
+         WHERE changes() = 1 \
+         ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
+         created_at = excluded.created_at, hostname = excluded.hostname, \
+         run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
+         commit_id = excluded.commit_id, author = excluded.author \
+         WHERE excluded.created_at > snapshot_latest.created_at \
+            OR (excluded.created_at = snapshot_latest.created_at \
+                AND excluded.snapshot_id > snapshot_latest.snapshot_id); \
+         SELECT 'latest' AS row_kind, snapshot_id FROM snapshot_latest WHERE device_id = $1",
+    )
+    .bind(m.device_id)
+    .bind(&m.hostname)
+    .bind(m.run_id)
+    .bind(&m.hash)
+    .bind(new.content.len() as i64)
+    .bind(m.created_at)
+    .bind(&m.commit_id)
+    .bind(&m.author)
+    .bind(&new.content);
+    let (mut fresh, mut latest) = (None, None);
+    for row in D::tx_fetch_all(tx, q).await? {
+        let id = row.i64("snapshot_id")?;
+        match row.text("row_kind")?.as_str() {
+            "new" => fresh = Some(id),
+            _ => latest = Some(id),
+        }
+    }
+    let (snapshot_id, changed) = match (fresh, latest) {
+        (Some(id), _) => (id, true),
+        // Not inserted: the latest entry has this very hash.
+        (None, Some(id)) => (id, false),
+        (None, None) => {
+            return Err(netraven_core::error::Error::internal(
+                "a snapshot was neither inserted nor found as the device's latest",
+            ));
+        }
+    };
+    Ok(SnapshotPut {
+        snapshot_id,
+        changed,
+        hash: m.hash.clone(),
+    })
+}
+
 #[async_trait::async_trait]
 impl<D: Dialect> SnapshotStore for SqlStore<D> {
     async fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotMeta> {
@@ -130,6 +190,60 @@ impl<D: Dialect> SnapshotStore for SqlStore<D> {
             .write(move |tx| {
                 let row = row.clone();
                 Box::pin(async move { insert_in::<D>(tx, &row).await })
+            })
+            .await
+    }
+
+    /// One write: the device's latest hash is read inside the write transaction, so the
+    /// comparison and the insert cannot be split by another writer, and no read round trip
+    /// precedes the write.
+    async fn put_snapshot(&self, snapshot: Snapshot) -> Result<SnapshotPut> {
+        let Snapshot { meta, content } = snapshot;
+        let hash = if meta.hash.is_empty() {
+            content_hash(&content)
+        } else {
+            meta.hash.clone()
+        };
+        let row = std::sync::Arc::new(NewRow {
+            meta: SnapshotMeta {
+                hash,
+                created_at: or_now(meta.created_at, Utc::now()),
+                size: content.len() as u64,
+                ..meta
+            },
+            content,
+        });
+        self.db
+            .write(move |tx| {
+                let row = row.clone();
+                Box::pin(async move {
+                    if D::MULTI_STATEMENT {
+                        return put_in_one_trip::<D>(tx, &row).await;
+                    }
+                    let latest = D::tx_fetch_optional(
+                        tx,
+                        Sql::new(
+                            "SELECT snapshot_id, hash FROM snapshot_latest WHERE device_id = $1",
+                        )
+                        .bind(row.meta.device_id),
+                    )
+                    .await?;
+                    if let Some(l) = latest
+                        && l.text("hash")? == row.meta.hash
+                    {
+                        return Ok(SnapshotPut {
+                            snapshot_id: l.i64("snapshot_id")?,
+                            changed: false,
+                            hash: row.meta.hash.clone(),
+                        });
+                    }
+                    let stored = insert_in::<D>(tx, &row).await?;
+                    Ok(SnapshotPut {
+                        snapshot_id: stored.id,
+                        changed: true,
+                        hash: stored.hash,
+                    })
+                })
             })
             .await
     }

@@ -116,6 +116,10 @@ impl Dialect for SqliteBackend {
     /// SQLite's `LIKE` is case-insensitive for ASCII.
     const CI_LIKE: &'static str = "LIKE";
 
+    /// sqlx runs a multi-statement query's statements one after another on the connection's
+    /// thread, binding `$n` by number from the one argument list.
+    const MULTI_STATEMENT: bool = true;
+
     /// Membership in a list bound as one JSON array parameter.
     fn in_list(expr: &str, placeholder: &str) -> String {
         format!("{expr} IN (SELECT value FROM json_each({placeholder}))")
