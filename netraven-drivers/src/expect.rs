@@ -348,7 +348,15 @@ impl ShellReader {
 
     /// Takes the text accumulated so far (prompt included) and starts afresh.
     pub fn take(&mut self) -> String {
-        let s = String::from_utf8_lossy(&self.text).into_owned();
+        // The buffer itself becomes the string (no copy); its spare capacity is given back, so a
+        // session that keeps running holds no buffer sized for its largest output.
+        let s = match String::from_utf8(std::mem::take(&mut self.text)) {
+            Ok(mut s) => {
+                s.shrink_to_fit();
+                s
+            }
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         self.clear();
         s
     }
