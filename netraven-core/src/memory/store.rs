@@ -678,7 +678,7 @@ impl ResultStore for MemoryStore {
             .collect();
         // Newest first as the SQL stores order: by finished_at, ties by id (the stable sort
         // keeps the id-descending order of equal times).
-        v.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        v.sort_by_key(|r| std::cmp::Reverse(r.finished_at));
         Ok(page_of(v, page))
     }
 

@@ -62,7 +62,7 @@ pub(super) async fn latest_results<D: Dialect>(
             .await?;
         // At most two rows per device (one when its newest result is its newest success).
         let mut rows = rows.iter().map(result_row).collect::<Result<Vec<_>>>()?;
-        rows.sort_by(|a, b| (b.finished_at, b.id).cmp(&(a.finished_at, a.id)));
+        rows.sort_by_key(|r| std::cmp::Reverse((r.finished_at, r.id)));
         for r in rows {
             merge(&mut out, r);
         }
