@@ -1048,6 +1048,18 @@ pub struct DeviceResult {
     pub finished_at: DateTime<Utc>,
 }
 
+/// A device's newest result and its newest successful one, as
+/// [`crate::store::ResultStore::latest_results`] reads them for a page of devices. "Newest" is the
+/// order of [`crate::store::ResultStore::list_results`]: latest `finished_at`, then highest id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestResults {
+    /// The newest result, whatever its status.
+    pub latest: DeviceResult,
+    /// The newest successful result: `latest` itself when it succeeded, an earlier one when it
+    /// failed, none when the device never succeeded.
+    pub latest_success: Option<DeviceResult>,
+}
+
 /// Result of [`crate::store::ResultStore::record_result`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordOutcome {

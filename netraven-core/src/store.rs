@@ -224,6 +224,42 @@ pub trait ResultStore: Send + Sync + Debug + 'static {
     async fn get_result(&self, run: RunId, device: DeviceId) -> Result<Option<DeviceResult>>;
     /// A filtered page of results, newest first.
     async fn list_results(&self, filter: &ResultFilter, page: Page) -> Result<Paged<DeviceResult>>;
+    /// The newest result and newest success of each of these devices, in the order of
+    /// [`ResultStore::list_results`]; a device without any result (or unknown) has no entry.
+    /// The default reads page 1 of `list_results` per device (twice for a device whose newest
+    /// result failed); the bundled stores answer a page of devices in one query.
+    async fn latest_results(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<std::collections::HashMap<DeviceId, LatestResults>> {
+        let mut out = std::collections::HashMap::with_capacity(devices.len());
+        for &d in devices {
+            let f = ResultFilter {
+                device_id: Some(d),
+                ..ResultFilter::default()
+            };
+            let Some(latest) = self.list_results(&f, Page::new(1, 1)).await?.items.pop() else {
+                continue;
+            };
+            let latest_success = if latest.status == DeviceStatus::Success {
+                Some(latest.clone())
+            } else {
+                let f = ResultFilter {
+                    status: Some(DeviceStatus::Success),
+                    ..f
+                };
+                self.list_results(&f, Page::new(1, 1)).await?.items.pop()
+            };
+            out.insert(
+                d,
+                LatestResults {
+                    latest,
+                    latest_success,
+                },
+            );
+        }
+        Ok(out)
+    }
 }
 
 /// Logs.

@@ -164,38 +164,18 @@ pub struct DeviceView {
     pub state: DeviceState,
 }
 
-/// The current state of each device (two indexed result reads per device, one snapshot read for
-/// all, one credential read per credential seen).
+/// The current state of each device (one batched result read and one snapshot read for the
+/// page, one credential read per credential seen).
 async fn states(st: &ApiState, devices: &[Device]) -> ApiResult<Vec<DeviceState>> {
     let ids: Vec<DeviceId> = devices.iter().map(|d| d.id).collect();
     let snaps = st.store.latest_snapshots(&ids).await?;
+    let mut results = st.store.latest_results(&ids).await?;
     let mut names: HashMap<CredentialId, Option<String>> = HashMap::new();
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
-        let f = ResultFilter {
-            device_id: Some(d.id),
-            ..ResultFilter::default()
-        };
-        let latest = st
-            .store
-            .list_results(&f, Page::new(1, 1))
-            .await?
-            .items
-            .pop();
-        let success = match &latest {
-            Some(r) if r.status == DeviceStatus::Success => Some(r.clone()),
-            Some(_) => {
-                let f = ResultFilter {
-                    status: Some(DeviceStatus::Success),
-                    ..f
-                };
-                st.store
-                    .list_results(&f, Page::new(1, 1))
-                    .await?
-                    .items
-                    .pop()
-            }
-            None => None,
+        let (latest, success) = match results.remove(&d.id) {
+            Some(l) => (Some(l.latest), l.latest_success),
+            None => (None, None),
         };
         let credential = match success.as_ref().and_then(|r| r.credential_id) {
             None => None,

@@ -263,6 +263,8 @@ pub async fn recent_results(
         return Err(ApiError::invalid("at most 100 ids"));
     }
     let mut cred_names: HashMap<CredentialId, Option<String>> = HashMap::new();
+    // The newest success of every device in one read (it may be older than the `n` recent).
+    let mut latest = st.store.latest_results(&ids).await?;
     let mut out = serde_json::Map::new();
     for id in ids {
         let f = ResultFilter {
@@ -270,20 +272,7 @@ pub async fn recent_results(
             ..ResultFilter::default()
         };
         let recent = st.store.list_results(&f, Page::new(1, n)).await?.items;
-        let last_success = match recent.iter().find(|r| r.status == DeviceStatus::Success) {
-            Some(r) => Some(r.clone()),
-            None => {
-                let f = ResultFilter {
-                    status: Some(DeviceStatus::Success),
-                    ..f.clone()
-                };
-                st.store
-                    .list_results(&f, Page::new(1, 1))
-                    .await?
-                    .items
-                    .pop()
-            }
-        };
+        let last_success = latest.remove(&id).and_then(|l| l.latest_success);
         let last_failure = recent
             .iter()
             .find(|r| r.status == DeviceStatus::Failed)

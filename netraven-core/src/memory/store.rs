@@ -664,7 +664,7 @@ impl ResultStore for MemoryStore {
 
     async fn list_results(&self, f: &ResultFilter, page: Page) -> Result<Paged<DeviceResult>> {
         let g = self.lock();
-        let v: Vec<DeviceResult> = g
+        let mut v: Vec<DeviceResult> = g
             .results
             .values()
             .rev()
@@ -676,7 +676,44 @@ impl ResultStore for MemoryStore {
             .filter(|r| f.until.is_none_or(|u| r.finished_at < u))
             .cloned()
             .collect();
+        // Newest first as the SQL stores order: by finished_at, ties by id (the stable sort
+        // keeps the id-descending order of equal times).
+        v.sort_by_key(|r| std::cmp::Reverse(r.finished_at));
         Ok(page_of(v, page))
+    }
+
+    async fn latest_results(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<HashMap<DeviceId, LatestResults>> {
+        let wanted: BTreeSet<DeviceId> = devices.iter().copied().collect();
+        let newer = |r: &DeviceResult, than: &Option<&DeviceResult>| {
+            than.is_none_or(|o| (r.finished_at, r.id) > (o.finished_at, o.id))
+        };
+        let g = self.lock();
+        let mut best: HashMap<DeviceId, (Option<&DeviceResult>, Option<&DeviceResult>)> =
+            HashMap::new();
+        for r in g.results.values().filter(|r| wanted.contains(&r.device_id)) {
+            let (latest, success) = best.entry(r.device_id).or_default();
+            if newer(r, latest) {
+                *latest = Some(r);
+            }
+            if r.status == DeviceStatus::Success && newer(r, success) {
+                *success = Some(r);
+            }
+        }
+        Ok(best
+            .into_iter()
+            .filter_map(|(d, (latest, success))| {
+                Some((
+                    d,
+                    LatestResults {
+                        latest: latest?.clone(),
+                        latest_success: success.cloned(),
+                    },
+                ))
+            })
+            .collect())
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn run_engine(store: Arc<dyn Store>) {
     credentials(store.as_ref()).await;
     jobs(store.as_ref()).await;
     runs_and_results(store.as_ref()).await;
+    latest_results(store.as_ref()).await;
     concurrent_results_are_recorded_once(store.clone()).await;
     logs(store.as_ref()).await;
     snapshots(store.as_ref()).await;
@@ -713,6 +714,144 @@ pub async fn runs_and_results(s: &dyn Store) {
         .expect("skip record");
     assert_eq!(skipped.run.status, RunStatus::Skipped);
     assert!(skipped.run.finished_at.is_some(), "a skip is final at once");
+}
+
+/// [`ResultStore::latest_results`](crate::store::ResultStore::latest_results): per device its
+/// newest result and newest success, in the order of `list_results` (latest `finished_at`, ties
+/// by the later recorded), for several devices at once; devices without results have no entry.
+pub async fn latest_results(s: &dyn Store) {
+    let job = new_job(s, Targets::default()).await;
+    // Device ids no other check records results for (results need no device row).
+    let base = 1_000_000_000 + (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as DeviceId * 10;
+    let (none, ok, ok_then_fail, fail, tie_fail, tie_ok, late, unknown) = (
+        base,
+        base + 1,
+        base + 2,
+        base + 3,
+        base + 4,
+        base + 5,
+        base + 6,
+        base + 9,
+    );
+    let at = |m: i64| t0() + chrono::Duration::minutes(m);
+    let mut recorded = std::collections::HashMap::new();
+    // In recording order (ids grow): (device, success, finished minutes after t0, credential).
+    let plan = [
+        (ok, true, 1, None),
+        (ok_then_fail, true, 1, Some(7)),
+        (ok_then_fail, false, 2, None),
+        (fail, false, 1, None),
+        (tie_fail, true, 3, None),
+        (tie_fail, false, 3, None),
+        (tie_ok, false, 3, None),
+        (tie_ok, true, 3, None),
+        // Recorded later but finished earlier: not the newest.
+        (late, true, 10, None),
+        (late, false, 5, None),
+    ];
+    for (i, (device, success, minutes, credential)) in plan.into_iter().enumerate() {
+        let run = s
+            .create_run(&new_run(job.id, None, None))
+            .await
+            .expect("create run")
+            .run;
+        let mut r = result(&run, device, success, None);
+        r.finished_at = at(minutes);
+        r.credential_id = credential;
+        assert!(s.record_result(&r).await.expect("record").inserted);
+        let stored = s
+            .get_result(run.id, device)
+            .await
+            .expect("get")
+            .expect("recorded");
+        recorded.insert(i, stored);
+    }
+    assert!(
+        s.latest_results(&[]).await.expect("none asked").is_empty(),
+        "no devices, no entries"
+    );
+    let asked = [
+        none,
+        ok,
+        ok_then_fail,
+        fail,
+        tie_fail,
+        tie_ok,
+        late,
+        unknown,
+        ok,
+    ];
+    let got = s.latest_results(&asked).await.expect("latest results");
+    let mut keys: Vec<DeviceId> = got.keys().copied().collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec![ok, ok_then_fail, fail, tie_fail, tie_ok, late],
+        "an entry for each device with a result, none for the others"
+    );
+    let id = |i: usize| recorded[&i].id;
+    let ids = |d: DeviceId| {
+        let l = &got[&d];
+        (l.latest.id, l.latest_success.as_ref().map(|r| r.id))
+    };
+    assert_eq!(ids(ok), (id(0), Some(id(0))));
+    assert_eq!(got[&ok].latest, recorded[&0], "the whole result is read");
+    assert_eq!(
+        ids(ok_then_fail),
+        (id(2), Some(id(1))),
+        "a failure after a success: the earlier success is the latest success"
+    );
+    assert_eq!(
+        got[&ok_then_fail]
+            .latest_success
+            .as_ref()
+            .and_then(|r| r.credential_id),
+        Some(7)
+    );
+    assert_eq!(ids(fail), (id(3), None), "never succeeded");
+    assert_eq!(
+        ids(tie_fail),
+        (id(5), Some(id(4))),
+        "same time: later recorded"
+    );
+    assert_eq!(
+        ids(tie_ok),
+        (id(7), Some(id(7))),
+        "same time: later recorded"
+    );
+    assert_eq!(ids(late), (id(8), Some(id(8))), "finished later wins");
+    // The same answer as page 1 of list_results, per device (what callers read before).
+    for d in asked {
+        let f = ResultFilter {
+            device_id: Some(d),
+            ..Default::default()
+        };
+        let newest = s
+            .list_results(&f, Page::first(1))
+            .await
+            .expect("list")
+            .items
+            .pop();
+        let success = ResultFilter {
+            status: Some(DeviceStatus::Success),
+            ..f
+        };
+        let newest_success = s
+            .list_results(&success, Page::first(1))
+            .await
+            .expect("list")
+            .items
+            .pop();
+        assert_eq!(got.get(&d).map(|l| l.latest.clone()), newest, "device {d}");
+        assert_eq!(
+            got.get(&d).and_then(|l| l.latest_success.clone()),
+            newest_success,
+            "device {d}"
+        );
+    }
+    let one = s.latest_results(&[fail]).await.expect("one device");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[&fail], got[&fail]);
 }
 
 /// 20 writers racing on one (run, device) record one result; 20 devices written concurrently

@@ -57,6 +57,7 @@ mod devices;
 mod host_keys;
 mod jobs;
 mod jump_hosts;
+mod latest;
 mod leases;
 mod logs;
 mod results;

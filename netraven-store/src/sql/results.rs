@@ -12,10 +12,10 @@ use netraven_core::model::{
 };
 use netraven_core::store::ResultStore;
 
-const RESULT_COLS: &str = "id, run_id, job_id, device_id, status, error_kind, message, \
+pub(super) const RESULT_COLS: &str = "id, run_id, job_id, device_id, status, error_kind, message, \
     duration_ms, credential_id, snapshot_id, changed, output, attempt, started_at, finished_at";
 
-fn result_row(r: &impl SqlRow) -> Result<DeviceResult> {
+pub(super) fn result_row(r: &impl SqlRow) -> Result<DeviceResult> {
     let status = r.text("status")?;
     let kind = r.opt_text("error_kind")?;
     Ok(DeviceResult {
@@ -202,5 +202,12 @@ impl<D: Dialect> ResultStore for SqlStore<D> {
             .await?;
         let items = rows.iter().map(result_row).collect::<Result<Vec<_>>>()?;
         Ok(Paged::new(items, total, page))
+    }
+
+    async fn latest_results(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<std::collections::HashMap<DeviceId, netraven_core::model::LatestResults>> {
+        crate::sql::latest::latest_results(self, devices).await
     }
 }
