@@ -829,26 +829,27 @@ impl Engine {
                 }
             }
         }
-        let Some((mut session, credential_id)) = session else {
+        let Some((session, credential_id)) = session else {
             return Err(Error::new(
                 ErrorKind::NoCredentials,
                 format!("all {rejected} candidate credentials were rejected"),
             ));
         };
+        let mut session = Some(session);
         let result = self
             .work_session(
                 &ctx.kind,
                 &device,
                 run_id,
                 ctx,
-                session.as_mut(),
+                &mut session,
                 driver.as_ref(),
                 self.config.command_timeout.mul_f64(mult),
                 log,
             )
             .await;
-        if let Err(e) = session.close().await {
-            tracing::debug!(error = %e, device = device.id, "closing the session failed");
+        if let Some(s) = session {
+            close_session(s, device.id).await;
         }
         let mut ok = result?;
         ok.credential_id = Some(credential_id);
@@ -863,7 +864,7 @@ impl Engine {
         device: &Device,
         run_id: RunId,
         ctx: &super::RunContext,
-        session: &mut dyn crate::driver::Session,
+        session: &mut Option<Box<dyn crate::driver::Session>>,
         driver: &dyn crate::driver::Driver,
         command_timeout: std::time::Duration,
         log: &mut DeviceLog<'_>,
@@ -876,7 +877,16 @@ impl Engine {
                     "fetching the configuration".into(),
                     serde_json::Value::Null,
                 );
-                let raw = session.fetch_config(command_timeout).await?;
+                let fetched = match session.as_deref_mut() {
+                    Some(s) => s.fetch_config(command_timeout).await,
+                    None => Err(Error::internal("the session was already closed")),
+                };
+                // Closed before the configuration is processed: a device waiting for the
+                // normaliser or the sink holds no connection and no SSH buffers.
+                if let Some(s) = session.take() {
+                    close_session(s, device.id).await;
+                }
+                let raw = fetched?;
                 // Who changed it: read from the raw text (the line is volatile and dropped by
                 // normalising), else the user the triggering syslog message named.
                 let author = driver.change_author(&raw).or_else(|| {
@@ -887,6 +897,8 @@ impl Engine {
                         .map(str::to_string)
                 });
                 let content = driver.rules().normalise(&raw)?;
+                let raw_len = raw.len();
+                drop(raw);
                 let put = self
                     .sink
                     .put(NewSnapshot {
@@ -901,8 +913,7 @@ impl Engine {
                 let msg = if put.changed {
                     format!(
                         "configuration changed; snapshot {} stored ({} bytes raw)",
-                        put.snapshot_id,
-                        raw.len()
+                        put.snapshot_id, raw_len
                     )
                 } else {
                     format!("configuration unchanged (snapshot {})", put.snapshot_id)
@@ -947,7 +958,11 @@ impl Engine {
                         format!("running '{c}'"),
                         serde_json::Value::Null,
                     );
-                    let o = session.run_command(c, command_timeout).await?;
+                    let o = session
+                        .as_deref_mut()
+                        .ok_or_else(|| Error::internal("the session was already closed"))?
+                        .run_command(c, command_timeout)
+                        .await?;
                     out.push_str(&format!("### {c}\n{}\n", driver.rules().redact(&o)));
                 }
                 Ok(DeviceOk {
@@ -960,6 +975,13 @@ impl Engine {
             }
             JobKind::Reachability => Err(Error::internal("reachability needs no session")),
         }
+    }
+}
+
+/// Logs out of a session; a failure to say goodbye is not the device's result.
+async fn close_session(session: Box<dyn crate::driver::Session>, device: DeviceId) {
+    if let Err(e) = session.close().await {
+        tracing::debug!(error = %e, device, "closing the session failed");
     }
 }
 
