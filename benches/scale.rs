@@ -842,36 +842,17 @@ fn distributed_rows(
         "netraven migrate: {}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    let mut procs = vec![
-        Proc::start(
-            bin,
-            "api",
-            &["api"],
-            &dir.join("api"),
-            &env(Some(API_PORT), per_worker),
-        ),
-        Proc::start(
-            bin,
-            "scheduler",
-            &["scheduler"],
-            &dir.join("scheduler"),
-            &env(None, per_worker),
-        ),
-        Proc::start(
-            bin,
-            "worker-1",
-            &["worker"],
-            &dir.join("worker-1"),
-            &env(None, per_worker),
-        ),
-        Proc::start(
-            bin,
-            "worker-2",
-            &["worker"],
-            &dir.join("worker-2"),
-            &env(None, per_worker),
-        ),
-    ];
+    let mut procs: Vec<Proc> = [
+        ("api", "api", Some(API_PORT)),
+        ("scheduler", "scheduler", None),
+        ("worker-1", "worker", None),
+        ("worker-2", "worker", None),
+    ]
+    .into_iter()
+    .map(|(name, role, port)| {
+        Proc::start(bin, name, &[role], &dir.join(name), &env(port, per_worker))
+    })
+    .collect();
     let api = Api::connect(API_PORT, &mut procs);
     // Both workers heartbeat before the runs start, so both share them from the first device.
     let deadline = Instant::now() + Duration::from_secs(60);

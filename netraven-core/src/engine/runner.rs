@@ -835,23 +835,19 @@ impl Engine {
                 format!("all {rejected} candidate credentials were rejected"),
             ));
         };
-        let mut session = Some(session);
-        let result = self
+        // `work_session` closes the session as soon as it has what it needs from it.
+        let mut ok = self
             .work_session(
                 &ctx.kind,
                 &device,
                 run_id,
                 ctx,
-                &mut session,
+                session,
                 driver.as_ref(),
                 self.config.command_timeout.mul_f64(mult),
                 log,
             )
-            .await;
-        if let Some(s) = session {
-            close_session(s, device.id).await;
-        }
-        let mut ok = result?;
+            .await?;
         ok.credential_id = Some(credential_id);
         Ok(ok)
     }
@@ -864,7 +860,7 @@ impl Engine {
         device: &Device,
         run_id: RunId,
         ctx: &super::RunContext,
-        session: &mut Option<Box<dyn crate::driver::Session>>,
+        mut session: Box<dyn crate::driver::Session>,
         driver: &dyn crate::driver::Driver,
         command_timeout: std::time::Duration,
         log: &mut DeviceLog<'_>,
@@ -877,15 +873,10 @@ impl Engine {
                     "fetching the configuration".into(),
                     serde_json::Value::Null,
                 );
-                let fetched = match session.as_deref_mut() {
-                    Some(s) => s.fetch_config(command_timeout).await,
-                    None => Err(Error::internal("the session was already closed")),
-                };
+                let fetched = session.fetch_config(command_timeout).await;
                 // Closed before the configuration is processed: a device waiting for the
                 // normaliser or the sink holds no connection and no SSH buffers.
-                if let Some(s) = session.take() {
-                    close_session(s, device.id).await;
-                }
+                close_session(session, device.id).await;
                 let raw = fetched?;
                 // Who changed it: read from the raw text (the line is volatile and dropped by
                 // normalising), else the user the triggering syslog message named.
@@ -928,6 +919,7 @@ impl Engine {
                 })
             }
             JobKind::Command { commands } => {
+                let ran: Result<DeviceOk> = async {
                 // Commands may change the device: they run at most once per run. The mark is
                 // set before the first one is sent, so a redelivered task (a worker died, a
                 // retry after a timeout mid-command) records `interrupted` instead.
@@ -958,11 +950,7 @@ impl Engine {
                         format!("running '{c}'"),
                         serde_json::Value::Null,
                     );
-                    let o = session
-                        .as_deref_mut()
-                        .ok_or_else(|| Error::internal("the session was already closed"))?
-                        .run_command(c, command_timeout)
-                        .await?;
+                    let o = session.run_command(c, command_timeout).await?;
                     out.push_str(&format!("### {c}\n{}\n", driver.rules().redact(&o)));
                 }
                 Ok(DeviceOk {
@@ -972,8 +960,15 @@ impl Engine {
                     output: Some(out),
                     message: format!("{} commands run", commands.len()),
                 })
+                }
+                .await;
+                close_session(session, device.id).await;
+                ran
             }
-            JobKind::Reachability => Err(Error::internal("reachability needs no session")),
+            JobKind::Reachability => {
+                close_session(session, device.id).await;
+                Err(Error::internal("reachability needs no session"))
+            }
         }
     }
 }

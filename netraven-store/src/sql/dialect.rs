@@ -64,6 +64,10 @@ pub trait Dialect: Clone + Debug + Send + Sync + 'static {
     /// `Arg::Ids` or `Arg::Texts`).
     fn in_list(expr: &str, placeholder: &str) -> String;
 
+    /// SQL for a one-column table (`id`) of the ids bound as one `Arg::Ids` at `placeholder`,
+    /// for queries that work per id (correlated subqueries), duplicates included.
+    fn ids_table(placeholder: &str) -> String;
+
     /// SQL for the database server's current time when leases are decided by the database's
     /// clock (one clock for every process, whatever their own clocks say); `None` uses the
     /// caller's `now`.

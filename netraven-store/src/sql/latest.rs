@@ -5,26 +5,19 @@
 //! Per device, two correlated `ORDER BY finished_at DESC, id DESC LIMIT 1` subqueries walk the
 //! index `device_results_device_idx (device_id, finished_at, id)` backwards: the first stops at
 //! the newest row, the second at the newest success (after the failures that followed it). The
-//! ids they pick are then read by primary key. The device ids travel as a `VALUES` list of bound
-//! integers, which both backends accept as a table.
+//! ids they pick are then read by primary key. The device ids travel as one bound list, read as a
+//! table by [`Dialect::ids_table`].
 
 use crate::sql::SqlStore;
 use crate::sql::dialect::Dialect;
-use crate::sql::query::Sql;
+use crate::sql::query::{Arg, Sql};
 use crate::sql::results::{RESULT_COLS, result_row};
 use netraven_core::error::Result;
 use netraven_core::model::{DeviceId, DeviceResult, DeviceStatus, LatestResults};
 use std::collections::{BTreeSet, HashMap};
 
-/// Devices per query: keeps the bound parameters far below either backend's limit.
-const CHUNK: usize = 500;
-
-/// The query for `n` device ids bound as `$1..$n` and the success status as `$n+1`.
-fn query(n: usize) -> String {
-    let values = (1..=n)
-        .map(|i| format!("(${i})"))
-        .collect::<Vec<_>>()
-        .join(", ");
+/// The query: the device ids bound as one list at `$1`, the success status at `$2`.
+fn query<D: Dialect>() -> String {
     let newest = |cond: &str| {
         format!(
             "SELECT (SELECT y.id FROM device_results y WHERE y.device_id = v.id{cond} \
@@ -32,10 +25,11 @@ fn query(n: usize) -> String {
         )
     };
     format!(
-        "WITH v(id) AS (VALUES {values}) \
+        "WITH v(id) AS ({}) \
          SELECT {RESULT_COLS} FROM device_results WHERE id IN ({} UNION ALL {})",
+        D::ids_table("$1"),
         newest(""),
-        newest(&format!(" AND y.status = ${}", n + 1)),
+        newest(" AND y.status = $2"),
     )
 }
 
@@ -50,22 +44,19 @@ pub(super) async fn latest_results<D: Dialect>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let mut q = Sql::new(query(chunk.len()));
-        for &id in chunk {
-            q = q.bind(id);
-        }
-        let rows = store
-            .db
-            .fetch_all(q.bind(DeviceStatus::Success.as_str()))
-            .await?;
-        // At most two rows per device (one when its newest result is its newest success).
-        let mut rows = rows.iter().map(result_row).collect::<Result<Vec<_>>>()?;
-        rows.sort_by_key(|r| std::cmp::Reverse((r.finished_at, r.id)));
-        for r in rows {
-            merge(&mut out, r);
-        }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let q = Sql::new(query::<D>())
+        .bind(Arg::Ids(ids))
+        .bind(DeviceStatus::Success.as_str());
+    let rows = store.db.fetch_all(q).await?;
+    // At most two rows per device (one when its newest result is its newest success).
+    let mut rows = rows.iter().map(result_row).collect::<Result<Vec<_>>>()?;
+    rows.sort_by_key(|r| std::cmp::Reverse((r.finished_at, r.id)));
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        merge(&mut out, r);
     }
     Ok(out)
 }

@@ -97,6 +97,10 @@ impl Dialect for PostgresBackend {
         format!("{expr} = ANY({placeholder})")
     }
 
+    fn ids_table(placeholder: &str) -> String {
+        format!("SELECT unnest({placeholder}) AS id")
+    }
+
     fn lease_clock(&self) -> Option<&'static str> {
         self.server_clock.then_some("clock_timestamp()")
     }

@@ -125,6 +125,10 @@ impl Dialect for SqliteBackend {
         format!("{expr} IN (SELECT value FROM json_each({placeholder}))")
     }
 
+    fn ids_table(placeholder: &str) -> String {
+        format!("SELECT value AS id FROM json_each({placeholder})")
+    }
+
     async fn fetch_all(&self, q: Sql) -> Result<Vec<SqliteRow>> {
         build(q).fetch_all(&self.pool).await.map_err(db_err)
     }
