@@ -13,6 +13,7 @@
 //! than [`MATCH_WINDOW`] is not matched at all (no prompt or pager is that long), so a device
 //! streaming one endless line cannot make every chunk rescan it.
 
+use crate::platform::SharedRegex;
 use regex::Regex;
 use std::borrow::Cow;
 
@@ -231,11 +232,11 @@ pub enum Step {
 pub struct ShellReader {
     filter: TermFilter,
     text: Vec<u8>,
-    prompt: Regex,
-    pager: Option<Regex>,
-    extra: Vec<Regex>,
+    prompt: SharedRegex,
+    pager: Option<SharedRegex>,
+    extra: Vec<SharedRegex>,
     base: Option<String>,
-    base_pattern: Option<Regex>,
+    base_pattern: Option<SharedRegex>,
     limits: ReaderLimits,
     /// Raw bytes fed since the text was last taken or cleared.
     received: usize,
@@ -243,11 +244,11 @@ pub struct ShellReader {
 
 impl ShellReader {
     /// A reader for a platform's prompt and pager patterns, with the default limits.
-    pub fn new(prompt: Regex, pager: Option<Regex>) -> Self {
+    pub fn new(prompt: impl Into<SharedRegex>, pager: Option<SharedRegex>) -> Self {
         ShellReader {
             filter: TermFilter::new(),
             text: Vec::with_capacity(8 * 1024),
-            prompt,
+            prompt: prompt.into(),
             pager,
             extra: Vec::new(),
             base: None,
@@ -258,8 +259,8 @@ impl ShellReader {
     }
 
     /// Replaces the prompt pattern (a prompt learned from the session, see [`PromptLearner`]).
-    pub fn set_prompt(&mut self, prompt: Regex) {
-        self.prompt = prompt;
+    pub fn set_prompt(&mut self, prompt: impl Into<SharedRegex>) {
+        self.prompt = prompt.into();
     }
 
     /// Replaces the output limits.
@@ -268,7 +269,7 @@ impl ShellReader {
     }
 
     /// Sets the extra patterns checked after the prompt (e.g. an enable password prompt).
-    pub fn set_extra(&mut self, extra: Vec<Regex>) {
+    pub fn set_extra(&mut self, extra: Vec<SharedRegex>) {
         self.extra = extra;
     }
 
@@ -282,7 +283,7 @@ impl ShellReader {
     /// Sets the regex whose first capture group is a prompt's stable part: with it, a prompt
     /// counts when its capture equals the base (instead of starting with it), for prompts that
     /// change as the session runs (a command counter, an unsaved-changes marker).
-    pub fn set_base_pattern(&mut self, pattern: Option<Regex>) {
+    pub fn set_base_pattern(&mut self, pattern: Option<SharedRegex>) {
         self.base_pattern = pattern;
     }
 
@@ -453,7 +454,8 @@ impl PromptLearner {
             alts.join("|")
         );
         // Escaped text and fixed syntax: always a valid regex.
-        let re = Regex::new(&pattern).unwrap_or_else(|_| Regex::new("^$").expect("valid"));
+        let re = crate::platform::build_regex(&pattern)
+            .unwrap_or_else(|_| Regex::new("^$").expect("valid"));
         (re, base)
     }
 }
@@ -554,7 +556,7 @@ mod tests {
     fn pager_then_prompt() {
         let mut r = ShellReader::new(
             Regex::new(r"^[\w.-]+[>#]\s?$").unwrap(),
-            Some(Regex::new(r"-+\s*More\s*-+\s*$").unwrap()),
+            Some(Regex::new(r"-+\s*More\s*-+\s*$").unwrap().into()),
         );
         assert_eq!(r.feed(b"show x\r\nline1\r\n --More-- "), Step::Pager);
         assert_eq!(r.feed(b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08          \x08\x08\x08\x08\x08\x08\x08\x08\x08\x08line2\r\nr1#"), Step::Prompt("r1#".into()));
@@ -594,7 +596,7 @@ mod tests {
     #[test]
     fn a_long_line_is_not_rescanned_and_the_prompt_after_it_is_found() {
         let prompt = Regex::new(r"^[\w.-]+[>#]\s?$").unwrap();
-        let mut r = ShellReader::new(prompt, Some(Regex::new(r"--More--\s*$").unwrap()));
+        let mut r = ShellReader::new(prompt, Some(Regex::new(r"--More--\s*$").unwrap().into()));
         // A long line ending in something prompt-like is not a prompt (and is not matched).
         let mut long = vec![b'y'; MATCH_WINDOW + 10];
         long.extend_from_slice(b" r1#");

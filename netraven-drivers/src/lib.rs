@@ -54,7 +54,7 @@ pub mod ssh;
 pub mod syslog;
 pub mod telnet;
 
-pub use platform::{Platform, builtin_platform, builtin_platforms};
+pub use platform::{Platform, SharedRegex, builtin_platform, builtin_platforms};
 pub use platform_builder::PlatformBuilder;
 pub use registry::{
     LazySshDriver, build_registry, build_registry_with, register_builtins, register_builtins_with,

@@ -446,13 +446,13 @@ pub struct Platform {
     /// The file it came from, as parsed.
     pub spec: PlatformSpec,
     /// Prompt regex.
-    pub prompt: Regex,
+    pub prompt: SharedRegex,
     /// Pager regex.
-    pub pager: Option<Regex>,
+    pub pager: Option<SharedRegex>,
     /// Enable password prompt regex.
-    pub enable_password_prompt: Option<Regex>,
+    pub enable_password_prompt: Option<SharedRegex>,
     /// Unprivileged prompt regex.
-    pub unprivileged_prompt: Option<Regex>,
+    pub unprivileged_prompt: Option<SharedRegex>,
     /// Command error regexes.
     pub command_errors: Vec<Regex>,
     /// All of `command_errors` in one multi-line pattern, so a command's output is scanned
@@ -460,11 +460,11 @@ pub struct Platform {
     /// `None`: the per-line scan only.
     pub command_errors_any: Option<Regex>,
     /// Stable-part regex of the prompt.
-    pub prompt_base: Option<Regex>,
+    pub prompt_base: Option<SharedRegex>,
     /// Login dialogue regexes, in the order of `spec.login`.
-    pub login: Vec<Regex>,
+    pub login: Vec<SharedRegex>,
     /// Enable user-name prompt regex.
-    pub enable_username_prompt: Option<Regex>,
+    pub enable_username_prompt: Option<SharedRegex>,
     /// Normalisation rules.
     pub rules: Rules,
     /// Configuration-change syslog message regexes, in the order of `spec.config_change`.
@@ -480,11 +480,34 @@ fn any_line_of(patterns: &[String]) -> Option<Regex> {
         return None;
     }
     let joined: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
-    Regex::new(&format!("(?mR){}", joined.join("|"))).ok()
+    build_regex(&format!("(?mR){}", joined.join("|"))).ok()
+}
+
+/// Room for the lazy DFA of a platform pattern. A prompt pattern such as
+/// `^[\w.@()/:+-]{1,80}[>#]\s?$` (a Unicode class repeated 80 times) compiles to an automaton too
+/// big for the default (2 MB), and every match then runs a backtracker that clears a bitset the
+/// size of the automaton: 1–1.7 µs per line instead of ~15 ns. The cache only grows as the text
+/// seen needs states (~0.5 MB per thread for the prompt pattern on ASCII output).
+const PLATFORM_DFA_LIMIT: usize = 32 << 20;
+
+/// Compiles a platform pattern (see [`PLATFORM_DFA_LIMIT`]).
+pub(crate) fn build_regex(p: &str) -> std::result::Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(p)
+        .dfa_size_limit(PLATFORM_DFA_LIMIT)
+        .build()
+}
+
+/// A compiled pattern shared by every session of a platform. Cloning a [`Regex`] gives the
+/// clone a cache pool of its own, so a session holding clones would build fresh matching caches
+/// (hundreds of KB for a prompt pattern) on every login; sessions share these through an `Arc`.
+pub type SharedRegex = std::sync::Arc<Regex>;
+
+fn shared(r: Regex) -> SharedRegex {
+    std::sync::Arc::new(r)
 }
 
 fn re(what: &str, platform: &str, p: &str) -> Result<Regex> {
-    Regex::new(p).map_err(|e| {
+    build_regex(p).map_err(|e| {
         Error::new(
             ErrorKind::InvalidInput,
             format!("platform '{platform}': bad {what} regex '{p}'"),
@@ -606,21 +629,21 @@ impl Platform {
             .and_then(|r| r.with_secret_blocks(&blocks))
             .map_err(|e| e.context(&n))?;
         let platform = Platform {
-            prompt: re("prompt", &n, &spec.prompt)?,
+            prompt: shared(re("prompt", &n, &spec.prompt)?),
             pager: spec
                 .pager
                 .as_deref()
-                .map(|p| re("pager", &n, p))
+                .map(|p| re("pager", &n, p).map(shared))
                 .transpose()?,
             enable_password_prompt: spec
                 .enable
                 .as_ref()
-                .map(|e| re("enable password prompt", &n, &e.password_prompt))
+                .map(|e| re("enable password prompt", &n, &e.password_prompt).map(shared))
                 .transpose()?,
             unprivileged_prompt: spec
                 .enable
                 .as_ref()
-                .map(|e| re("unprivileged prompt", &n, &e.unprivileged_prompt))
+                .map(|e| re("unprivileged prompt", &n, &e.unprivileged_prompt).map(shared))
                 .transpose()?,
             command_errors: spec
                 .command_errors
@@ -631,18 +654,18 @@ impl Platform {
             prompt_base: spec
                 .prompt_base
                 .as_deref()
-                .map(|p| re("prompt base", &n, p))
+                .map(|p| re("prompt base", &n, p).map(shared))
                 .transpose()?,
             login: spec
                 .login
                 .iter()
-                .map(|l| re("login", &n, &l.expect))
+                .map(|l| re("login", &n, &l.expect).map(shared))
                 .collect::<Result<_>>()?,
             enable_username_prompt: spec
                 .enable
                 .as_ref()
                 .and_then(|e| e.username_prompt.as_deref())
-                .map(|p| re("enable username prompt", &n, p))
+                .map(|p| re("enable username prompt", &n, p).map(shared))
                 .transpose()?,
             rules,
             config_change: spec

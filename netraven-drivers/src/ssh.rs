@@ -10,7 +10,7 @@
 use crate::expect::{
     PromptLearner, ReaderLimits, ShellReader, Step, TermFilter, clean_output, comment_lines,
 };
-use crate::platform::Platform;
+use crate::platform::{Platform, SharedRegex};
 use crate::telnet::TelnetConn;
 use async_trait::async_trait;
 use netraven_core::driver::{Driver, Session};
@@ -881,15 +881,20 @@ impl Shell {
     /// (`no login` on the line) goes straight to its prompt. Then a newline asks for the
     /// prompt again, for [`Shell::find_prompt`].
     async fn telnet_login(&mut self, cred: &Credential, deadline: Instant) -> Result<()> {
-        static USER: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)(user\s*name|login)\s*:\s*$").expect("a constant pattern")
+        static USER: LazyLock<SharedRegex> = LazyLock::new(|| {
+            Regex::new(r"(?i)(user\s*name|login)\s*:\s*$")
+                .expect("a constant pattern")
+                .into()
         });
-        static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)pass(word|code)\s*:\s*$").expect("a constant pattern")
+        static PASSWORD: LazyLock<SharedRegex> = LazyLock::new(|| {
+            Regex::new(r"(?i)pass(word|code)\s*:\s*$")
+                .expect("a constant pattern")
+                .into()
         });
-        static REFUSED: LazyLock<Regex> = LazyLock::new(|| {
+        static REFUSED: LazyLock<SharedRegex> = LazyLock::new(|| {
             Regex::new(r"(?i)(login invalid|login incorrect|authentication failed|access denied|bad password)\s*$")
                 .expect("a constant pattern")
+                .into()
         });
         let host = self.hostname.clone();
         let refused = || Error::new(ErrorKind::Auth, format!("{host}: telnet login refused"));

@@ -40,6 +40,45 @@ fn check(platform: &str, secrets: &[Case], plain: &[&str], must_not_survive: &[&
     for s in must_not_survive {
         assert!(!out.contains(s), "{platform}: `{s}` survived:\n{out}");
     }
+    // Long enough for the whole-text prefilter, which must change nothing.
+    let long = raw.repeat(40usize.div_ceil(secrets.len() + plain.len()));
+    assert_eq!(
+        p.rules.normalise(&long).map_err(|e| e.to_string()),
+        p.rules
+            .without_prefilter()
+            .normalise(&long)
+            .map_err(|e| e.to_string()),
+        "{platform}: the prefilter changed the output"
+    );
+}
+
+/// Every built-in platform's simulated configuration normalises the same with and without the
+/// whole-text prefilter (which only narrows the lines each rule is tried on).
+#[test]
+fn the_prefilter_changes_no_platforms_output() {
+    for p in netraven_drivers::builtin_platforms().unwrap() {
+        let sample = netraven_drivers::sample::Sample {
+            blocks: 6,
+            ..netraven_drivers::sample::Sample::new(&p, "sim-0001")
+        };
+        let mut raw = String::new();
+        for b in &p.spec.backup {
+            raw.push_str(&sample.raw(&b.command, "1").unwrap_or_default());
+            raw.push('\n');
+        }
+        if raw.trim().is_empty() {
+            continue;
+        }
+        assert_eq!(
+            p.rules.normalise(&raw).map_err(|e| e.to_string()),
+            p.rules
+                .without_prefilter()
+                .normalise(&raw)
+                .map_err(|e| e.to_string()),
+            "{}: the prefilter changed the output",
+            p.name()
+        );
+    }
 }
 
 #[test]
