@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo bench --bench pipeline            # NETRAVEN_BENCH_QUICK=1: fewer repetitions
+//! NETRAVEN_BENCH_ONLY=normalise cargo bench --bench pipeline   # the rows so named only
 //! ```
 
 use netraven::store::pack::{PackBuilder, blob_id};
@@ -14,14 +15,19 @@ use netraven_drivers::sample::Sample;
 use std::hint::black_box;
 use std::time::Instant;
 
-/// Mean wall time of `f` over `n` runs, in µs.
-fn time(n: usize, mut f: impl FnMut()) -> f64 {
+/// Prints the mean wall time of `f` over `n` runs, in µs, as a table row; skipped unless its
+/// name contains `NETRAVEN_BENCH_ONLY` (when set: to profile one step alone).
+fn row(name: &str, n: usize, mut f: impl FnMut()) {
+    if std::env::var("NETRAVEN_BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        return;
+    }
     f();
     let started = Instant::now();
     for _ in 0..n {
         f();
     }
-    started.elapsed().as_secs_f64() * 1e6 / n as f64
+    let us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("| {name} | {us:.1} |");
 }
 
 fn main() {
@@ -67,51 +73,50 @@ fn main() {
     );
     println!("| step | µs per device |");
     println!("|---|---:|");
-    let row = |name: &str, us: f64| println!("| {name} | {us:.1} |");
+    row("normalise (volatile lines, secrets)", n, || {
+        black_box(rules.normalise(black_box(&raw)).ok());
+    });
+    let plain = rules.without_prefilter();
     row(
-        "normalise (volatile lines, secrets)",
-        time(n, || {
-            black_box(rules.normalise(black_box(&raw)).ok());
-        }),
+        "normalise, every rule tried on every line (no prefilter)",
+        n,
+        || {
+            black_box(plain.normalise(black_box(&raw)).ok());
+        },
     );
-    row(
-        "content hash (SHA-256)",
-        time(n, || {
-            black_box(netraven_core::model::content_hash(black_box(&normalised)));
-        }),
-    );
-    row(
-        "git blob id (SHA-1)",
-        time(n, || {
-            black_box(blob_id(black_box(normalised.as_bytes())));
-        }),
-    );
+    row("content hash (SHA-256)", n, || {
+        black_box(netraven_core::model::content_hash(black_box(&normalised)));
+    });
+    row("git blob id (SHA-1)", n, || {
+        black_box(blob_id(black_box(normalised.as_bytes())));
+    });
     row(
         "git blob id, libgit2 (SHA-1 with collision detection)",
-        time(n, || {
+        n,
+        || {
             black_box(git2::Oid::hash_object(git2::ObjectType::Blob, normalised.as_bytes()).ok());
-        }),
+        },
     );
     let mut i = 0u64;
     for level in [6, 1] {
         let mut pack = PackBuilder::with_level(level);
-        let mut size = 0usize;
-        let us = time(n, || {
-            // A distinct id per entry, so none is skipped as a duplicate.
-            i += 1;
-            let mut id = [0u8; 20];
-            id[..8].copy_from_slice(&i.to_be_bytes());
-            let oid = git2::Oid::from_bytes(&id).expect("oid");
-            if pack.len() >= 256 {
-                pack = PackBuilder::with_level(level);
-            }
-            let before = pack.bytes();
-            pack.add_blob(oid, normalised.as_bytes()).expect("add");
-            size = pack.bytes() - before;
-        });
+        pack.add_blob(git2::Oid::zero(), normalised.as_bytes())
+            .expect("add");
+        let size = pack.bytes();
         row(
-            &format!("pack entry, zlib level {level} (deflate + CRC-32; {size} bytes)"),
-            us,
+            &format!("pack entry, zlib level {level} (deflate + CRC-32; ~{size} bytes)"),
+            n,
+            || {
+                // A distinct id per entry, so none is skipped as a duplicate.
+                i += 1;
+                let mut id = [0u8; 20];
+                id[..8].copy_from_slice(&i.to_be_bytes());
+                let oid = git2::Oid::from_bytes(&id).expect("oid");
+                if pack.len() >= 256 {
+                    pack = PackBuilder::with_level(level);
+                }
+                pack.add_blob(oid, normalised.as_bytes()).expect("add");
+            },
         );
     }
 }

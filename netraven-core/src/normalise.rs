@@ -8,6 +8,8 @@
 use crate::error::{Error, ErrorKind, Result};
 use regex::{Regex, RegexSet};
 
+mod literals;
+
 /// The text that replaces a redacted secret when a rule's replacement names `{marker}`.
 pub const REDACTED_MARKER: &str = "<removed>";
 
@@ -20,6 +22,117 @@ pub const MAX_CONFIG_BYTES: usize = 64 * 1024 * 1024;
 pub struct SecretRule {
     pattern: Regex,
     replace: String,
+    /// `replace` parsed once, when it only uses the plain forms (see [`Template::parse`]).
+    template: Option<Template>,
+}
+
+impl SecretRule {
+    fn new(pattern: Regex, replace: &str) -> Self {
+        let replace = replace.replace("{marker}", REDACTED_MARKER);
+        SecretRule {
+            template: Template::parse(&pattern, &replace),
+            pattern,
+            replace,
+        }
+    }
+
+    /// `text` with every match replaced, or `None` when nothing matched.
+    fn replace(&self, text: &str) -> Option<String> {
+        let Some(template) = &self.template else {
+            return match self.pattern.replace_all(text, self.replace.as_str()) {
+                std::borrow::Cow::Owned(s) => Some(s),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+        };
+        // `replace_all` builds a `Captures` and parses the replacement for every match; this
+        // reads the groups into one set of locations (about half the time per redacted line).
+        let mut locs = self.pattern.capture_locations();
+        let mut out: Option<String> = None;
+        let (mut last, mut at) = (0, 0);
+        while let Some(m) = self.pattern.captures_read_at(&mut locs, text, at) {
+            if m.start() == m.end() {
+                // Empty matches follow `replace_all`'s own rules.
+                return match self.pattern.replace_all(text, self.replace.as_str()) {
+                    std::borrow::Cow::Owned(s) => Some(s),
+                    std::borrow::Cow::Borrowed(_) => None,
+                };
+            }
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+            o.push_str(&text[last..m.start()]);
+            for piece in &template.0 {
+                match piece {
+                    Piece::Text(t) => o.push_str(t),
+                    Piece::Group(g) => {
+                        if let Some((s, e)) = locs.get(*g) {
+                            o.push_str(&text[s..e]);
+                        }
+                    }
+                }
+            }
+            (last, at) = (m.end(), m.end());
+        }
+        let mut o = out?;
+        o.push_str(&text[last..]);
+        Some(o)
+    }
+}
+
+/// A replacement parsed into text and capture-group references.
+#[derive(Debug, Clone)]
+struct Template(Vec<Piece>);
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(String),
+    Group(usize),
+}
+
+impl Template {
+    /// Parses `${N}`, `${name}` and `$N` (not followed by a name character) references;
+    /// `None` for any other use of `$` (`$$`, `$name`, `$1a`, an unclosed `${`), which is
+    /// left to [`Regex::replace_all`] so that its exact rules apply.
+    fn parse(re: &Regex, rep: &str) -> Option<Template> {
+        let group = |name: &str| -> Option<Piece> {
+            match name.parse::<usize>() {
+                Ok(i) => Some(Piece::Group(i)),
+                Err(_) => {
+                    let i = re.capture_names().position(|n| n == Some(name));
+                    // A name the pattern lacks expands to nothing, as in `replace_all`.
+                    Some(i.map_or(Piece::Text(String::new()), Piece::Group))
+                }
+            }
+        };
+        let ident = |c: char| c == '_' || c.is_ascii_alphanumeric();
+        let mut pieces = Vec::new();
+        let mut rest = rep;
+        while let Some(d) = rest.find('$') {
+            if d > 0 {
+                pieces.push(Piece::Text(rest[..d].to_string()));
+            }
+            let after = &rest[d + 1..];
+            if let Some(braced) = after.strip_prefix('{') {
+                let end = braced.find('}')?;
+                let name = &braced[..end];
+                if name.is_empty() || !name.chars().all(ident) {
+                    return None;
+                }
+                pieces.push(group(name)?);
+                rest = &braced[end + 1..];
+            } else {
+                let len = after.find(|c: char| !ident(c)).unwrap_or(after.len());
+                let name = &after[..len];
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                pieces.push(Piece::Group(name.parse().ok()?));
+                rest = &after[len..];
+            }
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_string()));
+        }
+        Some(Template(pieces))
+    }
 }
 
 /// A secret rule that applies only inside a section: from a line matching `within` until the
@@ -54,14 +167,9 @@ pub struct Rules {
     volatile_set: RegexSet,
     secrets: Vec<SecretRule>,
     secret_set: RegexSet,
-    /// All volatile patterns joined into one multi-line pattern: one scan of a configuration
-    /// finds the lines that may match (see [`LinePrefilter`]); `None`: every line is checked.
-    volatile_any: Option<LinePrefilter>,
-    /// The same for the (unscoped) secret patterns.
-    secret_any: Option<LinePrefilter>,
-    /// The same for the lines that open a section ([`ScopedRule::within`]) or a secret block:
-    /// the other lines skip those checks.
-    opens_any: Option<LinePrefilter>,
+    /// One scan of a whole configuration that tells which rules may match which lines (see
+    /// [`Prefilter`]); `None`: every line is checked against every rule.
+    prefilter: Option<Prefilter>,
     scoped: Vec<ScopedRule>,
     /// Multi-line secrets (PEM private keys): the lines between a `begin` and an `end` match
     /// become one marker line.
@@ -133,6 +241,198 @@ impl LinePrefilter {
     }
 }
 
+/// The kinds of rule a [`Prefilter`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Volatile,
+    Secret,
+    /// A line opening a section ([`ScopedRule::within`]) or a secret block.
+    Open,
+}
+
+/// Which rules may match which lines of a configuration, from one multi-literal scan of the
+/// whole text: each rule with required literals ([`literals::required`]) is tried only on lines
+/// holding one of them; the rules without any are found by a [`LinePrefilter`] scan per kind (or
+/// tried on every line when that cannot be built). It only narrows: a rule it does not name for
+/// a line cannot match that line.
+#[derive(Debug, Clone)]
+struct Prefilter {
+    /// Every rule's required literals, to find the lines holding any (fast).
+    any_literal: aho_corasick::AhoCorasick,
+    /// The same, to find every literal in one line (overlapping matches).
+    literals: aho_corasick::AhoCorasick,
+    /// Per literal: the rules (kind, index) that require it.
+    owners: Vec<Vec<(Kind, u32)>>,
+    /// Per kind: the rules without literals.
+    rest: [Rest; 3],
+}
+
+/// The rules of one kind that have no required literals.
+#[derive(Debug, Clone, Default)]
+struct Rest {
+    ids: Vec<u32>,
+    /// The lines they may match; `None` with `ids` not empty: every line.
+    scan: Option<LinePrefilter>,
+}
+
+impl Prefilter {
+    /// `None` when it would not narrow anything (no rule has literals).
+    fn new(rules: [Vec<&str>; 3]) -> Option<Self> {
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut owners: Vec<Vec<(Kind, u32)>> = Vec::new();
+        let mut rest: [Rest; 3] = Default::default();
+        for (k, patterns) in rules.iter().enumerate() {
+            let kind = [Kind::Volatile, Kind::Secret, Kind::Open][k];
+            let mut without = Vec::new();
+            for (id, p) in patterns.iter().enumerate() {
+                let id = id as u32;
+                match literals::required(p) {
+                    Some(lits) => {
+                        for lit in lits {
+                            let n = index.len();
+                            let at = *index.entry(lit).or_insert(n);
+                            if at == owners.len() {
+                                owners.push(Vec::new());
+                            }
+                            owners[at].push((kind, id));
+                        }
+                    }
+                    None => {
+                        rest[k].ids.push(id);
+                        without.push(*p);
+                    }
+                }
+            }
+            rest[k].scan = LinePrefilter::new(without);
+        }
+        if index.is_empty() {
+            return None;
+        }
+        let mut lits: Vec<(Vec<u8>, usize)> = index.into_iter().collect();
+        lits.sort_by_key(|(_, at)| *at);
+        let lits = || lits.iter().map(|(l, _)| l);
+        // Leftmost-first runs on the vectorised (Teddy) prefilter; the standard kind, which can
+        // report overlapping matches, does not.
+        let any_literal = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(lits())
+            .ok()?;
+        // A full DFA: a line holding a literal is walked once more, byte by byte.
+        let literals = aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(lits())
+            .ok()?;
+        Some(Prefilter {
+            any_literal,
+            literals,
+            owners,
+            rest,
+        })
+    }
+}
+
+/// One configuration under a [`Prefilter`]: walks its lines in order, naming for each the rules
+/// that may match it.
+struct Scan<'a> {
+    pre: &'a Prefilter,
+    /// The raw configuration: a literal found in a line's trailing whitespace (which the rules
+    /// never see) only makes the line a candidate for nothing.
+    raw: &'a str,
+    /// Where each line starts in `raw`.
+    starts: &'a [usize],
+    /// The next line holding any literal at all, from where the search got to.
+    next: Option<usize>,
+    /// Per kind: the lines the rules without literals may match (`None`: every line, or there
+    /// are no such rules).
+    rest: [Option<Vec<bool>>; 3],
+}
+
+impl<'a> Scan<'a> {
+    /// `lines`: the lines as the rules see them (trailing whitespace removed).
+    fn new(pre: &'a Prefilter, raw: &'a str, starts: &'a [usize], lines: &[&str]) -> Self {
+        let rest = if pre.rest.iter().any(|r| r.scan.is_some()) {
+            // The rules without literals scan the lines exactly as they are checked.
+            let mut text = String::with_capacity(raw.len());
+            let mut at = Vec::with_capacity(lines.len());
+            for (i, line) in lines.iter().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                at.push(text.len());
+                text.push_str(line);
+            }
+            [0, 1, 2].map(|k| {
+                let r = &pre.rest[k];
+                r.scan.as_ref().map(|s| s.candidates(&text, &at))
+            })
+        } else {
+            [None, None, None]
+        };
+        let mut scan = Scan {
+            pre,
+            raw,
+            starts,
+            next: None,
+            rest,
+        };
+        scan.next = scan.find_from(0);
+        scan
+    }
+
+    /// The first line at or after byte `from` of `raw` holding any literal.
+    fn find_from(&self, from: usize) -> Option<usize> {
+        let input = aho_corasick::Input::new(self.raw).span(from..self.raw.len());
+        let m = self.pre.any_literal.find(input)?;
+        Some(self.starts.partition_point(|&s| s <= m.start()) - 1)
+    }
+
+    /// Fills `out` with the rules that may match line `i` (`line`, trailing whitespace removed);
+    /// lines are visited in order.
+    fn line(&mut self, i: usize, line: &str, out: &mut LineRules) {
+        out.volatile.clear();
+        out.secret.clear();
+        out.open = false;
+        if self.next == Some(i) {
+            // Every occurrence of every literal in the line: one may start inside another.
+            for m in self.pre.literals.find_overlapping_iter(line) {
+                for &(kind, id) in &self.pre.owners[m.pattern().as_usize()] {
+                    match kind {
+                        Kind::Volatile => out.volatile.push(id),
+                        Kind::Secret => out.secret.push(id),
+                        Kind::Open => out.open = true,
+                    }
+                }
+            }
+            self.next = match self.starts.get(i + 1) {
+                Some(&from) => self.find_from(from),
+                None => None,
+            };
+        }
+        let marked = |k: usize| self.rest[k].as_ref().is_none_or(|m| m[i]);
+        let rest = &self.pre.rest;
+        if !rest[0].ids.is_empty() && marked(0) {
+            out.volatile.extend_from_slice(&rest[0].ids);
+        }
+        if !rest[1].ids.is_empty() && marked(1) {
+            out.secret.extend_from_slice(&rest[1].ids);
+        }
+        if !rest[2].ids.is_empty() && marked(2) {
+            out.open = true;
+        }
+        // Secret rules apply in their order.
+        out.secret.sort_unstable();
+        out.secret.dedup();
+    }
+}
+
+/// The rules a [`Prefilter`] names for one line.
+#[derive(Default)]
+struct LineRules {
+    volatile: Vec<u32>,
+    secret: Vec<u32>,
+    open: bool,
+}
+
 fn set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<RegexSet> {
     RegexSet::new(patterns)
         .map_err(|e| Error::new(ErrorKind::InvalidInput, "bad pattern set").with_source(e))
@@ -146,9 +446,7 @@ impl Rules {
             volatile_set: RegexSet::empty(),
             secrets: Vec::new(),
             secret_set: RegexSet::empty(),
-            volatile_any: None,
-            secret_any: None,
-            opens_any: None,
+            prefilter: None,
             scoped: Vec::new(),
             blocks: Vec::new(),
         }
@@ -169,24 +467,19 @@ impl Rules {
             .collect::<Result<Vec<_>>>()?;
         let secret_rules = secrets
             .iter()
-            .map(|(p, r)| {
-                Ok(SecretRule {
-                    pattern: compile("secret", p.as_ref())?,
-                    replace: r.as_ref().replace("{marker}", REDACTED_MARKER),
-                })
-            })
+            .map(|(p, r)| Ok(SecretRule::new(compile("secret", p.as_ref())?, r.as_ref())))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Rules {
+        let mut rules = Rules {
             volatile_set: set(volatile_re.iter().map(|r| r.as_str()))?,
-            volatile_any: LinePrefilter::new(volatile_re.iter().map(|r| r.as_str())),
             volatile: volatile_re,
             secret_set: set(secret_rules.iter().map(|r| r.pattern.as_str()))?,
-            secret_any: LinePrefilter::new(secret_rules.iter().map(|r| r.pattern.as_str())),
             secrets: secret_rules,
-            opens_any: None,
+            prefilter: None,
             scoped: Vec::new(),
             blocks: Vec::new(),
-        })
+        };
+        rules.refresh_prefilter();
+        Ok(rules)
     }
 
     /// Adds secret rules that apply only inside a section: it starts at a line matching
@@ -197,24 +490,24 @@ impl Rules {
             self.scoped.push(ScopedRule {
                 within: compile("section", s.within)?,
                 until: s.until.map(|u| compile("section end", u)).transpose()?,
-                rule: SecretRule {
-                    pattern: compile("secret", s.pattern)?,
-                    replace: s.replace.replace("{marker}", REDACTED_MARKER),
-                },
+                rule: SecretRule::new(compile("secret", s.pattern)?, s.replace),
             });
         }
-        self.refresh_opens();
+        self.refresh_prefilter();
         Ok(self)
     }
 
-    /// Rebuilds the prefilter of section and block openings after those rules changed.
-    fn refresh_opens(&mut self) {
-        self.opens_any = LinePrefilter::new(
+    /// Rebuilds the prefilter after the rules changed.
+    fn refresh_prefilter(&mut self) {
+        self.prefilter = Prefilter::new([
+            self.volatile.iter().map(|r| r.as_str()).collect(),
+            self.secrets.iter().map(|r| r.pattern.as_str()).collect(),
             self.scoped
                 .iter()
                 .map(|s| s.within.as_str())
-                .chain(self.blocks.iter().map(|(begin, _)| begin.as_str())),
-        );
+                .chain(self.blocks.iter().map(|(begin, _)| begin.as_str()))
+                .collect(),
+        ]);
     }
 
     /// Adds multi-line secret blocks `(begin, end)`: every line after a `begin` match up to the
@@ -231,7 +524,7 @@ impl Rules {
                 compile("block end", e.as_ref())?,
             ));
         }
-        self.refresh_opens();
+        self.refresh_prefilter();
         Ok(self)
     }
 
@@ -265,15 +558,13 @@ impl Rules {
         secrets.extend(other.secrets.iter().cloned());
         let volatile_set = set(volatile.iter().map(|r| r.as_str()))?;
         let secret_set = set(secrets.iter().map(|r| r.pattern.as_str()))?;
-        self.volatile_any = LinePrefilter::new(volatile.iter().map(|r| r.as_str()));
-        self.secret_any = LinePrefilter::new(secrets.iter().map(|r| r.pattern.as_str()));
         self.volatile = volatile;
         self.volatile_set = volatile_set;
         self.secrets = secrets;
         self.secret_set = secret_set;
         self.scoped.extend(other.scoped.iter().cloned());
         self.blocks.extend(other.blocks.iter().cloned());
-        self.refresh_opens();
+        self.refresh_prefilter();
         Ok(())
     }
 
@@ -281,6 +572,15 @@ impl Rules {
     pub fn merge(mut self, other: &Rules) -> Result<Self> {
         self.extend(other)?;
         Ok(self)
+    }
+
+    /// These rules without the whole-text prefilter: every line is checked against every rule.
+    /// The output is the same (only slower); tests compare the two.
+    #[doc(hidden)]
+    pub fn without_prefilter(&self) -> Rules {
+        let mut r = self.clone();
+        r.prefilter = None;
+        r
     }
 
     /// Number of volatile and secret rules.
@@ -315,37 +615,30 @@ impl Rules {
                 "configuration contains NUL bytes; refusing to store binary output",
             ));
         }
-        let lines: Vec<&str> = raw.split('\n').map(str::trim_end).collect();
-        // One scan per rule kind over the lines as they are checked (see `LinePrefilter`).
-        let (volatile_lines, secret_lines, open_lines) = if lines.len() >= PREFILTER_MIN_LINES
-            && (self.volatile_any.is_some()
-                || self.secret_any.is_some()
-                || self.opens_any.is_some())
-        {
-            let mut text = String::with_capacity(raw.len());
-            let mut starts = Vec::with_capacity(lines.len());
-            for (i, line) in lines.iter().enumerate() {
-                if i > 0 {
-                    text.push('\n');
-                }
-                starts.push(text.len());
-                text.push_str(line);
-            }
-            let marks =
-                |p: &Option<LinePrefilter>| p.as_ref().map(|p| p.candidates(&text, &starts));
-            (
-                marks(&self.volatile_any),
-                marks(&self.secret_any),
-                marks(&self.opens_any),
-            )
-        } else {
-            (None, None, None)
-        };
-        let may = |marks: &Option<Vec<bool>>, i: usize| marks.as_ref().is_none_or(|m| m[i]);
+        let mut starts = Vec::new();
+        let lines: Vec<&str> = raw
+            .split('\n')
+            .map(|line| {
+                // Where the line starts in `raw` (a subslice of it).
+                starts.push(line.as_ptr() as usize - raw.as_ptr() as usize);
+                line.trim_end()
+            })
+            .collect();
+        let mut scan = self
+            .prefilter
+            .as_ref()
+            .filter(|_| lines.len() >= PREFILTER_MIN_LINES)
+            .map(|pre| Scan::new(pre, raw, &starts, &lines));
         let mut out = String::with_capacity(raw.len());
         let mut state = LineState::new(self);
+        let mut named = LineRules::default();
         for (i, &line) in lines.iter().enumerate() {
-            match state.step(self, line, may(&open_lines, i)) {
+            if let Some(scan) = &mut scan {
+                scan.line(i, line, &mut named);
+            }
+            let found = scan.is_some();
+            let may_open = !found || named.open;
+            match state.step(self, line, may_open) {
                 LineAction::Keep => {}
                 LineAction::Marker => {
                     out.push_str(REDACTED_MARKER);
@@ -354,18 +647,23 @@ impl Rules {
                 }
                 LineAction::Drop => continue,
             }
-            if !self.volatile.is_empty()
-                && may(&volatile_lines, i)
-                && self.volatile_set.is_match(line)
-            {
+            let volatile = if found {
+                named
+                    .volatile
+                    .iter()
+                    .any(|&v| self.volatile[v as usize].is_match(line))
+            } else {
+                !self.volatile.is_empty() && self.volatile_set.is_match(line)
+            };
+            if volatile {
                 continue;
             }
-            let secret = match &secret_lines {
-                Some(marks) if marks[i] => SecretHint::Candidate,
-                Some(_) => SecretHint::None,
-                None => SecretHint::Unknown,
+            let hint = if found {
+                SecretHint::Rules(&named.secret)
+            } else {
+                SecretHint::Unknown
             };
-            self.redact_line_into(line, &state, secret, &mut out);
+            self.redact_line_into(line, &state, hint, &mut out);
             out.push('\n');
         }
         let trimmed = out.trim_matches('\n');
@@ -401,42 +699,63 @@ impl Rules {
     }
 
     /// `hint`: what the whole-text prefilter said about secret patterns on this line.
-    fn redact_line_into(&self, line: &str, state: &LineState, hint: SecretHint, out: &mut String) {
+    fn redact_line_into(
+        &self,
+        line: &str,
+        state: &LineState,
+        hint: SecretHint<'_>,
+        out: &mut String,
+    ) {
         let scoped = state.scope.iter().any(Option::is_some);
-        // A prefilter candidate goes straight to `matches` (which finds none if it was a false
-        // alarm); without a prefilter, the cheaper `is_match` rejects most lines first.
         let may_match = match hint {
-            SecretHint::None => false,
-            SecretHint::Candidate => true,
-            SecretHint::Unknown => self.secret_set.is_match(line),
+            SecretHint::Rules(ids) => !ids.is_empty(),
+            SecretHint::Unknown => !self.secrets.is_empty() && self.secret_set.is_match(line),
         };
-        if !scoped && (self.secrets.is_empty() || !may_match) {
+        if !scoped && !may_match {
             out.push_str(line);
             return;
         }
         let mut cur = std::borrow::Cow::Borrowed(line);
-        for idx in self.secret_set.matches(line).iter() {
-            let rule = &self.secrets[idx];
-            let replaced = rule.pattern.replace_all(&cur, rule.replace.as_str());
-            cur = std::borrow::Cow::Owned(replaced.into_owned());
+        // Each rule that matches the line as it came applies, in order, to the text so far.
+        let apply = |cur: &mut std::borrow::Cow<'_, str>, rule: &SecretRule| {
+            if let Some(replaced) = rule.replace(cur) {
+                *cur = std::borrow::Cow::Owned(replaced);
+            }
+        };
+        match hint {
+            SecretHint::Rules(ids) => {
+                for &id in ids {
+                    let rule = &self.secrets[id as usize];
+                    // While nothing was replaced the text is the line: `replace_all` alone
+                    // finds whether the rule matches.
+                    if matches!(cur, std::borrow::Cow::Borrowed(_)) || rule.pattern.is_match(line) {
+                        apply(&mut cur, rule);
+                    }
+                }
+            }
+            SecretHint::Unknown if may_match => {
+                for idx in self.secret_set.matches(line).iter() {
+                    apply(&mut cur, &self.secrets[idx]);
+                }
+            }
+            SecretHint::Unknown => {}
         }
         for (k, s) in self.scoped.iter().enumerate() {
-            if state.scope[k].is_some() && s.rule.pattern.is_match(&cur) {
-                let replaced = s.rule.pattern.replace_all(&cur, s.rule.replace.as_str());
-                cur = std::borrow::Cow::Owned(replaced.into_owned());
+            if state.scope[k].is_some()
+                && let Some(replaced) = s.rule.replace(&cur)
+            {
+                cur = std::borrow::Cow::Owned(replaced);
             }
         }
         out.push_str(&cur);
     }
 }
 
-/// What the whole-text secret prefilter said about a line.
+/// What the whole-text prefilter said about a line's secrets.
 #[derive(Clone, Copy)]
-enum SecretHint {
-    /// No secret pattern can match it.
-    None,
-    /// A secret pattern may match it.
-    Candidate,
+enum SecretHint<'a> {
+    /// Only these secret rules (indexes, ascending) may match it.
+    Rules(&'a [u32]),
     /// No prefilter ran.
     Unknown,
 }
@@ -529,11 +848,7 @@ mod tests {
     /// The same rules without the whole-text prefilters: every line checked by the per-line
     /// rules, as before the prefilter existed.
     fn per_line_only(r: &Rules) -> Rules {
-        let mut r = r.clone();
-        r.volatile_any = None;
-        r.secret_any = None;
-        r.opens_any = None;
-        r
+        r.without_prefilter()
     }
 
     fn tricky_rules() -> Rules {
@@ -552,6 +867,8 @@ mod tests {
                 (r"^(password)\s+\S+$", "${1} {marker}"),
                 (r"(?i)(secret)[^a-z]*$", "${1} {marker}"),
                 (r"\bpsk\b.*", "psk {marker}"),
+                // Found by its literal in every case form.
+                (r"(?i)^(enable) \S+", "${1} {marker}"),
             ],
         )
         .unwrap()
@@ -568,14 +885,14 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_prefilter_changes_no_output(picks in proptest::collection::vec(0usize..24, 0..120)) {
-            const LINES: [&str; 24] = [
+        fn the_prefilter_changes_no_output(picks in proptest::collection::vec(0usize..27, 0..120)) {
+            const LINES: [&str; 27] = [
                 "hostname r1", "! Last configuration change at 10:00", "enable secret 5 $1$abc",
                 "snmp-server community public RO", " key 7 0822455D0A16", "password", "hunter2",
                 "password  hunter2  ", "password hunter2\r", "Secret 123", "SECRET", "x", "",
                 "   ", "ntp clock-period 1", "router uptime is", "uptime is  ", "psk abc",
                 "apsk no", "config system snmp", "    set name comm1", "end", "-----BEGIN KEY",
-                "-----END KEY",
+                "-----END KEY", "ENABLE s3", "eNaBlE t", "enable secret 5 ENABLE",
             ];
             let text: Vec<&str> = picks.iter().map(|&i| LINES[i]).collect();
             let raw = text.join("\n") + "\nhostname end\n";
@@ -594,7 +911,7 @@ mod tests {
         assert!(LinePrefilter::new([r"foo\z"]).is_none());
         assert!(LinePrefilter::new([r"(?-m)^foo"]).is_none());
         assert!(LinePrefilter::new([r"^foo", r"bar$"]).is_some());
-        assert!(tricky_rules().secret_any.is_some());
+        assert!(tricky_rules().prefilter.is_some());
     }
 
     #[test]
@@ -689,6 +1006,65 @@ mod tests {
             .normalise("a\n-----BEGIN PRIVATE KEY-----\nAAAA\nBBBB\n")
             .unwrap();
         assert_eq!(cut, "a\n-----BEGIN PRIVATE KEY-----\n<removed>\n");
+    }
+
+    #[test]
+    fn parsed_replacements_do_what_replace_all_does() {
+        let patterns = [
+            r"^(a)(?P<n>b)(c)?",
+            r"(\d)",
+            r"(x*)",
+            r"(?P<k>key) (\S+)",
+            r"\bpsk\b.*",
+        ];
+        let templates = [
+            "${1}{marker}",
+            "$1 {marker}",
+            "${n}-$2",
+            "${3}",
+            "$1a",
+            "$$1",
+            "${nope}Y",
+            "plain {marker}",
+            "${1",
+            "$",
+            "${k}:${2}$1",
+            "$2$1",
+        ];
+        let lines = [
+            "abc",
+            "ab",
+            "xabc",
+            "abab",
+            "a1b2c3",
+            "",
+            "xx",
+            "key abc key def",
+            "psk x",
+        ];
+        for p in patterns {
+            let re = Regex::new(p).unwrap();
+            for t in templates {
+                let rule = SecretRule::new(re.clone(), t);
+                let want_rep = t.replace("{marker}", REDACTED_MARKER);
+                for line in lines {
+                    let want = re.replace_all(line, want_rep.as_str());
+                    let got = rule.replace(line);
+                    assert_eq!(
+                        got.as_deref().unwrap_or(line),
+                        want.as_ref(),
+                        "pattern {p}, replacement {t}, line {line:?}"
+                    );
+                    assert_eq!(got.is_some(), re.is_match(line), "{p} {t} {line:?}");
+                }
+            }
+        }
+        // The plain forms are parsed; the others are left to `replace_all`.
+        let re = Regex::new(r"(a)").unwrap();
+        assert!(Template::parse(&re, "${1}<removed>${2}x").is_some());
+        assert!(Template::parse(&re, "$1 <removed>").is_some());
+        assert!(Template::parse(&re, "$1a").is_none());
+        assert!(Template::parse(&re, "$$").is_none());
     }
 
     #[test]
