@@ -242,7 +242,7 @@ impl LinePrefilter {
 }
 
 /// The kinds of rule a [`Prefilter`] serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Volatile,
     Secret,
@@ -257,12 +257,14 @@ enum Kind {
 /// a line cannot match that line.
 #[derive(Debug, Clone)]
 struct Prefilter {
-    /// Every rule's required literals, to find the lines holding any (fast).
+    /// The literals of every rule's first (best) set, to find the lines holding any (fast).
     any_literal: aho_corasick::AhoCorasick,
-    /// The same, to find every literal in one line (overlapping matches).
+    /// The literals of every set of every rule, to find each one in a line (overlapping).
     literals: aho_corasick::AhoCorasick,
-    /// Per literal: the rules (kind, index) that require it.
-    owners: Vec<Vec<(Kind, u32)>>,
+    /// Per literal of `literals`: the rules (kind, index) and which of their sets it is in.
+    owners: Vec<Vec<(Kind, u32, u8)>>,
+    /// Per kind and rule: how many literal sets it has (all must be found on a line).
+    sets: [Vec<u8>; 3],
     /// Per kind: the rules without literals.
     rest: [Rest; 3],
 }
@@ -279,27 +281,33 @@ impl Prefilter {
     /// `None` when it would not narrow anything (no rule has literals).
     fn new(rules: [Vec<&str>; 3]) -> Option<Self> {
         let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-        let mut owners: Vec<Vec<(Kind, u32)>> = Vec::new();
+        let mut owners: Vec<Vec<(Kind, u32, u8)>> = Vec::new();
+        let mut primary: Vec<Vec<u8>> = Vec::new();
+        let mut sets: [Vec<u8>; 3] = Default::default();
         let mut rest: [Rest; 3] = Default::default();
         for (k, patterns) in rules.iter().enumerate() {
             let kind = [Kind::Volatile, Kind::Secret, Kind::Open][k];
             let mut without = Vec::new();
             for (id, p) in patterns.iter().enumerate() {
                 let id = id as u32;
-                match literals::required(p) {
-                    Some(lits) => {
-                        for lit in lits {
-                            let n = index.len();
-                            let at = *index.entry(lit).or_insert(n);
-                            if at == owners.len() {
-                                owners.push(Vec::new());
-                            }
-                            owners[at].push((kind, id));
+                let Some(required) = literals::required(p) else {
+                    sets[k].push(0);
+                    rest[k].ids.push(id);
+                    without.push(*p);
+                    continue;
+                };
+                sets[k].push(required.len() as u8);
+                for (si, set) in required.into_iter().enumerate() {
+                    for lit in set {
+                        if si == 0 {
+                            primary.push(lit.clone());
                         }
-                    }
-                    None => {
-                        rest[k].ids.push(id);
-                        without.push(*p);
+                        let n = index.len();
+                        let at = *index.entry(lit).or_insert(n);
+                        if at == owners.len() {
+                            owners.push(Vec::new());
+                        }
+                        owners[at].push((kind, id, si as u8));
                     }
                 }
             }
@@ -310,22 +318,24 @@ impl Prefilter {
         }
         let mut lits: Vec<(Vec<u8>, usize)> = index.into_iter().collect();
         lits.sort_by_key(|(_, at)| *at);
-        let lits = || lits.iter().map(|(l, _)| l);
+        primary.sort();
+        primary.dedup();
         // Leftmost-first runs on the vectorised (Teddy) prefilter; the standard kind, which can
         // report overlapping matches, does not.
         let any_literal = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(lits())
+            .build(&primary)
             .ok()?;
         // A full DFA: a line holding a literal is walked once more, byte by byte.
         let literals = aho_corasick::AhoCorasick::builder()
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(lits())
+            .build(lits.iter().map(|(l, _)| l))
             .ok()?;
         Some(Prefilter {
             any_literal,
             literals,
             owners,
+            sets,
             rest,
         })
     }
@@ -394,13 +404,23 @@ impl<'a> Scan<'a> {
         out.open = false;
         if self.next == Some(i) {
             // Every occurrence of every literal in the line: one may start inside another.
+            out.found.clear();
             for m in self.pre.literals.find_overlapping_iter(line) {
-                for &(kind, id) in &self.pre.owners[m.pattern().as_usize()] {
-                    match kind {
-                        Kind::Volatile => out.volatile.push(id),
-                        Kind::Secret => out.secret.push(id),
-                        Kind::Open => out.open = true,
-                    }
+                out.found
+                    .extend_from_slice(&self.pre.owners[m.pattern().as_usize()]);
+            }
+            out.found.sort_unstable();
+            out.found.dedup();
+            // A rule is named when a literal of each of its sets is on the line.
+            for group in out.found.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (kind, id, _) = group[0];
+                if group.len() < usize::from(self.pre.sets[kind as usize][id as usize]) {
+                    continue;
+                }
+                match kind {
+                    Kind::Volatile => out.volatile.push(id),
+                    Kind::Secret => out.secret.push(id),
+                    Kind::Open => out.open = true,
                 }
             }
             self.next = match self.starts.get(i + 1) {
@@ -431,6 +451,8 @@ struct LineRules {
     volatile: Vec<u32>,
     secret: Vec<u32>,
     open: bool,
+    /// Scratch: (kind, rule, set) of each literal found on the line.
+    found: Vec<(Kind, u32, u8)>,
 }
 
 fn set<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<RegexSet> {

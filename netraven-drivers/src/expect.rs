@@ -83,15 +83,29 @@ impl TermFilter {
         self.line_start = self.line_start_in(out);
         let mut i = 0;
         while i < input.len() {
-            // The common case, plain text outside any sequence: copied as one run.
+            // The common case, plain text outside any sequence (line feeds and tabs included):
+            // copied as one run, and a CR LF line end taken at once.
             if matches!(self.esc, Esc::None) && !self.pending_cr {
-                let run = input[i..]
+                let rest = &input[i..];
+                let run = rest
                     .iter()
-                    .position(|&b| b < 0x20 || b == 0x7f)
-                    .unwrap_or(input.len() - i);
+                    .position(|&b| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f)
+                    .unwrap_or(rest.len());
                 if run > 0 {
-                    out.extend_from_slice(&input[i..i + run]);
+                    let at = out.len();
+                    out.extend_from_slice(&rest[..run]);
+                    if let Some(nl) = rest[..run].iter().rposition(|&b| b == b'\n') {
+                        self.line_start = at + nl + 1;
+                    }
                     i += run;
+                }
+                if input.get(i) == Some(&b'\r') && input.get(i + 1) == Some(&b'\n') {
+                    out.push(b'\n');
+                    self.line_start = out.len();
+                    i += 2;
+                    continue;
+                }
+                if run > 0 {
                     continue;
                 }
             }

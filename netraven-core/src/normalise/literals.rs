@@ -17,17 +17,73 @@ const MAX_CLASS: usize = 4;
 /// A set of byte strings, sorted, without duplicates.
 type Set = Vec<Vec<u8>>;
 
-/// The literals one of which every match of `pattern` contains, or `None` when none of at least
-/// [`MIN_LEN`] bytes is known (the caller then checks the pattern another way). The pattern is
-/// parsed with the same defaults as [`regex::Regex::new`].
-pub(super) fn required(pattern: &str) -> Option<Set> {
+/// Sets of literals every match of `pattern` contains (one of each set), best first, or `None`
+/// when none of at least [`MIN_LEN`] bytes is known (the caller then checks the pattern another
+/// way). `^(\s*vrrp \d+ authentication (?:text )?)\S+$` needs both `vrrp ` and
+/// ` authentication `: the first set finds candidate lines, the others narrow them. The pattern
+/// is parsed with the same defaults as [`regex::Regex::new`].
+pub(super) fn required(pattern: &str) -> Option<Vec<Set>> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let set = prune(need(&hir)?);
+    let mut all = Vec::new();
+    conjuncts(&hir, &mut all);
     // A literal holding a line break is never found in a line; refuse rather than reason about it.
-    if set.is_empty() || set.iter().any(|l| l.len() < MIN_LEN || l.contains(&b'\n')) {
-        return None;
+    let mut all: Vec<Set> = all
+        .into_iter()
+        .map(prune)
+        .filter(|set| {
+            !set.is_empty()
+                && set
+                    .iter()
+                    .all(|l| l.len() >= MIN_LEN && !l.contains(&b'\n'))
+        })
+        .collect();
+    all.sort_by_key(|s| std::cmp::Reverse(score(s)));
+    all.dedup();
+    all.truncate(MAX_CONJUNCTS);
+    (!all.is_empty()).then_some(all)
+}
+
+/// At most this many sets per pattern.
+const MAX_CONJUNCTS: usize = 4;
+
+/// How good a set is for finding lines: longer shortest literal, then fewer literals.
+fn score(s: &Set) -> (usize, std::cmp::Reverse<usize>) {
+    let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
+    (shortest.min(8), std::cmp::Reverse(s.len()))
+}
+
+/// Collects sets each of which every match of `hir` contains one of: every part of a
+/// concatenation (and of a group, or a repetition taken at least once) is in every match.
+fn conjuncts(hir: &Hir, out: &mut Vec<Set>) {
+    match hir.kind() {
+        HirKind::Capture(c) => conjuncts(&c.sub, out),
+        HirKind::Repetition(r) if r.min >= 1 => conjuncts(&r.sub, out),
+        HirKind::Concat(subs) => {
+            let mut run: Option<Set> = None;
+            for sub in subs {
+                match exact(sub) {
+                    Some(e) => {
+                        run = Some(match run.take() {
+                            None => e,
+                            Some(r) => match cross(&r, &e) {
+                                Some(joined) => joined,
+                                None => {
+                                    out.push(r);
+                                    e
+                                }
+                            },
+                        });
+                    }
+                    None => {
+                        out.extend(run.take());
+                        conjuncts(sub, out);
+                    }
+                }
+            }
+            out.extend(run);
+        }
+        _ => out.extend(need(hir)),
     }
-    Some(set)
 }
 
 fn normal(mut set: Set) -> Set {
@@ -178,10 +234,7 @@ fn need(hir: &Hir) -> Option<Set> {
             options
                 .into_iter()
                 .filter(|s| !s.is_empty() && s.iter().all(|l| !l.is_empty()))
-                .max_by_key(|s| {
-                    let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
-                    (shortest.min(8), std::cmp::Reverse(s.len()))
-                })
+                .max_by_key(score)
         }
         HirKind::Alternation(subs) => {
             let mut all = Vec::new();
@@ -199,10 +252,19 @@ fn need(hir: &Hir) -> Option<Set> {
 mod tests {
     use super::required;
 
+    /// The first (best) set.
     fn lits(p: &str) -> Option<Vec<String>> {
-        required(p).map(|s| {
-            s.into_iter()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
+        all(p).map(|mut sets| sets.remove(0))
+    }
+
+    fn all(p: &str) -> Option<Vec<Vec<String>>> {
+        required(p).map(|sets| {
+            sets.into_iter()
+                .map(|s| {
+                    s.into_iter()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .collect()
+                })
                 .collect()
         })
     }
@@ -220,6 +282,15 @@ mod tests {
         assert_eq!(
             lits(r"^(enable (?:secret|password)(?: level \d+)?(?: \d+)? )\S+").unwrap(),
             ["enable password", "enable secret"]
+        );
+        // Every required part, best first.
+        assert_eq!(
+            all(r"^(\s*vrrp \d+ authentication (?:text )?)\S+$").unwrap(),
+            [vec![" authentication "], vec!["vrrp "]]
+        );
+        assert_eq!(
+            all(r"(message-digest-key \d+ md5 (?:[0-9] )?)\S+").unwrap(),
+            [vec!["message-digest-key "], vec![" md5 "]]
         );
         // A string holding another of the set adds nothing.
         assert_eq!(
