@@ -486,9 +486,11 @@ fn any_line_of(patterns: &[String]) -> Option<Regex> {
 /// Room for the lazy DFA of a platform pattern. A prompt pattern such as
 /// `^[\w.@()/:+-]{1,80}[>#]\s?$` (a Unicode class repeated 80 times) compiles to an automaton too
 /// big for the default (2 MB), and every match then runs a backtracker that clears a bitset the
-/// size of the automaton: 1–1.7 µs per line instead of ~15 ns. The cache only grows as the text
-/// seen needs states (~0.5 MB per thread for the prompt pattern on ASCII output).
-const PLATFORM_DFA_LIMIT: usize = 32 << 20;
+/// size of the automaton: 1–1.7 µs per line instead of ~15 ns. 4 MB is enough for every built-in
+/// prompt and pager pattern (each checked at ~10 ns per non-matching line with 8 MB); the limit
+/// also bounds how far a device's output can grow a cache (per pattern and thread), which only
+/// grows as the text seen needs states (~0.5 MB per thread for that prompt on ASCII output).
+const PLATFORM_DFA_LIMIT: usize = 8 << 20;
 
 /// Compiles a platform pattern (see [`PLATFORM_DFA_LIMIT`]).
 pub(crate) fn build_regex(p: &str) -> std::result::Result<Regex, regex::Error> {
