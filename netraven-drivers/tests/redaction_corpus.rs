@@ -42,13 +42,20 @@ fn check(platform: &str, secrets: &[Case], plain: &[&str], must_not_survive: &[&
     }
     // Long enough for the whole-text prefilter, which must change nothing.
     let long = raw.repeat(40usize.div_ceil(secrets.len() + plain.len()));
+    prefilter_changes_nothing(&p, &long);
+}
+
+/// `raw` normalises the same with and without the whole-text prefilter (which only narrows the
+/// lines each rule is tried on).
+fn prefilter_changes_nothing(p: &netraven_drivers::Platform, raw: &str) {
     assert_eq!(
-        p.rules.normalise(&long).map_err(|e| e.to_string()),
+        p.rules.normalise(raw).map_err(|e| e.to_string()),
         p.rules
             .without_prefilter()
-            .normalise(&long)
+            .normalise(raw)
             .map_err(|e| e.to_string()),
-        "{platform}: the prefilter changed the output"
+        "{}: the prefilter changed the output",
+        p.name()
     );
 }
 
@@ -69,15 +76,9 @@ fn the_prefilter_changes_no_platforms_output() {
         if raw.trim().is_empty() {
             continue;
         }
-        assert_eq!(
-            p.rules.normalise(&raw).map_err(|e| e.to_string()),
-            p.rules
-                .without_prefilter()
-                .normalise(&raw)
-                .map_err(|e| e.to_string()),
-            "{}: the prefilter changed the output",
-            p.name()
-        );
+        // At least 40 lines, so that the prefilter runs (short texts skip it).
+        let raw = raw.repeat(40usize.div_ceil(raw.lines().count()));
+        prefilter_changes_nothing(&p, &raw);
     }
 }
 

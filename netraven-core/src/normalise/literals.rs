@@ -58,32 +58,34 @@ fn conjuncts(hir: &Hir, out: &mut Vec<Set>) {
     match hir.kind() {
         HirKind::Capture(c) => conjuncts(&c.sub, out),
         HirKind::Repetition(r) if r.min >= 1 => conjuncts(&r.sub, out),
-        HirKind::Concat(subs) => {
-            let mut run: Option<Set> = None;
-            for sub in subs {
-                match exact(sub) {
-                    Some(e) => {
-                        run = Some(match run.take() {
-                            None => e,
-                            Some(r) => match cross(&r, &e) {
-                                Some(joined) => joined,
-                                None => {
-                                    out.push(r);
-                                    e
-                                }
-                            },
-                        });
-                    }
-                    None => {
-                        out.extend(run.take());
-                        conjuncts(sub, out);
-                    }
-                }
-            }
-            out.extend(run);
-        }
+        HirKind::Concat(subs) => concat_parts(subs, out, conjuncts),
         _ => out.extend(need(hir)),
     }
+}
+
+/// The parts of a concatenation every match contains: each run of neighbours with known exact
+/// strings gives one set (their concatenations), and `other` collects what each other part
+/// requires.
+fn concat_parts(subs: &[Hir], out: &mut Vec<Set>, other: fn(&Hir, &mut Vec<Set>)) {
+    let mut run: Option<Set> = None;
+    for sub in subs {
+        match exact(sub) {
+            Some(e) => {
+                run = Some(match run.take() {
+                    None => e,
+                    Some(r) => cross(&r, &e).unwrap_or_else(|| {
+                        out.push(r);
+                        e
+                    }),
+                });
+            }
+            None => {
+                out.extend(run.take());
+                other(sub, out);
+            }
+        }
+    }
+    out.extend(run);
 }
 
 fn normal(mut set: Set) -> Set {
@@ -206,31 +208,9 @@ fn need(hir: &Hir) -> Option<Set> {
         HirKind::Capture(c) => need(&c.sub),
         HirKind::Repetition(r) if r.min >= 1 => need(&r.sub),
         HirKind::Concat(subs) => {
-            // Each run of neighbours with known exact strings is one option (their
-            // concatenations), each other part's own requirement another; the best one wins.
+            // Every part is required; the best one wins.
             let mut options = Vec::new();
-            let mut run: Option<Set> = None;
-            for sub in subs {
-                match exact(sub) {
-                    Some(e) => {
-                        run = Some(match run.take() {
-                            None => e,
-                            Some(r) => match cross(&r, &e) {
-                                Some(joined) => joined,
-                                None => {
-                                    options.push(r);
-                                    e
-                                }
-                            },
-                        });
-                    }
-                    None => {
-                        options.extend(run.take());
-                        options.extend(need(sub));
-                    }
-                }
-            }
-            options.extend(run);
+            concat_parts(subs, &mut options, |sub, o| o.extend(need(sub)));
             options
                 .into_iter()
                 .filter(|s| !s.is_empty() && s.iter().all(|l| !l.is_empty()))

@@ -822,26 +822,24 @@ pub async fn latest_results(s: &dyn Store) {
     assert_eq!(ids(late), (id(8), Some(id(8))), "finished later wins");
     // The same answer as page 1 of list_results, per device (what callers read before).
     for d in asked {
-        let f = ResultFilter {
-            device_id: Some(d),
-            ..Default::default()
+        let newest = |status: Option<DeviceStatus>| {
+            let f = ResultFilter {
+                device_id: Some(d),
+                status,
+                ..Default::default()
+            };
+            async move {
+                s.list_results(&f, Page::first(1))
+                    .await
+                    .expect("list")
+                    .items
+                    .pop()
+            }
         };
-        let newest = s
-            .list_results(&f, Page::first(1))
-            .await
-            .expect("list")
-            .items
-            .pop();
-        let success = ResultFilter {
-            status: Some(DeviceStatus::Success),
-            ..f
-        };
-        let newest_success = s
-            .list_results(&success, Page::first(1))
-            .await
-            .expect("list")
-            .items
-            .pop();
+        let (newest_success, newest) = (
+            newest(Some(DeviceStatus::Success)).await,
+            newest(None).await,
+        );
         assert_eq!(got.get(&d).map(|l| l.latest.clone()), newest, "device {d}");
         assert_eq!(
             got.get(&d).and_then(|l| l.latest_success.clone()),

@@ -40,6 +40,16 @@ fn snap_row(r: &impl SqlRow) -> Result<Snapshot> {
     })
 }
 
+/// The conflict clause of every `snapshot_latest` insert: a device's latest entry moves only
+/// forward (by time, then id), whatever the insert order.
+const LATEST_MOVES_FORWARD: &str = "ON CONFLICT (device_id) DO UPDATE SET \
+     snapshot_id = excluded.snapshot_id, created_at = excluded.created_at, \
+     hostname = excluded.hostname, run_id = excluded.run_id, hash = excluded.hash, \
+     size = excluded.size, commit_id = excluded.commit_id, author = excluded.author \
+     WHERE excluded.created_at > snapshot_latest.created_at \
+        OR (excluded.created_at = snapshot_latest.created_at \
+            AND excluded.snapshot_id > snapshot_latest.snapshot_id)";
+
 /// A snapshot to insert, its hash, size and time already decided.
 struct NewRow {
     meta: SnapshotMeta,
@@ -79,20 +89,13 @@ async fn insert_in<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotM
             .bind(&new.content),
     )
     .await?;
-    // The latest entry moves only forward (by time, then id), whatever the insert order.
     D::tx_execute(
         tx,
-        Sql::new(
+        Sql::new(format!(
             "INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, \
              run_id, hash, size, commit_id, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
-             created_at = excluded.created_at, hostname = excluded.hostname, \
-             run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
-             commit_id = excluded.commit_id, author = excluded.author \
-             WHERE excluded.created_at > snapshot_latest.created_at \
-                OR (excluded.created_at = snapshot_latest.created_at \
-                    AND excluded.snapshot_id > snapshot_latest.snapshot_id)",
-        )
+             {LATEST_MOVES_FORWARD}"
+        ))
         .bind(m.device_id)
         .bind(id)
         .bind(created)
@@ -114,7 +117,7 @@ async fn insert_in<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotM
 /// rowid); the device's latest entry comes back in the same trip.
 async fn put_in_one_trip<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<SnapshotPut> {
     let m = &new.meta;
-    let q = Sql::new(
+    let q = Sql::new(format!(
         "INSERT INTO snapshots (device_id, hostname, run_id, hash, size, created_at, commit_id, \
          author) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS \
          (SELECT 1 FROM snapshot_latest WHERE device_id = $1 AND hash = $4) \
@@ -123,16 +126,9 @@ async fn put_in_one_trip<D: Dialect>(tx: &mut D::Tx, new: &NewRow) -> Result<Sna
          SELECT last_insert_rowid(), $9 WHERE changes() = 1; \
          INSERT INTO snapshot_latest (device_id, snapshot_id, created_at, hostname, run_id, hash, \
          size, commit_id, author) SELECT $1, last_insert_rowid(), $6, $2, $3, $4, $5, $7, $8 \
-         WHERE changes() = 1 \
-         ON CONFLICT (device_id) DO UPDATE SET snapshot_id = excluded.snapshot_id, \
-         created_at = excluded.created_at, hostname = excluded.hostname, \
-         run_id = excluded.run_id, hash = excluded.hash, size = excluded.size, \
-         commit_id = excluded.commit_id, author = excluded.author \
-         WHERE excluded.created_at > snapshot_latest.created_at \
-            OR (excluded.created_at = snapshot_latest.created_at \
-                AND excluded.snapshot_id > snapshot_latest.snapshot_id); \
-         SELECT 'latest' AS row_kind, snapshot_id FROM snapshot_latest WHERE device_id = $1",
-    )
+         WHERE changes() = 1 {LATEST_MOVES_FORWARD}; \
+         SELECT 'latest' AS row_kind, snapshot_id FROM snapshot_latest WHERE device_id = $1"
+    ))
     .bind(m.device_id)
     .bind(&m.hostname)
     .bind(m.run_id)
