@@ -625,8 +625,11 @@ impl Engine {
                 "attempt": attempt,
             }),
         );
-        log.flush().await;
-        let outcome = self.stores.results.record_result(&result).await?;
+        // Both writes at once: on SQLite they share a commit (the log, queued first, lands in
+        // the same batch as the result or an earlier one); the result's event and the run's end
+        // come after both.
+        let ((), outcome) = tokio::join!(log.flush(), self.stores.results.record_result(&result));
+        let outcome = outcome?;
         if outcome.inserted {
             self.events
                 .publish(crate::events::Event::Result(result.clone()));
@@ -740,10 +743,6 @@ impl Engine {
                 .await
             {
                 Ok(mut s) => {
-                    self.stores
-                        .credentials
-                        .record_credential_use(cred.id, true, self.clock.now())
-                        .await?;
                     log.push(
                         LogLevel::Info,
                         LogKind::Connection,
@@ -835,19 +834,33 @@ impl Engine {
                 format!("all {rejected} candidate credentials were rejected"),
             ));
         };
+        let used =
+            self.stores
+                .credentials
+                .record_credential_use(credential_id, true, self.clock.now());
         // `work_session` closes the session as soon as it has what it needs from it.
-        let mut ok = self
-            .work_session(
-                &ctx.kind,
-                &device,
-                run_id,
-                ctx,
-                session,
-                driver.as_ref(),
-                self.config.command_timeout.mul_f64(mult),
-                log,
-            )
-            .await?;
+        let worked = self.work_session(
+            &ctx.kind,
+            &device,
+            run_id,
+            ctx,
+            session,
+            driver.as_ref(),
+            self.config.command_timeout.mul_f64(mult),
+            log,
+        );
+        let mut ok = if ctx.kind == JobKind::Backup {
+            // A backup only reads the device: the login's statistics are written while the
+            // session works, one wait for the store less per device. An error writing them
+            // still fails the task (`unavailable` hands it back), after the session.
+            let (used, worked) = tokio::join!(used, worked);
+            used?;
+            worked?
+        } else {
+            // Commands may change the device: none is sent unless the store took the login.
+            used.await?;
+            worked.await?
+        };
         ok.credential_id = Some(credential_id);
         Ok(ok)
     }

@@ -10,6 +10,9 @@ use netraven_core::error::{Error, ErrorKind, Result};
 use netraven_core::model::{Credential, CredentialId, Page, Paged};
 use netraven_core::secret::Secret;
 use netraven_core::store::{CredentialStore, check};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 const CRED_COLS: &str = "id, name, username, password_enc, enable_secret_enc, priority, \
     description, success_count, failure_count, last_used, created_at";
@@ -324,21 +327,230 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
         success: bool,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let q = Sql::new(
-            "UPDATE credentials SET success_count = success_count + $2, \
-             failure_count = failure_count + $3, last_used = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(i64::from(success))
-        .bind(i64::from(!success))
-        .bind(at);
+        let tally = match self.credential_uses.join(id, success, at) {
+            Joined::Follower(answer) => {
+                // The leader always answers (its drop guard too); a lost sender is a bug.
+                return answer
+                    .await
+                    .unwrap_or_else(|_| Err(Error::internal("credential statistics answer lost")));
+            }
+            Joined::Leader(tally) => tally,
+        };
+        // Answers the followers even if this future is dropped half-way.
+        let mut leader = Leader {
+            tallies: self.credential_uses.clone(),
+            id,
+            tally: tally.clone(),
+            answered: false,
+        };
+        let uses = self.credential_uses.clone();
+        let taken = tally.clone();
         let n = self
             .db
-            .write(move |tx| Box::pin(D::tx_execute(tx, q.clone())))
-            .await?;
-        if n == 0 {
-            return Err(Error::not_found(format!("credential {id}")));
+            .write(move |tx| {
+                // The first run closes the tally to newcomers; a re-run writes the same sums.
+                let t = uses.take(id, &taken);
+                let q = Sql::new(
+                    "UPDATE credentials SET success_count = success_count + $2, \
+                     failure_count = failure_count + $3, \
+                     last_used = CASE WHEN last_used IS NULL OR last_used < $4 THEN $4 \
+                     ELSE last_used END WHERE id = $1",
+                )
+                .bind(id)
+                .bind(t.success)
+                .bind(t.failure)
+                .bind(t.last);
+                Box::pin(D::tx_execute(tx, q))
+            })
+            .await;
+        let out = match n {
+            Ok(0) => Err(Error::not_found(format!("credential {id}"))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        leader.answer(&out);
+        out
+    }
+}
+
+/// Credential-use statistics of concurrent logins, written as one `UPDATE` per credential.
+///
+/// Every login adds to its credential's counters; with hundreds of sessions a second on a few
+/// shared credentials that was one statement per device on the store's busiest path. The first
+/// caller for a credential (the leader) queues the write; callers that come before the write
+/// runs add their counts to the leader's tally and wait for its outcome. Each caller still
+/// returns only once its counts are committed, or with the error that kept them from it.
+#[derive(Default)]
+pub(crate) struct UseTallies {
+    /// Per credential, the tally still open to newcomers.
+    open: Mutex<HashMap<CredentialId, Arc<Tally>>>,
+}
+
+/// The counts of one write and who waits for its outcome.
+pub(crate) struct Tally {
+    inner: Mutex<TallyInner>,
+}
+
+struct TallyInner {
+    sums: Sums,
+    /// Callers other than the leader.
+    followers: Vec<oneshot::Sender<Result<()>>>,
+}
+
+/// What a tally adds to a credential's row.
+#[derive(Clone, Copy)]
+struct Sums {
+    success: i64,
+    failure: i64,
+    last: DateTime<Utc>,
+}
+
+/// How a caller joined a tally.
+enum Joined {
+    /// It writes the tally.
+    Leader(Arc<Tally>),
+    /// It waits for the leader's outcome.
+    Follower(oneshot::Receiver<Result<()>>),
+}
+
+impl UseTallies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CredentialId, Arc<Tally>>> {
+        // Poisoning only means a caller panicked while holding it; the map is still whole.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn join(&self, id: CredentialId, success: bool, at: DateTime<Utc>) -> Joined {
+        let (s, f) = (i64::from(success), i64::from(!success));
+        let mut open = self.lock();
+        if let Some(t) = open.get(&id) {
+            let mut inner = t.lock();
+            inner.sums.success += s;
+            inner.sums.failure += f;
+            inner.sums.last = inner.sums.last.max(at);
+            let (tx, rx) = oneshot::channel();
+            inner.followers.push(tx);
+            return Joined::Follower(rx);
         }
-        Ok(())
+        let t = Arc::new(Tally {
+            inner: Mutex::new(TallyInner {
+                sums: Sums {
+                    success: s,
+                    failure: f,
+                    last: at,
+                },
+                followers: Vec::new(),
+            }),
+        });
+        open.insert(id, t.clone());
+        Joined::Leader(t)
+    }
+
+    /// Closes `tally` to newcomers (if it is still open) and returns its sums.
+    fn take(&self, id: CredentialId, tally: &Arc<Tally>) -> Sums {
+        let mut open = self.lock();
+        if open.get(&id).is_some_and(|t| Arc::ptr_eq(t, tally)) {
+            open.remove(&id);
+        }
+        // Newcomers join under the map's lock, so the sums are final once it is removed.
+        tally.lock().sums
+    }
+}
+
+/// The leader's duty to answer its followers (with "outcome unknown" if it is dropped first).
+struct Leader {
+    tallies: Arc<UseTallies>,
+    id: CredentialId,
+    tally: Arc<Tally>,
+    answered: bool,
+}
+
+impl Leader {
+    fn answer(&mut self, out: &Result<()>) {
+        self.answered = true;
+        self.tally.answer(out);
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if !self.answered {
+            // Nobody may join a tally whose outcome nobody will report.
+            self.tallies.take(self.id, &self.tally);
+            self.tally.answer(&Err(Error::unavailable(
+                "the credential statistics write was abandoned; its outcome is unknown",
+            )));
+        }
+    }
+}
+
+impl Tally {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TallyInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives every follower the leader's outcome.
+    fn answer(&self, out: &Result<()>) {
+        for f in self.lock().followers.drain(..) {
+            let copy = match out {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::new(e.kind(), e.message())),
+            };
+            // A follower that went away no longer needs it.
+            let _ = f.send(copy);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn followers_share_the_leaders_tally_and_outcome() {
+        let tallies = Arc::new(UseTallies::default());
+        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(a) = tallies.join(7, false, at(9)) else {
+            panic!("a second caller follows");
+        };
+        let Joined::Follower(b) = tallies.join(7, true, at(3)) else {
+            panic!("a third caller follows");
+        };
+        // Another credential has a tally of its own.
+        assert!(matches!(tallies.join(8, true, at(1)), Joined::Leader(_)));
+        let sums = tallies.take(7, &tally);
+        assert_eq!((sums.success, sums.failure, sums.last), (2, 1, at(9)));
+        // Once taken, newcomers start the next tally; the taken one's sums no longer move.
+        assert!(matches!(tallies.join(7, true, at(10)), Joined::Leader(_)));
+        assert_eq!(tallies.take(7, &tally).success, 2);
+        tally.answer(&Err(Error::not_found("credential 7")));
+        assert_eq!(a.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(b.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_answers_its_followers_and_closes_its_tally() {
+        let tallies = Arc::new(UseTallies::default());
+        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(follower) = tallies.join(7, true, at(6)) else {
+            panic!("a second caller follows");
+        };
+        drop(Leader {
+            tallies: tallies.clone(),
+            id: 7,
+            tally,
+            answered: false,
+        });
+        let e = follower.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        // Nobody waits on the abandoned tally: the next caller leads a new one.
+        assert!(matches!(tallies.join(7, true, at(7)), Joined::Leader(_)));
     }
 }

@@ -104,14 +104,19 @@ fn copy_err(e: &Error) -> Error {
 /// it has stopped).
 pub(crate) struct GroupCommit {
     pool: sqlx::SqlitePool,
+    /// The writer's own connection (a WAL file), see [`Checkpoints`]; `None`: it writes on `pool`.
+    writer: Option<sqlx::SqlitePool>,
     queue: Mutex<Option<mpsc::UnboundedSender<Box<dyn Op>>>>,
 }
 
 impl GroupCommit {
-    /// A group committer over `pool` (its writer task starts with the first write).
-    pub(crate) fn new(pool: sqlx::SqlitePool) -> Arc<Self> {
+    /// A group committer over `pool` (its writer task starts with the first write); `writer`:
+    /// a pool of one connection to the same WAL file that does not checkpoint on commit, which
+    /// the writer then uses (see [`Checkpoints`]).
+    pub(crate) fn new(pool: sqlx::SqlitePool, writer: Option<sqlx::SqlitePool>) -> Arc<Self> {
         Arc::new(GroupCommit {
             pool,
+            writer,
             queue: Mutex::new(None),
         })
     }
@@ -140,6 +145,13 @@ impl GroupCommit {
         })
     }
 
+    /// Closes the writer's own connection, if it has one.
+    pub(crate) async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.close().await;
+        }
+    }
+
     fn sender(&self) -> mpsc::UnboundedSender<Box<dyn Op>> {
         // A poisoned lock only means another thread panicked while swapping the sender; the
         // Option inside is still whole.
@@ -150,7 +162,7 @@ impl GroupCommit {
             return tx.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let pool = self.pool.clone();
+        let (pool, writer_pool) = (self.pool.clone(), self.writer.clone());
         // Its own thread and runtime: each statement's answer wakes the writer, and on the
         // shared runtime that wake-up would queue behind the engine's CPU-heavy device tasks.
         // Timers only (the pool's acquire timeout): with no I/O driver the idle writer parks on
@@ -162,13 +174,13 @@ impl GroupCommit {
             .and_then(|rt| {
                 std::thread::Builder::new()
                     .name("netraven-sqlite-writer".into())
-                    .spawn(move || rt.block_on(writer(pool, rx)))
+                    .spawn(move || rt.block_on(writer(pool, writer_pool, rx)))
             });
         if let Err(e) = started {
             // No thread to be had: the writer runs on the caller's runtime instead.
             tracing::warn!(error = %e, "no thread for the SQLite writer; it shares the runtime");
             let (tx2, rx2) = mpsc::unbounded_channel();
-            tokio::spawn(writer(self.pool.clone(), rx2));
+            tokio::spawn(writer(self.pool.clone(), self.writer.clone(), rx2));
             *queue = Some(tx2.clone());
             return tx2;
         }
@@ -178,9 +190,14 @@ impl GroupCommit {
 }
 
 /// The writer task: one batch after another until every sender is gone.
-async fn writer(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Box<dyn Op>>) {
+async fn writer(
+    pool: sqlx::SqlitePool,
+    own: Option<sqlx::SqlitePool>,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn Op>>,
+) {
     let mut w = Writer {
-        pool,
+        checkpoints: own.is_some().then(|| Checkpoints::new(pool.clone())),
+        pool: own.unwrap_or(pool),
         carried: VecDeque::new(),
         one_by_one: 0,
         last_batch: 0,
@@ -194,6 +211,9 @@ async fn writer(pool: sqlx::SqlitePool, mut rx: mpsc::UnboundedReceiver<Box<dyn 
         }
         if w.last_batch >= LINGER_FROM {
             tokio::time::sleep(LINGER).await;
+        }
+        if let Some(c) = &mut w.checkpoints {
+            c.bound(&w.pool).await;
         }
         w.batch(&mut rx).await;
     }
@@ -209,6 +229,92 @@ struct Writer {
     one_by_one: usize,
     /// Writes the last committed batch held.
     last_batch: usize,
+    /// Background checkpoints of a WAL file.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// Writes committed between two background checkpoints (~64 devices' result, logs, snapshot
+/// and credential statistics: about half of SQLite's 1,000-page automatic checkpoint).
+const CHECKPOINT_EVERY: usize = 256;
+
+/// WAL pages beyond which the writer checkpoints itself before its next batch (64 MB).
+const WAL_LIMIT_PAGES: i64 = 16_384;
+
+/// Checkpoints of the WAL on the pool's connections, so the writer does not copy pages into
+/// the database file itself.
+///
+/// SQLite checkpoints in the connection that commits once the WAL holds 1,000 pages: that was
+/// the writer, the one thread every write waits on, and copying the WAL back was a fifth of its
+/// time. The writer's connection has automatic checkpoints off; instead the writer starts a
+/// `PASSIVE` checkpoint on another connection (its own sqlx thread, so on the other core) every
+/// [`CHECKPOINT_EVERY`] writes, one at a time. A passive checkpoint never blocks the writer or
+/// readers. While writes keep coming the WAL cannot start over from its beginning (that needs
+/// every page copied back when a write begins), so once a checkpoint reports more than
+/// [`WAL_LIMIT_PAGES`] the writer runs one itself between two batches: it copies only what came
+/// since the last background one, and the WAL restarts.
+struct Checkpoints {
+    pool: sqlx::SqlitePool,
+    /// Writes committed since the last checkpoint was started.
+    since: usize,
+    /// Whether one is running.
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    /// WAL pages the last checkpoint reported.
+    wal_pages: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Checkpoints {
+    fn new(pool: sqlx::SqlitePool) -> Self {
+        Checkpoints {
+            pool,
+            since: 0,
+            busy: Arc::default(),
+            wal_pages: Arc::default(),
+        }
+    }
+
+    /// Counts `writes` committed writes and starts a checkpoint when they are due.
+    fn committed(&mut self, writes: usize) {
+        use std::sync::atomic::Ordering;
+        self.since += writes;
+        if self.since < CHECKPOINT_EVERY || self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.since = 0;
+        let (pool, busy, pages) = (self.pool.clone(), self.busy.clone(), self.wal_pages.clone());
+        tokio::spawn(async move {
+            // A failed checkpoint leaves the pages in the WAL for the next one.
+            match checkpoint(&pool).await {
+                Ok(n) => pages.store(n, Ordering::Release),
+                Err(e) => tracing::debug!(error = %e, "background WAL checkpoint failed"),
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+
+    /// Checkpoints on the writer's connection `own` when the WAL has grown past the limit.
+    async fn bound(&mut self, own: &sqlx::SqlitePool) {
+        use std::sync::atomic::Ordering;
+        if self.wal_pages.load(Ordering::Acquire) < WAL_LIMIT_PAGES {
+            return;
+        }
+        // While a background checkpoint runs this one fails at once (one checkpointer at a
+        // time); the next batch tries again.
+        match checkpoint(own).await {
+            // Every page is copied back: the next write starts the WAL over.
+            Ok(_) => self.wal_pages.store(0, Ordering::Release),
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// A passive checkpoint; the WAL's size in pages.
+async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<i64> {
+    // (busy, pages in the WAL, pages copied back)
+    let (_, pages, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(pages)
 }
 
 impl Writer {
@@ -277,6 +383,9 @@ impl Writer {
         }
         let err = tx.commit().await.map_err(db_err).err();
         self.last_batch = ran.len();
+        if let (None, Some(c)) = (&err, &mut self.checkpoints) {
+            c.committed(ran.len());
+        }
         for op in ran {
             op.answer(err.as_ref());
         }
@@ -347,7 +456,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        let gc = GroupCommit::new(pool.clone());
+        let gc = GroupCommit::new(pool.clone(), None);
         const INSERT: &str = "INSERT INTO t (k) VALUES ($1)";
         let held = pool.acquire().await.unwrap();
         let writes = async {
@@ -391,5 +500,68 @@ mod tests {
         // The writer goes on with later writes.
         let d = gc.write(|tx| Box::pin(exec_on(tx, INSERT, "d"))).await;
         assert_eq!(d.unwrap(), 1);
+    }
+
+    /// The writer's own connection never checkpoints on commit; the background checkpoints
+    /// copy the WAL back into the database file (without them the file would stay as it was
+    /// created, every page in the WAL) and keep the WAL from growing past the limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_checkpoints_copy_the_wal_back() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(connect.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let db_size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let created = db_size();
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.pragma("wal_autocheckpoint", "0"))
+            .await
+            .unwrap();
+        let gc = GroupCommit::new(pool.clone(), Some(writer));
+        // Each row ~4 KB: 2 × CHECKPOINT_EVERY writes of a page or more each.
+        let writes = (0..2 * CHECKPOINT_EVERY).map(|i| {
+            gc.write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                        .bind(format!("k{i}"))
+                        .bind("x".repeat(4000))
+                        .execute(&mut **tx)
+                        .await
+                        .map(|r| r.rows_affected())
+                        .map_err(db_err)
+                })
+            })
+        });
+        for r in futures::future::join_all(writes).await {
+            assert_eq!(r.unwrap(), 1);
+        }
+        // The checkpoint runs beside the writer: wait for it (bounded), then look at the file.
+        let mut waited = 0;
+        while db_size() < created + (CHECKPOINT_EVERY as u64) * 4000 && waited < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        assert!(
+            db_size() >= created + (CHECKPOINT_EVERY as u64) * 4000,
+            "database file {} bytes (created {created}): nothing was checkpointed",
+            db_size()
+        );
     }
 }

@@ -86,6 +86,8 @@ pub struct SqlStore<B> {
     cipher: Arc<dyn SecretCipher>,
     /// Credentials already reported as undecryptable (each is logged once, clones share it).
     unreadable_seen: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// Credential-use statistics waiting to be written together (see `credentials.rs`).
+    credential_uses: Arc<credentials::UseTallies>,
 }
 
 impl<B: std::fmt::Debug> std::fmt::Debug for SqlStore<B> {

@@ -240,6 +240,7 @@ impl PostgresStore {
             },
             cipher,
             unreadable_seen: Default::default(),
+            credential_uses: Default::default(),
         };
         if !options.migrate {
             return Ok(store);

@@ -95,9 +95,11 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    fn new(pool: sqlx::SqlitePool) -> Self {
+    /// `writer`: for a WAL file, the group committer's own connection (see `group_commit.rs`);
+    /// `None` writes on `pool` (an in-memory database, whose one connection is the database).
+    fn new(pool: sqlx::SqlitePool, writer: Option<sqlx::SqlitePool>) -> Self {
         SqliteBackend {
-            writes: GroupCommit::new(pool.clone()),
+            writes: GroupCommit::new(pool.clone(), writer),
             pool,
         }
     }
@@ -231,18 +233,34 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // Statement journals (a statement's undo inside a batch transaction) stay in
+            // memory instead of spilling to temporary files past 64 KB.
+            .pragma("temp_store", "memory")
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.busy_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| db_err(e).context(format!("opening {}", path.display())))?;
+        // The group committer's connection: one, kept open (its page cache stays warm across
+        // batches), and it never checkpoints on commit (the committer starts checkpoints on the
+        // pool instead).
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(options.busy_timeout)
+            .connect_with(connect.pragma("wal_autocheckpoint", "0"))
             .await
             .map_err(|e| db_err(e).context(format!("opening {}", path.display())))?;
         let store = SqlStore {
-            db: SqliteBackend::new(pool),
+            db: SqliteBackend::new(pool, Some(writer)),
             cipher,
             unreadable_seen: Default::default(),
+            credential_uses: Default::default(),
         };
         if options.migrate {
             store.migrate().await?;
@@ -266,9 +284,10 @@ impl SqliteStore {
             .await
             .map_err(db_err)?;
         let store = SqlStore {
-            db: SqliteBackend::new(pool),
+            db: SqliteBackend::new(pool, None),
             cipher,
             unreadable_seen: Default::default(),
+            credential_uses: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -295,6 +314,7 @@ impl SqliteStore {
 
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
+        self.db.writes.close().await;
         self.db.pool.close().await;
     }
 }
