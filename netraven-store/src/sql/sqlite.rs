@@ -189,7 +189,8 @@ impl Dialect for SqliteBackend {
 /// Tuning for [`SqliteStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// Pooled connections (readers run in parallel under WAL; writers take turns).
+    /// Pooled connections (readers run in parallel under WAL; writers take turns). The group
+    /// committer of the engine's per-device writes has one more connection of its own.
     pub max_connections: u32,
     /// How long a writer waits for the write lock before failing with `Unavailable`.
     pub busy_timeout: Duration,
