@@ -467,6 +467,9 @@ struct Leader {
 impl Leader {
     fn answer(&mut self, out: &Result<()>) {
         self.answered = true;
+        // The write may have failed before it took the tally (no connection): close it, or
+        // later callers would join a tally nobody writes or answers any more.
+        self.tallies.take(self.id, &self.tally);
         self.tally.answer(out);
     }
 }
@@ -531,6 +534,30 @@ mod tests {
         tally.answer(&Err(Error::not_found("credential 7")));
         assert_eq!(a.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(b.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    /// A write that fails before it runs (the database refuses connections) never takes its
+    /// tally: answering closes it, so the next caller leads a write of its own instead of
+    /// waiting for one that will not come.
+    #[tokio::test]
+    async fn a_leader_whose_write_never_ran_closes_its_tally() {
+        let tallies = Arc::new(UseTallies::default());
+        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(follower) = tallies.join(7, true, at(6)) else {
+            panic!("a second caller follows");
+        };
+        let mut leader = Leader {
+            tallies: tallies.clone(),
+            id: 7,
+            tally,
+            answered: false,
+        };
+        leader.answer(&Err(Error::unavailable("no connection")));
+        let e = follower.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(matches!(tallies.join(7, true, at(7)), Joined::Leader(_)));
     }
 
     #[tokio::test]
