@@ -237,8 +237,9 @@ struct Writer {
 /// and credential statistics: about half of SQLite's 1,000-page automatic checkpoint).
 const CHECKPOINT_EVERY: usize = 256;
 
-/// WAL pages beyond which the writer checkpoints itself before its next batch (64 MB).
-const WAL_LIMIT_PAGES: i64 = 16_384;
+/// WAL pages beyond which the writer checkpoints itself before its next batch (16 MB): a
+/// longer WAL makes every reader look further for its pages.
+const WAL_LIMIT_PAGES: i64 = 4_096;
 
 /// Checkpoints of the WAL on the pool's connections, so the writer does not copy pages into
 /// the database file itself.
