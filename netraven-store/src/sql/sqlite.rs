@@ -234,9 +234,6 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // Statement journals (a statement's undo inside a batch transaction) stay in
-            // memory instead of spilling to temporary files past 64 KB.
-            .pragma("temp_store", "memory")
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
