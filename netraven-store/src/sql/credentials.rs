@@ -1,9 +1,9 @@
 //! Credentials: secrets sealed with the store's cipher, the row identity as associated data.
 
-use crate::sql::SqlStore;
 use crate::sql::dialect::{Dialect, SqlRow};
 use crate::sql::query::{Sql, Where, or_now};
 use crate::sql::tags::{Tagged, load_tags, set_tags};
+use crate::sql::{SqlStore, copy_err};
 use chrono::{DateTime, Utc};
 use netraven_core::cipher::SecretCipher;
 use netraven_core::error::{Error, ErrorKind, Result};
@@ -327,24 +327,16 @@ impl<D: Dialect> CredentialStore for SqlStore<D> {
         success: bool,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let tally = match self.credential_uses.join(id, success, at) {
+        let mut leader = match UseTallies::join(&self.credential_uses, id, success, at) {
             Joined::Follower(answer) => {
                 // The leader always answers (its drop guard too); a lost sender is a bug.
                 return answer
                     .await
                     .unwrap_or_else(|_| Err(Error::internal("credential statistics answer lost")));
             }
-            Joined::Leader(tally) => tally,
+            Joined::Leader(leader) => leader,
         };
-        // Answers the followers even if this future is dropped half-way.
-        let mut leader = Leader {
-            tallies: self.credential_uses.clone(),
-            id,
-            tally: tally.clone(),
-            answered: false,
-        };
-        let uses = self.credential_uses.clone();
-        let taken = tally.clone();
+        let (uses, taken) = (self.credential_uses.clone(), leader.tally.clone());
         let n = self
             .db
             .write(move |tx| {
@@ -407,8 +399,8 @@ struct Sums {
 
 /// How a caller joined a tally.
 enum Joined {
-    /// It writes the tally.
-    Leader(Arc<Tally>),
+    /// It writes the tally (and answers the others).
+    Leader(Leader),
     /// It waits for the leader's outcome.
     Follower(oneshot::Receiver<Result<()>>),
 }
@@ -419,9 +411,9 @@ impl UseTallies {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn join(&self, id: CredentialId, success: bool, at: DateTime<Utc>) -> Joined {
+    fn join(tallies: &Arc<Self>, id: CredentialId, success: bool, at: DateTime<Utc>) -> Joined {
         let (s, f) = (i64::from(success), i64::from(!success));
-        let mut open = self.lock();
+        let mut open = tallies.lock();
         if let Some(t) = open.get(&id) {
             let mut inner = t.lock();
             inner.sums.success += s;
@@ -442,7 +434,12 @@ impl UseTallies {
             }),
         });
         open.insert(id, t.clone());
-        Joined::Leader(t)
+        Joined::Leader(Leader {
+            tallies: tallies.clone(),
+            id,
+            tally: t,
+            answered: false,
+        })
     }
 
     /// Closes `tally` to newcomers (if it is still open) and returns its sums.
@@ -478,8 +475,7 @@ impl Drop for Leader {
     fn drop(&mut self) {
         if !self.answered {
             // Nobody may join a tally whose outcome nobody will report.
-            self.tallies.take(self.id, &self.tally);
-            self.tally.answer(&Err(Error::unavailable(
+            self.answer(&Err(Error::unavailable(
                 "the credential statistics write was abandoned; its outcome is unknown",
             )));
         }
@@ -494,12 +490,8 @@ impl Tally {
     /// Gives every follower the leader's outcome.
     fn answer(&self, out: &Result<()>) {
         for f in self.lock().followers.drain(..) {
-            let copy = match out {
-                Ok(()) => Ok(()),
-                Err(e) => Err(Error::new(e.kind(), e.message())),
-            };
             // A follower that went away no longer needs it.
-            let _ = f.send(copy);
+            let _ = f.send(out.as_ref().copied().map_err(copy_err));
         }
     }
 }
@@ -512,26 +504,39 @@ mod tests {
         DateTime::from_timestamp(s, 0).unwrap_or_default()
     }
 
+    /// A leader for credential 7 and one follower of it.
+    fn leader_and_follower(tallies: &Arc<UseTallies>) -> (Leader, oneshot::Receiver<Result<()>>) {
+        let Joined::Leader(leader) = UseTallies::join(tallies, 7, true, at(5)) else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(follower) = UseTallies::join(tallies, 7, false, at(9)) else {
+            panic!("a second caller follows");
+        };
+        (leader, follower)
+    }
+
+    fn leads(tallies: &Arc<UseTallies>, id: CredentialId) -> bool {
+        matches!(
+            UseTallies::join(tallies, id, true, at(10)),
+            Joined::Leader(_)
+        )
+    }
+
     #[tokio::test]
     async fn followers_share_the_leaders_tally_and_outcome() {
         let tallies = Arc::new(UseTallies::default());
-        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
-            panic!("the first caller leads");
-        };
-        let Joined::Follower(a) = tallies.join(7, false, at(9)) else {
-            panic!("a second caller follows");
-        };
-        let Joined::Follower(b) = tallies.join(7, true, at(3)) else {
+        let (mut leader, a) = leader_and_follower(&tallies);
+        let Joined::Follower(b) = UseTallies::join(&tallies, 7, true, at(3)) else {
             panic!("a third caller follows");
         };
         // Another credential has a tally of its own.
-        assert!(matches!(tallies.join(8, true, at(1)), Joined::Leader(_)));
-        let sums = tallies.take(7, &tally);
+        assert!(leads(&tallies, 8));
+        let sums = tallies.take(7, &leader.tally);
         assert_eq!((sums.success, sums.failure, sums.last), (2, 1, at(9)));
         // Once taken, newcomers start the next tally; the taken one's sums no longer move.
-        assert!(matches!(tallies.join(7, true, at(10)), Joined::Leader(_)));
-        assert_eq!(tallies.take(7, &tally).success, 2);
-        tally.answer(&Err(Error::not_found("credential 7")));
+        assert!(leads(&tallies, 7));
+        assert_eq!(tallies.take(7, &leader.tally).success, 2);
+        leader.answer(&Err(Error::not_found("credential 7")));
         assert_eq!(a.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(b.await.unwrap().unwrap_err().kind(), ErrorKind::NotFound);
     }
@@ -542,42 +547,21 @@ mod tests {
     #[tokio::test]
     async fn a_leader_whose_write_never_ran_closes_its_tally() {
         let tallies = Arc::new(UseTallies::default());
-        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
-            panic!("the first caller leads");
-        };
-        let Joined::Follower(follower) = tallies.join(7, true, at(6)) else {
-            panic!("a second caller follows");
-        };
-        let mut leader = Leader {
-            tallies: tallies.clone(),
-            id: 7,
-            tally,
-            answered: false,
-        };
+        let (mut leader, follower) = leader_and_follower(&tallies);
         leader.answer(&Err(Error::unavailable("no connection")));
         let e = follower.await.unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert!(matches!(tallies.join(7, true, at(7)), Joined::Leader(_)));
+        assert!(leads(&tallies, 7));
     }
 
     #[tokio::test]
     async fn a_dropped_leader_answers_its_followers_and_closes_its_tally() {
         let tallies = Arc::new(UseTallies::default());
-        let Joined::Leader(tally) = tallies.join(7, true, at(5)) else {
-            panic!("the first caller leads");
-        };
-        let Joined::Follower(follower) = tallies.join(7, true, at(6)) else {
-            panic!("a second caller follows");
-        };
-        drop(Leader {
-            tallies: tallies.clone(),
-            id: 7,
-            tally,
-            answered: false,
-        });
+        let (leader, follower) = leader_and_follower(&tallies);
+        drop(leader);
         let e = follower.await.unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         // Nobody waits on the abandoned tally: the next caller leads a new one.
-        assert!(matches!(tallies.join(7, true, at(7)), Joined::Leader(_)));
+        assert!(leads(&tallies, 7));
     }
 }

@@ -20,8 +20,8 @@
 //! write hold, including the unique constraints (a duplicate result in the same batch sees the
 //! first one's row and is reported as not inserted).
 
-use crate::sql::db_err;
 use crate::sql::dialect::TxFuture;
+use crate::sql::{copy_err, db_err};
 use futures::FutureExt;
 use netraven_core::error::{Error, Result};
 use std::collections::VecDeque;
@@ -92,12 +92,6 @@ where
         // A caller that went away no longer needs its answer.
         let _ = self.reply.send(out);
     }
-}
-
-/// The same error for another caller (errors are not `Clone`; kind and message are what a
-/// caller acts on).
-fn copy_err(e: &Error) -> Error {
-    Error::new(e.kind(), e.message())
 }
 
 /// The queue into the writer task, started on first use on a thread of its own (and again if

@@ -186,6 +186,17 @@ impl Dialect for SqliteBackend {
     }
 }
 
+/// A pool of one connection that stays open as long as the pool (an in-memory database lives
+/// in it; the group committer keeps its page cache).
+fn one_kept_connection(acquire_timeout: Duration) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(acquire_timeout)
+}
+
 /// Tuning for [`SqliteStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -245,12 +256,7 @@ impl SqliteStore {
         // The group committer's connection: one, kept open (its page cache stays warm across
         // batches), and it never checkpoints on commit (the committer starts checkpoints on the
         // pool instead).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(options.busy_timeout)
+        let writer = one_kept_connection(options.busy_timeout)
             .connect_with(connect.pragma("wal_autocheckpoint", "0"))
             .await
             .map_err(|e| db_err(e).context(format!("opening {}", path.display())))?;
@@ -272,12 +278,7 @@ impl SqliteStore {
         let connect = SqliteConnectOptions::new()
             .in_memory(true)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(Duration::from_secs(60))
+        let pool = one_kept_connection(Duration::from_secs(60))
             .connect_with(connect)
             .await
             .map_err(db_err)?;
