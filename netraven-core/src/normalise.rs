@@ -50,59 +50,44 @@ impl SecretRule {
         let Some(template) = &self.template else {
             return by_regex();
         };
-        if self.group_before_tail {
-            return self.replace_found(text, template);
-        }
         // `replace_all` builds a `Captures` and parses the replacement for every match; this
-        // reads the groups into one set of locations (about half the time per redacted line).
-        let mut locs = self.pattern.capture_locations();
+        // reads the groups into one set of locations (about half the time per redacted line),
+        // or, for a rule whose group 1 is read off the match, only finds the match (one DFA
+        // search, no capture engine).
+        let mut locs = (!self.group_before_tail).then(|| self.pattern.capture_locations());
         let mut out: Option<String> = None;
-        let (mut last, mut at) = (0, 0);
-        while let Some(m) = self.pattern.captures_read_at(&mut locs, text, at) {
+        let mut last = 0;
+        loop {
+            let m = match &mut locs {
+                Some(locs) => self.pattern.captures_read_at(locs, text, last),
+                None => self.pattern.find_at(text, last),
+            };
+            let Some(m) = m else { break };
             if m.start() == m.end() {
                 // Empty matches follow `replace_all`'s own rules.
                 return by_regex();
             }
+            let span = |g: usize| match &locs {
+                Some(locs) => locs.get(g),
+                None => match g {
+                    0 => Some((m.start(), m.end())),
+                    1 => Some((m.start(), m.start() + tail::group_end(m.as_str()))),
+                    // The pattern has no other group.
+                    _ => None,
+                },
+            };
             let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
             o.push_str(&text[last..m.start()]);
             for piece in &template.0 {
                 match piece {
                     Piece::Text(t) => o.push_str(t),
                     Piece::Group(g) => {
-                        if let Some((s, e)) = locs.get(*g) {
+                        if let Some((s, e)) = span(*g) {
                             o.push_str(&text[s..e]);
                         }
                     }
                 }
             }
-            (last, at) = (m.end(), m.end());
-        }
-        let mut o = out?;
-        o.push_str(&text[last..]);
-        Some(o)
-    }
-}
-
-impl SecretRule {
-    /// [`SecretRule::replace`] for a rule whose group 1 is read off each match: a DFA search per
-    /// match, no capture engine.
-    fn replace_found(&self, text: &str, template: &Template) -> Option<String> {
-        let mut out: Option<String> = None;
-        let mut last = 0;
-        while let Some(m) = self.pattern.find_at(text, last) {
-            let o = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
-            o.push_str(&text[last..m.start()]);
-            let group = m.start()..m.start() + tail::group_end(m.as_str());
-            for piece in &template.0 {
-                match piece {
-                    Piece::Text(t) => o.push_str(t),
-                    Piece::Group(0) => o.push_str(m.as_str()),
-                    Piece::Group(1) => o.push_str(&text[group.clone()]),
-                    // The pattern has no other group: it expands to nothing, as in `replace_all`.
-                    Piece::Group(_) => {}
-                }
-            }
-            // Matches are never empty here (`\S+`), so the next search starts past this one.
             last = m.end();
         }
         let mut o = out?;

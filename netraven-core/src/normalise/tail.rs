@@ -8,14 +8,16 @@
 //! engine that would run after it on every redacted line is not needed.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
+use std::sync::LazyLock;
+
+/// `\S` as the parser gives it, to compare a pattern's tail with (parsed once).
+static NOT_SPACE: LazyLock<Option<Hir>> =
+    LazyLock::new(|| regex_syntax::Parser::new().parse(r"\S").ok());
 
 /// Whether `pattern` has the shape above (parsed with the same defaults as
 /// [`regex::Regex::new`]); `false` whenever it cannot tell.
 pub(super) fn group_before_tail(pattern: &str) -> bool {
     let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
-        return false;
-    };
-    let Ok(not_space) = regex_syntax::Parser::new().parse(r"\S") else {
         return false;
     };
     if hir.properties().explicit_captures_len() != 1 {
@@ -33,7 +35,9 @@ pub(super) fn group_before_tail(pattern: &str) -> bool {
         _ => return false,
     };
     let tail_is_not_space_run = subs.get(at + 1).is_some_and(|h| match h.kind() {
-        HirKind::Repetition(r) => r.min == 1 && r.max.is_none() && r.greedy && *r.sub == not_space,
+        HirKind::Repetition(r) => {
+            r.min == 1 && r.max.is_none() && r.greedy && Some(&*r.sub) == NOT_SPACE.as_ref()
+        }
         _ => false,
     });
     let (can_be_empty, ends_with_space) = ending(group);

@@ -106,14 +106,14 @@ pub const MIGRATIONS_TABLE: &str = "netraven_migrations";
 /// Rows deleted per statement when a caller passes a batch size of 0 to `prune_logs`.
 const DEFAULT_PRUNE_BATCH: u32 = 10_000;
 
-/// Maps a sqlx error to a NetRaven error: unique violations are Conflict, missing rows NotFound,
-/// connection trouble Unavailable, everything else Internal.
 /// The same error for another caller waiting on one shared write (errors are not `Clone`;
 /// kind and message are what a caller acts on).
 pub(crate) fn copy_err(e: &Error) -> Error {
     Error::new(e.kind(), e.message())
 }
 
+/// Maps a sqlx error to a NetRaven error: unique violations are Conflict, missing rows NotFound,
+/// connection trouble Unavailable, everything else Internal.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     let err = match &e {
         sqlx::Error::RowNotFound => Error::not_found("row not found"),
